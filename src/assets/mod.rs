@@ -1,0 +1,21 @@
+//! NOODLES2 assets (buffers, images, meshes, materials, ...) and their Bevy counterparts.
+
+use bevy::prelude::*;
+
+use crate::codec::{AnAsset, ContentModifyAsset};
+
+/// Asset messages received on Downstream links, waiting to be turned into Bevy assets.
+#[derive(Resource, Debug, Default)]
+pub struct IncomingAssets {
+    pub modified: Vec<(Entity, ContentModifyAsset)>,
+    pub deleted: Vec<(Entity, AnAsset)>,
+}
+
+impl IncomingAssets {
+    pub fn push(&mut self, link: Entity, m: ContentModifyAsset) {
+        self.modified.push((link, m));
+    }
+    pub fn delete(&mut self, link: Entity, a: AnAsset) {
+        self.deleted.push((link, a));
+    }
+}

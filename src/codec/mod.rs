@@ -1,0 +1,28 @@
+//! The NOODLES2 codec, generated at build time from the Jaw schemas in `jaw/`.
+//!
+//! Every type of the protocol and of the Core extension is here under its Jaw name
+//! (`Transaction`, `ContentModifyComponents`, `TransformComponent`, ...), with strict decoding
+//! ([`Wire::decode`]), encoding ([`Wire::encode`]) and an id visitor ([`VisitIds`]).
+//!
+//! - `pack`s are `#[repr(C, packed)]` structs of explicit little-endian fields that derive
+//!   zerocopy's traits, so runs of them can be viewed in place (see [`keyed_slice`]).
+//! - `seq`s are structs, `variant`s enums with one tuple option per discriminant, `enum`s Rust
+//!   enums (unknown values become the `>` default or an error), `bits` newtypes with accessors,
+//!   `dyn_array`s newtypes over `Vec`, `String` (arrays marked UTF-8 in `jaw/`) or `Bytes`.
+//! - Decoding never panics: every read is bounds-checked, array counts are checked against the
+//!   bytes left before anything is allocated, nesting is bounded by [`rt::MAX_DEPTH`], and errors
+//!   say where they happened.
+
+#![allow(
+    clippy::all,
+    non_camel_case_types,
+    non_snake_case,
+    missing_docs,
+    reason = "generated code keeps the schema's names"
+)]
+
+pub mod rt;
+
+include!(concat!(env!("OUT_DIR"), "/codec/mod.rs"));
+
+pub use rt::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, VisitIds, Wire, WireEnum};

@@ -1,0 +1,224 @@
+//! Downstream: apply incoming transactions, in order and whole, to native Bevy components.
+
+use bevy::prelude::*;
+
+use super::registry::ComponentRegistry;
+use super::upstream::MirrorStats;
+use super::{EntityIndex, MirrorConfig, Mirrored, NoodlesId};
+use crate::codec::{ContentMessage, DecodeError, MainSequenceMessage, Transaction};
+use crate::link::Role;
+use crate::net::{LinkClosed, LinkInbox, NoodlesLink};
+
+/// What happens to a link's mirrored entities when the link closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkClosedPolicy {
+    /// Despawn them (default).
+    #[default]
+    Despawn,
+    /// Keep them as they are (they stay [`Mirrored`], frozen).
+    Keep,
+}
+
+/// Why a transaction (or a component in it) could not be applied. The link that sent it is closed
+/// with this as the reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MirrorError {
+    #[error("component {component} (pair {index}): {error}")]
+    Decode { component: &'static str, index: usize, error: DecodeError },
+    #[error("component type ({0}, {1}) belongs to extension {0}, which this link did not negotiate")]
+    NotNegotiatedComponent(u16, u16),
+    #[error("asset type ({0}, {1}) belongs to extension {0}, which this link did not negotiate")]
+    NotNegotiatedAsset(u16, u16),
+    #[error("patch-local id {0:#x} (bit 63 set) in an authoritative transaction")]
+    PatchLocalInTransaction(u64),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Messages for other layers (proposal replies, RPC) that arrived on Downstream links, in order.
+#[derive(Resource, Debug, Default)]
+pub struct DownstreamInbox {
+    pub messages: Vec<(Entity, MainSequenceMessage)>,
+}
+
+/// Validate a whole transaction before any of it is applied.
+fn validate(tx: &Transaction, registry: &ComponentRegistry, link: &NoodlesLink) -> Result<(), MirrorError> {
+    for c in tx.content.iter() {
+        match c {
+            ContentMessage::ContentCreateEntities(m) => check_ids(m.list.iter().map(|e| e.id.get()))?,
+            ContentMessage::ContentDeleteEntities(m) => check_ids(m.list.iter().map(|e| e.id.get()))?,
+            ContentMessage::ContentModifyComponents(m) => {
+                let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
+                if !link.has_extension(ext) {
+                    return Err(MirrorError::NotNegotiatedComponent(ext, id));
+                }
+                if let Some(rule) = registry.get(ext, id) {
+                    (rule.validate)(&m.content.0).map_err(|error| MirrorError::Decode { component: rule.name, index: 0, error })?;
+                }
+            }
+            ContentMessage::ContentDeleteComponents(m) => {
+                let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
+                if !link.has_extension(ext) {
+                    return Err(MirrorError::NotNegotiatedComponent(ext, id));
+                }
+                check_ids(m.list.iter().map(|e| e.id.get()))?;
+            }
+            ContentMessage::ContentModifyAsset(m) => {
+                let ext = m.an_asset.asset_type.extension.id.get();
+                if !link.has_extension(ext) {
+                    return Err(MirrorError::NotNegotiatedAsset(ext, m.an_asset.asset_type.identifier.get()));
+                }
+            }
+            ContentMessage::ContentDeleteAsset(m) => {
+                let ext = m.an_asset.asset_type.extension.id.get();
+                if !link.has_extension(ext) {
+                    return Err(MirrorError::NotNegotiatedAsset(ext, m.an_asset.asset_type.identifier.get()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_ids(ids: impl Iterator<Item = u64>) -> Result<(), MirrorError> {
+    for id in ids {
+        if id & super::PATCH_LOCAL_BIT != 0 {
+            return Err(MirrorError::PatchLocalInTransaction(id));
+        }
+    }
+    Ok(())
+}
+
+fn resolve(world: &mut World, link: Entity, id: u64) -> Entity {
+    if let Some(e) = world.resource::<EntityIndex>().remote_entity(link, id) {
+        if world.get_entity(e).is_ok() {
+            return e;
+        }
+    }
+    let e = world.spawn((NoodlesId(id), Mirrored { link })).id();
+    world.resource_mut::<EntityIndex>().remote.entry(link).or_default().insert(id, e);
+    e
+}
+
+fn despawn_mirrored(world: &mut World, link: Entity, id: u64) {
+    let Some(e) = world.resource_mut::<EntityIndex>().remote.get_mut(&link).and_then(|m| m.remove(&id)) else { return };
+    detach_and_despawn(world, e);
+}
+
+/// Despawn without taking children along: Bevy despawns `Children` recursively, but a mirrored
+/// child may outlive its parent (the Upstream deletes entities one by one).
+fn detach_and_despawn(world: &mut World, e: Entity) {
+    let children: Vec<Entity> = world.get::<Children>(e).map(|c| c.iter().collect()).unwrap_or_default();
+    for c in children {
+        if let Ok(mut cm) = world.get_entity_mut(c) {
+            cm.remove::<ChildOf>();
+        }
+    }
+    if let Ok(em) = world.get_entity_mut(e) {
+        em.despawn();
+    }
+}
+
+/// Apply one validated transaction to the world.
+fn apply(world: &mut World, link: Entity, tx: Transaction, registry: &ComponentRegistry) -> Result<(), MirrorError> {
+    let mut resolver = |w: &mut World, id: u64| resolve(w, link, id);
+    for c in tx.content.0 {
+        match c {
+            ContentMessage::ContentCreateEntities(m) => {
+                for id in m.list.iter() {
+                    resolve(world, link, id.id.get());
+                }
+            }
+            ContentMessage::ContentDeleteEntities(m) => {
+                for id in m.list.iter() {
+                    despawn_mirrored(world, link, id.id.get());
+                }
+            }
+            ContentMessage::ContentModifyComponents(m) => {
+                let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
+                match registry.get(ext, id) {
+                    Some(rule) => (rule.apply)(world, &mut resolver, &m.content.0)?,
+                    None => debug!("ignoring component type ({ext}, {id}): not mirrored by this app"),
+                }
+            }
+            ContentMessage::ContentDeleteComponents(m) => {
+                let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
+                if let Some(rule) = registry.get(ext, id) {
+                    for eid in m.list.iter() {
+                        if let Some(e) = world.resource::<EntityIndex>().remote_entity(link, eid.id.get()) {
+                            (rule.remove)(world, e);
+                        }
+                    }
+                }
+            }
+            ContentMessage::ContentModifyAsset(m) => {
+                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>() {
+                    assets.push(link, m);
+                }
+            }
+            ContentMessage::ContentDeleteAsset(m) => {
+                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>() {
+                    assets.delete(link, m.an_asset);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Drain every Downstream link's inbox: transactions are validated whole, then applied in order.
+pub(crate) fn apply_incoming(world: &mut World) {
+    let registry = world.resource::<ComponentRegistry>().clone();
+    let mut links = world.query::<(Entity, &NoodlesLink, &mut LinkInbox)>();
+    let mut work: Vec<(Entity, Vec<MainSequenceMessage>, Vec<u16>)> = Vec::new();
+    for (e, l, mut inbox) in links.iter_mut(world) {
+        if inbox.messages.is_empty() {
+            continue;
+        }
+        work.push((e, inbox.messages.drain(..).collect(), l.extensions.clone()));
+    }
+    let mut applied = 0u64;
+    for (link, messages, _) in work {
+        for msg in messages {
+            let role = world.get::<NoodlesLink>(link).and_then(|l| l.role);
+            match msg {
+                MainSequenceMessage::Transaction(tx) if role == Some(Role::Downstream) => {
+                    let Some(l) = world.get::<NoodlesLink>(link) else { break };
+                    let checked = validate(&tx, &registry, l).and_then(|_| apply(world, link, tx, &registry));
+                    match checked {
+                        Ok(()) => applied += 1,
+                        Err(e) => {
+                            warn!("closing link: bad transaction: {e}");
+                            if let Some(l) = world.get::<NoodlesLink>(link) {
+                                l.close(format!("bad transaction: {e}"));
+                            }
+                            break;
+                        }
+                    }
+                }
+                other => world.get_resource_or_init::<DownstreamInbox>().messages.push((link, other)),
+            }
+        }
+    }
+    world.resource_mut::<MirrorStats>().transactions_applied += applied;
+}
+
+/// When a Downstream link closes, despawn (or keep) what it mirrored.
+pub(crate) fn despawn_closed_links(
+    mut closed: MessageReader<LinkClosed>,
+    mut index: ResMut<EntityIndex>,
+    config: Res<MirrorConfig>,
+    mut commands: Commands,
+) {
+    for c in closed.read() {
+        let Some(map) = index.remote.remove(&c.link) else { continue };
+        if config.on_link_closed == LinkClosedPolicy::Despawn {
+            let entities: Vec<Entity> = map.into_values().collect();
+            commands.queue(move |world: &mut World| {
+                for e in entities {
+                    detach_and_despawn(world, e);
+                }
+            });
+        }
+    }
+}

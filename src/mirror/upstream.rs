@@ -1,0 +1,370 @@
+//! Upstream: gather changes of shared entities, encode them once, send them to every Downstream.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bytes::Bytes;
+
+use super::registry::{EntityIds, MirrorComponent};
+use super::{EntityIndex, MirrorConfig, NoodlesId, Shared};
+use crate::codec::{
+    ComponentTypeID, ContentArray, ContentCreateEntities, ContentDeleteComponents, ContentDeleteEntities, ContentMessage,
+    ContentModifyComponents, EntityID, EntityList, MainSequenceMessage, Transaction, Wire,
+};
+use crate::link::Role;
+use crate::net::{LinkClosed, LinkOpened, NoodlesLink};
+
+/// Pairs of one component type gathered this tick, cut into chunks of bounded size.
+#[derive(Debug, Default)]
+pub struct Chunks {
+    pub chunks: Vec<(Vec<u8>, u32)>,
+}
+
+impl Chunks {
+    fn clear(&mut self) {
+        self.chunks.clear();
+    }
+
+    fn push_pair<W: Wire>(&mut self, id: u64, w: &W, limit: usize) {
+        match self.chunks.last_mut() {
+            Some((b, _)) if b.len() < limit => {}
+            _ => self.chunks.push((Vec::with_capacity(limit.min(1 << 16)), 0)),
+        }
+        if let Some((buf, n)) = self.chunks.last_mut() {
+            buf.extend_from_slice(&id.to_le_bytes());
+            // Generated encoders only fail on over-long arrays; such a component is skipped.
+            let before = buf.len();
+            if w.write(buf).is_err() {
+                buf.truncate(before - 8);
+                warn!("a component of entity {id} cannot be encoded (an array is too long for its count type); skipped");
+                return;
+            }
+            *n += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.iter().all(|(_, n)| *n == 0)
+    }
+}
+
+/// Per component type: what changed this tick, and the full state for new links.
+#[derive(Debug, Default)]
+pub struct TypeOutgoing {
+    pub delta: Chunks,
+    pub snapshot: Chunks,
+    /// Entities that lost the component (and still exist).
+    pub removed: Vec<u64>,
+}
+
+/// What the Upstream sends this tick. Filled by the per-type collectors, drained by the sender.
+#[derive(Resource, Debug, Default)]
+pub struct Outgoing {
+    /// Registration order of component types.
+    pub order: Vec<(u16, u16)>,
+    pub types: HashMap<(u16, u16), TypeOutgoing>,
+    /// Entities that became shared since the last send.
+    pub created: Vec<u64>,
+    /// Entities that stopped being shared (unshared or despawned) since the last send.
+    pub deleted: Vec<u64>,
+    /// Links that have the world and get deltas.
+    pub synced: HashSet<Entity>,
+    /// Links that need the full world this tick.
+    pub joining: Vec<Entity>,
+    /// Is this a send tick?
+    pub active: bool,
+    last_send: Option<Duration>,
+}
+
+impl Outgoing {
+    pub(crate) fn register(&mut self, key: (u16, u16)) {
+        if !self.types.contains_key(&key) {
+            self.order.push(key);
+            self.types.insert(key, TypeOutgoing::default());
+        }
+    }
+}
+
+/// What the last send cost and carried (for overlays, logs and benchmarks).
+#[derive(Resource, Debug, Default, Clone)]
+pub struct MirrorStats {
+    /// Bytes of the delta transactions sent in the last send tick (encoded once, per extension set).
+    pub last_delta_bytes: usize,
+    /// Component pairs in the last delta.
+    pub last_delta_pairs: usize,
+    /// Transactions sent in total.
+    pub transactions_sent: u64,
+    /// Transactions applied in total (Downstream).
+    pub transactions_applied: u64,
+}
+
+/// A new shared entity gets its canonical id.
+pub(crate) fn on_share(add: On<Add, Shared>, mut index: ResMut<EntityIndex>, mut out: ResMut<Outgoing>, mut commands: Commands) {
+    let id = index.allocate();
+    index.local.insert(id, add.entity);
+    out.created.push(id);
+    commands.entity(add.entity).insert(NoodlesId(id));
+}
+
+/// An entity stops being shared (marker removed or entity despawned).
+pub(crate) fn on_unshare(remove: On<Remove, Shared>, ids: Query<&NoodlesId>, mut index: ResMut<EntityIndex>, mut out: ResMut<Outgoing>, mut commands: Commands) {
+    if let Ok(id) = ids.get(remove.entity) {
+        index.local.remove(&id.0);
+        out.deleted.push(id.0);
+        if let Ok(mut e) = commands.get_entity(remove.entity) {
+            e.try_remove::<NoodlesId>();
+        }
+    }
+}
+
+/// Decide whether this frame is a send tick, and which links join.
+pub(crate) fn track_links(
+    time: Res<Time<Real>>,
+    config: Res<MirrorConfig>,
+    mut out: ResMut<Outgoing>,
+    mut opened: MessageReader<LinkOpened>,
+    mut closed: MessageReader<LinkClosed>,
+) {
+    for o in opened.read() {
+        if o.role == Role::Upstream {
+            out.joining.push(o.link);
+        }
+    }
+    for c in closed.read() {
+        out.synced.remove(&c.link);
+        out.joining.retain(|l| *l != c.link);
+    }
+    let now = time.elapsed();
+    out.active = match (config.send_interval, out.last_send) {
+        (None, _) | (_, None) => true,
+        (Some(i), Some(last)) => now.saturating_sub(last) >= i,
+    };
+    if out.active {
+        out.last_send = Some(now);
+    }
+}
+
+/// Ordering point: every collector runs before it.
+pub(crate) fn collect_phase_marker() {}
+
+/// Gather changed (and, for joining links, all) components of type `T` on shared entities.
+#[expect(clippy::type_complexity, reason = "change-detection filters")]
+pub(crate) fn collect_changes<T: MirrorComponent>(
+    changed: Query<(&NoodlesId, &T), (With<Shared>, Or<(Changed<T>, Added<NoodlesId>)>)>,
+    all: Query<(&NoodlesId, &T), With<Shared>>,
+    ids: Query<&NoodlesId>,
+    config: Res<MirrorConfig>,
+    mut out: ResMut<Outgoing>,
+) {
+    if !out.active {
+        return;
+    }
+    let limit = config.max_transaction_bytes.max(64);
+    let key = (T::EXTENSION, T::IDENTIFIER);
+    let want_delta = !out.synced.is_empty();
+    let want_snapshot = !out.joining.is_empty();
+    let Some(t) = out.types.get_mut(&key) else { return };
+    let lookup: &dyn EntityIds = &ids;
+    if want_delta {
+        for (id, c) in &changed {
+            if let Some(w) = c.to_wire(lookup) {
+                t.delta.push_pair(id.0, &w, limit);
+            }
+        }
+    }
+    if want_snapshot {
+        for (id, c) in &all {
+            if let Some(w) = c.to_wire(lookup) {
+                t.snapshot.push_pair(id.0, &w, limit);
+            }
+        }
+    }
+}
+
+/// Record entities that lost component `T` (every frame, so nothing is missed between send ticks).
+pub(crate) fn collect_removals<T: MirrorComponent>(
+    mut removed: RemovedComponents<T>,
+    still: Query<(&NoodlesId, Has<T>), With<Shared>>,
+    mut out: ResMut<Outgoing>,
+) {
+    let key = (T::EXTENSION, T::IDENTIFIER);
+    for e in removed.read() {
+        if let Ok((id, has)) = still.get(e) {
+            if !has {
+                if let Some(t) = out.types.get_mut(&key) {
+                    t.removed.push(id.0);
+                }
+            }
+        }
+    }
+}
+
+fn entity_list(ids: &[u64]) -> EntityList {
+    EntityList(ids.iter().map(|&i| EntityID::new(i)).collect())
+}
+
+/// Build transactions (content split to stay near `limit` bytes) from content messages.
+fn pack_transactions(contents: Vec<(ContentMessage, usize)>, limit: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut current: Vec<ContentMessage> = Vec::new();
+    let mut size = 0;
+    for (c, len) in contents {
+        if !current.is_empty() && size + len > limit {
+            out.push(std::mem::take(&mut current));
+            size = 0;
+        }
+        size += len;
+        current.push(c);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out.into_iter()
+        .filter_map(|content| {
+            let msg = MainSequenceMessage::Transaction(Transaction { content: ContentArray(content) });
+            match msg.encode_bytes() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    error!("cannot encode a transaction: {e}");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn ids_in_chunks(ids: &[u64], limit: usize) -> impl Iterator<Item = &[u64]> {
+    ids.chunks((limit / 8).max(1))
+}
+
+/// Content of one transaction group for links that speak `extensions`.
+fn build_contents(out: &Outgoing, extensions: &[u16], snapshot: bool, all_ids: &[u64], limit: usize) -> Vec<(ContentMessage, usize)> {
+    let mut contents = Vec::new();
+    let created: &[u64] = if snapshot { all_ids } else { &out.created };
+    for chunk in ids_in_chunks(created, limit) {
+        contents.push((ContentMessage::ContentCreateEntities(ContentCreateEntities { list: entity_list(chunk) }), chunk.len() * 8 + 5));
+    }
+    for key in &out.order {
+        if !extensions.contains(&key.0) {
+            continue;
+        }
+        let Some(t) = out.types.get(key) else { continue };
+        let chunks = if snapshot { &t.snapshot } else { &t.delta };
+        for (bytes, n) in &chunks.chunks {
+            if *n == 0 {
+                continue;
+            }
+            contents.push((
+                ContentMessage::ContentModifyComponents(ContentModifyComponents {
+                    component: ComponentTypeID::new(crate::codec::ExtensionID::new(key.0), key.1),
+                    count: *n,
+                    content: crate::codec::Content(Bytes::copy_from_slice(bytes)),
+                }),
+                bytes.len() + 13,
+            ));
+        }
+        if !snapshot && !t.removed.is_empty() {
+            for chunk in ids_in_chunks(&t.removed, limit) {
+                contents.push((
+                    ContentMessage::ContentDeleteComponents(ContentDeleteComponents {
+                        component: ComponentTypeID::new(crate::codec::ExtensionID::new(key.0), key.1),
+                        list: entity_list(chunk),
+                    }),
+                    chunk.len() * 8 + 9,
+                ));
+            }
+        }
+    }
+    if !snapshot {
+        for chunk in ids_in_chunks(&out.deleted, limit) {
+            contents.push((ContentMessage::ContentDeleteEntities(ContentDeleteEntities { list: entity_list(chunk) }), chunk.len() * 8 + 5));
+        }
+    }
+    contents
+}
+
+/// Encode this tick's transactions once per extension set and hand them to the links.
+pub(crate) fn send_transactions(
+    mut out: ResMut<Outgoing>,
+    config: Res<MirrorConfig>,
+    index: Res<EntityIndex>,
+    links: Query<(Entity, &NoodlesLink)>,
+    mut stats: ResMut<MirrorStats>,
+) {
+    if !out.active {
+        return;
+    }
+    let limit = config.max_transaction_bytes.max(64);
+    // Group links by extension set: the same bytes go to every link of a group.
+    let mut delta_groups: BTreeMap<Vec<u16>, Vec<&NoodlesLink>> = BTreeMap::new();
+    let mut join_groups: BTreeMap<Vec<u16>, Vec<(Entity, &NoodlesLink)>> = BTreeMap::new();
+    let joining: HashSet<Entity> = out.joining.iter().copied().collect();
+    for (e, l) in &links {
+        if !l.is_open() || l.role != Some(Role::Upstream) {
+            continue;
+        }
+        if joining.contains(&e) {
+            join_groups.entry(l.extensions.clone()).or_default().push((e, l));
+        } else if out.synced.contains(&e) {
+            delta_groups.entry(l.extensions.clone()).or_default().push(l);
+        }
+    }
+    let mut delta_bytes = 0;
+    let mut sent = 0u64;
+    let mut failed: Vec<Entity> = Vec::new();
+    for (exts, group) in &delta_groups {
+        let contents = build_contents(&out, exts, false, &[], limit);
+        if contents.is_empty() {
+            continue;
+        }
+        for tx in pack_transactions(contents, limit) {
+            delta_bytes += tx.len();
+            sent += 1;
+            for l in group {
+                if let Err(e) = l.send(tx.clone()) {
+                    warn!("{e}");
+                }
+            }
+        }
+    }
+    if !join_groups.is_empty() {
+        let mut all_ids: Vec<u64> = index.local.keys().copied().collect();
+        all_ids.sort_unstable();
+        for (exts, group) in &join_groups {
+            let contents = build_contents(&out, exts, true, &all_ids, limit);
+            for tx in pack_transactions(contents, limit) {
+                sent += 1;
+                for (e, l) in group {
+                    if l.send(tx.clone()).is_err() {
+                        failed.push(*e);
+                    }
+                }
+            }
+            for (e, _) in group {
+                if !failed.contains(e) {
+                    out.synced.insert(*e);
+                }
+            }
+        }
+    }
+    stats.last_delta_pairs = out.types.values().flat_map(|t| t.delta.chunks.iter().map(|c| c.1 as usize)).sum();
+    stats.last_delta_bytes = delta_bytes;
+    stats.transactions_sent += sent;
+    // Links that were not open yet when they joined stay in `joining` for the next tick.
+    let still_joining: Vec<Entity> = out
+        .joining
+        .iter()
+        .copied()
+        .filter(|e| links.get(*e).is_ok_and(|(_, l)| !l.is_open()) && !failed.contains(e))
+        .collect();
+    out.joining = still_joining;
+    out.created.clear();
+    out.deleted.clear();
+    for t in out.types.values_mut() {
+        t.delta.clear();
+        t.snapshot.clear();
+        t.removed.clear();
+    }
+    let _ = Chunks::is_empty;
+}

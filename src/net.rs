@@ -1,0 +1,451 @@
+//! Links as Bevy entities: listening, connecting, link state, and moving main-sequence messages
+//! between the transport and the mirror.
+//!
+//! Spawn a [`NoodlesListener`] to accept connections (as Upstream by default) or a
+//! [`NoodlesConnect`] to open one (as Downstream by default). Every connection becomes an entity
+//! with a [`NoodlesLink`] (state, role, peer, extensions, counters) and a [`LinkInbox`] of the
+//! main-sequence messages that arrived, in order. [`LinkOpened`] and [`LinkClosed`] messages
+//! announce the two ends of its life.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bytes::Bytes;
+use tokio::task::AbortHandle;
+
+use crate::codec::MainSequenceMessage;
+use crate::link::{AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, MessageKind, Role, Side};
+use crate::transport::{LinkHandle, LinkId, LinkStats, ListenerId, QueueError, Transport, TransportEvent, TransportLimits};
+
+/// Settings of the node, shared by every link (taken from [`NoodlesPlugin`](crate::NoodlesPlugin)).
+#[derive(Resource, Debug, Clone)]
+pub struct NoodlesConfig {
+    /// Session name: sent in introductions and answered to probes.
+    pub session_name: String,
+    /// Session icon (encoded image bytes) answered to probes.
+    pub icon: Bytes,
+    /// Extensions this node advertises (Core, 0, must be among them).
+    pub extensions: Vec<u16>,
+    /// How long a connection may stay in the preamble.
+    pub preamble_timeout: Duration,
+    /// Transport limits: frame size, queue length, connect timeout.
+    pub limits: TransportLimits,
+    /// What this node answers when a client asks to be Upstream.
+    pub authority: AuthorityPolicy,
+    /// Despawn a link's entity one frame after it closed (after [`LinkClosed`] was written).
+    pub despawn_closed_links: bool,
+    /// OOB ports to advertise when Upstream (filled in by the asset layer once bound).
+    pub oob_ports: Vec<u16>,
+}
+
+impl NoodlesConfig {
+    pub(crate) fn link_config(&self) -> LinkConfig {
+        LinkConfig {
+            name: self.session_name.clone(),
+            icon: self.icon.clone(),
+            extensions: self.extensions.clone(),
+            preamble_timeout: self.preamble_timeout,
+            authority: self.authority,
+            oob_ports: self.oob_ports.clone(),
+        }
+    }
+}
+
+/// The transport, as a resource.
+#[derive(Resource)]
+pub struct NoodlesNet {
+    pub transport: Transport,
+    index: HashMap<LinkId, Entity>,
+    listeners: HashMap<ListenerId, Entity>,
+    /// The config links are built from; updated when [`NoodlesConfig`] changes.
+    link_config: Arc<std::sync::RwLock<LinkConfig>>,
+}
+
+impl NoodlesNet {
+    pub fn new(transport: Transport, config: &NoodlesConfig) -> Self {
+        NoodlesNet {
+            transport,
+            index: HashMap::new(),
+            listeners: HashMap::new(),
+            link_config: Arc::new(std::sync::RwLock::new(config.link_config())),
+        }
+    }
+
+    /// The entity of a live link.
+    pub fn link_entity(&self, id: LinkId) -> Option<Entity> {
+        self.index.get(&id).copied()
+    }
+}
+
+/// Where a link is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkStatus {
+    /// Opening the TCP connection and websocket.
+    Connecting,
+    /// Exchanging preamble messages.
+    Preamble,
+    /// Roles decided; main-sequence messages flow.
+    MainSequence,
+    /// Closed, with the reason.
+    Closed(CloseReason),
+}
+
+/// One connection. Lives on its own entity.
+#[derive(Component, Debug)]
+pub struct NoodlesLink {
+    pub id: LinkId,
+    /// Whether we opened (Client) or accepted (Server) the connection.
+    pub side: Side,
+    pub status: LinkStatus,
+    /// Our role on this link once the preamble is over.
+    pub role: Option<Role>,
+    /// The peer's name from its introduction.
+    pub peer_name: String,
+    /// The peer's socket address, when known.
+    pub peer_addr: Option<SocketAddr>,
+    /// Extensions both sides advertised.
+    pub extensions: Vec<u16>,
+    /// OOB ports the Upstream advertised (when we are the Downstream).
+    pub peer_oob_ports: Vec<u16>,
+    /// Byte and message counters (refreshed every frame).
+    pub stats: LinkStats,
+    /// The listener that accepted this link, if any.
+    pub listener: Option<Entity>,
+    handle: LinkHandle,
+}
+
+/// Why [`NoodlesLink::send`] refused a frame.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LinkSendError {
+    #[error("link {0:?} is not in the main sequence")]
+    NotOpen(LinkId),
+    #[error("a {role:?} may not send {kind:?}")]
+    Role { role: Role, kind: MessageKind },
+    #[error("not an encoded MainSequenceMessage")]
+    NotAMessage,
+    #[error("link {link:?}: {error}; the link is closed")]
+    Queue { link: LinkId, error: QueueError },
+}
+
+impl NoodlesLink {
+    /// Is the link in the main sequence?
+    pub fn is_open(&self) -> bool {
+        self.status == LinkStatus::MainSequence
+    }
+
+    /// Does the link carry this extension?
+    pub fn has_extension(&self, ext: u16) -> bool {
+        self.extensions.contains(&ext)
+    }
+
+    /// Queue an encoded `MainSequenceMessage` (the same [`Bytes`] can go to many links).
+    ///
+    /// A full queue means the peer stopped reading: the link is closed and the error says so.
+    pub fn send(&self, frame: Bytes) -> Result<(), LinkSendError> {
+        let role = match (&self.status, self.role) {
+            (LinkStatus::MainSequence, Some(r)) => r,
+            _ => return Err(LinkSendError::NotOpen(self.id)),
+        };
+        let kind = frame.first().and_then(|&d| MessageKind::from_discriminant(d)).ok_or(LinkSendError::NotAMessage)?;
+        if kind.sender() != role {
+            return Err(LinkSendError::Role { role, kind });
+        }
+        self.handle.send(frame).map_err(|error| {
+            if let QueueError::Full(_) = error {
+                self.handle.fail(CloseReason::Transport(error.to_string()));
+            }
+            LinkSendError::Queue { link: self.id, error }
+        })
+    }
+
+    /// Encode and queue a message.
+    pub fn send_message(&self, msg: &MainSequenceMessage) -> Result<(), LinkSendError> {
+        use crate::codec::Wire;
+        let bytes = msg.encode_bytes().map_err(|_| LinkSendError::NotAMessage)?;
+        self.send(bytes)
+    }
+
+    /// Close the link gracefully with a reason (sent to the peer in the websocket close frame).
+    pub fn close(&self, reason: impl Into<String>) {
+        self.handle.close(reason);
+    }
+}
+
+/// Main-sequence messages that arrived on a link, oldest first. The mirror drains it.
+#[derive(Component, Debug, Default)]
+pub struct LinkInbox {
+    pub messages: VecDeque<MainSequenceMessage>,
+}
+
+/// Listens for connections. Spawn one to accept links; despawn it to stop listening (open links
+/// stay open).
+#[derive(Component, Debug)]
+pub struct NoodlesListener {
+    /// `ws://HOST:PORT` or `HOST:PORT`; port 0 picks a free port.
+    pub addr: String,
+    /// The bound address, once listening.
+    pub local_addr: Option<SocketAddr>,
+    /// Why binding failed, if it did.
+    pub error: Option<String>,
+    id: Option<ListenerId>,
+    abort: Option<AbortHandle>,
+}
+
+impl NoodlesListener {
+    pub fn new(addr: impl Into<String>) -> Self {
+        NoodlesListener { addr: addr.into(), local_addr: None, error: None, id: None, abort: None }
+    }
+
+    /// `ws://HOST:PORT` once bound.
+    pub fn url(&self) -> Option<String> {
+        self.local_addr.map(|a| format!("ws://{a}"))
+    }
+}
+
+/// Opens a connection. Spawn one; the same entity becomes the link (it gets a [`NoodlesLink`]).
+#[derive(Component, Debug, Clone)]
+pub struct NoodlesConnect {
+    /// `ws://HOST:PORT`.
+    pub url: String,
+    /// Join as Downstream (default), ask to be Upstream, or only probe.
+    pub intent: ClientIntent,
+}
+
+impl NoodlesConnect {
+    /// Connect as Downstream.
+    pub fn new(url: impl Into<String>) -> Self {
+        NoodlesConnect { url: url.into(), intent: ClientIntent::Join }
+    }
+    /// Ask the server to let us be Upstream (push our world to a listening viewer).
+    pub fn as_upstream(mut self) -> Self {
+        self.intent = ClientIntent::JoinAsUpstream;
+        self
+    }
+    /// Only ask for the session's name and icon.
+    pub fn probe(mut self) -> Self {
+        self.intent = ClientIntent::Probe;
+        self
+    }
+}
+
+/// A link reached the main sequence.
+#[derive(Message, Debug, Clone)]
+pub struct LinkOpened {
+    pub link: Entity,
+    pub role: Role,
+    pub peer_name: String,
+}
+
+/// A link closed (or failed to open).
+#[derive(Message, Debug, Clone)]
+pub struct LinkClosed {
+    pub link: Entity,
+    pub reason: CloseReason,
+}
+
+/// A probe was answered.
+#[derive(Message, Debug, Clone)]
+pub struct ProbeAnswered {
+    pub link: Entity,
+    pub name: String,
+    pub icon: Bytes,
+}
+
+/// A listener is accepting (or failed to bind).
+#[derive(Message, Debug, Clone)]
+pub struct ListenerReady {
+    pub listener: Entity,
+    pub result: Result<SocketAddr, String>,
+}
+
+/// Marks a closed link to despawn on the next frame.
+#[derive(Component)]
+pub(crate) struct DespawnNextFrame;
+
+pub(crate) fn start_listener(add: On<Add, NoodlesListener>, mut net: ResMut<NoodlesNet>, config: Res<NoodlesConfig>, mut q: Query<&mut NoodlesListener>) {
+    let Ok(mut l) = q.get_mut(add.entity) else { return };
+    let cfg = net.link_config.clone();
+    let make = Arc::new(move || cfg.read().map(|c| c.clone()).unwrap_or_default());
+    let addr = crate::transport::strip_ws_scheme(&l.addr).to_string();
+    let (id, abort) = net.transport.listen(addr, config.limits, make);
+    l.id = Some(id);
+    l.abort = Some(abort);
+    net.listeners.insert(id, add.entity);
+}
+
+pub(crate) fn stop_listener(remove: On<Remove, NoodlesListener>, mut net: ResMut<NoodlesNet>, q: Query<&NoodlesListener>) {
+    if let Ok(l) = q.get(remove.entity) {
+        if let Some(a) = &l.abort {
+            a.abort();
+        }
+        if let Some(id) = l.id {
+            net.listeners.remove(&id);
+        }
+    }
+}
+
+pub(crate) fn start_connect(add: On<Add, NoodlesConnect>, mut net: ResMut<NoodlesNet>, config: Res<NoodlesConfig>, q: Query<&NoodlesConnect>, mut commands: Commands) {
+    let Ok(c) = q.get(add.entity) else { return };
+    let handle = net.transport.connect(c.url.clone(), config.link_config(), c.intent.clone(), config.limits);
+    net.index.insert(handle.id, add.entity);
+    commands.entity(add.entity).insert((
+        NoodlesLink {
+            id: handle.id,
+            side: Side::Client,
+            status: LinkStatus::Connecting,
+            role: None,
+            peer_name: String::new(),
+            peer_addr: None,
+            extensions: Vec::new(),
+            peer_oob_ports: Vec::new(),
+            stats: LinkStats::default(),
+            listener: None,
+            handle,
+        },
+        LinkInbox::default(),
+    ));
+}
+
+/// Keep the links' config in step with [`NoodlesConfig`] (for example OOB ports bound later).
+pub(crate) fn sync_link_config(config: Res<NoodlesConfig>, net: Res<NoodlesNet>) {
+    if config.is_changed() {
+        if let Ok(mut c) = net.link_config.write() {
+            *c = config.link_config();
+        }
+    }
+}
+
+/// Drain the transport: create, update and close link entities, fill inboxes.
+#[expect(clippy::too_many_arguments, reason = "one system moves every kind of transport report")]
+pub(crate) fn receive_transport(
+    mut commands: Commands,
+    mut net: ResMut<NoodlesNet>,
+    config: Res<NoodlesConfig>,
+    mut links: Query<(&mut NoodlesLink, &mut LinkInbox)>,
+    mut listeners: Query<&mut NoodlesListener>,
+    doomed: Query<Entity, With<DespawnNextFrame>>,
+    mut opened: MessageWriter<LinkOpened>,
+    mut closed: MessageWriter<LinkClosed>,
+    mut probes: MessageWriter<ProbeAnswered>,
+    mut ready: MessageWriter<ListenerReady>,
+) {
+    for e in &doomed {
+        commands.entity(e).despawn();
+    }
+    let mut fresh: HashMap<Entity, (NoodlesLink, LinkInbox)> = HashMap::new();
+    while let Some(event) = net.transport.try_recv() {
+        match event {
+            TransportEvent::Listening { listener, addr } => {
+                if let Some(&e) = net.listeners.get(&listener) {
+                    if let Ok(mut l) = listeners.get_mut(e) {
+                        l.local_addr = Some(addr);
+                    }
+                    info!("listening on ws://{addr}");
+                    ready.write(ListenerReady { listener: e, result: Ok(addr) });
+                }
+            }
+            TransportEvent::ListenFailed { listener, error } => {
+                if let Some(&e) = net.listeners.get(&listener) {
+                    if let Ok(mut l) = listeners.get_mut(e) {
+                        l.error = Some(error.clone());
+                    }
+                    warn!("{error}");
+                    ready.write(ListenerReady { listener: e, result: Err(error) });
+                }
+            }
+            TransportEvent::Accepted { listener, handle, peer } => {
+                let listener_entity = net.listeners.get(&listener).copied();
+                let id = handle.id;
+                let link = NoodlesLink {
+                    id,
+                    side: Side::Server,
+                    status: LinkStatus::Preamble,
+                    role: None,
+                    peer_name: String::new(),
+                    peer_addr: Some(peer),
+                    extensions: Vec::new(),
+                    peer_oob_ports: Vec::new(),
+                    stats: LinkStats::default(),
+                    listener: listener_entity,
+                    handle,
+                };
+                let e = commands.spawn_empty().id();
+                debug!("accepted a connection from {peer} as link {}", id.0);
+                net.index.insert(id, e);
+                fresh.insert(e, (link, LinkInbox::default()));
+            }
+            TransportEvent::Connected { link, peer } => {
+                let Some(&e) = net.index.get(&link) else { continue };
+                with_link(e, &mut fresh, &mut links, |l, _| {
+                    l.peer_addr = peer;
+                    l.status = LinkStatus::Preamble;
+                });
+            }
+            TransportEvent::Link { link, event } => {
+                let Some(&e) = net.index.get(&link) else { continue };
+                match event {
+                    LinkEvent::Established(est) => {
+                        with_link(e, &mut fresh, &mut links, |l, _| {
+                            l.status = LinkStatus::MainSequence;
+                            l.role = Some(est.role);
+                            l.peer_name = est.peer_name.clone();
+                            l.extensions = est.extensions.clone();
+                            l.peer_oob_ports = est.peer_oob_ports.clone();
+                        });
+                        info!("link {} open: we are {:?}, peer `{}`, extensions {:?}", link.0, est.role, est.peer_name, est.extensions);
+                        opened.write(LinkOpened { link: e, role: est.role, peer_name: est.peer_name });
+                    }
+                    LinkEvent::Message(m) => {
+                        with_link(e, &mut fresh, &mut links, |_, inbox| inbox.messages.push_back(m));
+                    }
+                    LinkEvent::ProbeReply { name, icon } => {
+                        probes.write(ProbeAnswered { link: e, name, icon });
+                    }
+                    LinkEvent::Closed(reason) => {
+                        with_link(e, &mut fresh, &mut links, |l, _| l.status = LinkStatus::Closed(reason.clone()));
+                        info!("link {} closed: {reason}", link.0);
+                        net.index.remove(&link);
+                        closed.write(LinkClosed { link: e, reason });
+                        if config.despawn_closed_links {
+                            commands.entity(e).insert(DespawnNextFrame);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (e, (link, inbox)) in fresh {
+        commands.entity(e).insert((link, inbox));
+    }
+    for (mut l, _) in &mut links {
+        let s = l.handle.stats();
+        if l.stats != s {
+            l.stats = s;
+        }
+    }
+}
+
+fn with_link(
+    e: Entity,
+    fresh: &mut HashMap<Entity, (NoodlesLink, LinkInbox)>,
+    links: &mut Query<(&mut NoodlesLink, &mut LinkInbox)>,
+    f: impl FnOnce(&mut NoodlesLink, &mut LinkInbox),
+) {
+    if let Some((l, i)) = fresh.get_mut(&e) {
+        f(l, i);
+    } else if let Ok((mut l, mut i)) = links.get_mut(e) {
+        f(&mut l, &mut i);
+    }
+}
+
+/// Close every link when the app exits, so peers get a close frame.
+pub(crate) fn close_links_on_exit(mut exit: MessageReader<AppExit>, links: Query<&NoodlesLink>) {
+    if exit.read().next().is_some() {
+        for l in &links {
+            l.close("application exiting");
+        }
+    }
+}

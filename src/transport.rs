@@ -1,0 +1,471 @@
+//! The websocket transport: accepts and opens connections with tokio-tungstenite, and drives one
+//! sans-IO [`Link`] per connection in a tokio task. It decides no protocol rules; the link does.
+//!
+//! Channels: the application talks to a connection task through a bounded tokio channel (so the
+//! task can await it), and tasks report to the application through one crossbeam channel that
+//! Bevy systems drain without blocking. Every outgoing queue is bounded: when a peer stops reading
+//! and its queue fills, that link alone is closed with a reason.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{WebSocketStream, accept_async_with_config, connect_async_with_config};
+
+use crate::link::{ClientIntent, CloseReason, Link, LinkConfig, LinkEvent, ProtocolError};
+
+/// Identifies a connection for the lifetime of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LinkId(pub u64);
+
+/// Identifies a listening socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListenerId(pub u64);
+
+/// Byte and message counters of one link, updated by its tasks.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+}
+
+/// A snapshot of [`LinkCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+}
+
+impl LinkCounters {
+    pub fn snapshot(&self) -> LinkStats {
+        LinkStats {
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            messages_in: self.messages_in.load(Ordering::Relaxed),
+            messages_out: self.messages_out.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Size limits of the transport.
+#[derive(Debug, Clone, Copy)]
+pub struct TransportLimits {
+    /// Largest websocket message accepted (one NOODLES2 message per frame).
+    pub max_frame_size: usize,
+    /// Frames that may wait for a slow peer before its link is closed.
+    pub queue_len: usize,
+    /// How long connecting (TCP plus websocket handshake) may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits { max_frame_size: 256 << 20, queue_len: 1024, connect_timeout: Duration::from_secs(10) }
+    }
+}
+
+impl TransportLimits {
+    fn ws_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default().max_message_size(Some(self.max_frame_size)).max_frame_size(Some(self.max_frame_size))
+    }
+}
+
+enum Command {
+    Send(Bytes),
+    Close(String),
+}
+
+/// Why [`LinkHandle::send`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    #[error("the outgoing queue of {0} frames is full: the peer is not reading")]
+    Full(usize),
+    #[error("the link is closed")]
+    Closed,
+}
+
+/// The application's end of one connection.
+#[derive(Debug, Clone)]
+pub struct LinkHandle {
+    pub id: LinkId,
+    tx: mpsc::Sender<Command>,
+    counters: Arc<LinkCounters>,
+    queue_len: usize,
+    abort: Arc<std::sync::Mutex<Option<AbortHandle>>>,
+    events: crossbeam_channel::Sender<TransportEvent>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Send(b) => write!(f, "Send({} bytes)", b.len()),
+            Command::Close(r) => write!(f, "Close({r})"),
+        }
+    }
+}
+
+impl LinkHandle {
+    /// Queue an encoded main-sequence frame without blocking.
+    pub fn send(&self, frame: Bytes) -> Result<(), QueueError> {
+        self.tx.try_send(Command::Send(frame)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => QueueError::Full(self.queue_len),
+            mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+        })
+    }
+
+    /// Close gracefully: a websocket close frame carries the reason. If the queue is full (the
+    /// peer is not reading), the connection is dropped instead.
+    pub fn close(&self, reason: impl Into<String>) {
+        if self.tx.try_send(Command::Close(reason.into())).is_err() {
+            self.abort();
+        }
+    }
+
+    /// Drop the connection at once.
+    pub fn abort(&self) {
+        if let Ok(mut a) = self.abort.lock() {
+            if let Some(a) = a.take() {
+                a.abort();
+            }
+        }
+    }
+
+    /// Drop the connection at once and report it closed with `reason` (used when the peer stops
+    /// reading: a close frame could not get through).
+    pub fn fail(&self, reason: CloseReason) {
+        self.abort();
+        let _ = self.events.send(TransportEvent::Link { link: self.id, event: LinkEvent::Closed(reason) });
+    }
+
+    pub fn stats(&self) -> LinkStats {
+        self.counters.snapshot()
+    }
+}
+
+/// What the transport reports to the application.
+#[derive(Debug)]
+pub enum TransportEvent {
+    /// A listener is bound and accepting.
+    Listening { listener: ListenerId, addr: SocketAddr },
+    /// A listener could not bind.
+    ListenFailed { listener: ListenerId, error: String },
+    /// A connection was accepted; its link is in the preamble.
+    Accepted { listener: ListenerId, handle: LinkHandle, peer: SocketAddr },
+    /// An outgoing connection reached the websocket layer; its link is in the preamble.
+    Connected { link: LinkId, peer: Option<SocketAddr> },
+    /// Something happened on a link. `LinkEvent::Closed` is always the last for a link.
+    Link { link: LinkId, event: LinkEvent },
+}
+
+/// Spawns connection tasks on a tokio runtime and collects their reports.
+pub struct Transport {
+    runtime: tokio::runtime::Handle,
+    events_tx: crossbeam_channel::Sender<TransportEvent>,
+    events_rx: crossbeam_channel::Receiver<TransportEvent>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Transport {
+    pub fn new(runtime: tokio::runtime::Handle) -> Transport {
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        Transport { runtime, events_tx, events_rx, next_id: Arc::new(AtomicU64::new(1)) }
+    }
+
+    /// The tokio runtime the transport runs on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    /// Take the next report, if any (never blocks).
+    pub fn try_recv(&self) -> Option<TransportEvent> {
+        self.events_rx.try_recv().ok()
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Listen on `addr` (port 0 picks a free port; the bound address arrives as
+    /// [`TransportEvent::Listening`]). Every accepted connection runs a server [`Link`] built from
+    /// `make_config`, called per connection.
+    pub fn listen(
+        &self,
+        addr: String,
+        limits: TransportLimits,
+        make_config: Arc<dyn Fn() -> LinkConfig + Send + Sync>,
+    ) -> (ListenerId, AbortHandle) {
+        let listener = ListenerId(self.next_id());
+        let events = self.events_tx.clone();
+        let ids = self.next_id.clone();
+        let runtime = self.runtime.clone();
+        let task = self.runtime.spawn(async move {
+            let socket = match TcpListener::bind(&addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = events.send(TransportEvent::ListenFailed { listener, error: format!("cannot listen on {addr}: {e}") });
+                    return;
+                }
+            };
+            match socket.local_addr() {
+                Ok(a) => {
+                    let _ = events.send(TransportEvent::Listening { listener, addr: a });
+                }
+                Err(e) => {
+                    let _ = events.send(TransportEvent::ListenFailed { listener, error: format!("no local address for {addr}: {e}") });
+                    return;
+                }
+            }
+            loop {
+                let (stream, peer) = match socket.accept().await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        bevy::log::warn!("accept on {addr} failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let id = LinkId(ids.fetch_add(1, Ordering::Relaxed));
+                let config = make_config();
+                let events = events.clone();
+                let (handle, rx) = new_handle(id, limits.queue_len, events.clone());
+                let abort_slot = handle.abort.clone();
+                let task = runtime.spawn(async move {
+                    let ws = match tokio::time::timeout(limits.connect_timeout, accept_async_with_config(stream, Some(limits.ws_config()))).await {
+                        Ok(Ok(ws)) => ws,
+                        Ok(Err(e)) => {
+                            bevy::log::debug!("websocket handshake with {peer} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            bevy::log::debug!("websocket handshake with {peer} timed out");
+                            return;
+                        }
+                    };
+                    let link = Link::server(Instant::now(), config);
+                    let counters = handle.counters.clone();
+                    if events.send(TransportEvent::Accepted { listener, handle, peer }).is_err() {
+                        return;
+                    }
+                    run_link(ws, link, rx, events, id, counters, limits).await;
+                });
+                if let Ok(mut slot) = abort_slot.lock() {
+                    *slot = Some(task.abort_handle());
+                }
+            }
+        });
+        (listener, task.abort_handle())
+    }
+
+    /// Connect to `url` (`ws://HOST:PORT`) as a client. The returned handle is usable at once;
+    /// frames queue until the link reaches the main sequence.
+    pub fn connect(&self, url: String, config: LinkConfig, intent: ClientIntent, limits: TransportLimits) -> LinkHandle {
+        let id = LinkId(self.next_id());
+        let events = self.events_tx.clone();
+        let (handle, rx) = new_handle(id, limits.queue_len, events.clone());
+        let counters = handle.counters.clone();
+        let task = self.runtime.spawn(async move {
+            let connecting = connect_async_with_config(url.as_str(), Some(limits.ws_config()), true);
+            let ws = match tokio::time::timeout(limits.connect_timeout, connecting).await {
+                Ok(Ok((ws, _response))) => ws,
+                Ok(Err(e)) => {
+                    let reason = CloseReason::Transport(format!("cannot connect to {url}: {e}"));
+                    let _ = events.send(TransportEvent::Link { link: id, event: LinkEvent::Closed(reason) });
+                    return;
+                }
+                Err(_) => {
+                    let reason = CloseReason::Transport(format!("connecting to {url} timed out after {:?}", limits.connect_timeout));
+                    let _ = events.send(TransportEvent::Link { link: id, event: LinkEvent::Closed(reason) });
+                    return;
+                }
+            };
+            let peer = match ws.get_ref() {
+                tokio_tungstenite::MaybeTlsStream::Plain(s) => s.peer_addr().ok(),
+                _ => None,
+            };
+            let _ = events.send(TransportEvent::Connected { link: id, peer });
+            let link = Link::client(Instant::now(), config, intent);
+            run_link(ws, link, rx, events, id, counters, limits).await;
+        });
+        if let Ok(mut slot) = handle.abort.lock() {
+            *slot = Some(task.abort_handle());
+        }
+        handle
+    }
+}
+
+fn new_handle(
+    id: LinkId,
+    queue_len: usize,
+    events: crossbeam_channel::Sender<TransportEvent>,
+) -> (LinkHandle, mpsc::Receiver<Command>) {
+    let (tx, rx) = mpsc::channel(queue_len.max(1));
+    let handle = LinkHandle {
+        id,
+        tx,
+        counters: Arc::new(LinkCounters::default()),
+        queue_len: queue_len.max(1),
+        abort: Arc::new(std::sync::Mutex::new(None)),
+        events,
+    };
+    (handle, rx)
+}
+
+enum Outgoing {
+    Frame(Bytes),
+    Close(CloseCode, String),
+}
+
+fn close_code(reason: &CloseReason) -> CloseCode {
+    match reason {
+        CloseReason::Protocol(ProtocolError::TextFrame) => CloseCode::Unsupported,
+        CloseReason::Protocol(_) => CloseCode::Protocol,
+        CloseReason::PreambleTimeout(_) => CloseCode::Policy,
+        CloseReason::Transport(_) => CloseCode::Away,
+        CloseReason::Local(_) | CloseReason::Remote(_) => CloseCode::Normal,
+    }
+}
+
+/// A close reason cut to what a websocket close frame can carry (123 bytes).
+fn close_text(reason: &CloseReason) -> String {
+    let s = match reason {
+        CloseReason::Local(r) => r.clone(),
+        other => other.to_string(),
+    };
+    let mut end = s.len().min(123);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Drive one link over one websocket until it closes.
+async fn run_link<S>(
+    ws: WebSocketStream<S>,
+    mut link: Link,
+    mut commands: mpsc::Receiver<Command>,
+    events: crossbeam_channel::Sender<TransportEvent>,
+    id: LinkId,
+    counters: Arc<LinkCounters>,
+    limits: TransportLimits,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = ws.split();
+    let (wtx, mut wrx) = mpsc::channel::<Outgoing>(limits.queue_len.max(1));
+    let writer_counters = counters.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(o) = wrx.recv().await {
+            match o {
+                Outgoing::Frame(b) => {
+                    let n = b.len() as u64;
+                    if sink.send(Message::Binary(b)).await.is_err() {
+                        return;
+                    }
+                    writer_counters.bytes_out.fetch_add(n, Ordering::Relaxed);
+                    writer_counters.messages_out.fetch_add(1, Ordering::Relaxed);
+                }
+                Outgoing::Close(code, reason) => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    let _ = sink.close().await;
+                    return;
+                }
+            }
+        }
+    });
+
+    loop {
+        // Flush what the link wants to send, then hand its events to the application.
+        while let Some(frame) = link.poll_transmit() {
+            if wtx.try_send(Outgoing::Frame(frame)).is_err() {
+                link.close(CloseReason::Transport(format!(
+                    "outgoing queue of {} frames is full: the peer is not reading",
+                    limits.queue_len
+                )));
+                break;
+            }
+        }
+        let mut closed = None;
+        while let Some(event) = link.poll_event() {
+            if let LinkEvent::Closed(r) = &event {
+                closed = Some(r.clone());
+            }
+            if events.send(TransportEvent::Link { link: id, event }).is_err() {
+                closed.get_or_insert(CloseReason::Local("application gone".into()));
+            }
+        }
+        if let Some(reason) = closed {
+            let code = close_code(&reason);
+            let polite = !matches!(reason, CloseReason::Remote(_)) && !matches!(&reason, CloseReason::Transport(r) if r.contains("queue"));
+            if polite {
+                let _ = wtx.try_send(Outgoing::Close(code, close_text(&reason)));
+            }
+            drop(wtx);
+            // Give the writer a moment to deliver the close frame; a peer that does not read loses it.
+            let abort = writer.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+                abort.abort();
+            }
+            return;
+        }
+
+        let deadline = link.poll_timeout();
+        tokio::select! {
+            msg = stream.next() => {
+                let now = Instant::now();
+                match msg {
+                    Some(Ok(Message::Binary(b))) => {
+                        counters.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
+                        counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                        link.handle_frame(now, b);
+                    }
+                    Some(Ok(Message::Text(_))) => link.close(CloseReason::Protocol(ProtocolError::TextFrame)),
+                    Some(Ok(Message::Close(frame))) => {
+                        let why = frame.map(|f| f.reason.to_string()).filter(|r| !r.is_empty()).unwrap_or_else(|| "no reason given".into());
+                        link.close(CloseReason::Remote(why));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => link.close(CloseReason::Transport(e.to_string())),
+                    None => link.close(CloseReason::Remote("connection closed without a close frame".into())),
+                }
+            }
+            cmd = commands.recv() => match cmd {
+                Some(Command::Send(frame)) => {
+                    if let Err(e) = link.send_encoded(frame) {
+                        bevy::log::warn!("link {}: dropped an outgoing frame: {e}", id.0);
+                    }
+                }
+                Some(Command::Close(reason)) => link.close(CloseReason::Local(reason)),
+                None => link.close(CloseReason::Local("the application dropped the link".into())),
+            },
+            _ = sleep_until(deadline) => link.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The socket address in a `ws://HOST:PORT` url, or a plain `HOST:PORT`.
+pub fn strip_ws_scheme(url: &str) -> &str {
+    let s = url.strip_prefix("ws://").unwrap_or(url);
+    s.trim_end_matches('/')
+}
