@@ -57,6 +57,7 @@ impl Pair {
         panic!("pair did not become idle");
     }
 
+    #[allow(dead_code)]
     fn advance(&mut self, d: Duration) {
         self.now += d;
         self.client.handle_timeout(self.now);

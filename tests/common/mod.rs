@@ -1,0 +1,98 @@
+//! Helpers shared by the test modules: apps on real loopback sockets, and waiting on conditions
+//! with deadlines (never fixed sleeps).
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy_noodles2::prelude::*;
+
+/// A headless app with the plugin.
+pub fn app_with(plugin: NoodlesPlugin) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins).add_plugins(plugin);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+pub fn app(name: &str) -> App {
+    app_with(NoodlesPlugin { session_name: name.into(), ..default() })
+}
+
+/// Update every app until `cond` holds, or panic with `what` after `limit`.
+pub fn run_until(apps: &mut [&mut App], limit: Duration, what: &str, mut cond: impl FnMut(&mut [&mut App]) -> bool) {
+    let deadline = Instant::now() + limit;
+    loop {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        if cond(apps) {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// Update every app a few times (to let queued work settle), without asserting anything.
+pub fn pump(apps: &mut [&mut App], frames: usize) {
+    for _ in 0..frames {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+    }
+}
+
+/// Spawn a listener on port 0 and return its `ws://` url once bound.
+pub fn listen(app: &mut App) -> String {
+    let e = app.world_mut().spawn(NoodlesListener::new("ws://127.0.0.1:0")).id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        app.update();
+        let l = app.world().get::<NoodlesListener>(e).expect("listener entity");
+        if let Some(url) = l.url() {
+            return url;
+        }
+        if let Some(err) = &l.error {
+            panic!("listen failed: {err}");
+        }
+        assert!(Instant::now() < deadline, "listener never bound");
+    }
+}
+
+/// Spawn a connection and return its entity.
+pub fn connect(app: &mut App, c: NoodlesConnect) -> Entity {
+    app.world_mut().spawn(c).id()
+}
+
+/// All links of an app with their status and role.
+pub fn links(app: &mut App) -> Vec<(Entity, LinkStatus, Option<Role>)> {
+    let mut q = app.world_mut().query::<(Entity, &NoodlesLink)>();
+    q.iter(app.world()).map(|(e, l)| (e, l.status.clone(), l.role)).collect()
+}
+
+/// Links in the main sequence.
+pub fn open_links(app: &mut App) -> usize {
+    links(app).into_iter().filter(|(_, s, _)| *s == LinkStatus::MainSequence).count()
+}
+
+/// Every LinkClosed reason seen so far (reads the message queue with a persistent cursor).
+#[derive(Resource, Default)]
+pub struct ClosedLog(pub Vec<(Entity, CloseReason)>);
+
+pub fn log_closed(app: &mut App) {
+    app.init_resource::<ClosedLog>();
+    app.add_systems(Last, |mut r: MessageReader<LinkClosed>, mut log: ResMut<ClosedLog>| {
+        for c in r.read() {
+            log.0.push((c.link, c.reason.clone()));
+        }
+    });
+}
+
+pub fn closed_reasons(app: &App) -> Vec<CloseReason> {
+    app.world().resource::<ClosedLog>().0.iter().map(|(_, r)| r.clone()).collect()
+}
