@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod codec;
+pub mod demo;
 pub mod link;
 pub mod mirror;
 pub mod net;

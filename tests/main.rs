@@ -1,1 +1,7 @@
-fn main(){}
+//! The one integration-test binary (one link of Bevy for every test). Each feature is a module.
+
+mod common;
+
+mod codec;
+mod link;
+mod net;

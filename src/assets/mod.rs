@@ -1,5 +1,12 @@
 //! NOODLES2 assets (buffers, images, meshes, materials, ...) and their Bevy counterparts.
 
+pub mod convert;
+
+pub use convert::{
+    AssetError, flags_to_sampler, image_from_wire, image_from_wire_with, image_to_wire, material_from_wire,
+    material_to_wire, mesh_from_wire, mesh_to_wire, sampler_to_flags, view_bytes,
+};
+
 use bevy::prelude::*;
 
 use crate::codec::{AnAsset, ContentModifyAsset};

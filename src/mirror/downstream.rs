@@ -35,9 +35,10 @@ pub enum MirrorError {
     Invalid(String),
 }
 
-/// Messages for other layers (proposal replies, RPC) that arrived on Downstream links, in order.
+/// Main-sequence messages other than `Transaction`s (proposals and their replies, RPC invocations
+/// and replies), in arrival order, with the link they came on. The proposal and RPC layers drain it.
 #[derive(Resource, Debug, Default)]
-pub struct DownstreamInbox {
+pub struct PendingMessages {
     pub messages: Vec<(Entity, MainSequenceMessage)>,
 }
 
@@ -196,7 +197,7 @@ pub(crate) fn apply_incoming(world: &mut World) {
                         }
                     }
                 }
-                other => world.get_resource_or_init::<DownstreamInbox>().messages.push((link, other)),
+                other => world.get_resource_or_init::<PendingMessages>().messages.push((link, other)),
             }
         }
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 pub use core_components::{AuthorityClock, Global, TimeSync};
-pub use downstream::{LinkClosedPolicy, MirrorError};
+pub use downstream::{LinkClosedPolicy, MirrorError, PendingMessages};
 pub use registry::{ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent};
 pub use upstream::{MirrorStats, Outgoing};
 
@@ -98,6 +98,7 @@ pub(crate) fn build(app: &mut App, config: MirrorConfig) {
         .init_resource::<Outgoing>()
         .init_resource::<MirrorStats>()
         .init_resource::<AuthorityClock>()
+        .init_resource::<PendingMessages>()
         .add_observer(upstream::on_share)
         .add_observer(upstream::on_unshare)
         .add_systems(
