@@ -4,4 +4,5 @@ mod common;
 
 mod codec;
 mod link;
+mod mirror;
 mod net;

@@ -96,3 +96,25 @@ pub fn log_closed(app: &mut App) {
 pub fn closed_reasons(app: &App) -> Vec<CloseReason> {
     app.world().resource::<ClosedLog>().0.iter().map(|(_, r)| r.clone()).collect()
 }
+
+/// A digest of the mirrored world: for every Shared (Upstream) or Mirrored (Downstream) entity,
+/// sorted by canonical id, the wire bytes of every registered component it has.
+pub fn world_digest(app: &mut App) -> u64 {
+    use bevy_noodles2::mirror::{ComponentRegistry, Mirrored, NoodlesId, Shared};
+    use std::hash::{Hash, Hasher};
+    let registry = app.world().resource::<ComponentRegistry>().clone();
+    let mut q = app.world_mut().query_filtered::<(Entity, &NoodlesId), bevy::ecs::query::Or<(With<Shared>, With<Mirrored>)>>();
+    let mut ents: Vec<(u64, Entity)> = q.iter(app.world()).map(|(e, id)| (id.0, e)).collect();
+    ents.sort_unstable();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (id, e) in ents {
+        id.hash(&mut h);
+        for rule in &registry.rules {
+            if let Some(bytes) = (rule.encode_one)(app.world_mut(), e) {
+                (rule.extension, rule.identifier).hash(&mut h);
+                bytes.hash(&mut h);
+            }
+        }
+    }
+    h.finish()
+}
