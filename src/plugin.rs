@@ -123,5 +123,7 @@ impl Plugin for NoodlesPlugin {
             .add_systems(PreUpdate, (net::sync_link_config, net::receive_transport).chain().in_set(NoodlesSystems::Receive))
             .add_systems(Last, net::close_links_on_exit);
         crate::mirror::build(app, self.mirror.clone());
+        crate::proposals::build(app);
+        crate::rpc::build(app);
     }
 }

@@ -13,7 +13,7 @@
 use std::io::Cursor;
 
 use bevy::asset::{Handle, RenderAssetUsages};
-use bevy::color::{Color, ColorToComponents, LinearRgba, Srgba};
+use bevy::color::{Color, ColorToPacked, LinearRgba, Srgba};
 use bevy::image::{
     CompressedImageFormats, Image, ImageAddressMode, ImageFilterMode, ImageFormat, ImageSampler,
     ImageSamplerBorderColor, ImageSamplerDescriptor, ImageType,
@@ -321,10 +321,12 @@ pub fn mesh_to_wire(mesh: &Mesh, buffer_asset_id: u64) -> Result<(Vec<u8>, w::Me
         VertexAttributeValues::Float32x4(v) => Some(v.as_slice()),
         _ => None,
     })?;
-    let uv_pick = |v: &VertexAttributeValues| match v {
-        VertexAttributeValues::Float32x2(v) => Some(v.as_slice()),
-        _ => None,
-    };
+    fn uv_pick(v: &VertexAttributeValues) -> Option<&[[f32; 2]]> {
+        match v {
+            VertexAttributeValues::Float32x2(v) => Some(v.as_slice()),
+            _ => None,
+        }
+    }
     let uv0 = bevy_attribute(mesh, Mesh::ATTRIBUTE_UV_0, "uv_0", "Float32x2", n, uv_pick)?;
     let uv1 = bevy_attribute(mesh, Mesh::ATTRIBUTE_UV_1, "uv_1", "Float32x2", n, uv_pick)?;
     let indices = mesh.try_indices_option().map_err(mesh_access)?;
@@ -421,9 +423,9 @@ pub fn mesh_to_wire(mesh: &Mesh, buffer_asset_id: u64) -> Result<(Vec<u8>, w::Me
         ([f32::INFINITY; 3], [f32::NEG_INFINITY; 3])
     };
     for p in positions {
-        for k in 0..3 {
-            lo[k] = lo[k].min(p[k]);
-            hi[k] = hi[k].max(p[k]);
+        for ((l, h), x) in lo.iter_mut().zip(hi.iter_mut()).zip(p) {
+            *l = l.min(*x);
+            *h = h.max(*x);
         }
     }
     asset.bb_min = w::Vec3::new(lo[0], lo[1], lo[2]);
@@ -1109,7 +1111,7 @@ fn ior_from_wire(x: u16) -> f32 {
     1.0 + f32::from(x) / 65535.0 * 4.0
 }
 
-fn channel_to_wire(c: UvChannel) -> u8 {
+fn channel_to_wire(c: &UvChannel) -> u8 {
     match c {
         UvChannel::Uv0 => 0,
         UvChannel::Uv1 => 1,
@@ -1124,7 +1126,7 @@ struct TableBuilder<'a> {
 }
 
 impl TableBuilder<'_> {
-    fn reference(&mut self, texture: Option<&Handle<Image>>, channel: UvChannel) -> Option<w::TextureReference> {
+    fn reference(&mut self, texture: Option<&Handle<Image>>, channel: &UvChannel) -> Option<w::TextureReference> {
         let id = (self.image_slot)(texture?)?;
         let slot = match self.table.iter().position(|e| e.id.id.get() == id) {
             Some(slot) => slot,
@@ -1173,10 +1175,10 @@ pub fn material_to_wire(
         table: Vec::new(),
         image_slot,
     };
-    let color_map = tables.reference(m.base_color_texture.as_ref(), m.base_color_channel);
-    let orm_map = tables.reference(m.metallic_roughness_texture.as_ref(), m.metallic_roughness_channel);
-    let normal_map = tables.reference(m.normal_map_texture.as_ref(), m.normal_map_channel);
-    let emission_map = tables.reference(m.emissive_texture.as_ref(), m.emissive_channel);
+    let color_map = tables.reference(m.base_color_texture.as_ref(), &m.base_color_channel);
+    let orm_map = tables.reference(m.metallic_roughness_texture.as_ref(), &m.metallic_roughness_channel);
+    let normal_map = tables.reference(m.normal_map_texture.as_ref(), &m.normal_map_channel);
+    let emission_map = tables.reference(m.emissive_texture.as_ref(), &m.emissive_channel);
 
     let culling = match m.cull_mode {
         Some(Face::Back) => w::FaceCulling::Back,

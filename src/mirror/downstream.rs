@@ -138,7 +138,7 @@ fn apply(world: &mut World, link: Entity, tx: Transaction, registry: &ComponentR
             ContentMessage::ContentModifyComponents(m) => {
                 let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
                 match registry.get(ext, id) {
-                    Some(rule) => (rule.apply)(world, &mut resolver, &m.content.0)?,
+                    Some(rule) => (rule.apply)(world, link, &mut resolver, &m.content.0)?,
                     None => debug!("ignoring component type ({ext}, {id}): not mirrored by this app"),
                 }
             }

@@ -20,8 +20,15 @@ use bevy::prelude::*;
 
 pub use core_components::{AuthorityClock, Global, TimeSync};
 pub use downstream::{LinkClosedPolicy, MirrorError, PendingMessages};
-pub use registry::{ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent};
+pub use registry::{AssetIdMap, ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent, imported_handle};
 pub use upstream::{MirrorStats, Outgoing};
+pub(crate) use downstream::apply_incoming;
+pub(crate) use upstream::{collect_phase_marker, track_links};
+
+/// Ordering point in `PostUpdate`: asset exporters run before it, component collectors after.
+pub(crate) fn assets_phase_marker() {}
+/// Proposals and RPC order their dispatch after the Downstream apply step.
+pub(crate) use downstream::apply_incoming;
 
 use crate::plugin::NoodlesSystems;
 
@@ -95,6 +102,7 @@ pub(crate) fn build(app: &mut App, config: MirrorConfig) {
     app.insert_resource(config)
         .init_resource::<EntityIndex>()
         .init_resource::<ComponentRegistry>()
+        .init_resource::<AssetIdMap>()
         .init_resource::<Outgoing>()
         .init_resource::<MirrorStats>()
         .init_resource::<AuthorityClock>()
@@ -110,7 +118,8 @@ pub(crate) fn build(app: &mut App, config: MirrorConfig) {
             (
                 upstream::track_links,
                 core_components::publish_time_sync,
-                upstream::collect_phase_marker,
+                assets_phase_marker,
+                collect_phase_marker,
                 upstream::send_transactions,
             )
                 .chain()

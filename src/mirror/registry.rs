@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use bevy::asset::UntypedAssetId;
 use bevy::prelude::*;
 use bytes::Bytes;
 
@@ -15,6 +16,10 @@ use crate::plugin::NoodlesSystems;
 pub trait EntityIds {
     /// The canonical id of a shared or mirrored entity; `None` if it is neither.
     fn id_of(&self, entity: Entity) -> Option<u64>;
+    /// The NOODLES2 `AssetID` a Bevy asset is exported as (Upstream), if it is.
+    fn asset_id(&self, _asset: UntypedAssetId) -> Option<u64> {
+        None
+    }
 }
 
 impl EntityIds for Query<'_, '_, &NoodlesId> {
@@ -23,10 +28,54 @@ impl EntityIds for Query<'_, '_, &NoodlesId> {
     }
 }
 
+/// Entity ids plus the asset id map: what the Upstream collectors encode references with.
+pub(crate) struct UpstreamIds<'a, 'w, 's> {
+    pub ids: &'a Query<'w, 's, &'static NoodlesId>,
+    pub assets: &'a AssetIdMap,
+}
+
+impl EntityIds for UpstreamIds<'_, '_, '_> {
+    fn id_of(&self, entity: Entity) -> Option<u64> {
+        self.ids.get(entity).ok().map(|n| n.0)
+    }
+    fn asset_id(&self, asset: UntypedAssetId) -> Option<u64> {
+        self.assets.exported.get(&asset).copied()
+    }
+}
+
+/// NOODLES2 asset ids ↔ Bevy assets. Filled by the asset layer.
+#[derive(Resource, Default)]
+pub struct AssetIdMap {
+    /// Upstream: Bevy asset → the `AssetID` it is exported as.
+    pub exported: HashMap<UntypedAssetId, u64>,
+    /// Downstream: (link, asset type identifier, `AssetID`) → the Bevy handle that holds it
+    /// (reserved before the asset arrives, filled when it does).
+    pub imported: HashMap<(Entity, u16, u64), UntypedHandle>,
+    /// Downstream: how to reserve a handle for a Core asset type identifier.
+    pub reservers: HashMap<u16, fn(&World) -> UntypedHandle>,
+}
+
+/// The handle for an imported asset, reserving one if it has not arrived yet.
+pub fn imported_handle(world: &mut World, link: Entity, asset_type: u16, id: u64) -> Option<UntypedHandle> {
+    let map = world.get_resource::<AssetIdMap>()?;
+    if let Some(h) = map.imported.get(&(link, asset_type, id)) {
+        return Some(h.clone());
+    }
+    let reserve = *map.reservers.get(&asset_type)?;
+    let h = reserve(world);
+    world.resource_mut::<AssetIdMap>().imported.insert((link, asset_type, id), h.clone());
+    Some(h)
+}
+
 /// Canonical id → entity while applying a transaction; unknown ids get a fresh mirrored entity
 /// (a parent may arrive after its child).
 pub trait EntityResolver {
     fn entity(&mut self, id: u64) -> Entity;
+    /// The handle of an imported asset of a Core asset type (`identifier` in extension 0),
+    /// reserved if the asset has not arrived yet.
+    fn asset_handle(&mut self, _asset_type: u16, _id: u64) -> Option<UntypedHandle> {
+        None
+    }
 }
 
 /// Maps a Bevy component to a NOODLES2 component type.
@@ -58,7 +107,8 @@ pub trait EntityResolver {
 /// ```
 pub trait MirrorComponent: Component + Sized {
     /// The generated codec type of the payload.
-    type Wire: Wire;
+    /// (Every generated codec type implements both traits.)
+    type Wire: Wire + crate::codec::VisitIds;
     /// The extension that owns the component type (Core is 0).
     const EXTENSION: u16;
     /// The component's identifier within its extension.
@@ -83,11 +133,15 @@ pub struct ComponentRule {
     /// Check a `ContentModifyComponents` payload without applying it; returns the pair count.
     pub validate: fn(&Bytes) -> Result<usize, DecodeError>,
     /// Apply a payload to the world (after validation).
-    pub apply: fn(&mut World, &mut dyn FnMut(&mut World, u64) -> Entity, &Bytes) -> Result<(), super::MirrorError>,
+    pub apply: fn(&mut World, Entity, &mut dyn FnMut(&mut World, u64) -> Entity, &Bytes) -> Result<(), super::MirrorError>,
     /// Remove the component from an entity.
     pub remove: fn(&mut World, Entity),
     /// Encode the component of one entity (for digests and proposals).
     pub encode_one: fn(&mut World, Entity) -> Option<Vec<u8>>,
+    /// Decode a payload and re-encode it, handing each pair's target `EntityID` to the first
+    /// visitor and every id inside the value (wire order) to the second; both may rewrite them.
+    /// Proposals use it to check and remap patch-local ids.
+    pub visit_ids: fn(&Bytes, &mut dyn FnMut(&mut u64), &mut dyn FnMut(crate::codec::IdMut<'_>)) -> Result<Bytes, super::MirrorError>,
 }
 
 /// Every registered component type, by `(extension, identifier)`, in registration order.
@@ -130,12 +184,13 @@ impl MirrorAppExt for App {
                 }
             },
             encode_one: encode_one::<T>,
+            visit_ids: visit_pair_ids::<T>,
         });
         registry.by_id.insert(key, index);
         self.world_mut().get_resource_or_init::<Outgoing>().register(key);
         self.add_systems(
             PostUpdate,
-            (upstream::collect_changes::<T>.after(upstream::track_links).before(upstream::collect_phase_marker), upstream::collect_removals::<T>)
+            (upstream::collect_changes::<T>.after(super::assets_phase_marker).before(upstream::collect_phase_marker), upstream::collect_removals::<T>)
                 .in_set(NoodlesSystems::Send),
         );
         self
@@ -171,6 +226,7 @@ fn validate_pairs<T: MirrorComponent>(bytes: &Bytes) -> Result<usize, DecodeErro
 
 fn apply_pairs<T: MirrorComponent>(
     world: &mut World,
+    link: Entity,
     resolve: &mut dyn FnMut(&mut World, u64) -> Entity,
     bytes: &Bytes,
 ) -> Result<(), super::MirrorError> {
@@ -183,7 +239,7 @@ fn apply_pairs<T: MirrorComponent>(
     for (id, w) in decoded {
         let entity = resolve(world, id);
         let value = {
-            let mut resolver = WorldResolver { world: &mut *world, resolve: &mut *resolve };
+            let mut resolver = WorldResolver { world: &mut *world, link, resolve: &mut *resolve };
             T::from_wire(w, &mut resolver)?
         };
         let Ok(mut em) = world.get_entity_mut(entity) else { continue };
@@ -194,6 +250,7 @@ fn apply_pairs<T: MirrorComponent>(
 
 struct WorldResolver<'a, 'b> {
     world: &'a mut World,
+    link: Entity,
     resolve: &'b mut dyn FnMut(&mut World, u64) -> Entity,
 }
 
@@ -201,6 +258,25 @@ impl EntityResolver for WorldResolver<'_, '_> {
     fn entity(&mut self, id: u64) -> Entity {
         (self.resolve)(self.world, id)
     }
+    fn asset_handle(&mut self, asset_type: u16, id: u64) -> Option<UntypedHandle> {
+        imported_handle(self.world, self.link, asset_type, id)
+    }
+}
+
+fn visit_pair_ids<T: MirrorComponent>(
+    bytes: &Bytes,
+    target: &mut dyn FnMut(&mut u64),
+    inner: &mut dyn FnMut(crate::codec::IdMut<'_>),
+) -> Result<Bytes, super::MirrorError> {
+    use crate::codec::VisitIds;
+    let mut out = Vec::with_capacity(bytes.len());
+    for_each_pair::<T>(bytes, |mut id, mut w| {
+        target(&mut id);
+        w.visit_ids_mut(inner);
+        out.extend_from_slice(&id.to_le_bytes());
+        w.write(&mut out).map_err(|e| super::MirrorError::Invalid(format!("component {}: {e}", std::any::type_name::<T>())))
+    })?;
+    Ok(Bytes::from(out))
 }
 
 fn encode_one<T: MirrorComponent>(world: &mut World, entity: Entity) -> Option<Vec<u8>> {
@@ -220,5 +296,13 @@ struct WorldIds<'a> {
 impl EntityIds for WorldIds<'_> {
     fn id_of(&self, entity: Entity) -> Option<u64> {
         self.q.get_manual(self.world, entity).ok().map(|n| n.0)
+    }
+    fn asset_id(&self, asset: UntypedAssetId) -> Option<u64> {
+        let map = self.world.get_resource::<AssetIdMap>()?;
+        if let Some(id) = map.exported.get(&asset) {
+            return Some(*id);
+        }
+        // Downstream: the id an imported handle stands for.
+        map.imported.iter().find(|(_, h)| h.id() == asset).map(|((_, _, id), _)| *id)
     }
 }

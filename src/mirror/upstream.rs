@@ -72,12 +72,33 @@ pub struct Outgoing {
     pub synced: HashSet<Entity>,
     /// Links that need the full world this tick.
     pub joining: Vec<Entity>,
+    /// Asset payloads added or changed since the last send, as (extension, identifier, id, body).
+    pub assets_modified: Vec<((u16, u16, u64), Bytes)>,
+    /// Assets deleted since the last send.
+    pub assets_deleted: Vec<(u16, u16, u64)>,
+    /// Every live asset's current body, for joining links (ordered by type, so buffers come
+    /// before the images and meshes that reference them).
+    pub live_assets: BTreeMap<(u16, u16, u64), Bytes>,
     /// Is this a send tick?
     pub active: bool,
     last_send: Option<Duration>,
 }
 
 impl Outgoing {
+    /// Queue an asset body for every Downstream (and remember it for joining links).
+    pub fn modify_asset(&mut self, key: (u16, u16, u64), body: Bytes) {
+        self.live_assets.insert(key, body.clone());
+        self.assets_modified.push((key, body));
+    }
+
+    /// Queue an asset deletion.
+    pub fn delete_asset(&mut self, key: (u16, u16, u64)) {
+        if self.live_assets.remove(&key).is_some() {
+            self.assets_modified.retain(|(k, _)| *k != key);
+            self.assets_deleted.push(key);
+        }
+    }
+
     pub(crate) fn register(&mut self, key: (u16, u16)) {
         if !self.types.contains_key(&key) {
             self.order.push(key);
@@ -154,6 +175,7 @@ pub(crate) fn collect_changes<T: MirrorComponent>(
     changed: Query<(&NoodlesId, &T), (With<Shared>, Or<(Changed<T>, Added<NoodlesId>)>)>,
     all: Query<(&NoodlesId, &T), With<Shared>>,
     ids: Query<&NoodlesId>,
+    assets: Res<super::registry::AssetIdMap>,
     config: Res<MirrorConfig>,
     mut out: ResMut<Outgoing>,
 ) {
@@ -165,7 +187,8 @@ pub(crate) fn collect_changes<T: MirrorComponent>(
     let want_delta = !out.synced.is_empty();
     let want_snapshot = !out.joining.is_empty();
     let Some(t) = out.types.get_mut(&key) else { return };
-    let lookup: &dyn EntityIds = &ids;
+    let upstream_ids = super::registry::UpstreamIds { ids: &ids, assets: &assets };
+    let lookup: &dyn EntityIds = &upstream_ids;
     if want_delta {
         for (id, c) in &changed {
             if let Some(w) = c.to_wire(lookup) {
@@ -198,6 +221,13 @@ pub(crate) fn collect_removals<T: MirrorComponent>(
             }
         }
     }
+}
+
+fn an_asset(key: (u16, u16, u64)) -> crate::codec::AnAsset {
+    crate::codec::AnAsset::new(
+        crate::codec::AssetTypeID::new(crate::codec::ExtensionID::new(key.0), key.1),
+        crate::codec::AssetID::new(key.2),
+    )
 }
 
 fn entity_list(ids: &[u64]) -> EntityList {
@@ -241,6 +271,20 @@ fn ids_in_chunks(ids: &[u64], limit: usize) -> impl Iterator<Item = &[u64]> {
 /// Content of one transaction group for links that speak `extensions`.
 fn build_contents(out: &Outgoing, extensions: &[u16], snapshot: bool, all_ids: &[u64], limit: usize) -> Vec<(ContentMessage, usize)> {
     let mut contents = Vec::new();
+    let asset_msg = |key: &(u16, u16, u64), body: &Bytes| {
+        (
+            ContentMessage::ContentModifyAsset(crate::codec::ContentModifyAsset {
+                an_asset: an_asset(*key),
+                content: crate::codec::Content(body.clone()),
+            }),
+            body.len() + 21,
+        )
+    };
+    if snapshot {
+        contents.extend(out.live_assets.iter().filter(|(k, _)| extensions.contains(&k.0)).map(|(k, b)| asset_msg(k, b)));
+    } else {
+        contents.extend(out.assets_modified.iter().filter(|(k, _)| extensions.contains(&k.0)).map(|(k, b)| asset_msg(k, b)));
+    }
     let created: &[u64] = if snapshot { all_ids } else { &out.created };
     for chunk in ids_in_chunks(created, limit) {
         contents.push((ContentMessage::ContentCreateEntities(ContentCreateEntities { list: entity_list(chunk) }), chunk.len() * 8 + 5));
@@ -277,6 +321,9 @@ fn build_contents(out: &Outgoing, extensions: &[u16], snapshot: bool, all_ids: &
         }
     }
     if !snapshot {
+        for key in out.assets_deleted.iter().filter(|k| extensions.contains(&k.0)) {
+            contents.push((ContentMessage::ContentDeleteAsset(crate::codec::ContentDeleteAsset { an_asset: an_asset(*key) }), 17));
+        }
         for chunk in ids_in_chunks(&out.deleted, limit) {
             contents.push((ContentMessage::ContentDeleteEntities(ContentDeleteEntities { list: entity_list(chunk) }), chunk.len() * 8 + 5));
         }
@@ -361,6 +408,8 @@ pub(crate) fn send_transactions(
     out.joining = still_joining;
     out.created.clear();
     out.deleted.clear();
+    out.assets_modified.clear();
+    out.assets_deleted.clear();
     for t in out.types.values_mut() {
         t.delta.clear();
         t.snapshot.clear();

@@ -1,0 +1,335 @@
+//! The visual Downstream: renders any Upstream's world with Bevy.
+//!
+//! ```text
+//! cargo run --example viewer                      # hosts the built-in demo scene in-process and shows it
+//! cargo run --example viewer -- ws://HOST:PORT    # connects to a running Upstream
+//!     [--screenshot PATH] [--timeout SECONDS] [--size WxH]
+//! ```
+//! Drag with the left mouse button to orbit, scroll to zoom. `--screenshot` waits until the
+//! mirrored world and its assets are loaded and the render pipelines are ready, saves one
+//! screenshot and exits (non-zero with a reason if that does not happen within `--timeout`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
+use bevy::prelude::*;
+use bevy::render::render_resource::PipelineCache;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::render::{Render, RenderApp, RenderPlugin};
+use bevy::window::WindowResolution;
+use bevy_noodles2::assets::AssetStats;
+use bevy_noodles2::demo::DemoScenePlugin;
+use bevy_noodles2::mirror::MirrorStats;
+use bevy_noodles2::prelude::*;
+
+struct Args {
+    url: Option<String>,
+    screenshot: Option<String>,
+    timeout: f64,
+    size: (u32, u32),
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args { url: None, screenshot: None, timeout: 120.0, size: (1280, 720) };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--screenshot" => a.screenshot = Some(it.next().context("--screenshot needs a PATH")?),
+            "--timeout" => a.timeout = it.next().context("--timeout needs SECONDS")?.parse().context("--timeout needs a number")?,
+            "--size" => {
+                let s = it.next().context("--size needs WxH")?;
+                let (w, h) = s.split_once('x').context("--size needs WxH, e.g. 1280x720")?;
+                a.size = (w.parse().context("bad width")?, h.parse().context("bad height")?);
+            }
+            "-h" | "--help" => {
+                println!("usage: viewer [ws://HOST:PORT] [--screenshot PATH] [--timeout SECONDS] [--size WxH]");
+                std::process::exit(0);
+            }
+            s if s.starts_with("ws://") => a.url = Some(s.to_string()),
+            other => bail!("unknown argument `{other}` (try --help)"),
+        }
+    }
+    Ok(a)
+}
+
+/// Host the demo scene in a headless app on its own thread; returns its url.
+fn host_demo_in_process() -> anyhow::Result<String> {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+    std::thread::Builder::new().name("demo host".into()).spawn(move || {
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0))))
+            .add_plugins(AssetPlugin::default())
+            .init_asset::<Mesh>()
+            .init_asset::<StandardMaterial>()
+            .init_asset::<Image>()
+            .add_plugins(NoodlesPlugin { session_name: "bevy_noodles2 demo".into(), ..default() })
+            .add_plugins(DemoScenePlugin::default())
+            .add_systems(Startup, |mut commands: Commands| {
+                commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
+            })
+            .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
+                for r in ready.read() {
+                    let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
+                }
+            });
+        app.run();
+    })?;
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(url)) => Ok(url),
+        Ok(Err(e)) => bail!("the in-process demo host could not listen: {e}"),
+        Err(_) => bail!("the in-process demo host did not start"),
+    }
+}
+
+#[derive(Resource)]
+struct ViewerArgs {
+    url: String,
+    screenshot: Option<String>,
+    deadline: Instant,
+    timeout: f64,
+}
+
+/// Pipelines still compiling in the render world (shared with the main world).
+#[derive(Resource, Clone, Default)]
+struct WaitingPipelines(Arc<AtomicUsize>);
+
+#[derive(Component)]
+struct OrbitCamera {
+    focus: Vec3,
+    yaw: f32,
+    pitch: f32,
+    distance: f32,
+}
+
+#[derive(Component)]
+struct StatusText;
+
+#[derive(Component)]
+struct DefaultLight;
+
+#[derive(Resource, Default)]
+struct ViewerState {
+    framed: bool,
+    stable_frames: u32,
+    last_counts: (usize, u64),
+    shot_requested: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let url = match args.url.clone() {
+        Some(u) => u,
+        None => host_demo_in_process()?,
+    };
+    let waiting = WaitingPipelines::default();
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: format!("bevy_noodles2 viewer — {url}"),
+                    resolution: WindowResolution::new(args.size.0, args.size.1),
+                    ..default()
+                }),
+                ..default()
+            })
+            .set(RenderPlugin { synchronous_pipeline_compilation: args.screenshot.is_some(), ..default() }),
+    )
+    .add_plugins(NoodlesPlugin { session_name: "bevy_noodles2 viewer".into(), ..default() })
+    .insert_resource(ViewerArgs {
+        url,
+        screenshot: args.screenshot.clone(),
+        deadline: Instant::now() + Duration::from_secs_f64(args.timeout),
+        timeout: args.timeout,
+    })
+    .insert_resource(waiting.clone())
+    .insert_resource(ClearColor(Color::srgb(0.08, 0.09, 0.11)))
+    .init_resource::<ViewerState>()
+    .add_systems(Startup, setup)
+    .add_systems(Update, (frame_scene, orbit, default_light, status, screenshot_when_ready, on_close));
+    if let Some(render_app) = app.get_sub_app_mut(RenderApp) {
+        render_app.insert_resource(waiting).add_systems(Render, count_waiting_pipelines);
+    }
+    match app.run() {
+        AppExit::Success => Ok(()),
+        AppExit::Error(c) => std::process::exit(c.get() as i32),
+    }
+}
+
+fn count_waiting_pipelines(cache: Option<Res<PipelineCache>>, waiting: Res<WaitingPipelines>) {
+    if let Some(cache) = cache {
+        waiting.0.store(cache.waiting_pipelines().count(), Ordering::Relaxed);
+    }
+}
+
+fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
+    commands.spawn(NoodlesConnect::new(args.url.clone()));
+    commands.spawn((
+        Camera3d::default(),
+        Transform::from_xyz(8.0, 6.0, 8.0).looking_at(Vec3::ZERO, Vec3::Y),
+        OrbitCamera { focus: Vec3::ZERO, yaw: 0.8, pitch: 0.5, distance: 12.0 },
+    ));
+    commands.spawn((
+        Text::new("connecting..."),
+        TextFont { font_size: 14.0, ..default() },
+        Node { position_type: PositionType::Absolute, top: Val::Px(8.0), left: Val::Px(8.0), ..default() },
+        StatusText,
+    ));
+}
+
+/// Once the world arrived, frame it: focus on the center of the mirrored entities.
+fn frame_scene(
+    mut state: ResMut<ViewerState>,
+    mirrored: Query<&GlobalTransform, With<Mirrored>>,
+    stats: Res<MirrorStats>,
+    mut cam: Query<&mut OrbitCamera>,
+) {
+    if state.framed || stats.transactions_applied == 0 {
+        return;
+    }
+    let points: Vec<Vec3> = mirrored.iter().map(|t| t.translation()).filter(|p| p.is_finite()).collect();
+    if points.is_empty() {
+        return;
+    }
+    let (min, max) = points.iter().fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(a, b), p| (a.min(*p), b.max(*p)));
+    let center = (min + max) / 2.0;
+    let radius = ((max - min).length() / 2.0).max(1.0);
+    if let Ok(mut c) = cam.single_mut() {
+        c.focus = center;
+        c.distance = radius * 2.4;
+    }
+    state.framed = true;
+}
+
+fn orbit(
+    buttons: Res<ButtonInput<MouseButton>>,
+    motion: Res<AccumulatedMouseMotion>,
+    scroll: Res<AccumulatedMouseScroll>,
+    mut q: Query<(&mut OrbitCamera, &mut Transform)>,
+) {
+    let Ok((mut o, mut t)) = q.single_mut() else { return };
+    if buttons.pressed(MouseButton::Left) {
+        o.yaw -= motion.delta.x * 0.005;
+        o.pitch = (o.pitch + motion.delta.y * 0.005).clamp(-1.5, 1.5);
+    }
+    if scroll.delta.y != 0.0 {
+        o.distance = (o.distance * (1.0 - scroll.delta.y * 0.1)).clamp(0.5, 10_000.0);
+    }
+    let dir = Vec3::new(o.yaw.cos() * o.pitch.cos(), o.pitch.sin(), o.yaw.sin() * o.pitch.cos());
+    *t = Transform::from_translation(o.focus + dir * o.distance).looking_at(o.focus, Vec3::Y);
+}
+
+/// A default light while the mirrored scene has none.
+fn default_light(
+    mut commands: Commands,
+    mirrored_lights: Query<(), (With<Mirrored>, Or<(With<DirectionalLight>, With<PointLight>, With<SpotLight>)>)>,
+    ours: Query<Entity, With<DefaultLight>>,
+) {
+    let has = !mirrored_lights.is_empty();
+    match (has, ours.iter().next()) {
+        (false, None) => {
+            commands.spawn((DirectionalLight { illuminance: 3000.0, ..default() }, Transform::from_xyz(3.0, 10.0, 5.0).looking_at(Vec3::ZERO, Vec3::Y), DefaultLight));
+        }
+        (true, Some(e)) => commands.entity(e).despawn(),
+        _ => {}
+    }
+}
+
+fn status(
+    links: Query<&NoodlesLink>,
+    mirrored: Query<(), With<Mirrored>>,
+    assets: Res<AssetStats>,
+    mut text: Query<&mut Text, With<StatusText>>,
+) {
+    let Ok(mut t) = text.single_mut() else { return };
+    let link = links.iter().next();
+    let state = match link.map(|l| &l.status) {
+        None => "no link".to_string(),
+        Some(LinkStatus::Connecting) => "connecting".into(),
+        Some(LinkStatus::Preamble) => "handshake".into(),
+        Some(LinkStatus::MainSequence) => "connected".into(),
+        Some(LinkStatus::Closed(r)) => format!("closed: {r}"),
+    };
+    let peer = link.map(|l| l.peer_name.as_str()).unwrap_or("");
+    let s = format!(
+        "{state} {peer}\nentities: {}   assets: {} imported, {} waiting, {} refused",
+        mirrored.iter().count(),
+        assets.imported,
+        assets.pending,
+        assets.refused
+    );
+    if t.0 != s {
+        t.0 = s;
+    }
+}
+
+fn screenshot_when_ready(
+    mut commands: Commands,
+    args: Res<ViewerArgs>,
+    mut state: ResMut<ViewerState>,
+    stats: Res<MirrorStats>,
+    assets: Res<AssetStats>,
+    mirrored: Query<(), With<Mirrored>>,
+    mesh_handles: Query<&Mesh3d, With<Mirrored>>,
+    meshes: Res<Assets<Mesh>>,
+    waiting: Res<WaitingPipelines>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let Some(path) = args.screenshot.clone() else { return };
+    if state.shot_requested {
+        return;
+    }
+    if Instant::now() > args.deadline {
+        eprintln!(
+            "error: the scene was not ready within {}s (transactions applied: {}, entities: {}, assets pending: {}, pipelines compiling: {})",
+            args.timeout,
+            stats.transactions_applied,
+            mirrored.iter().count(),
+            assets.pending,
+            waiting.0.load(Ordering::Relaxed)
+        );
+        exit.write(AppExit::error());
+        return;
+    }
+    let counts = (mirrored.iter().count(), assets.imported);
+    let meshes_loaded = mesh_handles.iter().all(|m| meshes.contains(&m.0));
+    let ready = stats.transactions_applied > 0 && counts.0 > 0 && assets.pending == 0 && meshes_loaded && waiting.0.load(Ordering::Relaxed) == 0 && state.framed;
+    if ready && counts == state.last_counts {
+        state.stable_frames += 1;
+    } else {
+        state.stable_frames = 0;
+    }
+    state.last_counts = counts;
+    // Stable for a while: assets in, pipelines compiled, a few frames rendered.
+    if state.stable_frames >= 30 {
+        state.shot_requested = true;
+        let p = path.clone();
+        commands.spawn(Screenshot::primary_window()).observe(move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+            let result = captured.image.clone().try_into_dynamic().map_err(|e| e.to_string()).and_then(|img| img.to_rgb8().save(&p).map_err(|e| e.to_string()));
+            match result {
+                Ok(()) => {
+                    println!("saved screenshot to {p}");
+                    exit.write(AppExit::Success);
+                }
+                Err(e) => {
+                    eprintln!("error: cannot save the screenshot to {p}: {e}");
+                    exit.write(AppExit::error());
+                }
+            }
+        });
+    }
+}
+
+fn on_close(args: Res<ViewerArgs>, mut closed: MessageReader<LinkClosed>, mut exit: MessageWriter<AppExit>) {
+    if let Some(c) = closed.read().next() {
+        eprintln!("link closed: {}", c.reason);
+        if args.screenshot.is_some() {
+            eprintln!("error: lost the link before the screenshot");
+            exit.write(AppExit::error());
+        }
+    }
+}

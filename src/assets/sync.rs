@@ -1,0 +1,446 @@
+//! Moving assets between Upstream and Downstream: automatic export of the meshes, materials and
+//! images used by shared entities, and import into Bevy's asset collections on the Downstream.
+//!
+//! Upstream: a shared entity with `Mesh3d` / `MeshMaterial3d<StandardMaterial>` needs nothing
+//! more. Each Bevy asset is exported once (whatever the number of entities using it) as a
+//! `BufferAsset` plus a `MeshAsset` / `ImageAsset` / `PBRMaterialAsset`, kept while a shared
+//! entity uses it, deleted when none does, and re-sent when the Bevy asset changes.
+//!
+//! Downstream: asset bodies are decoded and validated; refused ones are logged with the reason
+//! and counted in [`AssetStats`], and the rest of the world keeps working. Components that refer
+//! to an asset before it arrives get a reserved handle that is filled when it does.
+
+use std::collections::{HashMap, HashSet};
+
+use bevy::asset::UntypedAssetId;
+use bevy::prelude::*;
+use bytes::Bytes;
+
+use super::convert;
+use super::IncomingAssets;
+use crate::codec::{
+    BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset, InlineContent, MeshAsset,
+    MeshAssetID, MeshComponent, PBRMaterialAsset, PBRMaterialAssetID, PBRMaterialComponent, Wire,
+};
+use crate::mirror::{AssetIdMap, EntityIds, EntityResolver, MirrorComponent, MirrorError, NoodlesId, Outgoing, Shared};
+
+/// Core asset type identifiers (extension 0), from `spec/core/extension.md`.
+pub mod asset_type {
+    pub const BUFFER: u16 = 0;
+    pub const ENVIRONMENT: u16 = 1;
+    pub const IMAGE: u16 = 2;
+    pub const MESH: u16 = 3;
+    pub const PBR_MATERIAL: u16 = 4;
+    pub const ANIMATION: u16 = 5;
+    pub const ANIM_SAMPLER: u16 = 6;
+}
+
+impl MirrorComponent for Mesh3d {
+    type Wire = MeshComponent;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = 14;
+    fn to_wire(&self, ids: &dyn EntityIds) -> Option<MeshComponent> {
+        let id = ids.asset_id(self.0.id().untyped())?;
+        Some(MeshComponent::new(MeshAssetID::new(crate::codec::AssetID::new(id))))
+    }
+    fn from_wire(w: MeshComponent, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
+        let id = w.asset.id.id.get();
+        let h = ids
+            .asset_handle(asset_type::MESH, id)
+            .ok_or_else(|| MirrorError::Invalid(format!("mesh asset {id}: this app has no mesh assets")))?;
+        Ok(Mesh3d(h.typed_debug_checked()))
+    }
+}
+
+impl MirrorComponent for MeshMaterial3d<StandardMaterial> {
+    type Wire = PBRMaterialComponent;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = 13;
+    fn to_wire(&self, ids: &dyn EntityIds) -> Option<PBRMaterialComponent> {
+        let id = ids.asset_id(self.0.id().untyped())?;
+        Some(PBRMaterialComponent::new(PBRMaterialAssetID::new(crate::codec::AssetID::new(id))))
+    }
+    fn from_wire(w: PBRMaterialComponent, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
+        let id = w.asset.id.id.get();
+        let h = ids
+            .asset_handle(asset_type::PBR_MATERIAL, id)
+            .ok_or_else(|| MirrorError::Invalid(format!("material asset {id}: this app has no material assets")))?;
+        Ok(MeshMaterial3d(h.typed_debug_checked()))
+    }
+}
+
+/// Counters of the asset layer (for overlays and tests).
+#[derive(Resource, Debug, Default, Clone)]
+pub struct AssetStats {
+    /// Assets exported (Upstream), counting re-sends.
+    pub exported: u64,
+    /// Assets received and turned into Bevy assets (Downstream).
+    pub imported: u64,
+    /// Assets refused (Downstream), with the last reason.
+    pub refused: u64,
+    pub last_refusal: Option<String>,
+    /// Assets waiting for a buffer they reference.
+    pub pending: usize,
+}
+
+/// What the Upstream has exported.
+#[derive(Resource, Default)]
+pub struct AssetExport {
+    next_id: u64,
+    /// Bevy asset → (its asset id, its buffer's asset id, asset type identifier).
+    exported: HashMap<UntypedAssetId, (u64, u64, u16)>,
+    /// Material → the images its table uses.
+    material_images: HashMap<UntypedAssetId, Vec<UntypedAssetId>>,
+    /// Assets whose Bevy data was not loaded yet; retried every frame.
+    waiting: HashSet<UntypedAssetId>,
+    /// Set when a reference may have gone away; triggers a sweep of unused assets.
+    dirty: bool,
+}
+
+impl AssetExport {
+    fn allocate(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+}
+
+fn buffer_body(bytes: Vec<u8>) -> Option<Bytes> {
+    BufferAsset { flags: BufferAssetFlags::default(), source: BufferSource::InlineContent(InlineContent(bytes.into())) }
+        .encode_bytes()
+        .ok()
+}
+
+fn whole_view(len: usize, buffer: u64) -> BufferView {
+    BufferView::new(0, len as u64, BufferAssetID::new(crate::codec::AssetID::new(buffer)))
+}
+
+#[expect(clippy::too_many_arguments, reason = "one system exports every asset kind")]
+pub(crate) fn export_assets(
+    mut export: ResMut<AssetExport>,
+    mut ids: ResMut<AssetIdMap>,
+    mut out: ResMut<Outgoing>,
+    mut stats: ResMut<AssetStats>,
+    meshes: Res<Assets<Mesh>>,
+    materials: Res<Assets<StandardMaterial>>,
+    images: Res<Assets<Image>>,
+    mut mesh_events: MessageReader<AssetEvent<Mesh>>,
+    mut material_events: MessageReader<AssetEvent<StandardMaterial>>,
+    mut image_events: MessageReader<AssetEvent<Image>>,
+    mut mesh_users: Query<(Ref<Mesh3d>, Ref<NoodlesId>), With<Shared>>,
+    mut material_users: Query<(Ref<MeshMaterial3d<StandardMaterial>>, Ref<NoodlesId>), With<Shared>>,
+    mut touch_meshes: Query<&mut Mesh3d, With<Shared>>,
+    mut touch_materials: Query<&mut MeshMaterial3d<StandardMaterial>, With<Shared>>,
+    removed_mesh: RemovedComponents<Mesh3d>,
+    removed_material: RemovedComponents<MeshMaterial3d<StandardMaterial>>,
+    removed_shared: RemovedComponents<Shared>,
+) {
+    // Which assets must be (re-)exported this frame.
+    let mut want: Vec<UntypedAssetId> = Vec::new();
+    for (m, id) in mesh_users.iter_mut() {
+        if m.is_changed() || id.is_added() {
+            want.push(m.0.id().untyped());
+        }
+    }
+    for (m, id) in material_users.iter_mut() {
+        if m.is_changed() || id.is_added() {
+            want.push(m.0.id().untyped());
+        }
+    }
+    let changed = |id: UntypedAssetId, export: &AssetExport| export.exported.contains_key(&id);
+    for e in mesh_events.read() {
+        if let AssetEvent::Modified { id } = e {
+            if changed(id.untyped(), &export) {
+                export.exported.remove(&id.untyped());
+                want.push(id.untyped());
+            }
+        }
+    }
+    for e in material_events.read() {
+        if let AssetEvent::Modified { id } = e {
+            if changed(id.untyped(), &export) {
+                export.exported.remove(&id.untyped());
+                want.push(id.untyped());
+            }
+        }
+    }
+    for e in image_events.read() {
+        if let AssetEvent::Modified { id } = e {
+            if changed(id.untyped(), &export) {
+                export.exported.remove(&id.untyped());
+                want.push(id.untyped());
+            }
+        }
+    }
+    want.extend(export.waiting.drain().collect::<Vec<_>>());
+
+    let mut newly: HashSet<UntypedAssetId> = HashSet::new();
+    for asset in want {
+        if export.exported.contains_key(&asset) {
+            continue;
+        }
+        if let Ok(mesh_id) = asset.try_typed::<Mesh>() {
+            let Some(mesh) = meshes.get(mesh_id) else {
+                export.waiting.insert(asset);
+                continue;
+            };
+            let reuse = ids.exported.get(&asset).copied();
+            let id = reuse.unwrap_or_else(|| export.allocate());
+            let buffer = export.allocate();
+            match convert::mesh_to_wire(mesh, buffer) {
+                Ok((bytes, wire)) => {
+                    let (Some(bbody), Ok(mbody)) = (buffer_body(bytes), wire.encode_bytes()) else { continue };
+                    out.modify_asset((0, asset_type::BUFFER, buffer), bbody);
+                    out.modify_asset((0, asset_type::MESH, id), mbody);
+                    export.exported.insert(asset, (id, buffer, asset_type::MESH));
+                    ids.exported.insert(asset, id);
+                    stats.exported += 1;
+                    newly.insert(asset);
+                }
+                Err(e) => warn!("mesh {mesh_id:?} cannot be shared: {e}"),
+            }
+        } else if let Ok(mat_id) = asset.try_typed::<StandardMaterial>() {
+            let Some(mat) = materials.get(mat_id) else {
+                export.waiting.insert(asset);
+                continue;
+            };
+            // Export the images first.
+            let mut used = Vec::new();
+            let mut missing = false;
+            let mut slot = |h: &Handle<Image>| -> Option<u64> {
+                let key = h.id().untyped();
+                if let Some((id, _, _)) = export.exported.get(&key) {
+                    used.push(key);
+                    return Some(*id);
+                }
+                let Some(img) = images.get(h) else {
+                    missing = true;
+                    return None;
+                };
+                let (png, flags) = match convert::image_to_wire(img) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        warn!("image {key:?} cannot be shared: {e}");
+                        return None;
+                    }
+                };
+                let buffer = export.allocate();
+                let id = export.allocate();
+                let view = whole_view(png.len(), buffer);
+                let body = ImageAsset { view, flags }.encode_bytes().ok()?;
+                out.modify_asset((0, asset_type::BUFFER, buffer), buffer_body(png)?);
+                out.modify_asset((0, asset_type::IMAGE, id), body);
+                export.exported.insert(key, (id, buffer, asset_type::IMAGE));
+                ids.exported.insert(key, id);
+                stats.exported += 1;
+                used.push(key);
+                Some(id)
+            };
+            let wire: PBRMaterialAsset = convert::material_to_wire(mat, &mut slot);
+            if missing {
+                export.waiting.insert(asset);
+                continue;
+            }
+            let Ok(body) = wire.encode_bytes() else { continue };
+            let id = ids.exported.get(&asset).copied().unwrap_or_else(|| export.allocate());
+            out.modify_asset((0, asset_type::PBR_MATERIAL, id), body);
+            export.exported.insert(asset, (id, 0, asset_type::PBR_MATERIAL));
+            export.material_images.insert(asset, used);
+            ids.exported.insert(asset, id);
+            stats.exported += 1;
+            newly.insert(asset);
+        }
+    }
+    // Entities whose asset was exported late: send their component now.
+    if !newly.is_empty() {
+        for mut m in touch_meshes.iter_mut() {
+            if newly.contains(&m.0.id().untyped()) {
+                m.set_changed();
+            }
+        }
+        for mut m in touch_materials.iter_mut() {
+            if newly.contains(&m.0.id().untyped()) {
+                m.set_changed();
+            }
+        }
+    }
+
+    // Sweep assets no shared entity uses any more.
+    if !removed_mesh.is_empty() || !removed_material.is_empty() || !removed_shared.is_empty() {
+        export.dirty = true;
+    }
+    if export.dirty {
+        export.dirty = false;
+        let mut used: HashSet<UntypedAssetId> = HashSet::new();
+        used.extend(mesh_users.iter().map(|(m, _)| m.0.id().untyped()));
+        for (m, _) in material_users.iter() {
+            let key = m.0.id().untyped();
+            used.insert(key);
+            if let Some(imgs) = export.material_images.get(&key) {
+                used.extend(imgs.iter().copied());
+            }
+        }
+        let gone: Vec<UntypedAssetId> = export.exported.keys().filter(|k| !used.contains(k)).copied().collect();
+        for key in gone {
+            if let Some((id, buffer, ty)) = export.exported.remove(&key) {
+                out.delete_asset((0, ty, id));
+                if buffer != 0 {
+                    out.delete_asset((0, asset_type::BUFFER, buffer));
+                }
+                ids.exported.remove(&key);
+                export.material_images.remove(&key);
+            }
+        }
+    }
+}
+
+/// Marks the export sweep as needed (every removal of `Shared`, `Mesh3d` or a material).
+fn mark_dirty(mut export: ResMut<AssetExport>) {
+    export.dirty = true;
+}
+
+/// Downstream: what arrived, per link.
+#[derive(Resource, Default)]
+pub struct AssetImport {
+    /// Buffer bodies by (link, id).
+    buffers: HashMap<(Entity, u64), Bytes>,
+    /// Assets waiting for a buffer: (link, type identifier, id, body).
+    waiting: Vec<(Entity, u16, u64, Bytes)>,
+}
+
+fn reserve<A: Asset>(world: &World) -> UntypedHandle {
+    world.resource::<Assets<A>>().reserve_handle().untyped()
+}
+
+fn buffer_of(import: &AssetImport, link: Entity, view: &BufferView) -> Option<Bytes> {
+    import.buffers.get(&(link, view.asset_id.id.id.get())).cloned()
+}
+
+/// Decode received asset bodies into Bevy assets.
+pub(crate) fn import_assets(world: &mut World) {
+    let (modified, deleted) = {
+        let Some(mut incoming) = world.get_resource_mut::<IncomingAssets>() else { return };
+        (std::mem::take(&mut incoming.modified), std::mem::take(&mut incoming.deleted))
+    };
+    let mut import = world.remove_resource::<AssetImport>().unwrap_or_default();
+    let mut work: Vec<(Entity, u16, u64, Bytes)> = std::mem::take(&mut import.waiting);
+    for (link, m) in modified {
+        let (ext, ty, id) = (m.an_asset.asset_type.extension.id.get(), m.an_asset.asset_type.identifier.get(), m.an_asset.asset_id.id.get());
+        if ext != 0 {
+            debug!("ignoring asset type ({ext}, {ty}): not handled by this app");
+            continue;
+        }
+        work.push((link, ty, id, m.content.0));
+    }
+    // Buffers first: later assets in the same batch reference them.
+    work.sort_by_key(|(_, ty, _, _)| *ty != asset_type::BUFFER);
+    for (link, ty, id, body) in work {
+        let result = import_one(world, &mut import, link, ty, id, &body);
+        match result {
+            Ok(true) => world.resource_mut::<AssetStats>().imported += 1,
+            Ok(false) => import.waiting.push((link, ty, id, body)),
+            Err(reason) => {
+                let what = match ty {
+                    asset_type::BUFFER => "buffer",
+                    asset_type::IMAGE => "image",
+                    asset_type::MESH => "mesh",
+                    asset_type::PBR_MATERIAL => "material",
+                    _ => "asset",
+                };
+                let msg = format!("refused {what} asset {id}: {reason}");
+                warn!("{msg}");
+                let mut s = world.resource_mut::<AssetStats>();
+                s.refused += 1;
+                s.last_refusal = Some(msg);
+            }
+        }
+    }
+    for (link, a) in deleted {
+        let (ty, id) = (a.asset_type.identifier.get(), a.asset_id.id.get());
+        if ty == asset_type::BUFFER {
+            import.buffers.remove(&(link, id));
+        }
+        // Dropping our handle lets Bevy free the asset once no entity uses it.
+        world.resource_mut::<AssetIdMap>().imported.remove(&(link, ty, id));
+    }
+    world.resource_mut::<AssetStats>().pending = import.waiting.len();
+    world.insert_resource(import);
+}
+
+/// Returns Ok(true) when imported, Ok(false) when it waits for a buffer.
+fn import_one(world: &mut World, import: &mut AssetImport, link: Entity, ty: u16, id: u64, body: &Bytes) -> Result<bool, String> {
+    match ty {
+        asset_type::BUFFER => {
+            let b = BufferAsset::decode(body.clone()).map_err(|e| e.to_string())?;
+            match b.source {
+                BufferSource::InlineContent(c) => {
+                    import.buffers.insert((link, id), c.0);
+                    Ok(true)
+                }
+                BufferSource::BufferFromURL(u) => Err(format!("buffer from URL {} is not fetched by this app", u.url.0)),
+                BufferSource::OOBAssetID(o) => Err(format!("out-of-band buffer {} is not fetched by this app", o.id.get())),
+            }
+        }
+        asset_type::IMAGE => {
+            let a = ImageAsset::decode(body.clone()).map_err(|e| e.to_string())?;
+            let Some(buf) = buffer_of(import, link, &a.view) else { return Ok(false) };
+            let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
+            let image = convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())?;
+            let h = crate::mirror::imported_handle(world, link, ty, id).ok_or("no image assets in this app")?;
+            world.resource_mut::<Assets<Image>>().insert(h.id().typed::<Image>(), image).map_err(|e| e.to_string())?;
+            Ok(true)
+        }
+        asset_type::MESH => {
+            let a = MeshAsset::decode(body.clone()).map_err(|e| e.to_string())?;
+            let Some(buf) = buffer_of(import, link, &a.view) else { return Ok(false) };
+            let mesh = convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string())?;
+            let h = crate::mirror::imported_handle(world, link, ty, id).ok_or("no mesh assets in this app")?;
+            world.resource_mut::<Assets<Mesh>>().insert(h.id().typed::<Mesh>(), mesh).map_err(|e| e.to_string())?;
+            Ok(true)
+        }
+        asset_type::PBR_MATERIAL => {
+            let a = PBRMaterialAsset::decode(body.clone()).map_err(|e| e.to_string())?;
+            let mut image = |img: u64| crate::mirror::imported_handle(world, link, asset_type::IMAGE, img).map(|h| h.typed::<Image>());
+            let mat = convert::material_from_wire(&a, &mut image).map_err(|e| e.to_string())?;
+            let h = crate::mirror::imported_handle(world, link, ty, id).ok_or("no material assets in this app")?;
+            world
+                .resource_mut::<Assets<StandardMaterial>>()
+                .insert(h.id().typed::<StandardMaterial>(), mat)
+                .map_err(|e| e.to_string())?;
+            Ok(true)
+        }
+        other => {
+            debug!("ignoring Core asset type {other}: not handled yet");
+            Ok(true)
+        }
+    }
+}
+
+/// Wire the asset layer into an app that has Bevy's mesh, material and image assets.
+pub(crate) fn build(app: &mut App) {
+    use crate::mirror::MirrorAppExt;
+    use crate::plugin::NoodlesSystems;
+    app.init_resource::<AssetStats>();
+    let has_assets = app.world().contains_resource::<Assets<Mesh>>()
+        && app.world().contains_resource::<Assets<StandardMaterial>>()
+        && app.world().contains_resource::<Assets<Image>>();
+    if !has_assets {
+        debug!("no mesh/material/image assets in this app: assets are not mirrored");
+        return;
+    }
+    {
+        let mut map = app.world_mut().resource_mut::<AssetIdMap>();
+        map.reservers.insert(asset_type::MESH, reserve::<Mesh>);
+        map.reservers.insert(asset_type::PBR_MATERIAL, reserve::<StandardMaterial>);
+        map.reservers.insert(asset_type::IMAGE, reserve::<Image>);
+    }
+    app.init_resource::<AssetExport>()
+        .init_resource::<AssetImport>()
+        .mirror_component::<Mesh3d>()
+        .mirror_component::<MeshMaterial3d<StandardMaterial>>()
+        .add_observer(|_: On<Remove, Shared>, export: ResMut<AssetExport>| mark_dirty(export))
+        .add_systems(
+            PostUpdate,
+            export_assets.in_set(NoodlesSystems::Send).after(crate::mirror::track_links).before(crate::mirror::assets_phase_marker),
+        )
+        .add_systems(PreUpdate, import_assets.in_set(NoodlesSystems::Apply).after(crate::mirror::apply_incoming));
+}
