@@ -2,15 +2,18 @@
 //! wire format). One Rust module per schema file is written to `$OUT_DIR/codec/`, and included by
 //! `src/codec/mod.rs`. See `build/jaw.rs` (parser) and `build/gen.rs` (generator).
 
-#[path = "build/jaw.rs"]
-mod jaw;
 #[path = "build/gen.rs"]
 mod r#gen;
+#[path = "build/jaw.rs"]
+mod jaw;
 
 use std::path::{Path, PathBuf};
 
 fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("jaw/ is readable").flatten().collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("jaw/ is readable")
+        .flatten()
+        .collect();
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
@@ -18,13 +21,19 @@ fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
             jaw_files(root, &p, out);
         } else if p.extension().is_some_and(|x| x == "jaw") {
             let rel = p.strip_prefix(root).expect("under root");
-            out.push(rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/"));
+            out.push(
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            );
         }
     }
 }
 
 fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest.join("jaw");
     println!("cargo:rerun-if-changed=jaw");
     println!("cargo:rerun-if-changed=build");
@@ -34,7 +43,9 @@ fn main() {
         println!("cargo:rerun-if-changed=jaw/{f}");
     }
     let entries: Vec<&str> = files.iter().map(String::as_str).collect();
-    let schema = match jaw::load_schema(&entries, &mut |rel| std::fs::read_to_string(root.join(rel)).ok()) {
+    let schema = match jaw::load_schema(&entries, &mut |rel| {
+        std::fs::read_to_string(root.join(rel)).ok()
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: jaw/{e}");

@@ -9,10 +9,11 @@ use std::fmt::Write as _;
 use super::jaw::{Builtin, Decl, DeclKind, ImportList, JawFile, Schema, TypeRef, import_target};
 
 const RUST_KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
-    "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "Self",
-    "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "become",
-    "box", "do", "final", "gen", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
 ];
 
 /// A Jaw member name as a Rust identifier (keywords become raw identifiers, or get a `_` suffix
@@ -29,7 +30,12 @@ pub fn rust_ident(name: &str) -> String {
 
 /// A Jaw type name as a Rust type name.
 pub fn rust_type_name(name: &str) -> String {
-    if RUST_KEYWORDS.contains(&name) || matches!(name, "Option" | "Result" | "Vec" | "String" | "Box" | "Some" | "None" | "Ok" | "Err") {
+    if RUST_KEYWORDS.contains(&name)
+        || matches!(
+            name,
+            "Option" | "Result" | "Vec" | "String" | "Box" | "Some" | "None" | "Ok" | "Err"
+        )
+    {
         format!("{name}_")
     } else {
         name.to_string()
@@ -52,14 +58,31 @@ pub fn enum_member_name(name: &str) -> String {
     } else {
         name.to_string()
     };
-    if matches!(converted.as_str(), "Self") { format!("{converted}_") } else { converted }
+    if matches!(converted.as_str(), "Self") {
+        format!("{converted}_")
+    } else {
+        converted
+    }
 }
 
 /// The Rust module name for a schema file: `core/components/transform.jaw` → `core_components_transform`.
 pub fn module_name(rel: &str) -> String {
     let stem = rel.strip_suffix(".jaw").unwrap_or(rel);
-    let m: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
-    if RUST_KEYWORDS.contains(&m.as_str()) || m == "rt" { format!("{m}_") } else { m }
+    let m: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if RUST_KEYWORDS.contains(&m.as_str()) || m == "rt" {
+        format!("{m}_")
+    } else {
+        m
+    }
 }
 
 pub struct Generator<'s> {
@@ -72,7 +95,9 @@ fn builtin_variant_name(b: Builtin) -> String {
 
 impl<'s> Generator<'s> {
     fn decl(&self, name: &str) -> &'s Decl {
-        self.schema.decl(name).expect("resolved schema names are declared")
+        self.schema
+            .decl(name)
+            .expect("resolved schema names are declared")
     }
 
     fn kind_of(&self, ty: &TypeRef) -> Option<&'s DeclKind> {
@@ -102,7 +127,13 @@ impl<'s> Generator<'s> {
 
     /// A POD aggregate that is stored as-is (pack, bits, fixed_array of POD).
     fn is_pod_aggregate(&self, ty: &TypeRef) -> bool {
-        self.schema.is_pod(ty) && matches!(self.kind_of(ty), Some(DeclKind::Pack(_)) | Some(DeclKind::Bits { .. }) | Some(DeclKind::FixedArray { .. }))
+        self.schema.is_pod(ty)
+            && matches!(
+                self.kind_of(ty),
+                Some(DeclKind::Pack(_))
+                    | Some(DeclKind::Bits { .. })
+                    | Some(DeclKind::FixedArray { .. })
+            )
     }
 
     /// Rust type of a value in an owned (seq / variant / array) position.
@@ -134,10 +165,17 @@ impl<'s> Generator<'s> {
                     return false;
                 }
                 let r = match &self.decl(n).kind {
-                    DeclKind::Pack(_) | DeclKind::Enum { .. } | DeclKind::Bits { .. } | DeclKind::DynArray { .. } => true,
-                    DeclKind::FixedArray { count, elem } => *count <= 32 && self.rust_default_ok(elem, stack),
+                    DeclKind::Pack(_)
+                    | DeclKind::Enum { .. }
+                    | DeclKind::Bits { .. }
+                    | DeclKind::DynArray { .. } => true,
+                    DeclKind::FixedArray { count, elem } => {
+                        *count <= 32 && self.rust_default_ok(elem, stack)
+                    }
                     DeclKind::Seq(ms) => ms.iter().all(|m| self.rust_default_ok(&m.ty, stack)),
-                    DeclKind::Variant { options, .. } => self.rust_default_ok(&options[0].ty, stack),
+                    DeclKind::Variant { options, .. } => {
+                        self.rust_default_ok(&options[0].ty, stack)
+                    }
                     DeclKind::Const { .. } => false,
                 };
                 stack.remove(n);
@@ -168,10 +206,15 @@ impl<'s> Generator<'s> {
     fn needs_validation(&self, ty: &TypeRef) -> bool {
         match self.kind_of(ty) {
             Some(DeclKind::Pack(ms)) => ms.iter().any(|m| {
-                (self.is_enum(&m.ty) && !self.enum_has_default(&m.ty)) || (self.is_pod_aggregate(&m.ty) && self.needs_validation(&m.ty))
+                (self.is_enum(&m.ty) && !self.enum_has_default(&m.ty))
+                    || (self.is_pod_aggregate(&m.ty) && self.needs_validation(&m.ty))
             }),
-            Some(DeclKind::Bits { fields, .. }) => fields.iter().any(|f| self.is_enum(&f.ty) && !self.enum_has_default(&f.ty)),
-            Some(DeclKind::FixedArray { elem, .. }) => self.is_pod_aggregate(elem) && self.needs_validation(elem),
+            Some(DeclKind::Bits { fields, .. }) => fields
+                .iter()
+                .any(|f| self.is_enum(&f.ty) && !self.enum_has_default(&f.ty)),
+            Some(DeclKind::FixedArray { elem, .. }) => {
+                self.is_pod_aggregate(elem) && self.needs_validation(elem)
+            }
             _ => false,
         }
     }
@@ -182,7 +225,9 @@ impl<'s> Generator<'s> {
 
     /// Names of variant options, disambiguated.
     fn option_names(&self, d: &Decl) -> Vec<String> {
-        let DeclKind::Variant { options, .. } = &d.kind else { return Vec::new() };
+        let DeclKind::Variant { options, .. } = &d.kind else {
+            return Vec::new();
+        };
         let mut names = Vec::new();
         let mut used = BTreeSet::new();
         for o in options {
@@ -191,7 +236,11 @@ impl<'s> Generator<'s> {
                 TypeRef::Builtin(b) => builtin_variant_name(*b),
                 TypeRef::Named(n) => rust_type_name(n),
             };
-            let name = if used.contains(&base) { format!("{base}{}", o.disc) } else { base };
+            let name = if used.contains(&base) {
+                format!("{base}{}", o.disc)
+            } else {
+                base
+            };
             used.insert(name.clone());
             names.push(name);
         }
@@ -203,7 +252,11 @@ impl<'s> Generator<'s> {
     /// Generate the Rust module for one schema file.
     pub fn module(&self, file: &JawFile) -> String {
         let mut o = String::new();
-        let _ = writeln!(o, "// @generated by build.rs from jaw/{}. Do not edit: change the schema instead.", file.rel);
+        let _ = writeln!(
+            o,
+            "// @generated by build.rs from jaw/{}. Do not edit: change the schema instead.",
+            file.rel
+        );
         o.push_str("#[allow(unused_imports)]\nuse super::rt::*;\n");
         for imp in &file.imports {
             let target = module_name(&import_target(file, imp));
@@ -213,7 +266,11 @@ impl<'s> Generator<'s> {
                 }
                 ImportList::Names(names) => {
                     let list: Vec<String> = names.iter().map(|n| rust_type_name(n)).collect();
-                    let _ = writeln!(o, "#[allow(unused_imports)]\npub use super::{target}::{{{}}};", list.join(", "));
+                    let _ = writeln!(
+                        o,
+                        "#[allow(unused_imports)]\npub use super::{target}::{{{}}};",
+                        list.join(", ")
+                    );
                 }
             }
         }
@@ -227,7 +284,11 @@ impl<'s> Generator<'s> {
                 DeclKind::Bits { .. } => self.gen_bits(&mut o, d),
                 DeclKind::Variant { .. } => self.gen_variant(&mut o, d),
                 DeclKind::FixedArray { count, elem } => {
-                    let et = if self.schema.is_pod(elem) { self.pack_ty(elem) } else { self.owned_ty(elem) };
+                    let et = if self.schema.is_pod(elem) {
+                        self.pack_ty(elem)
+                    } else {
+                        self.owned_ty(elem)
+                    };
                     let _ = writeln!(o, "pub type {} = [{et}; {count}];", rust_type_name(&d.name));
                 }
                 DeclKind::DynArray { .. } => self.gen_dyn_array(&mut o, d),
@@ -246,11 +307,17 @@ impl<'s> Generator<'s> {
         if !d.doc.is_empty() {
             o.push_str("///\n");
         }
-        let _ = writeln!(o, "/// Jaw: `{}` in `jaw/{}` (line {}).", d.name, file.rel, d.line);
+        let _ = writeln!(
+            o,
+            "/// Jaw: `{}` in `jaw/{}` (line {}).",
+            d.name, file.rel, d.line
+        );
     }
 
     fn gen_pack(&self, o: &mut String, d: &Decl) {
-        let DeclKind::Pack(members) = &d.kind else { return };
+        let DeclKind::Pack(members) = &d.kind else {
+            return;
+        };
         let name = rust_type_name(&d.name);
         let ty = TypeRef::Named(d.name.clone());
         let size = self.schema.pod_size(&ty);
@@ -262,17 +329,28 @@ impl<'s> Generator<'s> {
             let mut note = String::new();
             if self.is_enum(&m.ty) {
                 if let TypeRef::Named(e) = &m.ty {
-                    note = format!(" Raw value of [`{e}`]; use the method `{}()` for the typed value.", m.name);
+                    note = format!(
+                        " Raw value of [`{e}`]; use the method `{}()` for the typed value.",
+                        m.name
+                    );
                 }
             }
             let _ = writeln!(o, "    /// Jaw member `{}`.{note}", m.name);
-            let _ = writeln!(o, "    pub {}: {},", rust_ident(&m.name), self.pack_ty(&m.ty));
+            let _ = writeln!(
+                o,
+                "    pub {}: {},",
+                rust_ident(&m.name),
+                self.pack_ty(&m.ty)
+            );
         }
         o.push_str("}\n\n");
 
         // Constructor and enum accessors.
         let _ = writeln!(o, "impl {name} {{");
-        let _ = writeln!(o, "    /// Encoded size in bytes.\n    pub const SIZE: usize = {size};");
+        let _ = writeln!(
+            o,
+            "    /// Encoded size in bytes.\n    pub const SIZE: usize = {size};"
+        );
         let args: Vec<String> = members
             .iter()
             .map(|m| {
@@ -302,40 +380,78 @@ impl<'s> Generator<'s> {
                 }
             })
             .collect();
-        let _ = writeln!(o, "    /// Build from native values.\n    #[allow(clippy::too_many_arguments)]\n    pub fn new({}) -> Self {{\n        Self {{ {} }}\n    }}", args.join(", "), inits.join(", "));
+        let _ = writeln!(
+            o,
+            "    /// Build from native values.\n    #[allow(clippy::too_many_arguments)]\n    pub fn new({}) -> Self {{\n        Self {{ {} }}\n    }}",
+            args.join(", "),
+            inits.join(", ")
+        );
         for m in members.iter().filter(|m| self.is_enum(&m.ty)) {
             let TypeRef::Named(e) = &m.ty else { continue };
             let base = self.enum_base(&m.ty).expect("enum");
             let id = rust_ident(&m.name);
-            let get = if base.size() > 1 { format!("self.{id}.get()") } else { format!("self.{id}") };
-            let set = if base.size() > 1 { format!("{}::new(v.to_repr())", base.le()) } else { "v.to_repr()".to_string() };
+            let get = if base.size() > 1 {
+                format!("self.{id}.get()")
+            } else {
+                format!("self.{id}")
+            };
+            let set = if base.size() > 1 {
+                format!("{}::new(v.to_repr())", base.le())
+            } else {
+                "v.to_repr()".to_string()
+            };
             let en = rust_type_name(e);
-            let _ = writeln!(o, "    /// The typed value of `{}` (unknown raw values read as the declared default).", m.name);
-            let _ = writeln!(o, "    pub fn {}(&self) -> {en} {{ <{en} as WireEnum>::from_repr_lossy({get}) }}", m.name.trim_start_matches("r#"));
-            let _ = writeln!(o, "    pub fn set_{}(&mut self, v: {en}) {{ self.{id} = {set}; }}", m.name);
+            let _ = writeln!(
+                o,
+                "    /// The typed value of `{}` (unknown raw values read as the declared default).",
+                m.name
+            );
+            let _ = writeln!(
+                o,
+                "    pub fn {}(&self) -> {en} {{ <{en} as WireEnum>::from_repr_lossy({get}) }}",
+                m.name.trim_start_matches("r#")
+            );
+            let _ = writeln!(
+                o,
+                "    pub fn set_{}(&mut self, v: {en}) {{ self.{id} = {set}; }}",
+                m.name
+            );
         }
         o.push_str("}\n\n");
 
         // Default: all zero.
-        let _ = writeln!(o, "impl Default for {name} {{\n    fn default() -> Self {{ <Self as FromZeros>::new_zeroed() }}\n}}\n");
+        let _ = writeln!(
+            o,
+            "impl Default for {name} {{\n    fn default() -> Self {{ <Self as FromZeros>::new_zeroed() }}\n}}\n"
+        );
 
         // Validation.
         let needs = self.needs_validation(&ty);
-        let _ = writeln!(o, "impl Validate for {name} {{\n    const NEEDS_VALIDATION: bool = {needs};\n    #[inline]\n    fn validate(&self) -> Result<(), DecodeError> {{");
+        let _ = writeln!(
+            o,
+            "impl Validate for {name} {{\n    const NEEDS_VALIDATION: bool = {needs};\n    #[inline]\n    fn validate(&self) -> Result<(), DecodeError> {{"
+        );
         for m in members {
             let id = rust_ident(&m.name);
             let fname = &m.name;
             if self.is_enum(&m.ty) && !self.enum_has_default(&m.ty) {
                 let TypeRef::Named(e) = &m.ty else { continue };
                 let base = self.enum_base(&m.ty).expect("enum");
-                let get = if base.size() > 1 { format!("self.{id}.get()") } else { format!("self.{id}") };
+                let get = if base.size() > 1 {
+                    format!("self.{id}.get()")
+                } else {
+                    format!("self.{id}")
+                };
                 let _ = writeln!(
                     o,
                     "        if <{} as WireEnum>::from_repr({get}).is_none() {{ return Err(DecodeError::new(DecodeErrorKind::UnknownEnumValue {{ value: {get} as u64 }}).at(PathSeg::Field(\"{fname}\"))); }}",
                     rust_type_name(e)
                 );
             } else if self.is_pod_aggregate(&m.ty) && self.needs_validation(&m.ty) {
-                let _ = writeln!(o, "        {{ let v = self.{id}; v.validate().map_err(|e| e.at(PathSeg::Field(\"{fname}\")))?; }}");
+                let _ = writeln!(
+                    o,
+                    "        {{ let v = self.{id}; v.validate().map_err(|e| e.at(PathSeg::Field(\"{fname}\")))?; }}"
+                );
             }
         }
         o.push_str("        Ok(())\n    }\n}\n\n");
@@ -344,7 +460,10 @@ impl<'s> Generator<'s> {
 
         // Id visitor.
         let has = self.has_ids(&ty);
-        let _ = writeln!(o, "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{");
+        let _ = writeln!(
+            o,
+            "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{"
+        );
         match d.name.as_str() {
             "EntityID" => o.push_str("        f(IdMut::Entity(self));\n"),
             "AnAsset" => o.push_str("        f(IdMut::AnAsset(self));\n"),
@@ -363,7 +482,10 @@ impl<'s> Generator<'s> {
             return;
         }
         if *ty == TypeRef::Named("AssetID".to_string()) {
-            let _ = writeln!(o, "        f(IdMut::Asset {{ within: \"{owner}\", id: &mut {place} }});");
+            let _ = writeln!(
+                o,
+                "        f(IdMut::Asset {{ within: \"{owner}\", id: &mut {place} }});"
+            );
         } else {
             let _ = writeln!(o, "        VisitIds::visit_ids_mut(&mut {place}, f);");
         }
@@ -400,22 +522,43 @@ impl<'s> Generator<'s> {
     }
 
     fn gen_seq(&self, o: &mut String, d: &Decl) {
-        let DeclKind::Seq(members) = &d.kind else { return };
+        let DeclKind::Seq(members) = &d.kind else {
+            return;
+        };
         let name = rust_type_name(&d.name);
         let ty = TypeRef::Named(d.name.clone());
-        let default = if self.has_default(&ty) { ", Default" } else { "" };
-        if members.is_empty() {
-            let _ = writeln!(o, "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]\npub struct {name};\n");
+        let default = if self.has_default(&ty) {
+            ", Default"
         } else {
-            let _ = writeln!(o, "#[derive(Clone, Debug, PartialEq{default})]\npub struct {name} {{");
+            ""
+        };
+        if members.is_empty() {
+            let _ = writeln!(
+                o,
+                "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]\npub struct {name};\n"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "#[derive(Clone, Debug, PartialEq{default})]\npub struct {name} {{"
+            );
             for m in members {
                 let _ = writeln!(o, "    /// Jaw member `{}`.", m.name);
-                let _ = writeln!(o, "    pub {}: {},", rust_ident(&m.name), self.owned_ty(&m.ty));
+                let _ = writeln!(
+                    o,
+                    "    pub {}: {},",
+                    rust_ident(&m.name),
+                    self.owned_ty(&m.ty)
+                );
             }
             o.push_str("}\n\n");
         }
         let min = self.min_size(&ty);
-        let _ = writeln!(o, "impl Wire for {name} {{\n    const NAME: &'static str = \"{}\";\n    const MIN_SIZE: usize = {min};", d.name);
+        let _ = writeln!(
+            o,
+            "impl Wire for {name} {{\n    const NAME: &'static str = \"{}\";\n    const MIN_SIZE: usize = {min};",
+            d.name
+        );
         if members.is_empty() {
             o.push_str("    #[inline]\n    fn read(_r: &mut Reader<'_>) -> Result<Self, DecodeError> { Ok(Self) }\n");
             o.push_str("    #[inline]\n    fn write(&self, _out: &mut Vec<u8>) -> Result<(), EncodeError> { Ok(()) }\n");
@@ -433,7 +576,12 @@ impl<'s> Generator<'s> {
             }
             o.push_str("        })\n    }\n    #[inline]\n    fn write(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {\n");
             for m in members {
-                let _ = writeln!(o, "        Wire::write(&self.{}, out).map_err(|e| e.at(PathSeg::Field(\"{}\")))?;", rust_ident(&m.name), m.name);
+                let _ = writeln!(
+                    o,
+                    "        Wire::write(&self.{}, out).map_err(|e| e.at(PathSeg::Field(\"{}\")))?;",
+                    rust_ident(&m.name),
+                    m.name
+                );
             }
             o.push_str("        Ok(())\n    }\n    #[inline]\n    fn wire_len(&self) -> usize {\n        0");
             for m in members {
@@ -442,7 +590,10 @@ impl<'s> Generator<'s> {
             o.push_str("\n    }\n}\n\n");
         }
         let has = self.has_ids(&ty);
-        let _ = writeln!(o, "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{");
+        let _ = writeln!(
+            o,
+            "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{"
+        );
         for m in members {
             self.visit_member(o, &d.name, &m.ty, &format!("self.{}", rust_ident(&m.name)));
         }
@@ -450,23 +601,45 @@ impl<'s> Generator<'s> {
     }
 
     fn gen_enum(&self, o: &mut String, d: &Decl) {
-        let DeclKind::Enum { base, members } = &d.kind else { return };
+        let DeclKind::Enum { base, members } = &d.kind else {
+            return;
+        };
         let name = rust_type_name(&d.name);
         let b = base.rust();
-        let _ = writeln!(o, "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr({b})]\npub enum {name} {{");
+        let _ = writeln!(
+            o,
+            "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[repr({b})]\npub enum {name} {{"
+        );
         for m in members {
-            let def = if m.is_default { " Default for unknown values." } else { "" };
+            let def = if m.is_default {
+                " Default for unknown values."
+            } else {
+                ""
+            };
             let _ = writeln!(o, "    /// Jaw `{}` = {}.{def}", m.name, m.value);
             let _ = writeln!(o, "    {} = {},", enum_member_name(&m.name), m.value);
         }
         o.push_str("}\n\n");
         let default_member = members.iter().find(|m| m.is_default);
-        let dflt = default_member.map(|m| format!("Some(Self::{})", enum_member_name(&m.name))).unwrap_or_else(|| "None".to_string());
+        let dflt = default_member
+            .map(|m| format!("Some(Self::{})", enum_member_name(&m.name)))
+            .unwrap_or_else(|| "None".to_string());
         let first = enum_member_name(&default_member.unwrap_or(&members[0]).name);
-        let _ = writeln!(o, "impl Default for {name} {{\n    fn default() -> Self {{ Self::{first} }}\n}}\n");
-        let _ = writeln!(o, "impl WireEnum for {name} {{\n    type Repr = {b};\n    const DEFAULT: Option<Self> = {dflt};\n    #[inline]\n    fn from_repr(v: {b}) -> Option<Self> {{\n        match v {{");
+        let _ = writeln!(
+            o,
+            "impl Default for {name} {{\n    fn default() -> Self {{ Self::{first} }}\n}}\n"
+        );
+        let _ = writeln!(
+            o,
+            "impl WireEnum for {name} {{\n    type Repr = {b};\n    const DEFAULT: Option<Self> = {dflt};\n    #[inline]\n    fn from_repr(v: {b}) -> Option<Self> {{\n        match v {{"
+        );
         for m in members {
-            let _ = writeln!(o, "            {} => Some(Self::{}),", m.value, enum_member_name(&m.name));
+            let _ = writeln!(
+                o,
+                "            {} => Some(Self::{}),",
+                m.value,
+                enum_member_name(&m.name)
+            );
         }
         let _ = writeln!(
             o,
@@ -511,7 +684,9 @@ impl VisitIds for {name} {{
     }
 
     fn gen_bits(&self, o: &mut String, d: &Decl) {
-        let DeclKind::Bits { base, fields } = &d.kind else { return };
+        let DeclKind::Bits { base, fields } = &d.kind else {
+            return;
+        };
         let name = rust_type_name(&d.name);
         let storage = self.schema.bits_storage(base).expect("checked");
         let le = storage.le();
@@ -522,17 +697,38 @@ impl VisitIds for {name} {{
             "#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]\n#[repr(transparent)]\npub struct {name}(pub {le});\n"
         );
         let get_raw = if size > 1 { "self.0.get()" } else { "self.0" };
-        let from_raw = if size > 1 { format!("Self({le}::new(v))") } else { "Self(v)".to_string() };
-        let _ = writeln!(o, "impl {name} {{\n    /// From the raw {raw_t} (unmapped bits are kept).\n    #[inline]\n    pub fn from_raw(v: {raw_t}) -> Self {{ {from_raw} }}\n    /// The raw {raw_t}.\n    #[inline]\n    pub fn raw(&self) -> {raw_t} {{ {get_raw} }}");
+        let from_raw = if size > 1 {
+            format!("Self({le}::new(v))")
+        } else {
+            "Self(v)".to_string()
+        };
+        let _ = writeln!(
+            o,
+            "impl {name} {{\n    /// From the raw {raw_t} (unmapped bits are kept).\n    #[inline]\n    pub fn from_raw(v: {raw_t}) -> Self {{ {from_raw} }}\n    /// The raw {raw_t}.\n    #[inline]\n    pub fn raw(&self) -> {raw_t} {{ {get_raw} }}"
+        );
         for f in fields {
             let width = f.hi - f.lo + 1;
-            let mask: u64 = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+            let mask: u64 = if width == 64 {
+                u64::MAX
+            } else {
+                (1u64 << width) - 1
+            };
             let (ret, conv_out, conv_in) = match &f.ty {
-                TypeRef::Builtin(b) => (b.rust().to_string(), format!("x as {}", b.rust()), "v as u64".to_string()),
+                TypeRef::Builtin(b) => (
+                    b.rust().to_string(),
+                    format!("x as {}", b.rust()),
+                    "v as u64".to_string(),
+                ),
                 TypeRef::Named(n) => {
-                    let eb = self.enum_base(&f.ty).expect("checked: bits fields are integers or enums");
+                    let eb = self
+                        .enum_base(&f.ty)
+                        .expect("checked: bits fields are integers or enums");
                     let en = rust_type_name(n);
-                    (en.clone(), format!("<{en} as WireEnum>::from_repr_lossy(x as {})", eb.rust()), "v.to_repr() as u64".to_string())
+                    (
+                        en.clone(),
+                        format!("<{en} as WireEnum>::from_repr_lossy(x as {})", eb.rust()),
+                        "v.to_repr() as u64".to_string(),
+                    )
                 }
                 TypeRef::Void => continue,
             };
@@ -557,13 +753,20 @@ impl VisitIds for {name} {{
         }
         o.push_str("}\n\n");
         let needs = self.needs_validation(&TypeRef::Named(d.name.clone()));
-        let _ = writeln!(o, "impl Validate for {name} {{\n    const NEEDS_VALIDATION: bool = {needs};\n    #[inline]\n    fn validate(&self) -> Result<(), DecodeError> {{");
+        let _ = writeln!(
+            o,
+            "impl Validate for {name} {{\n    const NEEDS_VALIDATION: bool = {needs};\n    #[inline]\n    fn validate(&self) -> Result<(), DecodeError> {{"
+        );
         for f in fields {
             if self.is_enum(&f.ty) && !self.enum_has_default(&f.ty) {
                 let TypeRef::Named(n) = &f.ty else { continue };
                 let eb = self.enum_base(&f.ty).expect("enum");
                 let width = f.hi - f.lo + 1;
-                let mask: u64 = if width == 64 { u64::MAX } else { (1u64 << width) - 1 };
+                let mask: u64 = if width == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << width) - 1
+                };
                 let _ = writeln!(
                     o,
                     "        {{ let x = ((self.raw() as u64) >> {}) & {mask:#x}; if <{} as WireEnum>::from_repr(x as {}).is_none() {{ return Err(DecodeError::new(DecodeErrorKind::UnknownEnumValue {{ value: x }}).at(PathSeg::Field(\"{}\"))); }} }}",
@@ -576,11 +779,16 @@ impl VisitIds for {name} {{
         }
         o.push_str("        Ok(())\n    }\n}\n\n");
         self.gen_pod_wire(o, &name, &d.name, size);
-        let _ = writeln!(o, "impl VisitIds for {name} {{\n    const HAS_IDS: bool = false;\n    #[inline]\n    fn visit_ids_mut(&mut self, _f: &mut dyn FnMut(IdMut<'_>)) {{}}\n}}");
+        let _ = writeln!(
+            o,
+            "impl VisitIds for {name} {{\n    const HAS_IDS: bool = false;\n    #[inline]\n    fn visit_ids_mut(&mut self, _f: &mut dyn FnMut(IdMut<'_>)) {{}}\n}}"
+        );
     }
 
     fn gen_variant(&self, o: &mut String, d: &Decl) {
-        let DeclKind::Variant { base, options } = &d.kind else { return };
+        let DeclKind::Variant { base, options } = &d.kind else {
+            return;
+        };
         let name = rust_type_name(&d.name);
         let names = self.option_names(d);
         let ty = TypeRef::Named(d.name.clone());
@@ -602,20 +810,32 @@ impl VisitIds for {name} {{
                 TypeRef::Void => format!("Self::{}", names[0]),
                 _ => format!("Self::{}(Default::default())", names[0]),
             };
-            let _ = writeln!(o, "impl Default for {name} {{\n    fn default() -> Self {{ {first} }}\n}}\n");
+            let _ = writeln!(
+                o,
+                "impl Default for {name} {{\n    fn default() -> Self {{ {first} }}\n}}\n"
+            );
         }
         // From impls for option types that appear once.
         for (i, (opt, on)) in options.iter().zip(&names).enumerate() {
             if opt.ty == TypeRef::Void {
                 continue;
             }
-            if options.iter().enumerate().any(|(j, p)| j != i && p.ty == opt.ty) {
+            if options
+                .iter()
+                .enumerate()
+                .any(|(j, p)| j != i && p.ty == opt.ty)
+            {
                 continue;
             }
             let t = self.owned_ty(&opt.ty);
-            let _ = writeln!(o, "impl From<{t}> for {name} {{\n    fn from(v: {t}) -> Self {{ Self::{on}(v) }}\n}}\n");
+            let _ = writeln!(
+                o,
+                "impl From<{t}> for {name} {{\n    fn from(v: {t}) -> Self {{ Self::{on}(v) }}\n}}\n"
+            );
         }
-        let recursive = options.iter().any(|opt| self.schema.reaches(&opt.ty, &d.name));
+        let recursive = options
+            .iter()
+            .any(|opt| self.schema.reaches(&opt.ty, &d.name));
         let b = base.rust();
         let min = self.min_size(&ty);
         let _ = writeln!(
@@ -623,12 +843,20 @@ impl VisitIds for {name} {{
             "impl {name} {{\n    /// The discriminant of this option.\n    pub fn discriminant(&self) -> {b} {{\n        match self {{"
         );
         for (opt, on) in options.iter().zip(&names) {
-            let pat = if opt.ty == TypeRef::Void { format!("Self::{on}") } else { format!("Self::{on}(_)") };
+            let pat = if opt.ty == TypeRef::Void {
+                format!("Self::{on}")
+            } else {
+                format!("Self::{on}(_)")
+            };
             let _ = writeln!(o, "            {pat} => {},", opt.disc);
         }
         o.push_str("        }\n    }\n    /// The name of this option (for logs).\n    pub fn option_name(&self) -> &'static str {\n        match self {\n");
         for (opt, on) in options.iter().zip(&names) {
-            let pat = if opt.ty == TypeRef::Void { format!("Self::{on}") } else { format!("Self::{on}(_)") };
+            let pat = if opt.ty == TypeRef::Void {
+                format!("Self::{on}")
+            } else {
+                format!("Self::{on}(_)")
+            };
             let _ = writeln!(o, "            {pat} => \"{on}\",");
         }
         o.push_str("        }\n    }\n}\n\n");
@@ -640,7 +868,10 @@ impl VisitIds for {name} {{
         if recursive {
             o.push_str("        r.enter()?;\n");
         }
-        let _ = writeln!(o, "        let d = <{b} as Wire>::read(r)?;\n        let v = match d {{");
+        let _ = writeln!(
+            o,
+            "        let d = <{b} as Wire>::read(r)?;\n        let v = match d {{"
+        );
         for (opt, on) in options.iter().zip(&names) {
             match &opt.ty {
                 TypeRef::Void => {
@@ -661,15 +892,25 @@ impl VisitIds for {name} {{
             o.push_str("        r.leave();\n");
         }
         o.push_str("        Ok(v)\n    }\n    fn write(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {\n");
-        let _ = writeln!(o, "        Wire::write(&self.discriminant(), out)?;\n        match self {{");
+        let _ = writeln!(
+            o,
+            "        Wire::write(&self.discriminant(), out)?;\n        match self {{"
+        );
         for (opt, on) in options.iter().zip(&names) {
             if opt.ty == TypeRef::Void {
                 let _ = writeln!(o, "            Self::{on} => Ok(()),");
             } else {
-                let _ = writeln!(o, "            Self::{on}(v) => Wire::write(v, out).map_err(|e| e.at(PathSeg::Variant(\"{on}\"))),");
+                let _ = writeln!(
+                    o,
+                    "            Self::{on}(v) => Wire::write(v, out).map_err(|e| e.at(PathSeg::Variant(\"{on}\"))),"
+                );
             }
         }
-        let _ = writeln!(o, "        }}\n    }}\n    fn wire_len(&self) -> usize {{\n        {} + match self {{", base.size());
+        let _ = writeln!(
+            o,
+            "        }}\n    }}\n    fn wire_len(&self) -> usize {{\n        {} + match self {{",
+            base.size()
+        );
         for (opt, on) in options.iter().zip(&names) {
             if opt.ty == TypeRef::Void {
                 let _ = writeln!(o, "            Self::{on} => 0,");
@@ -679,7 +920,10 @@ impl VisitIds for {name} {{
         }
         o.push_str("        }\n    }\n}\n\n");
         let has = self.has_ids(&ty);
-        let _ = writeln!(o, "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{");
+        let _ = writeln!(
+            o,
+            "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{"
+        );
         if has {
             o.push_str("        match self {\n");
             for (opt, on) in options.iter().zip(&names) {
@@ -687,18 +931,29 @@ impl VisitIds for {name} {{
                     continue;
                 }
                 if opt.ty == TypeRef::Named("AssetID".to_string()) {
-                    let _ = writeln!(o, "            Self::{on}(v) => f(IdMut::Asset {{ within: \"{}\", id: v }}),", d.name);
+                    let _ = writeln!(
+                        o,
+                        "            Self::{on}(v) => f(IdMut::Asset {{ within: \"{}\", id: v }}),",
+                        d.name
+                    );
                 } else {
-                    let _ = writeln!(o, "            Self::{on}(v) => VisitIds::visit_ids_mut(v, f),");
+                    let _ = writeln!(
+                        o,
+                        "            Self::{on}(v) => VisitIds::visit_ids_mut(v, f),"
+                    );
                 }
             }
-            o.push_str("            #[allow(unreachable_patterns)]\n            _ => {}\n        }\n");
+            o.push_str(
+                "            #[allow(unreachable_patterns)]\n            _ => {}\n        }\n",
+            );
         }
         o.push_str("    }\n}\n");
     }
 
     fn gen_dyn_array(&self, o: &mut String, d: &Decl) {
-        let DeclKind::DynArray { count, elem, utf8 } = &d.kind else { return };
+        let DeclKind::DynArray { count, elem, utf8 } = &d.kind else {
+            return;
+        };
         let name = rust_type_name(&d.name);
         let ct = count.rust();
         let max = count.max_unsigned();
@@ -709,27 +964,60 @@ impl VisitIds for {name} {{
             ("::bytes::Bytes".to_string(), "[u8]".to_string())
         } else {
             let t = self.owned_ty(elem);
-            (format!("::std::vec::Vec<{t}>"), format!("::std::vec::Vec<{t}>"))
+            (
+                format!("::std::vec::Vec<{t}>"),
+                format!("::std::vec::Vec<{t}>"),
+            )
         };
         let eq = if *utf8 || is_u8 { ", Eq, Hash" } else { "" };
-        let _ = writeln!(o, "#[derive(Clone, Debug, PartialEq{eq}, Default)]\npub struct {name}(pub {inner});\n");
+        let _ = writeln!(
+            o,
+            "#[derive(Clone, Debug, PartialEq{eq}, Default)]\npub struct {name}(pub {inner});\n"
+        );
         let _ = writeln!(
             o,
             "impl ::core::ops::Deref for {name} {{\n    type Target = {deref_target};\n    fn deref(&self) -> &{deref_target} {{ &self.0 }}\n}}\n"
         );
         if *utf8 {
-            let _ = writeln!(o, "impl From<&str> for {name} {{\n    fn from(s: &str) -> Self {{ Self(s.to_owned()) }}\n}}\n");
-            let _ = writeln!(o, "impl From<::std::string::String> for {name} {{\n    fn from(s: ::std::string::String) -> Self {{ Self(s) }}\n}}\n");
-            let _ = writeln!(o, "impl ::core::fmt::Display for {name} {{\n    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {{ f.write_str(&self.0) }}\n}}\n");
+            let _ = writeln!(
+                o,
+                "impl From<&str> for {name} {{\n    fn from(s: &str) -> Self {{ Self(s.to_owned()) }}\n}}\n"
+            );
+            let _ = writeln!(
+                o,
+                "impl From<::std::string::String> for {name} {{\n    fn from(s: ::std::string::String) -> Self {{ Self(s) }}\n}}\n"
+            );
+            let _ = writeln!(
+                o,
+                "impl ::core::fmt::Display for {name} {{\n    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {{ f.write_str(&self.0) }}\n}}\n"
+            );
         } else if is_u8 {
-            let _ = writeln!(o, "impl From<::bytes::Bytes> for {name} {{\n    fn from(b: ::bytes::Bytes) -> Self {{ Self(b) }}\n}}\n");
-            let _ = writeln!(o, "impl From<::std::vec::Vec<u8>> for {name} {{\n    fn from(b: ::std::vec::Vec<u8>) -> Self {{ Self(b.into()) }}\n}}\n");
-            let _ = writeln!(o, "impl From<&[u8]> for {name} {{\n    fn from(b: &[u8]) -> Self {{ Self(::bytes::Bytes::copy_from_slice(b)) }}\n}}\n");
+            let _ = writeln!(
+                o,
+                "impl From<::bytes::Bytes> for {name} {{\n    fn from(b: ::bytes::Bytes) -> Self {{ Self(b) }}\n}}\n"
+            );
+            let _ = writeln!(
+                o,
+                "impl From<::std::vec::Vec<u8>> for {name} {{\n    fn from(b: ::std::vec::Vec<u8>) -> Self {{ Self(b.into()) }}\n}}\n"
+            );
+            let _ = writeln!(
+                o,
+                "impl From<&[u8]> for {name} {{\n    fn from(b: &[u8]) -> Self {{ Self(::bytes::Bytes::copy_from_slice(b)) }}\n}}\n"
+            );
         } else {
             let t = self.owned_ty(elem);
-            let _ = writeln!(o, "impl ::core::ops::DerefMut for {name} {{\n    fn deref_mut(&mut self) -> &mut {inner} {{ &mut self.0 }}\n}}\n");
-            let _ = writeln!(o, "impl From<{inner}> for {name} {{\n    fn from(v: {inner}) -> Self {{ Self(v) }}\n}}\n");
-            let _ = writeln!(o, "impl FromIterator<{t}> for {name} {{\n    fn from_iter<I: IntoIterator<Item = {t}>>(i: I) -> Self {{ Self(i.into_iter().collect()) }}\n}}\n");
+            let _ = writeln!(
+                o,
+                "impl ::core::ops::DerefMut for {name} {{\n    fn deref_mut(&mut self) -> &mut {inner} {{ &mut self.0 }}\n}}\n"
+            );
+            let _ = writeln!(
+                o,
+                "impl From<{inner}> for {name} {{\n    fn from(v: {inner}) -> Self {{ Self(v) }}\n}}\n"
+            );
+            let _ = writeln!(
+                o,
+                "impl FromIterator<{t}> for {name} {{\n    fn from_iter<I: IntoIterator<Item = {t}>>(i: I) -> Self {{ Self(i.into_iter().collect()) }}\n}}\n"
+            );
         }
         let elem_min = self.min_size(elem);
         let _ = writeln!(
@@ -756,7 +1044,10 @@ impl VisitIds for {name} {{
                 "        let mut v = ::std::vec::Vec::with_capacity(n);\n        for i in 0..n {{\n            v.push(<{elem_t} as Wire>::read(r).map_err(|e| e.at(PathSeg::Index(i)))?);\n        }}\n        Ok(Self(v))"
             );
         }
-        let _ = writeln!(o, "    }}\n    fn write(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {{\n        write_count::<{ct}>(self.0.len(), {max}, out)?;");
+        let _ = writeln!(
+            o,
+            "    }}\n    fn write(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {{\n        write_count::<{ct}>(self.0.len(), {max}, out)?;"
+        );
         if *utf8 {
             o.push_str("        out.extend_from_slice(self.0.as_bytes());\n");
         } else if is_u8 {
@@ -766,22 +1057,43 @@ impl VisitIds for {name} {{
         } else {
             o.push_str("        for (i, x) in self.0.iter().enumerate() {\n            Wire::write(x, out).map_err(|e| e.at(PathSeg::Index(i)))?;\n        }\n");
         }
-        let _ = writeln!(o, "        Ok(())\n    }}\n    fn wire_len(&self) -> usize {{");
+        let _ = writeln!(
+            o,
+            "        Ok(())\n    }}\n    fn wire_len(&self) -> usize {{"
+        );
         if *utf8 || is_u8 {
             let _ = writeln!(o, "        {} + self.0.len()", count.size());
         } else if self.schema.is_pod(elem) {
-            let _ = writeln!(o, "        {} + self.0.len() * {}", count.size(), self.schema.pod_size(elem));
+            let _ = writeln!(
+                o,
+                "        {} + self.0.len() * {}",
+                count.size(),
+                self.schema.pod_size(elem)
+            );
         } else {
-            let _ = writeln!(o, "        {} + self.0.iter().map(Wire::wire_len).sum::<usize>()", count.size());
+            let _ = writeln!(
+                o,
+                "        {} + self.0.iter().map(Wire::wire_len).sum::<usize>()",
+                count.size()
+            );
         }
         o.push_str("    }\n}\n\n");
         let has = self.has_ids(elem);
-        let _ = writeln!(o, "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{");
+        let _ = writeln!(
+            o,
+            "impl VisitIds for {name} {{\n    const HAS_IDS: bool = {has};\n    #[allow(unused_variables)]\n    fn visit_ids_mut(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {{"
+        );
         if has && !is_u8 {
             if *elem == TypeRef::Named("AssetID".to_string()) {
-                let _ = writeln!(o, "        for x in self.0.iter_mut() {{ f(IdMut::Asset {{ within: \"{}\", id: x }}); }}", d.name);
+                let _ = writeln!(
+                    o,
+                    "        for x in self.0.iter_mut() {{ f(IdMut::Asset {{ within: \"{}\", id: x }}); }}",
+                    d.name
+                );
             } else {
-                o.push_str("        for x in self.0.iter_mut() { VisitIds::visit_ids_mut(x, f); }\n");
+                o.push_str(
+                    "        for x in self.0.iter_mut() { VisitIds::visit_ids_mut(x, f); }\n",
+                );
             }
         }
         o.push_str("    }\n}\n");
@@ -792,7 +1104,9 @@ impl VisitIds for {name} {{
     /// proptest strategies for every type, as functions `strat_<Name>(depth)`.
     pub fn strategies(&self) -> String {
         let mut o = String::new();
-        o.push_str("// @generated by build.rs from jaw/. Proptest strategies for every codec type.\n");
+        o.push_str(
+            "// @generated by build.rs from jaw/. Proptest strategies for every codec type.\n",
+        );
         o.push_str("#[allow(unused_imports, non_snake_case, clippy::all)]\npub mod strategies {\n    use proptest::prelude::*;\n    use bevy_noodles2::codec::*;\n    use bevy_noodles2::codec::rt::*;\n\n");
         let mut all = Vec::new();
         for f in &self.schema.files {
@@ -802,7 +1116,11 @@ impl VisitIds for {name} {{
                 }
                 let tn = rust_type_name(&d.name);
                 let body = self.strategy_body(d);
-                let _ = writeln!(o, "    pub fn strat_{}(depth: u32) -> BoxedStrategy<{tn}> {{\n        let _ = depth;\n        {body}\n    }}\n", d.name);
+                let _ = writeln!(
+                    o,
+                    "    pub fn strat_{}(depth: u32) -> BoxedStrategy<{tn}> {{\n        let _ = depth;\n        {body}\n    }}\n",
+                    d.name
+                );
                 all.push(d.name.clone());
             }
         }
@@ -828,7 +1146,10 @@ impl VisitIds for {name} {{
                 if pack_ctx && self.is_enum(ty) {
                     let base = self.enum_base(ty).expect("enum");
                     if base.size() > 1 {
-                        format!("strat_{n}({depth}).prop_map(|e| {}::new(e.to_repr())).boxed()", base.le())
+                        format!(
+                            "strat_{n}({depth}).prop_map(|e| {}::new(e.to_repr())).boxed()",
+                            base.le()
+                        )
                     } else {
                         format!("strat_{n}({depth}).prop_map(|e| e.to_repr()).boxed()")
                     }
@@ -843,16 +1164,24 @@ impl VisitIds for {name} {{
     fn tuple_strategy(parts: &[String]) -> (String, String) {
         if parts.len() <= 8 {
             let pat: Vec<String> = (0..parts.len()).map(|i| format!("a{i}")).collect();
-            return (format!("({},)", parts.join(", ")), format!("({},)", pat.join(", ")));
+            return (
+                format!("({},)", parts.join(", ")),
+                format!("({},)", pat.join(", ")),
+            );
         }
         let mut strat = Vec::new();
         let mut pats = Vec::new();
         for (ci, chunk) in parts.chunks(8).enumerate() {
             strat.push(format!("({},)", chunk.join(", ")));
-            let p: Vec<String> = (0..chunk.len()).map(|i| format!("a{}", ci * 8 + i)).collect();
+            let p: Vec<String> = (0..chunk.len())
+                .map(|i| format!("a{}", ci * 8 + i))
+                .collect();
             pats.push(format!("({},)", p.join(", ")));
         }
-        (format!("({},)", strat.join(", ")), format!("({},)", pats.join(", ")))
+        (
+            format!("({},)", strat.join(", ")),
+            format!("({},)", pats.join(", ")),
+        )
     }
 
     fn strategy_body(&self, d: &Decl) -> String {
@@ -863,22 +1192,41 @@ impl VisitIds for {name} {{
                 if ms.is_empty() {
                     return format!("Just({tn}).boxed()");
                 }
-                let parts: Vec<String> = ms.iter().map(|m| self.strat_of(&m.ty, pack, "depth")).collect();
+                let parts: Vec<String> = ms
+                    .iter()
+                    .map(|m| self.strat_of(&m.ty, pack, "depth"))
+                    .collect();
                 let (s, p) = Self::tuple_strategy(&parts);
-                let fields: Vec<String> = ms.iter().enumerate().map(|(i, m)| format!("{}: a{i}", rust_ident(&m.name))).collect();
-                format!("{s}.prop_map(|{p}| {tn} {{ {} }}).boxed()", fields.join(", "))
+                let fields: Vec<String> = ms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| format!("{}: a{i}", rust_ident(&m.name)))
+                    .collect();
+                format!(
+                    "{s}.prop_map(|{p}| {tn} {{ {} }}).boxed()",
+                    fields.join(", ")
+                )
             }
             DeclKind::Enum { members, .. } => {
-                let opts: Vec<String> = members.iter().map(|m| format!("Just({tn}::{})", enum_member_name(&m.name))).collect();
+                let opts: Vec<String> = members
+                    .iter()
+                    .map(|m| format!("Just({tn}::{})", enum_member_name(&m.name)))
+                    .collect();
                 format!("prop_oneof![{}].boxed()", opts.join(", "))
             }
             DeclKind::Bits { base, fields } => {
                 let storage = self.schema.bits_storage(base).expect("checked");
-                let mut s = format!("any::<{}>().prop_map({tn}::from_raw).boxed()", storage.rust());
+                let mut s = format!(
+                    "any::<{}>().prop_map({tn}::from_raw).boxed()",
+                    storage.rust()
+                );
                 for f in fields {
                     if self.is_enum(&f.ty) {
                         let TypeRef::Named(n) = &f.ty else { continue };
-                        s = format!("({s}, strat_{n}(depth)).prop_map(|(b, e)| b.with_{}(e)).boxed()", f.name);
+                        s = format!(
+                            "({s}, strat_{n}(depth)).prop_map(|(b, e)| b.with_{}(e)).boxed()",
+                            f.name
+                        );
                     }
                 }
                 s
@@ -893,22 +1241,32 @@ impl VisitIds for {name} {{
                 if *utf8 {
                     format!("\"\\\\PC{{0,12}}\".prop_map(|s: String| {tn}(s)).boxed()")
                 } else if *elem == TypeRef::Builtin(Builtin::U8) {
-                    format!("proptest::collection::vec(any::<u8>(), 0..24).prop_map(|v| {tn}(v.into())).boxed()")
+                    format!(
+                        "proptest::collection::vec(any::<u8>(), 0..24).prop_map(|v| {tn}(v.into())).boxed()"
+                    )
                 } else {
                     let es = self.strat_of(elem, false, "depth");
                     let es = if let TypeRef::Named(_) = elem { es } else { es };
-                    format!("if depth == 0 {{ Just({tn}(Vec::new())).boxed() }} else {{ proptest::collection::vec({es}, 0..4).prop_map({tn}).boxed() }}")
+                    format!(
+                        "if depth == 0 {{ Just({tn}(Vec::new())).boxed() }} else {{ proptest::collection::vec({es}, 0..4).prop_map({tn}).boxed() }}"
+                    )
                 }
             }
             DeclKind::Variant { options, .. } => {
                 let names = self.option_names(d);
-                let recursive_opts: Vec<bool> = options.iter().map(|o| self.schema.reaches(&o.ty, &d.name)).collect();
+                let recursive_opts: Vec<bool> = options
+                    .iter()
+                    .map(|o| self.schema.reaches(&o.ty, &d.name))
+                    .collect();
                 let mut leaves = Vec::new();
                 let mut all = Vec::new();
                 for ((opt, on), rec) in options.iter().zip(&names).zip(&recursive_opts) {
                     let s = match &opt.ty {
                         TypeRef::Void => format!("Just({tn}::{on}).boxed()"),
-                        t => format!("{}.prop_map({tn}::{on}).boxed()", self.strat_of(t, false, "depth.saturating_sub(1)")),
+                        t => format!(
+                            "{}.prop_map({tn}::{on}).boxed()",
+                            self.strat_of(t, false, "depth.saturating_sub(1)")
+                        ),
                     };
                     if !rec {
                         leaves.push(s.clone());

@@ -63,7 +63,10 @@ impl Builtin {
         }
     }
     pub fn is_unsigned(self) -> bool {
-        matches!(self, Builtin::U8 | Builtin::U16 | Builtin::U32 | Builtin::U64)
+        matches!(
+            self,
+            Builtin::U8 | Builtin::U16 | Builtin::U32 | Builtin::U64
+        )
     }
     pub fn is_integer(self) -> bool {
         !matches!(self, Builtin::F32 | Builtin::F64)
@@ -150,13 +153,32 @@ pub struct VariantOption {
 pub enum DeclKind {
     Pack(Vec<Member>),
     Seq(Vec<Member>),
-    FixedArray { count: u64, elem: TypeRef },
+    FixedArray {
+        count: u64,
+        elem: TypeRef,
+    },
     /// `utf8` is set by a trailing comment starting with `UTF-8` on a `u8` array.
-    DynArray { count: Builtin, elem: TypeRef, utf8: bool },
-    Enum { base: Builtin, members: Vec<EnumMember> },
-    Bits { base: TypeRef, fields: Vec<BitsField> },
-    Variant { base: Builtin, options: Vec<VariantOption> },
-    Const { ty: Builtin, value: String },
+    DynArray {
+        count: Builtin,
+        elem: TypeRef,
+        utf8: bool,
+    },
+    Enum {
+        base: Builtin,
+        members: Vec<EnumMember>,
+    },
+    Bits {
+        base: TypeRef,
+        fields: Vec<BitsField>,
+    },
+    Variant {
+        base: Builtin,
+        options: Vec<VariantOption>,
+    },
+    Const {
+        ty: Builtin,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -228,7 +250,11 @@ struct LineCtx<'a> {
 
 impl LineCtx<'_> {
     fn err(&self, message: impl Into<String>) -> JawError {
-        JawError { file: self.file.to_string(), line: self.line, message: message.into() }
+        JawError {
+            file: self.file.to_string(),
+            line: self.line,
+            message: message.into(),
+        }
     }
 }
 
@@ -242,13 +268,20 @@ fn split_comment(line: &str) -> (&str, Option<&str>) {
 
 /// Parse one file's text. `rel` names the file in errors.
 pub fn parse_file(rel: &str, text: &str) -> Result<JawFile, JawError> {
-    let mut file = JawFile { rel: rel.to_string(), imports: Vec::new(), decls: Vec::new() };
+    let mut file = JawFile {
+        rel: rel.to_string(),
+        imports: Vec::new(),
+        decls: Vec::new(),
+    };
     let mut pending_doc: Vec<String> = Vec::new();
     // The declaration currently receiving members, if any.
     let mut open: Option<Decl> = None;
 
     for (i, raw) in text.lines().enumerate() {
-        let ctx = LineCtx { file: rel, line: i + 1 };
+        let ctx = LineCtx {
+            file: rel,
+            line: i + 1,
+        };
         let (code, comment) = split_comment(raw);
         let code = code.trim();
         if code.is_empty() {
@@ -286,8 +319,17 @@ pub fn parse_file(rel: &str, text: &str) -> Result<JawFile, JawError> {
             "from" => file.imports.push(parse_import(&ctx, rest)?),
             "pack" | "seq" => {
                 let name = expect_name(&ctx, rest, keyword)?;
-                let kind = if keyword == "pack" { DeclKind::Pack(Vec::new()) } else { DeclKind::Seq(Vec::new()) };
-                open = Some(Decl { name, kind, line: ctx.line, doc });
+                let kind = if keyword == "pack" {
+                    DeclKind::Pack(Vec::new())
+                } else {
+                    DeclKind::Seq(Vec::new())
+                };
+                open = Some(Decl {
+                    name,
+                    kind,
+                    line: ctx.line,
+                    doc,
+                });
             }
             "enum" | "bits" | "variant" => {
                 let (name, base) = rest
@@ -313,20 +355,31 @@ pub fn parse_file(rel: &str, text: &str) -> Result<JawFile, JawError> {
                         }
                     }
                 };
-                open = Some(Decl { name, kind, line: ctx.line, doc });
+                open = Some(Decl {
+                    name,
+                    kind,
+                    line: ctx.line,
+                    doc,
+                });
             }
             "fixed_array" | "dyn_array" => {
                 let (name, spec) = rest
                     .split_once(':')
                     .ok_or_else(|| ctx.err(format!("expected `{keyword} NAME : COUNT * TYPE`")))?;
                 let name = expect_name(&ctx, name, keyword)?;
-                let (count, elem) = spec
-                    .split_once('*')
-                    .ok_or_else(|| ctx.err(format!("expected `COUNT * TYPE` after `{keyword} {name} :`")))?;
+                let (count, elem) = spec.split_once('*').ok_or_else(|| {
+                    ctx.err(format!(
+                        "expected `COUNT * TYPE` after `{keyword} {name} :`"
+                    ))
+                })?;
                 let elem_s = elem.trim();
                 let elem = parse_typeref(elem_s)
                     .filter(|t| *t != TypeRef::Void)
-                    .ok_or_else(|| ctx.err(format!("expected an element type for `{name}`, found `{elem_s}`")))?;
+                    .ok_or_else(|| {
+                        ctx.err(format!(
+                            "expected an element type for `{name}`, found `{elem_s}`"
+                        ))
+                    })?;
                 let kind = if keyword == "fixed_array" {
                     let count = parse_uint(count)
                         .ok_or_else(|| ctx.err(format!("expected an element count (an integer) for fixed_array `{name}`, found `{}`", count.trim())))?;
@@ -336,10 +389,16 @@ pub fn parse_file(rel: &str, text: &str) -> Result<JawFile, JawError> {
                     let count = Builtin::parse(count_s).filter(|b| b.is_unsigned()).ok_or_else(|| {
                         ctx.err(format!("expected an unsigned count type (u8, u16, u32, u64) for dyn_array `{name}`, found `{count_s}`"))
                     })?;
-                    let utf8 = elem == TypeRef::Builtin(Builtin::U8) && comment.is_some_and(|c| c.starts_with("UTF-8"));
+                    let utf8 = elem == TypeRef::Builtin(Builtin::U8)
+                        && comment.is_some_and(|c| c.starts_with("UTF-8"));
                     DeclKind::DynArray { count, elem, utf8 }
                 };
-                file.decls.push(Decl { name, kind, line: ctx.line, doc });
+                file.decls.push(Decl {
+                    name,
+                    kind,
+                    line: ctx.line,
+                    doc,
+                });
             }
             "const" => {
                 let (name, rest2) = rest
@@ -350,18 +409,30 @@ pub fn parse_file(rel: &str, text: &str) -> Result<JawFile, JawError> {
                     .split_once('=')
                     .ok_or_else(|| ctx.err(format!("expected `= VALUE` in const `{name}`")))?;
                 let ty_s = ty.trim();
-                let ty = Builtin::parse(ty_s)
-                    .ok_or_else(|| ctx.err(format!("expected a builtin type for const `{name}`, found `{ty_s}`")))?;
+                let ty = Builtin::parse(ty_s).ok_or_else(|| {
+                    ctx.err(format!(
+                        "expected a builtin type for const `{name}`, found `{ty_s}`"
+                    ))
+                })?;
                 let value = value.trim().to_string();
                 let ok = if ty.is_integer() {
-                    parse_uint(&value).is_some() || value.strip_prefix('-').and_then(parse_uint).is_some()
+                    parse_uint(&value).is_some()
+                        || value.strip_prefix('-').and_then(parse_uint).is_some()
                 } else {
                     value.parse::<f64>().is_ok()
                 };
                 if !ok {
-                    return Err(ctx.err(format!("expected a {} literal for const `{name}`, found `{value}`", ty.rust())));
+                    return Err(ctx.err(format!(
+                        "expected a {} literal for const `{name}`, found `{value}`",
+                        ty.rust()
+                    )));
                 }
-                file.decls.push(Decl { name, kind: DeclKind::Const { ty, value }, line: ctx.line, doc });
+                file.decls.push(Decl {
+                    name,
+                    kind: DeclKind::Const { ty, value },
+                    line: ctx.line,
+                    doc,
+                });
             }
             other => {
                 return Err(ctx.err(format!(
@@ -381,7 +452,9 @@ fn expect_name(ctx: &LineCtx<'_>, s: &str, keyword: &str) -> Result<String, JawE
     if is_ident(s) {
         Ok(s.to_string())
     } else {
-        Err(ctx.err(format!("expected a type name after `{keyword}`, found `{s}`")))
+        Err(ctx.err(format!(
+            "expected a type name after `{keyword}`, found `{s}`"
+        )))
     }
 }
 
@@ -404,21 +477,36 @@ fn parse_import(ctx: &LineCtx<'_>, rest: &str) -> Result<Import, JawError> {
         let mut names = Vec::new();
         for n in inner.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             if !is_ident(n) {
-                return Err(ctx.err(format!("expected a type name in the import list, found `{n}`")));
+                return Err(ctx.err(format!(
+                    "expected a type name in the import list, found `{n}`"
+                )));
             }
             names.push(n.to_string());
         }
         ImportList::Names(names)
     } else {
-        return Err(ctx.err(format!("expected `*` or `{{A, B}}` after `use`, found `{list}`")));
+        return Err(ctx.err(format!(
+            "expected `*` or `{{A, B}}` after `use`, found `{list}`"
+        )));
     };
-    Ok(Import { path: path.to_string(), names, line: ctx.line })
+    Ok(Import {
+        path: path.to_string(),
+        names,
+        line: ctx.line,
+    })
 }
 
-fn parse_member(ctx: &LineCtx<'_>, decl: &mut Decl, rest: &str, is_default: bool) -> Result<(), JawError> {
+fn parse_member(
+    ctx: &LineCtx<'_>,
+    decl: &mut Decl,
+    rest: &str,
+    is_default: bool,
+) -> Result<(), JawError> {
     let dname = decl.name.clone();
     if is_default && !matches!(decl.kind, DeclKind::Enum { .. }) {
-        return Err(ctx.err(format!("`>` (default member) is only allowed in an enum, not in `{dname}`")));
+        return Err(ctx.err(format!(
+            "`>` (default member) is only allowed in an enum, not in `{dname}`"
+        )));
     }
     match &mut decl.kind {
         DeclKind::Pack(members) | DeclKind::Seq(members) => {
@@ -427,13 +515,23 @@ fn parse_member(ctx: &LineCtx<'_>, decl: &mut Decl, rest: &str, is_default: bool
                 .ok_or_else(|| ctx.err(format!("expected `- name : Type` in `{dname}`")))?;
             let name = name.trim();
             if !is_ident(name) {
-                return Err(ctx.err(format!("expected a member name in `{dname}`, found `{name}`")));
+                return Err(ctx.err(format!(
+                    "expected a member name in `{dname}`, found `{name}`"
+                )));
             }
             let ty_s = ty.trim();
             let ty = parse_typeref(ty_s)
                 .filter(|t| *t != TypeRef::Void)
-                .ok_or_else(|| ctx.err(format!("expected a type for member `{name}` of `{dname}`, found `{ty_s}`")))?;
-            members.push(Member { name: name.to_string(), ty, line: ctx.line });
+                .ok_or_else(|| {
+                    ctx.err(format!(
+                        "expected a type for member `{name}` of `{dname}`, found `{ty_s}`"
+                    ))
+                })?;
+            members.push(Member {
+                name: name.to_string(),
+                ty,
+                line: ctx.line,
+            });
         }
         DeclKind::Enum { members, .. } => {
             let (name, value) = rest
@@ -441,16 +539,29 @@ fn parse_member(ctx: &LineCtx<'_>, decl: &mut Decl, rest: &str, is_default: bool
                 .ok_or_else(|| ctx.err(format!("expected `- Name = VALUE` in enum `{dname}`")))?;
             let name = name.trim();
             if !is_ident(name) {
-                return Err(ctx.err(format!("expected a member name in enum `{dname}`, found `{name}`")));
+                return Err(ctx.err(format!(
+                    "expected a member name in enum `{dname}`, found `{name}`"
+                )));
             }
-            let value = parse_uint(value)
-                .ok_or_else(|| ctx.err(format!("expected an unsigned integer value for `{name}` in enum `{dname}`, found `{}`", value.trim())))?;
-            members.push(EnumMember { name: name.to_string(), value, is_default, line: ctx.line });
+            let value = parse_uint(value).ok_or_else(|| {
+                ctx.err(format!(
+                    "expected an unsigned integer value for `{name}` in enum `{dname}`, found `{}`",
+                    value.trim()
+                ))
+            })?;
+            members.push(EnumMember {
+                name: name.to_string(),
+                value,
+                is_default,
+                line: ctx.line,
+            });
         }
         DeclKind::Bits { fields, .. } => {
-            let (range, field) = rest
-                .split_once(char::is_whitespace)
-                .ok_or_else(|| ctx.err(format!("expected `- BIT name : Type` or `- LO-HI name : Type` in bits `{dname}`")))?;
+            let (range, field) = rest.split_once(char::is_whitespace).ok_or_else(|| {
+                ctx.err(format!(
+                    "expected `- BIT name : Type` or `- LO-HI name : Type` in bits `{dname}`"
+                ))
+            })?;
             let (lo, hi) = match range.split_once('-') {
                 Some((a, b)) => (parse_uint(a), parse_uint(b)),
                 None => (parse_uint(range), parse_uint(range)),
@@ -459,31 +570,57 @@ fn parse_member(ctx: &LineCtx<'_>, decl: &mut Decl, rest: &str, is_default: bool
                 return Err(ctx.err(format!("expected a bit position or range (e.g. `3` or `1-2`) in bits `{dname}`, found `{range}`")));
             };
             if lo > hi || hi > 63 {
-                return Err(ctx.err(format!("bit range `{range}` in bits `{dname}` must be LO-HI with LO <= HI <= 63")));
+                return Err(ctx.err(format!(
+                    "bit range `{range}` in bits `{dname}` must be LO-HI with LO <= HI <= 63"
+                )));
             }
-            let (name, ty) = field
-                .split_once(':')
-                .ok_or_else(|| ctx.err(format!("expected `name : Type` after the bit range in bits `{dname}`")))?;
+            let (name, ty) = field.split_once(':').ok_or_else(|| {
+                ctx.err(format!(
+                    "expected `name : Type` after the bit range in bits `{dname}`"
+                ))
+            })?;
             let name = name.trim();
             if !is_ident(name) {
-                return Err(ctx.err(format!("expected a field name in bits `{dname}`, found `{name}`")));
+                return Err(ctx.err(format!(
+                    "expected a field name in bits `{dname}`, found `{name}`"
+                )));
             }
             let ty_s = ty.trim();
             let ty = parse_typeref(ty_s)
                 .filter(|t| *t != TypeRef::Void)
-                .ok_or_else(|| ctx.err(format!("expected a type for field `{name}` of bits `{dname}`, found `{ty_s}`")))?;
-            fields.push(BitsField { lo: lo as u32, hi: hi as u32, name: name.to_string(), ty, line: ctx.line });
+                .ok_or_else(|| {
+                    ctx.err(format!(
+                        "expected a type for field `{name}` of bits `{dname}`, found `{ty_s}`"
+                    ))
+                })?;
+            fields.push(BitsField {
+                lo: lo as u32,
+                hi: hi as u32,
+                name: name.to_string(),
+                ty,
+                line: ctx.line,
+            });
         }
         DeclKind::Variant { options, .. } => {
-            let (disc, ty) = rest
-                .split_once("=>")
-                .ok_or_else(|| ctx.err(format!("expected `- DISCRIMINANT => Type` in variant `{dname}`")))?;
-            let disc = parse_uint(disc)
-                .ok_or_else(|| ctx.err(format!("expected an unsigned discriminant in variant `{dname}`, found `{}`", disc.trim())))?;
+            let (disc, ty) = rest.split_once("=>").ok_or_else(|| {
+                ctx.err(format!(
+                    "expected `- DISCRIMINANT => Type` in variant `{dname}`"
+                ))
+            })?;
+            let disc = parse_uint(disc).ok_or_else(|| {
+                ctx.err(format!(
+                    "expected an unsigned discriminant in variant `{dname}`, found `{}`",
+                    disc.trim()
+                ))
+            })?;
             let ty_s = ty.trim();
             let ty = parse_typeref(ty_s)
                 .ok_or_else(|| ctx.err(format!("expected a type or `void` for discriminant {disc} of variant `{dname}`, found `{ty_s}`")))?;
-            options.push(VariantOption { disc, ty, line: ctx.line });
+            options.push(VariantOption {
+                disc,
+                ty,
+                line: ctx.line,
+            });
         }
         DeclKind::FixedArray { .. } | DeclKind::DynArray { .. } | DeclKind::Const { .. } => {
             return Err(ctx.err(format!("`{dname}` takes no member lines")));
@@ -515,7 +652,10 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 fn rel_string(p: &Path) -> String {
-    p.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Load every file reachable from `entry` (relative to `root`), following imports.
@@ -526,8 +666,10 @@ pub fn load_schema(
 ) -> Result<Schema, JawError> {
     let mut files: Vec<JawFile> = Vec::new();
     let mut seen = BTreeSet::new();
-    let mut queue: Vec<(String, String, usize)> =
-        entries.iter().map(|e| (e.to_string(), "<entry>".to_string(), 0)).collect();
+    let mut queue: Vec<(String, String, usize)> = entries
+        .iter()
+        .map(|e| (e.to_string(), "<entry>".to_string(), 0))
+        .collect();
     while let Some((rel, from, line)) = queue.pop() {
         if !seen.insert(rel.clone()) {
             continue;
@@ -538,7 +680,10 @@ pub fn load_schema(
             message: format!("expected an importable file at `{rel}`, but it cannot be read"),
         })?;
         let file = parse_file(&rel, &text)?;
-        let dir = Path::new(&rel).parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = Path::new(&rel)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         for imp in &file.imports {
             let target = rel_string(&normalize(&dir.join(&imp.path)));
             queue.push((target, rel.clone(), imp.line));
@@ -551,7 +696,10 @@ pub fn load_schema(
 
 /// The path (relative to the schema root) an import in `file` refers to.
 pub fn import_target(file: &JawFile, imp: &Import) -> String {
-    let dir = Path::new(&file.rel).parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = Path::new(&file.rel)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     rel_string(&normalize(&dir.join(&imp.path)))
 }
 
@@ -565,11 +713,18 @@ pub fn resolve(files: Vec<JawFile>) -> Result<Schema, JawError> {
                 return Err(JawError {
                     file: f.rel.clone(),
                     line: d.line,
-                    message: format!("`{}` is already declared at {}:{}", d.name, files[pf].rel, prev.line),
+                    message: format!(
+                        "`{}` is already declared at {}:{}",
+                        d.name, files[pf].rel, prev.line
+                    ),
                 });
             }
             if Builtin::parse(&d.name).is_some() || d.name == "void" {
-                return Err(JawError { file: f.rel.clone(), line: d.line, message: format!("`{}` is a builtin type name", d.name) });
+                return Err(JawError {
+                    file: f.rel.clone(),
+                    line: d.line,
+                    message: format!("`{}` is a builtin type name", d.name),
+                });
             }
             index.insert(d.name.clone(), (fi, di));
         }
@@ -606,7 +761,10 @@ impl Schema {
             let tf = self.file_by_rel(&target).ok_or_else(|| JawError {
                 file: f.rel.clone(),
                 line: imp.line,
-                message: format!("expected `{}` to be a schema file, but it was not loaded", imp.path),
+                message: format!(
+                    "expected `{}` to be a schema file, but it was not loaded",
+                    imp.path
+                ),
             })?;
             let exported = self.exported_names(tf, &mut BTreeSet::new());
             match &imp.names {
@@ -617,7 +775,10 @@ impl Schema {
                             return Err(JawError {
                                 file: f.rel.clone(),
                                 line: imp.line,
-                                message: format!("expected `{n}` to be declared in `{}`, but it is not", imp.path),
+                                message: format!(
+                                    "expected `{n}` to be declared in `{}`, but it is not",
+                                    imp.path
+                                ),
                             });
                         }
                         out.insert(n.clone());
@@ -647,18 +808,35 @@ impl Schema {
     }
 
     fn err(f: &JawFile, line: usize, message: String) -> JawError {
-        JawError { file: f.rel.clone(), line, message }
+        JawError {
+            file: f.rel.clone(),
+            line,
+            message,
+        }
     }
 
-    fn check_ref(&self, f: &JawFile, line: usize, ty: &TypeRef, visible: &BTreeSet<String>) -> Result<(), JawError> {
+    fn check_ref(
+        &self,
+        f: &JawFile,
+        line: usize,
+        ty: &TypeRef,
+        visible: &BTreeSet<String>,
+    ) -> Result<(), JawError> {
         if let TypeRef::Named(n) = ty {
             if !visible.contains(n) {
                 let hint = if self.index.contains_key(n) {
-                    format!(" (it is declared in `{}`; add an import)", self.file_of(n).map(|f| f.rel.as_str()).unwrap_or("?"))
+                    format!(
+                        " (it is declared in `{}`; add an import)",
+                        self.file_of(n).map(|f| f.rel.as_str()).unwrap_or("?")
+                    )
                 } else {
                     String::new()
                 };
-                return Err(Self::err(f, line, format!("expected a known type, found `{n}`{hint}")));
+                return Err(Self::err(
+                    f,
+                    line,
+                    format!("expected a known type, found `{n}`{hint}"),
+                ));
             }
             if matches!(self.decl(n).map(|d| &d.kind), Some(DeclKind::Const { .. })) {
                 return Err(Self::err(f, line, format!("`{n}` is a const, not a type")));
@@ -667,7 +845,12 @@ impl Schema {
         Ok(())
     }
 
-    fn check_decl(&self, f: &JawFile, d: &Decl, visible: &BTreeSet<String>) -> Result<(), JawError> {
+    fn check_decl(
+        &self,
+        f: &JawFile,
+        d: &Decl,
+        visible: &BTreeSet<String>,
+    ) -> Result<(), JawError> {
         let e = |line: usize, m: String| Self::err(f, line, m);
         match &d.kind {
             DeclKind::Pack(members) | DeclKind::Seq(members) => {
@@ -675,13 +858,19 @@ impl Schema {
                 for m in members {
                     self.check_ref(f, m.line, &m.ty, visible)?;
                     if !names.insert(&m.name) {
-                        return Err(e(m.line, format!("member `{}` appears twice in `{}`", m.name, d.name)));
+                        return Err(e(
+                            m.line,
+                            format!("member `{}` appears twice in `{}`", m.name, d.name),
+                        ));
                     }
                     if matches!(d.kind, DeclKind::Pack(_)) && !self.is_pod(&m.ty) {
-                        return Err(e(m.line, format!(
-                            "expected a plain-old-data type for member `{}` of pack `{}` (builtin, pack, enum, bits or fixed_array of those)",
-                            m.name, d.name
-                        )));
+                        return Err(e(
+                            m.line,
+                            format!(
+                                "expected a plain-old-data type for member `{}` of pack `{}` (builtin, pack, enum, bits or fixed_array of those)",
+                                m.name, d.name
+                            ),
+                        ));
                     }
                 }
             }
@@ -697,24 +886,47 @@ impl Schema {
                 let mut defaults = 0;
                 for m in members {
                     if !names.insert(&m.name) {
-                        return Err(e(m.line, format!("member `{}` appears twice in enum `{}`", m.name, d.name)));
+                        return Err(e(
+                            m.line,
+                            format!("member `{}` appears twice in enum `{}`", m.name, d.name),
+                        ));
                     }
                     if !values.insert(m.value) {
-                        return Err(e(m.line, format!("value {} appears twice in enum `{}`", m.value, d.name)));
+                        return Err(e(
+                            m.line,
+                            format!("value {} appears twice in enum `{}`", m.value, d.name),
+                        ));
                     }
                     if m.value > base.max_unsigned() {
-                        return Err(e(m.line, format!("value {} does not fit the base type {} of enum `{}`", m.value, base.rust(), d.name)));
+                        return Err(e(
+                            m.line,
+                            format!(
+                                "value {} does not fit the base type {} of enum `{}`",
+                                m.value,
+                                base.rust(),
+                                d.name
+                            ),
+                        ));
                     }
                     defaults += m.is_default as usize;
                 }
                 if defaults > 1 {
-                    return Err(e(d.line, format!("enum `{}` marks more than one default with `>`", d.name)));
+                    return Err(e(
+                        d.line,
+                        format!("enum `{}` marks more than one default with `>`", d.name),
+                    ));
                 }
             }
             DeclKind::Bits { base, fields } => {
                 self.check_ref(f, d.line, base, visible)?;
                 let width = self.bits_storage(base).ok_or_else(|| {
-                    e(d.line, format!("expected an integer or enum base type for bits `{}`", d.name))
+                    e(
+                        d.line,
+                        format!(
+                            "expected an integer or enum base type for bits `{}`",
+                            d.name
+                        ),
+                    )
                 })?;
                 let width_bits = width.size() as u32 * 8;
                 let mut used: u64 = 0;
@@ -722,27 +934,68 @@ impl Schema {
                 for bf in fields {
                     self.check_ref(f, bf.line, &bf.ty, visible)?;
                     if !names.insert(&bf.name) {
-                        return Err(e(bf.line, format!("field `{}` appears twice in bits `{}`", bf.name, d.name)));
+                        return Err(e(
+                            bf.line,
+                            format!("field `{}` appears twice in bits `{}`", bf.name, d.name),
+                        ));
                     }
                     if bf.hi >= width_bits {
-                        return Err(e(bf.line, format!("bit {} of `{}` is outside the {width_bits}-bit base of bits `{}`", bf.hi, bf.name, d.name)));
+                        return Err(e(
+                            bf.line,
+                            format!(
+                                "bit {} of `{}` is outside the {width_bits}-bit base of bits `{}`",
+                                bf.hi, bf.name, d.name
+                            ),
+                        ));
                     }
                     let n = bf.hi - bf.lo + 1;
-                    let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bf.lo };
+                    let mask = if n == 64 {
+                        u64::MAX
+                    } else {
+                        ((1u64 << n) - 1) << bf.lo
+                    };
                     if used & mask != 0 {
-                        return Err(e(bf.line, format!("field `{}` overlaps another field of bits `{}`", bf.name, d.name)));
+                        return Err(e(
+                            bf.line,
+                            format!(
+                                "field `{}` overlaps another field of bits `{}`",
+                                bf.name, d.name
+                            ),
+                        ));
                     }
                     used |= mask;
                     let field_bits = match &bf.ty {
                         TypeRef::Builtin(b) if b.is_integer() => b.size() as u32 * 8,
                         TypeRef::Named(nm) => match self.decl(nm).map(|x| &x.kind) {
                             Some(DeclKind::Enum { base, .. }) => base.size() as u32 * 8,
-                            _ => return Err(e(bf.line, format!("expected an integer or enum type for field `{}` of bits `{}`", bf.name, d.name))),
+                            _ => {
+                                return Err(e(
+                                    bf.line,
+                                    format!(
+                                        "expected an integer or enum type for field `{}` of bits `{}`",
+                                        bf.name, d.name
+                                    ),
+                                ));
+                            }
                         },
-                        _ => return Err(e(bf.line, format!("expected an integer or enum type for field `{}` of bits `{}`", bf.name, d.name))),
+                        _ => {
+                            return Err(e(
+                                bf.line,
+                                format!(
+                                    "expected an integer or enum type for field `{}` of bits `{}`",
+                                    bf.name, d.name
+                                ),
+                            ));
+                        }
                     };
                     if n > field_bits {
-                        return Err(e(bf.line, format!("field `{}` spans {n} bits, more than its type holds", bf.name)));
+                        return Err(e(
+                            bf.line,
+                            format!(
+                                "field `{}` spans {n} bits, more than its type holds",
+                                bf.name
+                            ),
+                        ));
                     }
                 }
             }
@@ -754,10 +1007,24 @@ impl Schema {
                 for o in options {
                     self.check_ref(f, o.line, &o.ty, visible)?;
                     if !discs.insert(o.disc) {
-                        return Err(e(o.line, format!("discriminant {} appears twice in variant `{}`", o.disc, d.name)));
+                        return Err(e(
+                            o.line,
+                            format!(
+                                "discriminant {} appears twice in variant `{}`",
+                                o.disc, d.name
+                            ),
+                        ));
                     }
                     if o.disc > base.max_unsigned() {
-                        return Err(e(o.line, format!("discriminant {} does not fit the base type {} of variant `{}`", o.disc, base.rust(), d.name)));
+                        return Err(e(
+                            o.line,
+                            format!(
+                                "discriminant {} does not fit the base type {} of variant `{}`",
+                                o.disc,
+                                base.rust(),
+                                d.name
+                            ),
+                        ));
                     }
                 }
             }
@@ -784,7 +1051,9 @@ impl Schema {
             TypeRef::Builtin(_) => true,
             TypeRef::Void => false,
             TypeRef::Named(n) => match self.decl(n).map(|d| &d.kind) {
-                Some(DeclKind::Pack(_)) | Some(DeclKind::Enum { .. }) | Some(DeclKind::Bits { .. }) => true,
+                Some(DeclKind::Pack(_))
+                | Some(DeclKind::Enum { .. })
+                | Some(DeclKind::Bits { .. }) => true,
                 Some(DeclKind::FixedArray { elem, .. }) => self.is_pod(elem),
                 _ => false,
             },
@@ -799,7 +1068,9 @@ impl Schema {
             TypeRef::Named(n) => match self.decl(n).map(|d| &d.kind) {
                 Some(DeclKind::Pack(ms)) => ms.iter().map(|m| self.pod_size(&m.ty)).sum(),
                 Some(DeclKind::Enum { base, .. }) => base.size(),
-                Some(DeclKind::Bits { base, .. }) => self.bits_storage(base).map(Builtin::size).unwrap_or(0),
+                Some(DeclKind::Bits { base, .. }) => {
+                    self.bits_storage(base).map(Builtin::size).unwrap_or(0)
+                }
                 Some(DeclKind::FixedArray { count, elem }) => *count as usize * self.pod_size(elem),
                 _ => 0,
             },
@@ -823,11 +1094,20 @@ impl Schema {
                     return 0;
                 }
                 let r = match self.decl(n).map(|d| &d.kind) {
-                    Some(DeclKind::Seq(ms)) => ms.iter().map(|m| self.min_size_guarded(&m.ty, stack)).sum(),
-                    Some(DeclKind::FixedArray { count, elem }) => *count as usize * self.min_size_guarded(elem, stack),
+                    Some(DeclKind::Seq(ms)) => {
+                        ms.iter().map(|m| self.min_size_guarded(&m.ty, stack)).sum()
+                    }
+                    Some(DeclKind::FixedArray { count, elem }) => {
+                        *count as usize * self.min_size_guarded(elem, stack)
+                    }
                     Some(DeclKind::DynArray { count, .. }) => count.size(),
                     Some(DeclKind::Variant { base, options }) => {
-                        base.size() + options.iter().map(|o| self.min_size_guarded(&o.ty, stack)).min().unwrap_or(0)
+                        base.size()
+                            + options
+                                .iter()
+                                .map(|o| self.min_size_guarded(&o.ty, stack))
+                                .min()
+                                .unwrap_or(0)
                     }
                     _ => 0,
                 };
@@ -841,7 +1121,9 @@ impl Schema {
     pub fn children(&self, d: &Decl) -> Vec<TypeRef> {
         match &d.kind {
             DeclKind::Pack(ms) | DeclKind::Seq(ms) => ms.iter().map(|m| m.ty.clone()).collect(),
-            DeclKind::FixedArray { elem, .. } | DeclKind::DynArray { elem, .. } => vec![elem.clone()],
+            DeclKind::FixedArray { elem, .. } | DeclKind::DynArray { elem, .. } => {
+                vec![elem.clone()]
+            }
             DeclKind::Bits { base, fields } => {
                 let mut v: Vec<TypeRef> = fields.iter().map(|f| f.ty.clone()).collect();
                 v.push(base.clone());
@@ -875,13 +1157,24 @@ impl Schema {
     /// A type may only contain itself through a dyn_array (which gives the recursion a finite size).
     fn check_cycles(&self) -> Result<(), JawError> {
         for f in &self.files {
-            for d in f.decls.iter().filter(|d| !matches!(d.kind, DeclKind::DynArray { .. })) {
+            for d in f
+                .decls
+                .iter()
+                .filter(|d| !matches!(d.kind, DeclKind::DynArray { .. }))
+            {
                 let mut seen = BTreeSet::new();
                 let mut stack: Vec<TypeRef> = self.children(d);
                 while let Some(t) = stack.pop() {
                     let TypeRef::Named(n) = t else { continue };
                     if n == d.name {
-                        return Err(Self::err(f, d.line, format!("`{}` contains itself without a dyn_array in between, so it has no finite size", d.name)));
+                        return Err(Self::err(
+                            f,
+                            d.line,
+                            format!(
+                                "`{}` contains itself without a dyn_array in between, so it has no finite size",
+                                d.name
+                            ),
+                        ));
                     }
                     if !seen.insert(n.clone()) {
                         continue;

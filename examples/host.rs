@@ -23,13 +23,24 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { listen: "127.0.0.1:50000".into(), name: "bevy_noodles2 demo".into(), entities: 100, verbose: false };
+    let mut a = Args {
+        listen: "127.0.0.1:50000".into(),
+        name: "bevy_noodles2 demo".into(),
+        entities: 100,
+        verbose: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--listen" => a.listen = it.next().context("--listen needs HOST:PORT")?,
             "--name" => a.name = it.next().context("--name needs a value")?,
-            "--entities" => a.entities = it.next().context("--entities needs N")?.parse().context("--entities needs a number")?,
+            "--entities" => {
+                a.entities = it
+                    .next()
+                    .context("--entities needs N")?
+                    .parse()
+                    .context("--entities needs a number")?
+            }
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!("usage: host [--listen HOST:PORT] [--name NAME] [--entities N] [-v]");
@@ -44,7 +55,11 @@ fn parse_args() -> anyhow::Result<Args> {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0))));
+    app.add_plugins(
+        MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+            1.0 / 60.0,
+        ))),
+    );
     if args.verbose {
         app.add_plugins(LogPlugin::default());
     }
@@ -53,8 +68,13 @@ fn main() -> anyhow::Result<()> {
         .init_asset::<Mesh>()
         .init_asset::<StandardMaterial>()
         .init_asset::<Image>()
-        .add_plugins(NoodlesPlugin { session_name: args.name.clone(), ..default() })
-        .add_plugins(DemoScenePlugin { entities: args.entities });
+        .add_plugins(NoodlesPlugin {
+            session_name: args.name.clone(),
+            ..default()
+        })
+        .add_plugins(DemoScenePlugin {
+            entities: args.entities,
+        });
     let listen = args.listen.clone();
     app.add_systems(Startup, move |mut commands: Commands| {
         commands.spawn(NoodlesListener::new(listen.clone()));

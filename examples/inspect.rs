@@ -43,7 +43,10 @@ fn main() -> anyhow::Result<()> {
     let url = url.context("usage: inspect ws://HOST:PORT [--watch]")?;
     let mut app = App::new();
     app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_millis(5))))
-        .add_plugins(NoodlesPlugin { session_name: "bevy_noodles2 inspect".into(), ..default() })
+        .add_plugins(NoodlesPlugin {
+            session_name: "bevy_noodles2 inspect".into(),
+            ..default()
+        })
         .insert_resource(Opts { watch })
         .init_resource::<Progress>()
         .add_systems(Startup, move |mut commands: Commands| {
@@ -101,25 +104,47 @@ fn print_tree(world: &mut World, applied: u64) {
     }
     let mut children: BTreeMap<Option<u64>, Vec<u64>> = BTreeMap::new();
     for (&id, &e) in &by_id {
-        let parent = world.get::<ChildOf>(e).and_then(|c| world.get::<NoodlesId>(c.parent())).map(|p| p.0);
+        let parent = world
+            .get::<ChildOf>(e)
+            .and_then(|c| world.get::<NoodlesId>(c.parent()))
+            .map(|p| p.0);
         children.entry(parent).or_default().push(id);
     }
-    fn walk(world: &World, by_id: &BTreeMap<u64, Entity>, children: &BTreeMap<Option<u64>, Vec<u64>>, at: Option<u64>, depth: usize) {
+    fn walk(
+        world: &World,
+        by_id: &BTreeMap<u64, Entity>,
+        children: &BTreeMap<Option<u64>, Vec<u64>>,
+        at: Option<u64>,
+        depth: usize,
+    ) {
         for id in children.get(&at).into_iter().flatten() {
             let e = by_id[id];
             let er = world.entity(e);
-            let name = er.get::<Name>().map(|n| n.as_str().to_string()).unwrap_or_else(|| "<unnamed>".into());
+            let name = er
+                .get::<Name>()
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_else(|| "<unnamed>".into());
             let t = er.get::<Transform>().map(fmt_transform).unwrap_or_default();
-            println!("{:indent$}#{id} {name} [{}] {t}", "", kinds(er).join(", "), indent = depth * 2);
+            println!(
+                "{:indent$}#{id} {name} [{}] {t}",
+                "",
+                kinds(er).join(", "),
+                indent = depth * 2
+            );
             walk(world, by_id, children, Some(*id), depth + 1);
         }
     }
     walk(world, &by_id, &children, None, 0);
     let lights = by_id.values().filter(|e| {
         let er = world.entity(**e);
-        er.contains::<DirectionalLight>() || er.contains::<PointLight>() || er.contains::<SpotLight>()
+        er.contains::<DirectionalLight>()
+            || er.contains::<PointLight>()
+            || er.contains::<SpotLight>()
     });
-    let transforms = by_id.values().filter(|e| world.entity(**e).contains::<Transform>()).count();
+    let transforms = by_id
+        .values()
+        .filter(|e| world.entity(**e).contains::<Transform>())
+        .count();
     println!(
         "summary: {} entities, {} roots, {} with Transform, {} lights, {} transactions applied",
         by_id.len(),
@@ -130,12 +155,21 @@ fn print_tree(world: &mut World, applied: u64) {
     );
 }
 
-fn watch_changes(opts: Res<Opts>, progress: Res<Progress>, q: Query<(&NoodlesId, Option<&Name>, &Transform), (With<Mirrored>, Changed<Transform>)>) {
+fn watch_changes(
+    opts: Res<Opts>,
+    progress: Res<Progress>,
+    q: Query<(&NoodlesId, Option<&Name>, &Transform), (With<Mirrored>, Changed<Transform>)>,
+) {
     if !opts.watch || !progress.printed {
         return;
     }
     for (id, name, t) in &q {
-        println!("#{} {} {}", id.0, name.map(|n| n.as_str()).unwrap_or("<unnamed>"), fmt_transform(t));
+        println!(
+            "#{} {} {}",
+            id.0,
+            name.map(|n| n.as_str()).unwrap_or("<unnamed>"),
+            fmt_transform(t)
+        );
     }
 }
 

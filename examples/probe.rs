@@ -18,7 +18,10 @@ fn main() -> AppExit {
     };
     App::new()
         .add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_millis(2))))
-        .add_plugins(NoodlesPlugin { session_name: "bevy_noodles2 probe".into(), ..default() })
+        .add_plugins(NoodlesPlugin {
+            session_name: "bevy_noodles2 probe".into(),
+            ..default()
+        })
         .add_systems(Startup, move |mut commands: Commands| {
             commands.spawn(NoodlesConnect::new(url.clone()).probe());
         })
@@ -26,7 +29,12 @@ fn main() -> AppExit {
         .run()
 }
 
-fn report(mut answers: MessageReader<ProbeAnswered>, mut closed: MessageReader<LinkClosed>, mut exit: MessageWriter<AppExit>, mut done: Local<bool>) {
+fn report(
+    mut answers: MessageReader<ProbeAnswered>,
+    mut closed: MessageReader<LinkClosed>,
+    mut exit: MessageWriter<AppExit>,
+    mut done: Local<bool>,
+) {
     if *done {
         return;
     }

@@ -34,19 +34,37 @@ struct Args {
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut a = Args { url: None, screenshot: None, timeout: 120.0, size: (1280, 720) };
+    let mut a = Args {
+        url: None,
+        screenshot: None,
+        timeout: 120.0,
+        size: (1280, 720),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--screenshot" => a.screenshot = Some(it.next().context("--screenshot needs a PATH")?),
-            "--timeout" => a.timeout = it.next().context("--timeout needs SECONDS")?.parse().context("--timeout needs a number")?,
+            "--timeout" => {
+                a.timeout = it
+                    .next()
+                    .context("--timeout needs SECONDS")?
+                    .parse()
+                    .context("--timeout needs a number")?
+            }
             "--size" => {
                 let s = it.next().context("--size needs WxH")?;
-                let (w, h) = s.split_once('x').context("--size needs WxH, e.g. 1280x720")?;
-                a.size = (w.parse().context("bad width")?, h.parse().context("bad height")?);
+                let (w, h) = s
+                    .split_once('x')
+                    .context("--size needs WxH, e.g. 1280x720")?;
+                a.size = (
+                    w.parse().context("bad width")?,
+                    h.parse().context("bad height")?,
+                );
             }
             "-h" | "--help" => {
-                println!("usage: viewer [ws://HOST:PORT] [--screenshot PATH] [--timeout SECONDS] [--size WxH]");
+                println!(
+                    "usage: viewer [ws://HOST:PORT] [--screenshot PATH] [--timeout SECONDS] [--size WxH]"
+                );
                 std::process::exit(0);
             }
             s if s.starts_with("ws://") => a.url = Some(s.to_string()),
@@ -59,14 +77,21 @@ fn parse_args() -> anyhow::Result<Args> {
 /// Host the demo scene in a headless app on its own thread; returns its url.
 fn host_demo_in_process() -> anyhow::Result<String> {
     let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
-    std::thread::Builder::new().name("demo host".into()).spawn(move || {
-        let mut app = App::new();
-        app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(1.0 / 60.0))))
+    std::thread::Builder::new()
+        .name("demo host".into())
+        .spawn(move || {
+            let mut app = App::new();
+            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
+                Duration::from_secs_f64(1.0 / 60.0),
+            )))
             .add_plugins(AssetPlugin::default())
             .init_asset::<Mesh>()
             .init_asset::<StandardMaterial>()
             .init_asset::<Image>()
-            .add_plugins(NoodlesPlugin { session_name: "bevy_noodles2 demo".into(), ..default() })
+            .add_plugins(NoodlesPlugin {
+                session_name: "bevy_noodles2 demo".into(),
+                ..default()
+            })
             .add_plugins(DemoScenePlugin::default())
             .add_systems(Startup, |mut commands: Commands| {
                 commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
@@ -76,8 +101,8 @@ fn host_demo_in_process() -> anyhow::Result<String> {
                     let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
                 }
             });
-        app.run();
-    })?;
+            app.run();
+        })?;
     match rx.recv_timeout(Duration::from_secs(30)) {
         Ok(Ok(url)) => Ok(url),
         Ok(Err(e)) => bail!("the in-process demo host could not listen: {e}"),
@@ -137,9 +162,15 @@ fn main() -> anyhow::Result<()> {
                 }),
                 ..default()
             })
-            .set(RenderPlugin { synchronous_pipeline_compilation: args.screenshot.is_some(), ..default() }),
+            .set(RenderPlugin {
+                synchronous_pipeline_compilation: args.screenshot.is_some(),
+                ..default()
+            }),
     )
-    .add_plugins(NoodlesPlugin { session_name: "bevy_noodles2 viewer".into(), ..default() })
+    .add_plugins(NoodlesPlugin {
+        session_name: "bevy_noodles2 viewer".into(),
+        ..default()
+    })
     .insert_resource(ViewerArgs {
         url,
         screenshot: args.screenshot.clone(),
@@ -150,9 +181,21 @@ fn main() -> anyhow::Result<()> {
     .insert_resource(ClearColor(Color::srgb(0.08, 0.09, 0.11)))
     .init_resource::<ViewerState>()
     .add_systems(Startup, setup)
-    .add_systems(Update, (frame_scene, orbit, default_light, status, screenshot_when_ready, on_close));
+    .add_systems(
+        Update,
+        (
+            frame_scene,
+            orbit,
+            default_light,
+            status,
+            screenshot_when_ready,
+            on_close,
+        ),
+    );
     if let Some(render_app) = app.get_sub_app_mut(RenderApp) {
-        render_app.insert_resource(waiting).add_systems(Render, count_waiting_pipelines);
+        render_app
+            .insert_resource(waiting)
+            .add_systems(Render, count_waiting_pipelines);
     }
     match app.run() {
         AppExit::Success => Ok(()),
@@ -162,7 +205,9 @@ fn main() -> anyhow::Result<()> {
 
 fn count_waiting_pipelines(cache: Option<Res<PipelineCache>>, waiting: Res<WaitingPipelines>) {
     if let Some(cache) = cache {
-        waiting.0.store(cache.waiting_pipelines().count(), Ordering::Relaxed);
+        waiting
+            .0
+            .store(cache.waiting_pipelines().count(), Ordering::Relaxed);
     }
 }
 
@@ -171,12 +216,25 @@ fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
     commands.spawn((
         Camera3d::default(),
         Transform::from_xyz(8.0, 6.0, 8.0).looking_at(Vec3::ZERO, Vec3::Y),
-        OrbitCamera { focus: Vec3::ZERO, yaw: 0.8, pitch: 0.5, distance: 12.0 },
+        OrbitCamera {
+            focus: Vec3::ZERO,
+            yaw: 0.8,
+            pitch: 0.5,
+            distance: 12.0,
+        },
     ));
     commands.spawn((
         Text::new("connecting..."),
-        TextFont { font_size: 14.0, ..default() },
-        Node { position_type: PositionType::Absolute, top: Val::Px(8.0), left: Val::Px(8.0), ..default() },
+        TextFont {
+            font_size: FontSize::Px(14.0),
+            ..default()
+        },
+        Node {
+            position_type: PositionType::Absolute,
+            top: Val::Px(8.0),
+            left: Val::Px(8.0),
+            ..default()
+        },
         StatusText,
     ));
 }
@@ -187,17 +245,30 @@ fn frame_scene(
     mirrored: Query<&GlobalTransform, With<Mirrored>>,
     stats: Res<MirrorStats>,
     mut cam: Query<&mut OrbitCamera>,
+    mut frames: Local<u32>,
 ) {
     if state.framed || stats.transactions_applied == 0 {
         return;
     }
-    let points: Vec<Vec3> = mirrored.iter().map(|t| t.translation()).filter(|p| p.is_finite()).collect();
+    // Let transform propagation place the mirrored hierarchy first.
+    *frames += 1;
+    if *frames < 10 {
+        return;
+    }
+    let points: Vec<Vec3> = mirrored
+        .iter()
+        .map(|t| t.translation())
+        .filter(|p| p.is_finite())
+        .collect();
     if points.is_empty() {
         return;
     }
-    let (min, max) = points.iter().fold((Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)), |(a, b), p| (a.min(*p), b.max(*p)));
+    let (min, max) = points.iter().fold(
+        (Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)),
+        |(a, b), p| (a.min(*p), b.max(*p)),
+    );
     let center = (min + max) / 2.0;
-    let radius = ((max - min).length() / 2.0).max(1.0);
+    let radius = ((max - min).length() / 2.0).max(2.0);
     if let Ok(mut c) = cam.single_mut() {
         c.focus = center;
         c.distance = radius * 2.4;
@@ -211,7 +282,9 @@ fn orbit(
     scroll: Res<AccumulatedMouseScroll>,
     mut q: Query<(&mut OrbitCamera, &mut Transform)>,
 ) {
-    let Ok((mut o, mut t)) = q.single_mut() else { return };
+    let Ok((mut o, mut t)) = q.single_mut() else {
+        return;
+    };
     if buttons.pressed(MouseButton::Left) {
         o.yaw -= motion.delta.x * 0.005;
         o.pitch = (o.pitch + motion.delta.y * 0.005).clamp(-1.5, 1.5);
@@ -219,20 +292,37 @@ fn orbit(
     if scroll.delta.y != 0.0 {
         o.distance = (o.distance * (1.0 - scroll.delta.y * 0.1)).clamp(0.5, 10_000.0);
     }
-    let dir = Vec3::new(o.yaw.cos() * o.pitch.cos(), o.pitch.sin(), o.yaw.sin() * o.pitch.cos());
+    let dir = Vec3::new(
+        o.yaw.cos() * o.pitch.cos(),
+        o.pitch.sin(),
+        o.yaw.sin() * o.pitch.cos(),
+    );
     *t = Transform::from_translation(o.focus + dir * o.distance).looking_at(o.focus, Vec3::Y);
 }
 
 /// A default light while the mirrored scene has none.
 fn default_light(
     mut commands: Commands,
-    mirrored_lights: Query<(), (With<Mirrored>, Or<(With<DirectionalLight>, With<PointLight>, With<SpotLight>)>)>,
+    mirrored_lights: Query<
+        (),
+        (
+            With<Mirrored>,
+            Or<(With<DirectionalLight>, With<PointLight>, With<SpotLight>)>,
+        ),
+    >,
     ours: Query<Entity, With<DefaultLight>>,
 ) {
     let has = !mirrored_lights.is_empty();
     match (has, ours.iter().next()) {
         (false, None) => {
-            commands.spawn((DirectionalLight { illuminance: 3000.0, ..default() }, Transform::from_xyz(3.0, 10.0, 5.0).looking_at(Vec3::ZERO, Vec3::Y), DefaultLight));
+            commands.spawn((
+                DirectionalLight {
+                    illuminance: 3000.0,
+                    ..default()
+                },
+                Transform::from_xyz(3.0, 10.0, 5.0).looking_at(Vec3::ZERO, Vec3::Y),
+                DefaultLight,
+            ));
         }
         (true, Some(e)) => commands.entity(e).despawn(),
         _ => {}
@@ -279,7 +369,9 @@ fn screenshot_when_ready(
     waiting: Res<WaitingPipelines>,
     mut exit: MessageWriter<AppExit>,
 ) {
-    let Some(path) = args.screenshot.clone() else { return };
+    let Some(path) = args.screenshot.clone() else {
+        return;
+    };
     if state.shot_requested {
         return;
     }
@@ -297,7 +389,12 @@ fn screenshot_when_ready(
     }
     let counts = (mirrored.iter().count(), assets.imported);
     let meshes_loaded = mesh_handles.iter().all(|m| meshes.contains(&m.0));
-    let ready = stats.transactions_applied > 0 && counts.0 > 0 && assets.pending == 0 && meshes_loaded && waiting.0.load(Ordering::Relaxed) == 0 && state.framed;
+    let ready = stats.transactions_applied > 0
+        && counts.0 > 0
+        && assets.pending == 0
+        && meshes_loaded
+        && waiting.0.load(Ordering::Relaxed) == 0
+        && state.framed;
     if ready && counts == state.last_counts {
         state.stable_frames += 1;
     } else {
@@ -308,23 +405,34 @@ fn screenshot_when_ready(
     if state.stable_frames >= 30 {
         state.shot_requested = true;
         let p = path.clone();
-        commands.spawn(Screenshot::primary_window()).observe(move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
-            let result = captured.image.clone().try_into_dynamic().map_err(|e| e.to_string()).and_then(|img| img.to_rgb8().save(&p).map_err(|e| e.to_string()));
-            match result {
-                Ok(()) => {
-                    println!("saved screenshot to {p}");
-                    exit.write(AppExit::Success);
+        commands.spawn(Screenshot::primary_window()).observe(
+            move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+                let result = captured
+                    .image
+                    .clone()
+                    .try_into_dynamic()
+                    .map_err(|e| e.to_string())
+                    .and_then(|img| img.to_rgb8().save(&p).map_err(|e| e.to_string()));
+                match result {
+                    Ok(()) => {
+                        println!("saved screenshot to {p}");
+                        exit.write(AppExit::Success);
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot save the screenshot to {p}: {e}");
+                        exit.write(AppExit::error());
+                    }
                 }
-                Err(e) => {
-                    eprintln!("error: cannot save the screenshot to {p}: {e}");
-                    exit.write(AppExit::error());
-                }
-            }
-        });
+            },
+        );
     }
 }
 
-fn on_close(args: Res<ViewerArgs>, mut closed: MessageReader<LinkClosed>, mut exit: MessageWriter<AppExit>) {
+fn on_close(
+    args: Res<ViewerArgs>,
+    mut closed: MessageReader<LinkClosed>,
+    mut exit: MessageWriter<AppExit>,
+) {
     if let Some(c) = closed.read().next() {
         eprintln!("link closed: {}", c.reason);
         if args.screenshot.is_some() {

@@ -46,7 +46,9 @@ struct DemoCount(usize);
 
 impl Plugin for DemoScenePlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(DemoCount(self.entities)).add_systems(Startup, spawn_demo).add_systems(Update, animate_demo);
+        app.insert_resource(DemoCount(self.entities))
+            .add_systems(Startup, spawn_demo)
+            .add_systems(Update, animate_demo);
     }
 }
 
@@ -57,11 +59,19 @@ pub fn checker_image() -> Image {
     for y in 0..h {
         for x in 0..w {
             let on = ((x / 8) + (y / 8)) % 2 == 0;
-            data.extend_from_slice(if on { &[240, 200, 40, 255] } else { &[30, 60, 160, 255] });
+            data.extend_from_slice(if on {
+                &[240, 200, 40, 255]
+            } else {
+                &[30, 60, 160, 255]
+            });
         }
     }
     let mut img = Image::new(
-        Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+        Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
         TextureDimension::D2,
         data,
         TextureFormat::Rgba8UnormSrgb,
@@ -78,7 +88,15 @@ fn spawn_demo(
     materials: Option<ResMut<Assets<StandardMaterial>>>,
     images: Option<ResMut<Assets<Image>>>,
 ) {
-    let root = commands.spawn((Name::new("demo root"), Transform::default(), Visibility::default(), DemoRoot, Shared)).id();
+    let root = commands
+        .spawn((
+            Name::new("demo root"),
+            Transform::default(),
+            Visibility::default(),
+            DemoRoot,
+            Shared,
+        ))
+        .id();
 
     // Render data, when the app has the asset types.
     let render = match (meshes, materials, images) {
@@ -88,67 +106,182 @@ fn spawn_demo(
     let mut mover_look: Option<(Handle<Mesh>, Vec<Handle<StandardMaterial>>)> = None;
     if let Some((mut meshes, mut materials, mut images)) = render {
         let ground = meshes.add(Plane3d::default().mesh().size(12.0, 12.0));
-        let ground_mat = materials.add(StandardMaterial { base_color: Color::srgb(0.35, 0.38, 0.42), perceptual_roughness: 0.9, ..default() });
-        commands.spawn((Name::new("ground"), Mesh3d(ground), MeshMaterial3d(ground_mat), Transform::default(), ChildOf(root), Shared));
+        let ground_mat = materials.add(StandardMaterial {
+            base_color: Color::srgb(0.35, 0.38, 0.42),
+            perceptual_roughness: 0.9,
+            ..default()
+        });
+        commands.spawn((
+            Name::new("ground"),
+            Mesh3d(ground),
+            MeshMaterial3d(ground_mat),
+            Transform::default(),
+            ChildOf(root),
+            Shared,
+        ));
 
         let checker = images.add(checker_image());
-        let textured = materials.add(StandardMaterial { base_color_texture: Some(checker), perceptual_roughness: 0.6, ..default() });
+        let textured = materials.add(StandardMaterial {
+            base_color_texture: Some(checker),
+            perceptual_roughness: 0.6,
+            ..default()
+        });
         let cube = meshes.add(Cuboid::new(1.5, 1.5, 1.5));
         let pedestal = commands
-            .spawn((Name::new("textured cube"), Mesh3d(cube), MeshMaterial3d(textured), Transform::from_xyz(0.0, 0.75, 0.0), ChildOf(root), Shared))
+            .spawn((
+                Name::new("textured cube"),
+                Mesh3d(cube),
+                MeshMaterial3d(textured),
+                Transform::from_xyz(0.0, 0.75, 0.0),
+                ChildOf(root),
+                Shared,
+            ))
             .id();
-        let red = materials.add(StandardMaterial { base_color: Color::srgb(0.9, 0.1, 0.1), metallic: 0.2, perceptual_roughness: 0.4, ..default() });
+        let red = materials.add(StandardMaterial {
+            base_color: Color::srgb(0.9, 0.1, 0.1),
+            metallic: 0.2,
+            perceptual_roughness: 0.4,
+            ..default()
+        });
         let sphere = meshes.add(Sphere::new(0.45).mesh().uv(32, 16));
-        commands.spawn((Name::new("red sphere"), Mesh3d(sphere.clone()), MeshMaterial3d(red), Transform::from_xyz(0.0, 1.3, 0.0), ChildOf(pedestal), Shared));
-        let green = materials.add(StandardMaterial { base_color: Color::srgb(0.1, 0.8, 0.2), ..default() });
+        commands.spawn((
+            Name::new("red sphere"),
+            Mesh3d(sphere.clone()),
+            MeshMaterial3d(red),
+            Transform::from_xyz(0.0, 1.3, 0.0),
+            ChildOf(pedestal),
+            Shared,
+        ));
+        let green = materials.add(StandardMaterial {
+            base_color: Color::srgb(0.1, 0.8, 0.2),
+            ..default()
+        });
         let torus = meshes.add(Torus::new(0.3, 0.6));
-        commands.spawn((Name::new("green torus"), Mesh3d(torus), MeshMaterial3d(green), Transform::from_xyz(-3.5, 0.6, 2.0), ChildOf(root), Shared));
-        let glow = materials.add(StandardMaterial { base_color: Color::WHITE, emissive: LinearRgba::rgb(0.2, 0.6, 2.0), ..default() });
+        commands.spawn((
+            Name::new("green torus"),
+            Mesh3d(torus),
+            MeshMaterial3d(green),
+            Transform::from_xyz(-3.5, 0.6, 2.0),
+            ChildOf(root),
+            Shared,
+        ));
+        let glow = materials.add(StandardMaterial {
+            base_color: Color::WHITE,
+            emissive: LinearRgba::rgb(0.2, 0.6, 2.0),
+            ..default()
+        });
         let cyl = meshes.add(Cylinder::new(0.4, 1.6));
-        commands.spawn((Name::new("glowing pillar"), Mesh3d(cyl), MeshMaterial3d(glow), Transform::from_xyz(3.5, 0.8, -2.0), ChildOf(root), Shared));
+        commands.spawn((
+            Name::new("glowing pillar"),
+            Mesh3d(cyl),
+            MeshMaterial3d(glow),
+            Transform::from_xyz(3.5, 0.8, -2.0),
+            ChildOf(root),
+            Shared,
+        ));
 
-        let palette = [Color::srgb(0.95, 0.55, 0.1), Color::srgb(0.6, 0.2, 0.9), Color::srgb(0.1, 0.7, 0.9)];
-        let mats = palette.iter().map(|c| materials.add(StandardMaterial { base_color: *c, ..default() })).collect();
-        mover_look = Some((meshes.add(Sphere::new(0.12).mesh().ico(2).unwrap_or_else(|_| Sphere::new(0.12).mesh().uv(12, 8))), mats));
+        let palette = [
+            Color::srgb(0.95, 0.55, 0.1),
+            Color::srgb(0.6, 0.2, 0.9),
+            Color::srgb(0.1, 0.7, 0.9),
+        ];
+        let mats = palette
+            .iter()
+            .map(|c| {
+                materials.add(StandardMaterial {
+                    base_color: *c,
+                    ..default()
+                })
+            })
+            .collect();
+        mover_look = Some((
+            meshes.add(
+                Sphere::new(0.12)
+                    .mesh()
+                    .ico(2)
+                    .unwrap_or_else(|_| Sphere::new(0.12).mesh().uv(12, 8)),
+            ),
+            mats,
+        ));
     }
 
     for i in 0..count.0 {
-        let m = DemoMover { index: i, radius: 2.0 + (i % 7) as f32 * 0.5, speed: 0.3 + (i % 5) as f32 * 0.1, height: 0.3 + (i % 4) as f32 * 0.5 };
-        let mut e = commands.spawn((Name::new(format!("mover {i}")), m, Transform::from_translation(mover_position(&m, 0.0)), ChildOf(root), Shared));
+        let m = DemoMover {
+            index: i,
+            radius: 2.0 + (i % 7) as f32 * 0.5,
+            speed: 0.3 + (i % 5) as f32 * 0.1,
+            height: 0.3 + (i % 4) as f32 * 0.5,
+        };
+        let mut e = commands.spawn((
+            Name::new(format!("mover {i}")),
+            m,
+            Transform::from_translation(mover_position(&m, 0.0)),
+            ChildOf(root),
+            Shared,
+        ));
         if let Some((mesh, mats)) = &mover_look {
-            e.insert((Mesh3d(mesh.clone()), MeshMaterial3d(mats[i % mats.len()].clone())));
+            e.insert((
+                Mesh3d(mesh.clone()),
+                MeshMaterial3d(mats[i % mats.len()].clone()),
+            ));
         }
     }
 
     commands.spawn((
         Name::new("sun"),
-        DirectionalLight { illuminance: 4000.0, shadow_maps_enabled: true, ..default() },
+        DirectionalLight {
+            illuminance: 4000.0,
+            shadow_maps_enabled: true,
+            ..default()
+        },
         Transform::from_xyz(4.0, 8.0, 4.0).looking_at(Vec3::ZERO, Vec3::Y),
         ChildOf(root),
         Shared,
     ));
     commands.spawn((
         Name::new("warm point light"),
-        PointLight { color: Color::srgb(1.0, 0.8, 0.6), intensity: 200_000.0, range: 20.0, ..default() },
+        PointLight {
+            color: Color::srgb(1.0, 0.8, 0.6),
+            intensity: 200_000.0,
+            range: 20.0,
+            ..default()
+        },
         Transform::from_xyz(-3.0, 3.0, 3.0),
         ChildOf(root),
         Shared,
     ));
     commands.spawn((
         Name::new("blue spot light"),
-        SpotLight { color: Color::srgb(0.4, 0.6, 1.0), intensity: 300_000.0, range: 25.0, inner_angle: 0.3, outer_angle: 0.6, ..default() },
+        SpotLight {
+            color: Color::srgb(0.4, 0.6, 1.0),
+            intensity: 300_000.0,
+            range: 25.0,
+            inner_angle: 0.3,
+            outer_angle: 0.6,
+            ..default()
+        },
         Transform::from_xyz(3.0, 5.0, 3.0).looking_at(Vec3::ZERO, Vec3::Y),
         ChildOf(root),
         Shared,
     ));
-    commands.spawn((Name::new("hidden marker"), Transform::from_xyz(0.0, 5.0, 0.0), Visibility::Hidden, ChildOf(root), Shared));
+    commands.spawn((
+        Name::new("hidden marker"),
+        Transform::from_xyz(0.0, 5.0, 0.0),
+        Visibility::Hidden,
+        ChildOf(root),
+        Shared,
+    ));
 }
 
 /// Where a mover is at time `t` seconds.
 pub fn mover_position(m: &DemoMover, t: f32) -> Vec3 {
     let phase = m.index as f32 / 17.0 * TAU;
     let a = phase + t * m.speed;
-    Vec3::new(a.cos() * m.radius, m.height + (t * 1.3 + phase).sin() * 0.2, a.sin() * m.radius)
+    Vec3::new(
+        a.cos() * m.radius,
+        m.height + (t * 1.3 + phase).sin() * 0.2,
+        a.sin() * m.radius,
+    )
 }
 
 fn animate_demo(time: Res<Time>, mut q: Query<(&DemoMover, &mut Transform)>) {

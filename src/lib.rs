@@ -14,10 +14,13 @@ pub use plugin::{NoodlesPlugin, NoodlesSystems};
 /// The types most apps need.
 pub mod prelude {
     pub use crate::link::{AuthorityPolicy, ClientIntent, CloseReason, Role};
-    pub use crate::mirror::{AuthorityClock, Global, MirrorAppExt, MirrorComponent, Mirrored, NoodlesId, Shared, TimeSync};
+    pub use crate::mirror::{
+        AuthorityClock, Global, MirrorAppExt, MirrorComponent, Mirrored, NoodlesId, Shared,
+        TimeSync,
+    };
     pub use crate::net::{
-        LinkClosed, LinkInbox, LinkOpened, LinkStatus, ListenerReady, NoodlesConfig, NoodlesConnect, NoodlesLink,
-        NoodlesListener, ProbeAnswered,
+        LinkClosed, LinkInbox, LinkOpened, LinkStatus, ListenerReady, NoodlesConfig,
+        NoodlesConnect, NoodlesLink, NoodlesListener, ProbeAnswered,
     };
     pub use crate::plugin::{NoodlesPlugin, NoodlesSystems};
 }

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::codec::{
-    DecodeError, EncodeError, ExtensionID, Introduction, IntroductionFlags, IntroductionHeader, IntroductionReply,
-    MainSequenceMessage, OOBAssetChannels, OOBAssetInfo, PreMessage, Probe, ProbeReply, Wire,
+    DecodeError, EncodeError, ExtensionID, Introduction, IntroductionFlags, IntroductionHeader,
+    IntroductionReply, MainSequenceMessage, OOBAssetChannels, OOBAssetInfo, PreMessage, Probe,
+    ProbeReply, Wire,
 };
 
 /// The protocol version this crate speaks (`IntroductionHeader.protocol_version`).
@@ -133,8 +134,12 @@ impl MessageKind {
     pub fn of(msg: &MainSequenceMessage) -> MessageKind {
         match msg {
             MainSequenceMessage::Transaction(_) => MessageKind::Transaction,
-            MainSequenceMessage::ProposedChangeTransaction(_) => MessageKind::ProposedChangeTransaction,
-            MainSequenceMessage::ProposedTransactionReply(_) => MessageKind::ProposedTransactionReply,
+            MainSequenceMessage::ProposedChangeTransaction(_) => {
+                MessageKind::ProposedChangeTransaction
+            }
+            MainSequenceMessage::ProposedTransactionReply(_) => {
+                MessageKind::ProposedTransactionReply
+            }
             MainSequenceMessage::RPCInvoke(_) => MessageKind::RPCInvoke,
             MainSequenceMessage::RPCReply(_) => MessageKind::RPCReply,
         }
@@ -144,7 +149,9 @@ impl MessageKind {
     /// proposals and invocations.
     pub fn sender(self) -> Role {
         match self {
-            MessageKind::Transaction | MessageKind::ProposedTransactionReply | MessageKind::RPCReply => Role::Upstream,
+            MessageKind::Transaction
+            | MessageKind::ProposedTransactionReply
+            | MessageKind::RPCReply => Role::Upstream,
             MessageKind::ProposedChangeTransaction | MessageKind::RPCInvoke => Role::Downstream,
         }
     }
@@ -159,11 +166,15 @@ pub enum ProtocolError {
     UnexpectedPreMessage(&'static str, &'static str),
     #[error("protocol version mismatch: we speak {ours}, the peer {theirs}")]
     VersionMismatch { ours: u16, theirs: u16 },
-    #[error("the Core extension (0x0000) is not in the shared capabilities (ours {ours:?}, theirs {theirs:?})")]
+    #[error(
+        "the Core extension (0x0000) is not in the shared capabilities (ours {ours:?}, theirs {theirs:?})"
+    )]
     MissingCore { ours: Vec<u16>, theirs: Vec<u16> },
     #[error("the peer asked to be Upstream and this node's policy refuses")]
     AuthorityRefused,
-    #[error("we asked to be Upstream but the server answered with IntroductionReply instead of agreeing")]
+    #[error(
+        "we asked to be Upstream but the server answered with IntroductionReply instead of agreeing"
+    )]
     AuthorityIgnored,
     #[error("a {role:?} may not send {kind:?}")]
     RoleViolation { role: Role, kind: MessageKind },
@@ -252,7 +263,10 @@ enum Stage {
     /// Server: waiting for the client's first message.
     ServerAwaitIntroduction,
     /// Server: agreed to an authority swap, sent our Introduction, waiting for the client's reply.
-    ServerAwaitSwapReply { peer_name: String, extensions: Vec<u16> },
+    ServerAwaitSwapReply {
+        peer_name: String,
+        extensions: Vec<u16>,
+    },
 }
 
 /// One connection's protocol state. See the [module docs](self).
@@ -353,7 +367,12 @@ impl Link {
             protocol_version: PROTOCOL_VERSION,
             flags: IntroductionFlags::default().with_authority_request(authority_request as u8),
             name: truncate_utf8(&self.config.name, u8::MAX as usize).into(),
-            capabilities: self.config.extensions.iter().map(|&e| ExtensionID::new(e)).collect(),
+            capabilities: self
+                .config
+                .extensions
+                .iter()
+                .map(|&e| ExtensionID::new(e))
+                .collect(),
         }
     }
 
@@ -361,13 +380,19 @@ impl Link {
         if self.config.oob_ports.is_empty() {
             OOBAssetInfo::Void
         } else {
-            OOBAssetInfo::OOBAssetChannels(OOBAssetChannels { ports: self.config.oob_ports.iter().copied().take(255).collect() })
+            OOBAssetInfo::OOBAssetChannels(OOBAssetChannels {
+                ports: self.config.oob_ports.iter().copied().take(255).collect(),
+            })
         }
     }
 
     /// The next instant at which [`Link::handle_timeout`] must be called, if any.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.is_closed() { None } else { self.deadline }
+        if self.is_closed() {
+            None
+        } else {
+            self.deadline
+        }
     }
 
     /// Tell the link the time; closes it if the preamble deadline passed.
@@ -428,14 +453,19 @@ impl Link {
             Ok(msg) => {
                 let kind = MessageKind::of(&msg);
                 if kind.sender() != role.other() {
-                    self.fail(ProtocolError::RoleViolation { role: role.other(), kind });
+                    self.fail(ProtocolError::RoleViolation {
+                        role: role.other(),
+                        kind,
+                    });
                 } else {
                     self.events.push_back(LinkEvent::Message(msg));
                 }
             }
             Err(e) => {
                 // Frames that are not main-sequence messages but are preamble messages get a clearer reason.
-                let pre = if first == Some(0) || MessageKind::from_discriminant(first.unwrap_or(0)).is_none() {
+                let pre = if first == Some(0)
+                    || MessageKind::from_discriminant(first.unwrap_or(0)).is_none()
+                {
                     PreMessage::decode(frame).ok()
                 } else {
                     None
@@ -450,22 +480,45 @@ impl Link {
 
     fn check_header(&mut self, h: &IntroductionHeader) -> Option<Vec<u16>> {
         if h.protocol_version != PROTOCOL_VERSION {
-            self.fail(ProtocolError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: h.protocol_version });
+            self.fail(ProtocolError::VersionMismatch {
+                ours: PROTOCOL_VERSION,
+                theirs: h.protocol_version,
+            });
             return None;
         }
         let theirs: Vec<u16> = h.capabilities.iter().map(|e| e.id.get()).collect();
-        let mut shared: Vec<u16> = self.config.extensions.iter().copied().filter(|e| theirs.contains(e)).collect();
+        let mut shared: Vec<u16> = self
+            .config
+            .extensions
+            .iter()
+            .copied()
+            .filter(|e| theirs.contains(e))
+            .collect();
         shared.sort_unstable();
         shared.dedup();
         if !shared.contains(&CORE_EXTENSION) {
-            self.fail(ProtocolError::MissingCore { ours: self.config.extensions.clone(), theirs });
+            self.fail(ProtocolError::MissingCore {
+                ours: self.config.extensions.clone(),
+                theirs,
+            });
             return None;
         }
         Some(shared)
     }
 
-    fn establish(&mut self, role: Role, peer_name: String, extensions: Vec<u16>, peer_oob_ports: Vec<u16>) {
-        let e = Established { role, peer_name, extensions, peer_oob_ports };
+    fn establish(
+        &mut self,
+        role: Role,
+        peer_name: String,
+        extensions: Vec<u16>,
+        peer_oob_ports: Vec<u16>,
+    ) {
+        let e = Established {
+            role,
+            peer_name,
+            extensions,
+            peer_oob_ports,
+        };
         self.state = LinkState::MainSequence;
         self.deadline = None;
         self.stage = None;
@@ -486,15 +539,22 @@ impl Link {
                 self.close(CloseReason::Local("probe answered".into()));
             }
             (Some(Stage::ServerAwaitIntroduction), PreMessage::Introduction(intro)) => {
-                let Some(shared) = self.check_header(&intro.header) else { return };
+                let Some(shared) = self.check_header(&intro.header) else {
+                    return;
+                };
                 let peer_name = intro.header.name.0.clone();
                 if intro.header.flags.authority_request() != 0 {
                     match self.config.authority {
                         AuthorityPolicy::Refuse => self.fail(ProtocolError::AuthorityRefused),
                         AuthorityPolicy::Accept => {
-                            let ours = PreMessage::Introduction(Introduction { header: self.header(false) });
+                            let ours = PreMessage::Introduction(Introduction {
+                                header: self.header(false),
+                            });
                             self.transmits.push_back(encode_pre(&ours));
-                            self.stage = Some(Stage::ServerAwaitSwapReply { peer_name, extensions: shared });
+                            self.stage = Some(Stage::ServerAwaitSwapReply {
+                                peer_name,
+                                extensions: shared,
+                            });
                         }
                     }
                 } else {
@@ -506,44 +566,102 @@ impl Link {
                     self.establish(Role::Upstream, peer_name, shared, Vec::new());
                 }
             }
-            (Some(Stage::ServerAwaitSwapReply { peer_name, .. }), PreMessage::IntroductionReply(reply)) => {
-                let Some(shared) = self.check_header(&reply.header) else { return };
-                let name = if reply.header.name.is_empty() { peer_name } else { reply.header.name.0.clone() };
-                self.establish(Role::Downstream, name, shared, oob_ports(&reply.large_assets));
+            (
+                Some(Stage::ServerAwaitSwapReply { peer_name, .. }),
+                PreMessage::IntroductionReply(reply),
+            ) => {
+                let Some(shared) = self.check_header(&reply.header) else {
+                    return;
+                };
+                let name = if reply.header.name.is_empty() {
+                    peer_name
+                } else {
+                    reply.header.name.0.clone()
+                };
+                self.establish(
+                    Role::Downstream,
+                    name,
+                    shared,
+                    oob_ports(&reply.large_assets),
+                );
             }
-            (Some(Stage::ServerAwaitIntroduction), other) => {
-                self.fail(ProtocolError::UnexpectedPreMessage(pre_name(&other), "Introduction or Probe"))
-            }
-            (Some(Stage::ServerAwaitSwapReply { .. }), other) => {
-                self.fail(ProtocolError::UnexpectedPreMessage(pre_name(&other), "IntroductionReply"))
-            }
+            (Some(Stage::ServerAwaitIntroduction), other) => self.fail(
+                ProtocolError::UnexpectedPreMessage(pre_name(&other), "Introduction or Probe"),
+            ),
+            (Some(Stage::ServerAwaitSwapReply { .. }), other) => self.fail(
+                ProtocolError::UnexpectedPreMessage(pre_name(&other), "IntroductionReply"),
+            ),
             // ---- client
-            (Some(Stage::ClientAwaitReply { intent: ClientIntent::Probe }), PreMessage::ProbeReply(r)) => {
-                self.events.push_back(LinkEvent::ProbeReply { name: r.name.0, icon: r.icon.0 });
+            (
+                Some(Stage::ClientAwaitReply {
+                    intent: ClientIntent::Probe,
+                }),
+                PreMessage::ProbeReply(r),
+            ) => {
+                self.events.push_back(LinkEvent::ProbeReply {
+                    name: r.name.0,
+                    icon: r.icon.0,
+                });
                 self.close(CloseReason::Local("probe complete".into()));
             }
-            (Some(Stage::ClientAwaitReply { intent: ClientIntent::Join }), PreMessage::IntroductionReply(reply)) => {
-                let Some(shared) = self.check_header(&reply.header) else { return };
-                self.establish(Role::Downstream, reply.header.name.0.clone(), shared, oob_ports(&reply.large_assets));
+            (
+                Some(Stage::ClientAwaitReply {
+                    intent: ClientIntent::Join,
+                }),
+                PreMessage::IntroductionReply(reply),
+            ) => {
+                let Some(shared) = self.check_header(&reply.header) else {
+                    return;
+                };
+                self.establish(
+                    Role::Downstream,
+                    reply.header.name.0.clone(),
+                    shared,
+                    oob_ports(&reply.large_assets),
+                );
             }
-            (Some(Stage::ClientAwaitReply { intent: ClientIntent::JoinAsUpstream }), PreMessage::Introduction(intro)) => {
-                let Some(shared) = self.check_header(&intro.header) else { return };
-                let reply = PreMessage::IntroductionReply(IntroductionReply { header: self.header(false), large_assets: self.oob_info() });
+            (
+                Some(Stage::ClientAwaitReply {
+                    intent: ClientIntent::JoinAsUpstream,
+                }),
+                PreMessage::Introduction(intro),
+            ) => {
+                let Some(shared) = self.check_header(&intro.header) else {
+                    return;
+                };
+                let reply = PreMessage::IntroductionReply(IntroductionReply {
+                    header: self.header(false),
+                    large_assets: self.oob_info(),
+                });
                 self.transmits.push_back(encode_pre(&reply));
-                self.establish(Role::Upstream, intro.header.name.0.clone(), shared, Vec::new());
+                self.establish(
+                    Role::Upstream,
+                    intro.header.name.0.clone(),
+                    shared,
+                    Vec::new(),
+                );
             }
-            (Some(Stage::ClientAwaitReply { intent: ClientIntent::JoinAsUpstream }), PreMessage::IntroductionReply(_)) => {
-                self.fail(ProtocolError::AuthorityIgnored)
-            }
+            (
+                Some(Stage::ClientAwaitReply {
+                    intent: ClientIntent::JoinAsUpstream,
+                }),
+                PreMessage::IntroductionReply(_),
+            ) => self.fail(ProtocolError::AuthorityIgnored),
             (Some(Stage::ClientAwaitReply { intent }), other) => {
                 let expected = match intent {
                     ClientIntent::Probe => "ProbeReply",
                     ClientIntent::Join => "IntroductionReply",
                     ClientIntent::JoinAsUpstream => "Introduction (authority granted)",
                 };
-                self.fail(ProtocolError::UnexpectedPreMessage(pre_name(&other), expected))
+                self.fail(ProtocolError::UnexpectedPreMessage(
+                    pre_name(&other),
+                    expected,
+                ))
             }
-            (None, other) => self.fail(ProtocolError::UnexpectedPreMessage(pre_name(&other), "nothing")),
+            (None, other) => self.fail(ProtocolError::UnexpectedPreMessage(
+                pre_name(&other),
+                "nothing",
+            )),
         }
     }
 

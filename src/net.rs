@@ -17,8 +17,13 @@ use bytes::Bytes;
 use tokio::task::AbortHandle;
 
 use crate::codec::MainSequenceMessage;
-use crate::link::{AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, MessageKind, Role, Side};
-use crate::transport::{LinkHandle, LinkId, LinkStats, ListenerId, QueueError, Transport, TransportEvent, TransportLimits};
+use crate::link::{
+    AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, MessageKind, Role, Side,
+};
+use crate::transport::{
+    LinkHandle, LinkId, LinkStats, ListenerId, QueueError, Transport, TransportEvent,
+    TransportLimits,
+};
 
 /// Settings of the node, shared by every link (taken from [`NoodlesPlugin`](crate::NoodlesPlugin)).
 #[derive(Resource, Debug, Clone)]
@@ -149,7 +154,10 @@ impl NoodlesLink {
             (LinkStatus::MainSequence, Some(r)) => r,
             _ => return Err(LinkSendError::NotOpen(self.id)),
         };
-        let kind = frame.first().and_then(|&d| MessageKind::from_discriminant(d)).ok_or(LinkSendError::NotAMessage)?;
+        let kind = frame
+            .first()
+            .and_then(|&d| MessageKind::from_discriminant(d))
+            .ok_or(LinkSendError::NotAMessage)?;
         if kind.sender() != role {
             return Err(LinkSendError::Role { role, kind });
         }
@@ -157,7 +165,10 @@ impl NoodlesLink {
             if let QueueError::Full(_) = error {
                 self.handle.fail(CloseReason::Transport(error.to_string()));
             }
-            LinkSendError::Queue { link: self.id, error }
+            LinkSendError::Queue {
+                link: self.id,
+                error,
+            }
         })
     }
 
@@ -196,7 +207,13 @@ pub struct NoodlesListener {
 
 impl NoodlesListener {
     pub fn new(addr: impl Into<String>) -> Self {
-        NoodlesListener { addr: addr.into(), local_addr: None, error: None, id: None, abort: None }
+        NoodlesListener {
+            addr: addr.into(),
+            local_addr: None,
+            error: None,
+            id: None,
+            abort: None,
+        }
     }
 
     /// `ws://HOST:PORT` once bound.
@@ -217,7 +234,10 @@ pub struct NoodlesConnect {
 impl NoodlesConnect {
     /// Connect as Downstream.
     pub fn new(url: impl Into<String>) -> Self {
-        NoodlesConnect { url: url.into(), intent: ClientIntent::Join }
+        NoodlesConnect {
+            url: url.into(),
+            intent: ClientIntent::Join,
+        }
     }
     /// Ask the server to let us be Upstream (push our world to a listening viewer).
     pub fn as_upstream(mut self) -> Self {
@@ -265,8 +285,15 @@ pub struct ListenerReady {
 #[derive(Component)]
 pub(crate) struct DespawnNextFrame;
 
-pub(crate) fn start_listener(add: On<Add, NoodlesListener>, mut net: ResMut<NoodlesNet>, config: Res<NoodlesConfig>, mut q: Query<&mut NoodlesListener>) {
-    let Ok(mut l) = q.get_mut(add.entity) else { return };
+pub(crate) fn start_listener(
+    add: On<Add, NoodlesListener>,
+    mut net: ResMut<NoodlesNet>,
+    config: Res<NoodlesConfig>,
+    mut q: Query<&mut NoodlesListener>,
+) {
+    let Ok(mut l) = q.get_mut(add.entity) else {
+        return;
+    };
     let cfg = net.link_config.clone();
     let make = Arc::new(move || cfg.read().map(|c| c.clone()).unwrap_or_default());
     let addr = crate::transport::strip_ws_scheme(&l.addr).to_string();
@@ -276,7 +303,11 @@ pub(crate) fn start_listener(add: On<Add, NoodlesListener>, mut net: ResMut<Nood
     net.listeners.insert(id, add.entity);
 }
 
-pub(crate) fn stop_listener(remove: On<Remove, NoodlesListener>, mut net: ResMut<NoodlesNet>, q: Query<&NoodlesListener>) {
+pub(crate) fn stop_listener(
+    remove: On<Remove, NoodlesListener>,
+    mut net: ResMut<NoodlesNet>,
+    q: Query<&NoodlesListener>,
+) {
     if let Ok(l) = q.get(remove.entity) {
         if let Some(a) = &l.abort {
             a.abort();
@@ -287,9 +318,20 @@ pub(crate) fn stop_listener(remove: On<Remove, NoodlesListener>, mut net: ResMut
     }
 }
 
-pub(crate) fn start_connect(add: On<Add, NoodlesConnect>, mut net: ResMut<NoodlesNet>, config: Res<NoodlesConfig>, q: Query<&NoodlesConnect>, mut commands: Commands) {
+pub(crate) fn start_connect(
+    add: On<Add, NoodlesConnect>,
+    mut net: ResMut<NoodlesNet>,
+    config: Res<NoodlesConfig>,
+    q: Query<&NoodlesConnect>,
+    mut commands: Commands,
+) {
     let Ok(c) = q.get(add.entity) else { return };
-    let handle = net.transport.connect(c.url.clone(), config.link_config(), c.intent.clone(), config.limits);
+    let handle = net.transport.connect(
+        c.url.clone(),
+        config.link_config(),
+        c.intent.clone(),
+        config.limits,
+    );
     net.index.insert(handle.id, add.entity);
     commands.entity(add.entity).insert((
         NoodlesLink {
@@ -319,7 +361,10 @@ pub(crate) fn sync_link_config(config: Res<NoodlesConfig>, net: Res<NoodlesNet>)
 }
 
 /// Drain the transport: create, update and close link entities, fill inboxes.
-#[expect(clippy::too_many_arguments, reason = "one system moves every kind of transport report")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one system moves every kind of transport report"
+)]
 pub(crate) fn receive_transport(
     mut commands: Commands,
     mut net: ResMut<NoodlesNet>,
@@ -344,7 +389,10 @@ pub(crate) fn receive_transport(
                         l.local_addr = Some(addr);
                     }
                     info!("listening on ws://{addr}");
-                    ready.write(ListenerReady { listener: e, result: Ok(addr) });
+                    ready.write(ListenerReady {
+                        listener: e,
+                        result: Ok(addr),
+                    });
                 }
             }
             TransportEvent::ListenFailed { listener, error } => {
@@ -353,10 +401,17 @@ pub(crate) fn receive_transport(
                         l.error = Some(error.clone());
                     }
                     warn!("{error}");
-                    ready.write(ListenerReady { listener: e, result: Err(error) });
+                    ready.write(ListenerReady {
+                        listener: e,
+                        result: Err(error),
+                    });
                 }
             }
-            TransportEvent::Accepted { listener, handle, peer } => {
+            TransportEvent::Accepted {
+                listener,
+                handle,
+                peer,
+            } => {
                 let listener_entity = net.listeners.get(&listener).copied();
                 let id = handle.id;
                 let link = NoodlesLink {
@@ -378,14 +433,18 @@ pub(crate) fn receive_transport(
                 fresh.insert(e, (link, LinkInbox::default()));
             }
             TransportEvent::Connected { link, peer } => {
-                let Some(&e) = net.index.get(&link) else { continue };
+                let Some(&e) = net.index.get(&link) else {
+                    continue;
+                };
                 with_link(e, &mut fresh, &mut links, |l, _| {
                     l.peer_addr = peer;
                     l.status = LinkStatus::Preamble;
                 });
             }
             TransportEvent::Link { link, event } => {
-                let Some(&e) = net.index.get(&link) else { continue };
+                let Some(&e) = net.index.get(&link) else {
+                    continue;
+                };
                 match event {
                     LinkEvent::Established(est) => {
                         with_link(e, &mut fresh, &mut links, |l, _| {
@@ -395,17 +454,32 @@ pub(crate) fn receive_transport(
                             l.extensions = est.extensions.clone();
                             l.peer_oob_ports = est.peer_oob_ports.clone();
                         });
-                        info!("link {} open: we are {:?}, peer `{}`, extensions {:?}", link.0, est.role, est.peer_name, est.extensions);
-                        opened.write(LinkOpened { link: e, role: est.role, peer_name: est.peer_name });
+                        info!(
+                            "link {} open: we are {:?}, peer `{}`, extensions {:?}",
+                            link.0, est.role, est.peer_name, est.extensions
+                        );
+                        opened.write(LinkOpened {
+                            link: e,
+                            role: est.role,
+                            peer_name: est.peer_name,
+                        });
                     }
                     LinkEvent::Message(m) => {
-                        with_link(e, &mut fresh, &mut links, |_, inbox| inbox.messages.push_back(m));
+                        with_link(e, &mut fresh, &mut links, |_, inbox| {
+                            inbox.messages.push_back(m)
+                        });
                     }
                     LinkEvent::ProbeReply { name, icon } => {
-                        probes.write(ProbeAnswered { link: e, name, icon });
+                        probes.write(ProbeAnswered {
+                            link: e,
+                            name,
+                            icon,
+                        });
                     }
                     LinkEvent::Closed(reason) => {
-                        with_link(e, &mut fresh, &mut links, |l, _| l.status = LinkStatus::Closed(reason.clone()));
+                        with_link(e, &mut fresh, &mut links, |l, _| {
+                            l.status = LinkStatus::Closed(reason.clone())
+                        });
                         info!("link {} closed: {reason}", link.0);
                         net.index.remove(&link);
                         closed.write(LinkClosed { link: e, reason });

@@ -108,22 +108,39 @@ impl Plugin for NoodlesPlugin {
             app.add_plugins(bevy_tokio_tasks::TokioTasksPlugin::default());
         }
         let config = self.config();
-        let runtime = app.world().resource::<bevy_tokio_tasks::TokioTasksRuntime>().runtime().handle().clone();
+        let runtime = app
+            .world()
+            .resource::<bevy_tokio_tasks::TokioTasksRuntime>()
+            .runtime()
+            .handle()
+            .clone();
         app.insert_resource(NoodlesNet::new(Transport::new(runtime), &config))
             .insert_resource(config)
             .add_message::<net::LinkOpened>()
             .add_message::<net::LinkClosed>()
             .add_message::<net::ProbeAnswered>()
             .add_message::<net::ListenerReady>()
-            .configure_sets(PreUpdate, (NoodlesSystems::Receive, NoodlesSystems::Apply).chain())
+            .configure_sets(
+                PreUpdate,
+                (NoodlesSystems::Receive, NoodlesSystems::Apply).chain(),
+            )
             .configure_sets(PostUpdate, NoodlesSystems::Send)
             .add_observer(net::start_listener)
             .add_observer(net::stop_listener)
             .add_observer(net::start_connect)
-            .add_systems(PreUpdate, (net::sync_link_config, net::receive_transport).chain().in_set(NoodlesSystems::Receive))
+            .add_systems(
+                PreUpdate,
+                (net::sync_link_config, net::receive_transport)
+                    .chain()
+                    .in_set(NoodlesSystems::Receive),
+            )
             .add_systems(Last, net::close_links_on_exit);
         crate::mirror::build(app, self.mirror.clone());
-        crate::proposals::build(app);
-        crate::rpc::build(app);
+        app.init_resource::<crate::assets::IncomingAssets>();
+    }
+
+    fn finish(&self, app: &mut App) {
+        // After every plugin is built: mirror assets if the app has Bevy's asset collections.
+        crate::assets::sync::build(app);
     }
 }

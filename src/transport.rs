@@ -74,13 +74,19 @@ pub struct TransportLimits {
 
 impl Default for TransportLimits {
     fn default() -> Self {
-        TransportLimits { max_frame_size: 256 << 20, queue_len: 1024, connect_timeout: Duration::from_secs(10) }
+        TransportLimits {
+            max_frame_size: 256 << 20,
+            queue_len: 1024,
+            connect_timeout: Duration::from_secs(10),
+        }
     }
 }
 
 impl TransportLimits {
     fn ws_config(&self) -> WebSocketConfig {
-        WebSocketConfig::default().max_message_size(Some(self.max_frame_size)).max_frame_size(Some(self.max_frame_size))
+        WebSocketConfig::default()
+            .max_message_size(Some(self.max_frame_size))
+            .max_frame_size(Some(self.max_frame_size))
     }
 }
 
@@ -148,7 +154,10 @@ impl LinkHandle {
     /// reading: a close frame could not get through).
     pub fn fail(&self, reason: CloseReason) {
         self.abort();
-        let _ = self.events.send(TransportEvent::Link { link: self.id, event: LinkEvent::Closed(reason) });
+        let _ = self.events.send(TransportEvent::Link {
+            link: self.id,
+            event: LinkEvent::Closed(reason),
+        });
     }
 
     pub fn stats(&self) -> LinkStats {
@@ -160,13 +169,23 @@ impl LinkHandle {
 #[derive(Debug)]
 pub enum TransportEvent {
     /// A listener is bound and accepting.
-    Listening { listener: ListenerId, addr: SocketAddr },
+    Listening {
+        listener: ListenerId,
+        addr: SocketAddr,
+    },
     /// A listener could not bind.
     ListenFailed { listener: ListenerId, error: String },
     /// A connection was accepted; its link is in the preamble.
-    Accepted { listener: ListenerId, handle: LinkHandle, peer: SocketAddr },
+    Accepted {
+        listener: ListenerId,
+        handle: LinkHandle,
+        peer: SocketAddr,
+    },
     /// An outgoing connection reached the websocket layer; its link is in the preamble.
-    Connected { link: LinkId, peer: Option<SocketAddr> },
+    Connected {
+        link: LinkId,
+        peer: Option<SocketAddr>,
+    },
     /// Something happened on a link. `LinkEvent::Closed` is always the last for a link.
     Link { link: LinkId, event: LinkEvent },
 }
@@ -182,7 +201,12 @@ pub struct Transport {
 impl Transport {
     pub fn new(runtime: tokio::runtime::Handle) -> Transport {
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
-        Transport { runtime, events_tx, events_rx, next_id: Arc::new(AtomicU64::new(1)) }
+        Transport {
+            runtime,
+            events_tx,
+            events_rx,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
     }
 
     /// The tokio runtime the transport runs on.
@@ -216,7 +240,10 @@ impl Transport {
             let socket = match TcpListener::bind(&addr).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = events.send(TransportEvent::ListenFailed { listener, error: format!("cannot listen on {addr}: {e}") });
+                    let _ = events.send(TransportEvent::ListenFailed {
+                        listener,
+                        error: format!("cannot listen on {addr}: {e}"),
+                    });
                     return;
                 }
             };
@@ -225,7 +252,10 @@ impl Transport {
                     let _ = events.send(TransportEvent::Listening { listener, addr: a });
                 }
                 Err(e) => {
-                    let _ = events.send(TransportEvent::ListenFailed { listener, error: format!("no local address for {addr}: {e}") });
+                    let _ = events.send(TransportEvent::ListenFailed {
+                        listener,
+                        error: format!("no local address for {addr}: {e}"),
+                    });
                     return;
                 }
             }
@@ -245,7 +275,12 @@ impl Transport {
                 let (handle, rx) = new_handle(id, limits.queue_len, events.clone());
                 let abort_slot = handle.abort.clone();
                 let task = runtime.spawn(async move {
-                    let ws = match tokio::time::timeout(limits.connect_timeout, accept_async_with_config(stream, Some(limits.ws_config()))).await {
+                    let ws = match tokio::time::timeout(
+                        limits.connect_timeout,
+                        accept_async_with_config(stream, Some(limits.ws_config())),
+                    )
+                    .await
+                    {
                         Ok(Ok(ws)) => ws,
                         Ok(Err(e)) => {
                             bevy::log::debug!("websocket handshake with {peer} failed: {e}");
@@ -258,7 +293,14 @@ impl Transport {
                     };
                     let link = Link::server(Instant::now(), config);
                     let counters = handle.counters.clone();
-                    if events.send(TransportEvent::Accepted { listener, handle, peer }).is_err() {
+                    if events
+                        .send(TransportEvent::Accepted {
+                            listener,
+                            handle,
+                            peer,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                     run_link(ws, link, rx, events, id, counters, limits).await;
@@ -273,23 +315,39 @@ impl Transport {
 
     /// Connect to `url` (`ws://HOST:PORT`) as a client. The returned handle is usable at once;
     /// frames queue until the link reaches the main sequence.
-    pub fn connect(&self, url: String, config: LinkConfig, intent: ClientIntent, limits: TransportLimits) -> LinkHandle {
+    pub fn connect(
+        &self,
+        url: String,
+        config: LinkConfig,
+        intent: ClientIntent,
+        limits: TransportLimits,
+    ) -> LinkHandle {
         let id = LinkId(self.next_id());
         let events = self.events_tx.clone();
         let (handle, rx) = new_handle(id, limits.queue_len, events.clone());
         let counters = handle.counters.clone();
         let task = self.runtime.spawn(async move {
-            let connecting = connect_async_with_config(url.as_str(), Some(limits.ws_config()), true);
+            let connecting =
+                connect_async_with_config(url.as_str(), Some(limits.ws_config()), true);
             let ws = match tokio::time::timeout(limits.connect_timeout, connecting).await {
                 Ok(Ok((ws, _response))) => ws,
                 Ok(Err(e)) => {
                     let reason = CloseReason::Transport(format!("cannot connect to {url}: {e}"));
-                    let _ = events.send(TransportEvent::Link { link: id, event: LinkEvent::Closed(reason) });
+                    let _ = events.send(TransportEvent::Link {
+                        link: id,
+                        event: LinkEvent::Closed(reason),
+                    });
                     return;
                 }
                 Err(_) => {
-                    let reason = CloseReason::Transport(format!("connecting to {url} timed out after {:?}", limits.connect_timeout));
-                    let _ = events.send(TransportEvent::Link { link: id, event: LinkEvent::Closed(reason) });
+                    let reason = CloseReason::Transport(format!(
+                        "connecting to {url} timed out after {:?}",
+                        limits.connect_timeout
+                    ));
+                    let _ = events.send(TransportEvent::Link {
+                        link: id,
+                        event: LinkEvent::Closed(reason),
+                    });
                     return;
                 }
             };
@@ -380,7 +438,12 @@ async fn run_link<S>(
                     writer_counters.messages_out.fetch_add(1, Ordering::Relaxed);
                 }
                 Outgoing::Close(code, reason) => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
                     let _ = sink.close().await;
                     return;
                 }
@@ -404,20 +467,27 @@ async fn run_link<S>(
             if let LinkEvent::Closed(r) = &event {
                 closed = Some(r.clone());
             }
-            if events.send(TransportEvent::Link { link: id, event }).is_err() {
+            if events
+                .send(TransportEvent::Link { link: id, event })
+                .is_err()
+            {
                 closed.get_or_insert(CloseReason::Local("application gone".into()));
             }
         }
         if let Some(reason) = closed {
             let code = close_code(&reason);
-            let polite = !matches!(reason, CloseReason::Remote(_)) && !matches!(&reason, CloseReason::Transport(r) if r.contains("queue"));
+            let polite = !matches!(reason, CloseReason::Remote(_))
+                && !matches!(&reason, CloseReason::Transport(r) if r.contains("queue"));
             if polite {
                 let _ = wtx.try_send(Outgoing::Close(code, close_text(&reason)));
             }
             drop(wtx);
             // Give the writer a moment to deliver the close frame; a peer that does not read loses it.
             let abort = writer.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), writer)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
             return;

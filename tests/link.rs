@@ -67,7 +67,11 @@ impl Pair {
 }
 
 fn cfg(name: &str) -> LinkConfig {
-    LinkConfig { name: name.into(), preamble_timeout: Duration::from_secs(10), ..Default::default() }
+    LinkConfig {
+        name: name.into(),
+        preamble_timeout: Duration::from_secs(10),
+        ..Default::default()
+    }
 }
 
 fn established(events: &[LinkEvent]) -> Option<&Established> {
@@ -104,7 +108,11 @@ fn join_reaches_main_sequence_with_server_upstream() {
     assert_eq!(c.extensions, vec![0]);
     assert_eq!(*p.client.state(), LinkState::MainSequence);
     assert_eq!(*p.server.state(), LinkState::MainSequence);
-    assert_eq!(p.client.poll_timeout(), None, "no timeout in the main sequence");
+    assert_eq!(
+        p.client.poll_timeout(),
+        None,
+        "no timeout in the main sequence"
+    );
 }
 
 #[test]
@@ -115,8 +123,14 @@ fn capabilities_are_intersected() {
     s.extensions = vec![9, 0, 12];
     let mut p = Pair::new(c, ClientIntent::Join, s);
     p.drive();
-    assert_eq!(established(&p.client_events).unwrap().extensions, vec![0, 9]);
-    assert_eq!(established(&p.server_events).unwrap().extensions, vec![0, 9]);
+    assert_eq!(
+        established(&p.client_events).unwrap().extensions,
+        vec![0, 9]
+    );
+    assert_eq!(
+        established(&p.server_events).unwrap().extensions,
+        vec![0, 9]
+    );
 }
 
 #[test]
@@ -125,7 +139,10 @@ fn missing_core_closes() {
     c.extensions = vec![7];
     let mut p = Pair::new(c, ClientIntent::Join, cfg("s"));
     p.drive();
-    assert!(matches!(protocol_error(&p.server), ProtocolError::MissingCore { .. }));
+    assert!(matches!(
+        protocol_error(&p.server),
+        ProtocolError::MissingCore { .. }
+    ));
     assert!(established(&p.server_events).is_none());
 }
 
@@ -135,7 +152,10 @@ fn oob_ports_reach_the_downstream() {
     s.oob_ports = vec![5001, 5002];
     let mut p = Pair::new(cfg("c"), ClientIntent::Join, s);
     p.drive();
-    assert_eq!(established(&p.client_events).unwrap().peer_oob_ports, vec![5001, 5002]);
+    assert_eq!(
+        established(&p.client_events).unwrap().peer_oob_ports,
+        vec![5001, 5002]
+    );
 }
 
 #[test]
@@ -151,7 +171,10 @@ fn version_mismatch_closes_with_reason() {
         },
     });
     server.handle_frame(now, intro.encode_bytes().unwrap());
-    assert_eq!(protocol_error(&server), ProtocolError::VersionMismatch { ours: 1, theirs: 2 });
+    assert_eq!(
+        protocol_error(&server),
+        ProtocolError::VersionMismatch { ours: 1, theirs: 2 }
+    );
     assert!(server.to_string_reason().contains("version"));
 }
 
@@ -181,7 +204,10 @@ fn client_rejects_reply_with_wrong_version() {
         large_assets: OOBAssetInfo::Void,
     });
     client.handle_frame(now, reply.encode_bytes().unwrap());
-    assert_eq!(protocol_error(&client), ProtocolError::VersionMismatch { ours: 1, theirs: 9 });
+    assert_eq!(
+        protocol_error(&client),
+        ProtocolError::VersionMismatch { ours: 1, theirs: 9 }
+    );
 }
 
 #[test]
@@ -190,7 +216,10 @@ fn probe_gets_name_and_icon_then_both_close() {
     s.icon = Bytes::from_static(b"\x89PNG...");
     let mut p = Pair::new(cfg("c"), ClientIntent::Probe, s);
     p.drive();
-    assert!(p.client_events.contains(&LinkEvent::ProbeReply { name: "session".into(), icon: Bytes::from_static(b"\x89PNG...") }));
+    assert!(p.client_events.contains(&LinkEvent::ProbeReply {
+        name: "session".into(),
+        icon: Bytes::from_static(b"\x89PNG...")
+    }));
     assert!(p.client.is_closed());
     assert!(p.server.is_closed());
     assert!(established(&p.server_events).is_none());
@@ -210,7 +239,11 @@ fn authority_swap_accepted() {
     assert_eq!(s.role, Role::Downstream);
     assert_eq!(s.peer_name, "game");
     assert_eq!(c.peer_name, "viewer");
-    assert_eq!(s.peer_oob_ports, vec![6000], "the new Upstream advertises its OOB ports in its reply");
+    assert_eq!(
+        s.peer_oob_ports,
+        vec![6000],
+        "the new Upstream advertises its OOB ports in its reply"
+    );
 }
 
 #[test]
@@ -246,8 +279,16 @@ fn preamble_timeout_with_virtual_clock() {
     server.handle_timeout(now + Duration::from_secs(9));
     assert_eq!(*server.state(), LinkState::Preamble);
     server.handle_timeout(now + Duration::from_secs(10));
-    assert_eq!(*server.state(), LinkState::Closed(CloseReason::PreambleTimeout(Duration::from_secs(10))));
-    assert_eq!(server.poll_event(), Some(LinkEvent::Closed(CloseReason::PreambleTimeout(Duration::from_secs(10)))));
+    assert_eq!(
+        *server.state(),
+        LinkState::Closed(CloseReason::PreambleTimeout(Duration::from_secs(10)))
+    );
+    assert_eq!(
+        server.poll_event(),
+        Some(LinkEvent::Closed(CloseReason::PreambleTimeout(
+            Duration::from_secs(10)
+        )))
+    );
     assert_eq!(server.poll_event(), None);
 }
 
@@ -256,25 +297,39 @@ fn late_introduction_after_deadline_is_refused() {
     let mut p = Pair::default_join();
     p.now += Duration::from_secs(11);
     p.drive();
-    assert!(matches!(p.server.state(), LinkState::Closed(CloseReason::PreambleTimeout(_))));
+    assert!(matches!(
+        p.server.state(),
+        LinkState::Closed(CloseReason::PreambleTimeout(_))
+    ));
 }
 
 #[test]
 fn main_sequence_message_during_preamble_is_an_error() {
     let now = Instant::now();
     let mut server = Link::server(now, cfg("s"));
-    let tx = MainSequenceMessage::Transaction(Transaction { content: ContentArray(vec![]) });
+    let tx = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(vec![]),
+    });
     server.handle_frame(now, tx.encode_bytes().unwrap());
-    assert!(matches!(protocol_error(&server), ProtocolError::Decode(_) | ProtocolError::UnexpectedPreMessage(..)));
+    assert!(matches!(
+        protocol_error(&server),
+        ProtocolError::Decode(_) | ProtocolError::UnexpectedPreMessage(..)
+    ));
 }
 
 #[test]
 fn server_gets_reply_instead_of_introduction() {
     let now = Instant::now();
     let mut server = Link::server(now, cfg("s"));
-    let reply = PreMessage::ProbeReply(ProbeReply { name: "x".into(), icon: Default::default() });
+    let reply = PreMessage::ProbeReply(ProbeReply {
+        name: "x".into(),
+        icon: Default::default(),
+    });
     server.handle_frame(now, reply.encode_bytes().unwrap());
-    assert_eq!(protocol_error(&server), ProtocolError::UnexpectedPreMessage("ProbeReply", "Introduction or Probe"));
+    assert_eq!(
+        protocol_error(&server),
+        ProtocolError::UnexpectedPreMessage("ProbeReply", "Introduction or Probe")
+    );
 }
 
 #[test]
@@ -301,9 +356,15 @@ fn main_pair() -> Pair {
 #[test]
 fn messages_flow_both_ways_in_main_sequence() {
     let mut p = main_pair();
-    let tx = MainSequenceMessage::Transaction(Transaction { content: ContentArray(vec![]) });
+    let tx = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(vec![]),
+    });
     p.server.send(&tx).unwrap();
-    let inv = MainSequenceMessage::RPCInvoke(RPCInvoke { this_invoke_id: 1, endpoint: EntityID::new(5), args: Default::default() });
+    let inv = MainSequenceMessage::RPCInvoke(RPCInvoke {
+        this_invoke_id: 1,
+        endpoint: EntityID::new(5),
+        args: Default::default(),
+    });
     p.client.send(&inv).unwrap();
     p.drive();
     assert_eq!(p.client_events, vec![LinkEvent::Message(tx)]);
@@ -313,11 +374,31 @@ fn messages_flow_both_ways_in_main_sequence() {
 #[test]
 fn outgoing_role_checks() {
     let mut p = main_pair();
-    let tx = MainSequenceMessage::Transaction(Transaction { content: ContentArray(vec![]) });
-    assert_eq!(p.client.send(&tx), Err(SendError::Role { role: Role::Downstream, kind: MessageKind::Transaction }));
-    let prop = MainSequenceMessage::ProposedChangeTransaction(ProposedChangeTransaction { transaction_id: 1, content: ContentArray(vec![]) });
-    assert_eq!(p.server.send(&prop), Err(SendError::Role { role: Role::Upstream, kind: MessageKind::ProposedChangeTransaction }));
-    assert_eq!(p.server.send_encoded(Bytes::from_static(&[9])), Err(SendError::NotAMessage(Some(9))));
+    let tx = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(vec![]),
+    });
+    assert_eq!(
+        p.client.send(&tx),
+        Err(SendError::Role {
+            role: Role::Downstream,
+            kind: MessageKind::Transaction
+        })
+    );
+    let prop = MainSequenceMessage::ProposedChangeTransaction(ProposedChangeTransaction {
+        transaction_id: 1,
+        content: ContentArray(vec![]),
+    });
+    assert_eq!(
+        p.server.send(&prop),
+        Err(SendError::Role {
+            role: Role::Upstream,
+            kind: MessageKind::ProposedChangeTransaction
+        })
+    );
+    assert_eq!(
+        p.server.send_encoded(Bytes::from_static(&[9])),
+        Err(SendError::NotAMessage(Some(9)))
+    );
     let fresh = Link::server(Instant::now(), cfg("x"));
     let mut fresh = fresh;
     assert_eq!(fresh.send(&tx), Err(SendError::NotOpen));
@@ -326,33 +407,61 @@ fn outgoing_role_checks() {
 #[test]
 fn downstream_sending_transaction_is_a_protocol_error() {
     let mut p = main_pair();
-    let tx = MainSequenceMessage::Transaction(Transaction { content: ContentArray(vec![]) });
+    let tx = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(vec![]),
+    });
     p.server.handle_frame(p.now, tx.encode_bytes().unwrap());
-    assert_eq!(protocol_error(&p.server), ProtocolError::RoleViolation { role: Role::Downstream, kind: MessageKind::Transaction });
+    assert_eq!(
+        protocol_error(&p.server),
+        ProtocolError::RoleViolation {
+            role: Role::Downstream,
+            kind: MessageKind::Transaction
+        }
+    );
 }
 
 #[test]
 fn upstream_sending_proposal_is_a_protocol_error() {
     let mut p = main_pair();
-    let prop = MainSequenceMessage::ProposedChangeTransaction(ProposedChangeTransaction { transaction_id: 1, content: ContentArray(vec![]) });
+    let prop = MainSequenceMessage::ProposedChangeTransaction(ProposedChangeTransaction {
+        transaction_id: 1,
+        content: ContentArray(vec![]),
+    });
     p.client.handle_frame(p.now, prop.encode_bytes().unwrap());
-    assert_eq!(protocol_error(&p.client), ProtocolError::RoleViolation { role: Role::Upstream, kind: MessageKind::ProposedChangeTransaction });
+    assert_eq!(
+        protocol_error(&p.client),
+        ProtocolError::RoleViolation {
+            role: Role::Upstream,
+            kind: MessageKind::ProposedChangeTransaction
+        }
+    );
 }
 
 #[test]
 fn premessage_after_preamble_is_a_protocol_error() {
     let mut p = main_pair();
-    p.server.handle_frame(p.now, PreMessage::Probe(Probe).encode_bytes().unwrap());
-    assert_eq!(protocol_error(&p.server), ProtocolError::PreMessageAfterPreamble("Probe"));
+    p.server
+        .handle_frame(p.now, PreMessage::Probe(Probe).encode_bytes().unwrap());
+    assert_eq!(
+        protocol_error(&p.server),
+        ProtocolError::PreMessageAfterPreamble("Probe")
+    );
 }
 
 #[test]
 fn undecodable_main_frame_closes() {
     let mut p = main_pair();
-    p.server.handle_frame(p.now, Bytes::from_static(&[4, 1, 0, 0, 0]));
+    p.server
+        .handle_frame(p.now, Bytes::from_static(&[4, 1, 0, 0, 0]));
     let e = protocol_error(&p.server);
-    assert!(e.to_string().contains("MainSequenceMessage::RPCInvoke"), "{e}");
-    assert!(closed(&p.server_events).is_none(), "events are only read by drive()");
+    assert!(
+        e.to_string().contains("MainSequenceMessage::RPCInvoke"),
+        "{e}"
+    );
+    assert!(
+        closed(&p.server_events).is_none(),
+        "events are only read by drive()"
+    );
     p.drive();
     assert!(closed(&p.server_events).is_some());
 }

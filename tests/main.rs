@@ -2,7 +2,6 @@
 
 mod common;
 
-mod codec;
 mod link;
 mod mirror;
 mod net;

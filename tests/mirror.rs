@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy_noodles2::codec::{
-    ComponentTypeID, Content, ContentArray, ContentCreateEntities, ContentMessage, ContentModifyComponents, EntityID, ExtensionID,
-    MainSequenceMessage, TimeSyncComponent, Transaction,
+    ComponentTypeID, Content, ContentArray, ContentCreateEntities, ContentMessage,
+    ContentModifyComponents, EntityID, ExtensionID, MainSequenceMessage, TimeSyncComponent,
+    Transaction,
 };
 use bevy_noodles2::mirror::{EntityIds, EntityResolver, MirrorComponent, MirrorError};
 use bevy_noodles2::prelude::*;
@@ -18,8 +19,12 @@ const LIMIT: Duration = Duration::from_secs(20);
 /// The Downstream entity mirroring the Upstream entity `e`.
 fn mirror_of(up: &mut App, down: &mut App, e: Entity) -> Option<Entity> {
     let id = up.world().get::<NoodlesId>(e)?.0;
-    let mut q = down.world_mut().query_filtered::<(Entity, &NoodlesId), With<Mirrored>>();
-    q.iter(down.world()).find(|(_, n)| n.0 == id).map(|(e, _)| e)
+    let mut q = down
+        .world_mut()
+        .query_filtered::<(Entity, &NoodlesId), With<Mirrored>>();
+    q.iter(down.world())
+        .find(|(_, n)| n.0 == id)
+        .map(|(e, _)| e)
 }
 
 fn pair() -> (App, App) {
@@ -27,7 +32,9 @@ fn pair() -> (App, App) {
     let mut down = app("down");
     let url = listen(&mut up);
     connect(&mut down, NoodlesConnect::new(url));
-    run_until(&mut [&mut up, &mut down], LIMIT, "link open", |a| open_links(a[0]) == 1 && open_links(a[1]) == 1);
+    run_until(&mut [&mut up, &mut down], LIMIT, "link open", |a| {
+        open_links(a[0]) == 1 && open_links(a[1]) == 1
+    });
     (up, down)
 }
 
@@ -41,30 +48,50 @@ fn settle(up: &mut App, down: &mut App, what: &str) {
 #[test]
 fn spawn_modify_despawn_and_unshare() {
     let (mut up, mut down) = pair();
-    let e = up.world_mut().spawn((Name::new("box"), Transform::from_xyz(1.0, 2.0, 3.0), Shared)).id();
+    let e = up
+        .world_mut()
+        .spawn((Name::new("box"), Transform::from_xyz(1.0, 2.0, 3.0), Shared))
+        .id();
     run_until(&mut [&mut up, &mut down], LIMIT, "box mirrored", |a| {
         let [u, d] = a else { unreachable!() };
         mirror_of(u, d, e).is_some_and(|m| d.world().get::<Transform>(m).is_some())
     });
     let m = mirror_of(&mut up, &mut down, e).unwrap();
     assert_eq!(down.world().get::<Name>(m).unwrap().as_str(), "box");
-    assert_eq!(down.world().get::<Transform>(m).unwrap().translation, Vec3::new(1.0, 2.0, 3.0));
+    assert_eq!(
+        down.world().get::<Transform>(m).unwrap().translation,
+        Vec3::new(1.0, 2.0, 3.0)
+    );
 
     // Modify.
-    up.world_mut().get_mut::<Transform>(e).unwrap().translation.x = 9.0;
+    up.world_mut()
+        .get_mut::<Transform>(e)
+        .unwrap()
+        .translation
+        .x = 9.0;
     up.world_mut().get_mut::<Name>(e).unwrap().set("renamed");
     run_until(&mut [&mut up, &mut down], LIMIT, "modification", |a| {
-        a[1].world().get::<Transform>(m).is_some_and(|t| t.translation.x == 9.0) && a[1].world().get::<Name>(m).is_some_and(|n| n.as_str() == "renamed")
+        a[1].world()
+            .get::<Transform>(m)
+            .is_some_and(|t| t.translation.x == 9.0)
+            && a[1]
+                .world()
+                .get::<Name>(m)
+                .is_some_and(|n| n.as_str() == "renamed")
     });
 
     // Remove a component.
     up.world_mut().entity_mut(e).remove::<Name>();
-    run_until(&mut [&mut up, &mut down], LIMIT, "component removal", |a| a[1].world().get::<Name>(m).is_none());
+    run_until(&mut [&mut up, &mut down], LIMIT, "component removal", |a| {
+        a[1].world().get::<Name>(m).is_none()
+    });
     assert!(down.world().get::<Transform>(m).is_some());
 
     // Unshare: the Downstream entity goes away, the Upstream one stays.
     up.world_mut().entity_mut(e).remove::<Shared>();
-    run_until(&mut [&mut up, &mut down], LIMIT, "unshare", |a| a[1].world().get_entity(m).is_err());
+    run_until(&mut [&mut up, &mut down], LIMIT, "unshare", |a| {
+        a[1].world().get_entity(m).is_err()
+    });
     assert!(up.world().get_entity(e).is_ok());
     assert!(up.world().get::<NoodlesId>(e).is_none());
 
@@ -80,43 +107,119 @@ fn spawn_modify_despawn_and_unshare() {
     assert_ne!(m2, m);
     assert!(new_id > 1);
     up.world_mut().entity_mut(e).despawn();
-    run_until(&mut [&mut up, &mut down], LIMIT, "despawn", |a| a[1].world().get_entity(m2).is_err());
+    run_until(&mut [&mut up, &mut down], LIMIT, "despawn", |a| {
+        a[1].world().get_entity(m2).is_err()
+    });
 }
 
 #[test]
 fn hierarchy_visibility_and_lights_arrive_as_bevy_components() {
     let (mut up, mut down) = pair();
-    let parent = up.world_mut().spawn((Name::new("parent"), Transform::default(), Shared)).id();
-    let child = up.world_mut().spawn((Name::new("child"), Transform::default(), Visibility::Hidden, ChildOf(parent), Shared)).id();
-    let sun = up.world_mut().spawn((DirectionalLight { illuminance: 1234.0, color: Color::srgb(1.0, 0.5, 0.0), shadow_maps_enabled: true, ..default() }, Shared)).id();
-    let bulb = up.world_mut().spawn((PointLight { intensity: 5000.0, range: 7.0, color: Color::srgb_u8(10, 20, 30), ..default() }, Shared)).id();
-    let spot = up.world_mut().spawn((SpotLight { intensity: 800.0, range: 3.0, inner_angle: 0.2, outer_angle: 0.5, ..default() }, Shared)).id();
+    let parent = up
+        .world_mut()
+        .spawn((Name::new("parent"), Transform::default(), Shared))
+        .id();
+    let child = up
+        .world_mut()
+        .spawn((
+            Name::new("child"),
+            Transform::default(),
+            Visibility::Hidden,
+            ChildOf(parent),
+            Shared,
+        ))
+        .id();
+    let sun = up
+        .world_mut()
+        .spawn((
+            DirectionalLight {
+                illuminance: 1234.0,
+                color: Color::srgb(1.0, 0.5, 0.0),
+                shadow_maps_enabled: true,
+                ..default()
+            },
+            Shared,
+        ))
+        .id();
+    let bulb = up
+        .world_mut()
+        .spawn((
+            PointLight {
+                intensity: 5000.0,
+                range: 7.0,
+                color: Color::srgb_u8(10, 20, 30),
+                ..default()
+            },
+            Shared,
+        ))
+        .id();
+    let spot = up
+        .world_mut()
+        .spawn((
+            SpotLight {
+                intensity: 800.0,
+                range: 3.0,
+                inner_angle: 0.2,
+                outer_angle: 0.5,
+                ..default()
+            },
+            Shared,
+        ))
+        .id();
     settle(&mut up, &mut down, "world converges");
 
     let mc = mirror_of(&mut up, &mut down, child).unwrap();
     let mp = mirror_of(&mut up, &mut down, parent).unwrap();
     assert_eq!(down.world().get::<ChildOf>(mc).unwrap().parent(), mp);
-    assert_eq!(*down.world().get::<Visibility>(mc).unwrap(), Visibility::Hidden);
+    assert_eq!(
+        *down.world().get::<Visibility>(mc).unwrap(),
+        Visibility::Hidden
+    );
     assert!(down.world().get::<Children>(mp).unwrap().contains(&mc));
 
-    let d = { let m = mirror_of(&mut up, &mut down, sun).unwrap(); down.world().get::<DirectionalLight>(m) }.unwrap();
+    let d = {
+        let m = mirror_of(&mut up, &mut down, sun).unwrap();
+        down.world().get::<DirectionalLight>(m)
+    }
+    .unwrap();
     assert_eq!(d.illuminance, 1234.0);
     assert!(d.shadow_maps_enabled);
     let c = d.color.to_srgba();
-    assert!((c.red - 1.0).abs() <= 0.5 / 255.0 && (c.green - 0.5).abs() <= 0.5 / 255.0 + 1e-6 && c.blue.abs() <= 0.5 / 255.0, "{c:?}");
-    let p = { let m = mirror_of(&mut up, &mut down, bulb).unwrap(); down.world().get::<PointLight>(m) }.unwrap();
+    assert!(
+        (c.red - 1.0).abs() <= 0.5 / 255.0
+            && (c.green - 0.5).abs() <= 0.5 / 255.0 + 1e-6
+            && c.blue.abs() <= 0.5 / 255.0,
+        "{c:?}"
+    );
+    let p = {
+        let m = mirror_of(&mut up, &mut down, bulb).unwrap();
+        down.world().get::<PointLight>(m)
+    }
+    .unwrap();
     assert_eq!((p.intensity, p.range), (5000.0, 7.0));
     assert_eq!(p.color.to_srgba().to_u8_array(), [10, 20, 30, 255]);
-    let s = { let m = mirror_of(&mut up, &mut down, spot).unwrap(); down.world().get::<SpotLight>(m) }.unwrap();
-    assert_eq!((s.intensity, s.range, s.inner_angle, s.outer_angle), (800.0, 3.0, 0.2, 0.5));
+    let s = {
+        let m = mirror_of(&mut up, &mut down, spot).unwrap();
+        down.world().get::<SpotLight>(m)
+    }
+    .unwrap();
+    assert_eq!(
+        (s.intensity, s.range, s.inner_angle, s.outer_angle),
+        (800.0, 3.0, 0.2, 0.5)
+    );
 
     // Reparent, and make visible.
     let other = up.world_mut().spawn((Name::new("other"), Shared)).id();
-    up.world_mut().entity_mut(child).insert((ChildOf(other), Visibility::Visible));
+    up.world_mut()
+        .entity_mut(child)
+        .insert((ChildOf(other), Visibility::Visible));
     settle(&mut up, &mut down, "reparent converges");
     let mo = mirror_of(&mut up, &mut down, other).unwrap();
     assert_eq!(down.world().get::<ChildOf>(mc).unwrap().parent(), mo);
-    assert_eq!(*down.world().get::<Visibility>(mc).unwrap(), Visibility::Visible);
+    assert_eq!(
+        *down.world().get::<Visibility>(mc).unwrap(),
+        Visibility::Visible
+    );
 
     // Deleting a parent keeps the (still shared) child on the Downstream, as on the Upstream.
     up.world_mut().entity_mut(child).remove::<ChildOf>();
@@ -133,7 +236,10 @@ fn a_parent_that_arrives_after_its_child_is_resolved() {
     let parent = up.world_mut().spawn((Name::new("parent"), Shared)).id();
     up.world_mut().entity_mut(child).insert(ChildOf(parent));
     settle(&mut up, &mut down, "converge");
-    let (mc, mp) = (mirror_of(&mut up, &mut down, child).unwrap(), mirror_of(&mut up, &mut down, parent).unwrap());
+    let (mc, mp) = (
+        mirror_of(&mut up, &mut down, child).unwrap(),
+        mirror_of(&mut up, &mut down, parent).unwrap(),
+    );
     assert_eq!(down.world().get::<ChildOf>(mc).unwrap().parent(), mp);
     assert_eq!(down.world().get::<Name>(mp).unwrap().as_str(), "parent");
 }
@@ -143,21 +249,33 @@ fn late_joiner_gets_the_world_then_deltas() {
     let mut up = app("up");
     let url = listen(&mut up);
     for i in 0..500 {
-        up.world_mut().spawn((Name::new(format!("e{i}")), Transform::from_xyz(i as f32, 0.0, 0.0), Shared));
+        up.world_mut().spawn((
+            Name::new(format!("e{i}")),
+            Transform::from_xyz(i as f32, 0.0, 0.0),
+            Shared,
+        ));
     }
     pump(&mut [&mut up], 3);
     // A small transaction limit forces the initial world into several transactions.
     let mut down = app_with(NoodlesPlugin {
         session_name: "late".into(),
-        mirror: bevy_noodles2::mirror::MirrorConfig { max_transaction_bytes: 4096, ..default() },
+        mirror: bevy_noodles2::mirror::MirrorConfig {
+            max_transaction_bytes: 4096,
+            ..default()
+        },
         ..default()
     });
     connect(&mut down, NoodlesConnect::new(url));
     settle(&mut up, &mut down, "late joiner converges");
-    let applied = down.world().resource::<bevy_noodles2::mirror::MirrorStats>().transactions_applied;
+    let applied = down
+        .world()
+        .resource::<bevy_noodles2::mirror::MirrorStats>()
+        .transactions_applied;
     assert!(applied >= 1);
     // Deltas after the snapshot.
-    let mut q = up.world_mut().query_filtered::<&mut Transform, With<Shared>>();
+    let mut q = up
+        .world_mut()
+        .query_filtered::<&mut Transform, With<Shared>>();
     for mut t in q.iter_mut(up.world_mut()) {
         t.translation.y += 1.0;
     }
@@ -167,7 +285,8 @@ fn late_joiner_gets_the_world_then_deltas() {
 #[test]
 fn nothing_is_sent_when_nothing_changed() {
     let (mut up, mut down) = pair();
-    up.world_mut().spawn((Name::new("still"), Transform::default(), Shared));
+    up.world_mut()
+        .spawn((Name::new("still"), Transform::default(), Shared));
     settle(&mut up, &mut down, "converge");
     pump(&mut [&mut up, &mut down], 5);
     let before = links_messages_in(&mut down);
@@ -215,7 +334,11 @@ impl MirrorComponent for Health {
 }
 
 fn ext_app(name: &str, with_ext: bool) -> App {
-    let mut a = app_with(NoodlesPlugin { session_name: name.into(), extensions: if with_ext { vec![0, 0x4242] } else { vec![0] }, ..default() });
+    let mut a = app_with(NoodlesPlugin {
+        session_name: name.into(),
+        extensions: if with_ext { vec![0, 0x4242] } else { vec![0] },
+        ..default()
+    });
     a.mirror_component::<Health>();
     a
 }
@@ -228,11 +351,20 @@ fn application_extension_component_is_mirrored_and_gated() {
     let url = listen(&mut up);
     connect(&mut with, NoodlesConnect::new(url.clone()));
     connect(&mut without, NoodlesConnect::new(url));
-    let e = up.world_mut().spawn((Name::new("hero"), Health(75.5), Shared)).id();
-    run_until(&mut [&mut up, &mut with, &mut without], LIMIT, "both mirror the hero", |a| {
-        let [u, w, wo] = a else { unreachable!() };
-        mirror_of(u, w, e).is_some_and(|m| w.world().get::<Health>(m).is_some()) && mirror_of(u, wo, e).is_some_and(|m| wo.world().get::<Name>(m).is_some())
-    });
+    let e = up
+        .world_mut()
+        .spawn((Name::new("hero"), Health(75.5), Shared))
+        .id();
+    run_until(
+        &mut [&mut up, &mut with, &mut without],
+        LIMIT,
+        "both mirror the hero",
+        |a| {
+            let [u, w, wo] = a else { unreachable!() };
+            mirror_of(u, w, e).is_some_and(|m| w.world().get::<Health>(m).is_some())
+                && mirror_of(u, wo, e).is_some_and(|m| wo.world().get::<Name>(m).is_some())
+        },
+    );
     let mw = mirror_of(&mut up, &mut with, e).unwrap();
     assert_eq!(with.world().get::<Health>(mw), Some(&Health(75.5)));
     // The link without the extension never carries it.
@@ -241,7 +373,9 @@ fn application_extension_component_is_mirrored_and_gated() {
     assert!(without.world().get::<Health>(mwo).is_none());
     let ext_of = |a: &mut App| {
         let mut q = a.world_mut().query::<&NoodlesLink>();
-        q.iter(a.world()).map(|l| l.extensions.clone()).collect::<Vec<_>>()
+        q.iter(a.world())
+            .map(|l| l.extensions.clone())
+            .collect::<Vec<_>>()
     };
     assert_eq!(ext_of(&mut with), vec![vec![0, 0x4242]]);
     assert_eq!(ext_of(&mut without), vec![vec![0]]);
@@ -252,17 +386,21 @@ fn incoming_component_outside_the_negotiated_extensions_closes_the_link() {
     let (mut up, mut down) = pair();
     log_closed(&mut down);
     let tx = MainSequenceMessage::Transaction(Transaction {
-        content: ContentArray(vec![ContentMessage::ContentModifyComponents(ContentModifyComponents {
-            component: ComponentTypeID::new(ExtensionID::new(0x4242), 7),
-            count: 1,
-            content: Content(vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0].into()),
-        })]),
+        content: ContentArray(vec![ContentMessage::ContentModifyComponents(
+            ContentModifyComponents {
+                component: ComponentTypeID::new(ExtensionID::new(0x4242), 7),
+                count: 1,
+                content: Content(vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0].into()),
+            },
+        )]),
     });
     let mut q = up.world_mut().query::<&NoodlesLink>();
     for l in q.iter(up.world()) {
         l.send_message(&tx).unwrap();
     }
-    run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| !closed_reasons(a[1]).is_empty());
+    run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| {
+        !closed_reasons(a[1]).is_empty()
+    });
     let r = closed_reasons(&down);
     assert!(r[0].to_string().contains("extension 16962"), "{r:?}");
 }
@@ -274,7 +412,9 @@ fn bad_component_payload_closes_the_link_and_applies_nothing() {
     // A valid entity creation followed by a truncated Transform payload: the whole transaction is refused.
     let tx = MainSequenceMessage::Transaction(Transaction {
         content: ContentArray(vec![
-            ContentMessage::ContentCreateEntities(ContentCreateEntities { list: vec![EntityID::new(77)].into() }),
+            ContentMessage::ContentCreateEntities(ContentCreateEntities {
+                list: vec![EntityID::new(77)].into(),
+            }),
             ContentMessage::ContentModifyComponents(ContentModifyComponents {
                 component: ComponentTypeID::new(ExtensionID::new(0), 20),
                 count: 1,
@@ -286,26 +426,45 @@ fn bad_component_payload_closes_the_link_and_applies_nothing() {
     for l in q.iter(up.world()) {
         l.send_message(&tx).unwrap();
     }
-    run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| !closed_reasons(a[1]).is_empty());
-    let mut m = down.world_mut().query_filtered::<&NoodlesId, With<Mirrored>>();
-    assert!(m.iter(down.world()).all(|id| id.0 != 77), "nothing of the bad transaction was applied");
-    assert!(closed_reasons(&down)[0].to_string().contains("Transform"), "{:?}", closed_reasons(&down));
+    run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| {
+        !closed_reasons(a[1]).is_empty()
+    });
+    let mut m = down
+        .world_mut()
+        .query_filtered::<&NoodlesId, With<Mirrored>>();
+    assert!(
+        m.iter(down.world()).all(|id| id.0 != 77),
+        "nothing of the bad transaction was applied"
+    );
+    assert!(
+        closed_reasons(&down)[0].to_string().contains("Transform"),
+        "{:?}",
+        closed_reasons(&down)
+    );
 }
 
 #[test]
 fn time_sync_gives_an_authority_clock() {
     let (mut up, mut down) = pair();
-    run_until(&mut [&mut up, &mut down], LIMIT, "clock sample", |a| a[1].world().resource::<AuthorityClock>().samples > 0);
+    run_until(&mut [&mut up, &mut down], LIMIT, "clock sample", |a| {
+        a[1].world().resource::<AuthorityClock>().samples > 0
+    });
     let clock = down.world().resource::<AuthorityClock>().clone();
     let up_now = up.world().resource::<Time<Real>>().elapsed_secs_f64();
     let down_now = down.world().resource::<Time<Real>>().elapsed_secs_f64();
     let est = clock.authority_now(down_now).unwrap();
-    assert!((est - up_now).abs() < 0.5, "estimated {est}, upstream {up_now}");
+    assert!(
+        (est - up_now).abs() < 0.5,
+        "estimated {est}, upstream {up_now}"
+    );
 }
 
 #[test]
 fn authority_clock_smooths_offsets() {
-    let mut c = AuthorityClock { alpha: 0.1, ..default() };
+    let mut c = AuthorityClock {
+        alpha: 0.1,
+        ..default()
+    };
     c.sample(100.0, 10.0);
     assert_eq!(c.offset, Some(90.0));
     c.sample(102.0, 11.0); // estimate 91

@@ -15,7 +15,11 @@ use crate::common::*;
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 fn introduction(name: &str) -> Bytes {
@@ -37,22 +41,35 @@ fn client_and_server_reach_main_sequence() {
     let mut client = app("client");
     let url = listen(&mut server);
     let link = connect(&mut client, NoodlesConnect::new(url));
-    run_until(&mut [&mut server, &mut client], LIMIT, "both links open", |apps| {
-        let [s, c] = apps else { unreachable!() };
-        open_links(s) == 1 && open_links(c) == 1
-    });
+    run_until(
+        &mut [&mut server, &mut client],
+        LIMIT,
+        "both links open",
+        |apps| {
+            let [s, c] = apps else { unreachable!() };
+            open_links(s) == 1 && open_links(c) == 1
+        },
+    );
     let l = client.world().get::<NoodlesLink>(link).unwrap();
     assert_eq!(l.role, Some(Role::Downstream));
     assert_eq!(l.peer_name, "server");
     assert_eq!(l.extensions, vec![0]);
-    assert!(l.stats.bytes_in > 0 && l.stats.messages_in >= 1, "{:?}", l.stats);
+    assert!(
+        l.stats.bytes_in > 0 && l.stats.messages_in >= 1,
+        "{:?}",
+        l.stats
+    );
     let s = links(&mut server);
     assert_eq!(s[0].2, Some(Role::Upstream));
 }
 
 #[test]
 fn authority_swap_over_sockets() {
-    let mut viewer = app_with(NoodlesPlugin { session_name: "viewer".into(), authority: AuthorityPolicy::Accept, ..default() });
+    let mut viewer = app_with(NoodlesPlugin {
+        session_name: "viewer".into(),
+        authority: AuthorityPolicy::Accept,
+        ..default()
+    });
     let mut game = app("game");
     let url = listen(&mut viewer);
     let link = connect(&mut game, NoodlesConnect::new(url).as_upstream());
@@ -60,7 +77,10 @@ fn authority_swap_over_sockets() {
         let [v, g] = apps else { unreachable!() };
         open_links(v) == 1 && open_links(g) == 1
     });
-    assert_eq!(game.world().get::<NoodlesLink>(link).unwrap().role, Some(Role::Upstream));
+    assert_eq!(
+        game.world().get::<NoodlesLink>(link).unwrap().role,
+        Some(Role::Upstream)
+    );
     assert_eq!(links(&mut viewer)[0].2, Some(Role::Downstream));
 }
 
@@ -71,25 +91,48 @@ fn authority_swap_refused_by_default() {
     log_closed(&mut game);
     let url = listen(&mut host);
     connect(&mut game, NoodlesConnect::new(url).as_upstream());
-    run_until(&mut [&mut host, &mut game], LIMIT, "client sees the close", |apps| !closed_reasons(apps[1]).is_empty());
+    run_until(
+        &mut [&mut host, &mut game],
+        LIMIT,
+        "client sees the close",
+        |apps| !closed_reasons(apps[1]).is_empty(),
+    );
     let r = closed_reasons(&game);
-    assert!(matches!(&r[0], CloseReason::Remote(why) if why.contains("Upstream")), "{r:?}");
+    assert!(
+        matches!(&r[0], CloseReason::Remote(why) if why.contains("Upstream")),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn probe_over_sockets() {
-    let mut server = app_with(NoodlesPlugin { session_name: "the session".into(), icon: Bytes::from_static(b"icon!"), ..default() });
+    let mut server = app_with(NoodlesPlugin {
+        session_name: "the session".into(),
+        icon: Bytes::from_static(b"icon!"),
+        ..default()
+    });
     let mut prober = app("prober");
     prober.init_resource::<Answers>();
-    prober.add_systems(Update, |mut r: MessageReader<ProbeAnswered>, mut a: ResMut<Answers>| {
-        for p in r.read() {
-            a.0.push((p.name.clone(), p.icon.len()));
-        }
-    });
+    prober.add_systems(
+        Update,
+        |mut r: MessageReader<ProbeAnswered>, mut a: ResMut<Answers>| {
+            for p in r.read() {
+                a.0.push((p.name.clone(), p.icon.len()));
+            }
+        },
+    );
     let url = listen(&mut server);
     connect(&mut prober, NoodlesConnect::new(url).probe());
-    run_until(&mut [&mut server, &mut prober], LIMIT, "probe answered", |apps| !apps[1].world().resource::<Answers>().0.is_empty());
-    assert_eq!(prober.world().resource::<Answers>().0, vec![("the session".to_string(), 5)]);
+    run_until(
+        &mut [&mut server, &mut prober],
+        LIMIT,
+        "probe answered",
+        |apps| !apps[1].world().resource::<Answers>().0.is_empty(),
+    );
+    assert_eq!(
+        prober.world().resource::<Answers>().0,
+        vec![("the session".to_string(), 5)]
+    );
 }
 
 #[derive(Resource, Default)]
@@ -100,11 +143,23 @@ fn connect_to_nothing_reports_a_transport_error() {
     let mut client = app("client");
     log_closed(&mut client);
     // A port nobody listens on: bind, read the port, drop the socket.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    connect(&mut client, NoodlesConnect::new(format!("ws://127.0.0.1:{port}")));
-    run_until(&mut [&mut client], LIMIT, "connect failure", |apps| !closed_reasons(apps[0]).is_empty());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    connect(
+        &mut client,
+        NoodlesConnect::new(format!("ws://127.0.0.1:{port}")),
+    );
+    run_until(&mut [&mut client], LIMIT, "connect failure", |apps| {
+        !closed_reasons(apps[0]).is_empty()
+    });
     let r = closed_reasons(&client);
-    assert!(matches!(&r[0], CloseReason::Transport(why) if why.contains("cannot connect")), "{r:?}");
+    assert!(
+        matches!(&r[0], CloseReason::Transport(why) if why.contains("cannot connect")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -115,20 +170,34 @@ fn thirty_two_clients_on_one_server() {
     for _ in 0..32 {
         connect(&mut clients, NoodlesConnect::new(url.clone()));
     }
-    run_until(&mut [&mut server, &mut clients], Duration::from_secs(60), "32 links open on both sides", |apps| {
-        let [s, c] = apps else { unreachable!() };
-        open_links(s) == 32 && open_links(c) == 32
-    });
+    run_until(
+        &mut [&mut server, &mut clients],
+        Duration::from_secs(60),
+        "32 links open on both sides",
+        |apps| {
+            let [s, c] = apps else { unreachable!() };
+            open_links(s) == 32 && open_links(c) == 32
+        },
+    );
     // Every link carries traffic: the server sends one transaction to all.
-    let frame = MainSequenceMessage::Transaction(Transaction { content: ContentArray(vec![]) }).encode_bytes().unwrap();
+    let frame = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(vec![]),
+    })
+    .encode_bytes()
+    .unwrap();
     let mut q = server.world_mut().query::<&NoodlesLink>();
     for l in q.iter(server.world()) {
         l.send(frame.clone()).unwrap();
     }
-    run_until(&mut [&mut server, &mut clients], LIMIT, "every client received it", |apps| {
-        let mut q = apps[1].world_mut().query::<&NoodlesLink>();
-        q.iter(apps[1].world()).all(|l| l.stats.messages_in >= 2)
-    });
+    run_until(
+        &mut [&mut server, &mut clients],
+        LIMIT,
+        "every client received it",
+        |apps| {
+            let mut q = apps[1].world_mut().query::<&NoodlesLink>();
+            q.iter(apps[1].world()).all(|l| l.stats.messages_in >= 2)
+        },
+    );
 }
 
 #[test]
@@ -138,12 +207,25 @@ fn garbage_closes_only_that_link() {
     log_closed(&mut server);
     let url = listen(&mut server);
     connect(&mut good, NoodlesConnect::new(url.clone()));
-    run_until(&mut [&mut server, &mut good], LIMIT, "good link open", |apps| open_links(apps[0]) == 1 && open_links(apps[1]) == 1);
+    run_until(
+        &mut [&mut server, &mut good],
+        LIMIT,
+        "good link open",
+        |apps| open_links(apps[0]) == 1 && open_links(apps[1]) == 1,
+    );
 
     let rt = rt();
-    let (mut ws, _) = rt.block_on(tokio_tungstenite::connect_async(url.as_str())).expect("raw connect");
-    rt.block_on(ws.send(Message::Binary(Bytes::from_static(&[0xff, 0x01, 0x02])))).unwrap();
-    run_until(&mut [&mut server, &mut good], LIMIT, "garbage link closed", |apps| !closed_reasons(apps[0]).is_empty());
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("raw connect");
+    rt.block_on(ws.send(Message::Binary(Bytes::from_static(&[0xff, 0x01, 0x02]))))
+        .unwrap();
+    run_until(
+        &mut [&mut server, &mut good],
+        LIMIT,
+        "garbage link closed",
+        |apps| !closed_reasons(apps[0]).is_empty(),
+    );
     let r = closed_reasons(&server);
     assert!(
         matches!(&r[0], CloseReason::Protocol(ProtocolError::Decode(e)) if e.to_string().contains("unknown discriminant 255")),
@@ -158,7 +240,10 @@ fn garbage_closes_only_that_link() {
         }
         None
     });
-    assert!(close.is_some_and(|c| c.contains("undecodable")), "close frame reason");
+    assert!(
+        close.is_some_and(|c| c.contains("undecodable")),
+        "close frame reason"
+    );
     // The good link still works.
     pump(&mut [&mut server, &mut good], 5);
     assert_eq!(open_links(&mut good), 1);
@@ -171,26 +256,48 @@ fn text_frames_are_a_protocol_error() {
     log_closed(&mut server);
     let url = listen(&mut server);
     let rt = rt();
-    let (mut ws, _) = rt.block_on(tokio_tungstenite::connect_async(url.as_str())).expect("raw connect");
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("raw connect");
     rt.block_on(ws.send(Message::Text("hello".into()))).unwrap();
-    run_until(&mut [&mut server], LIMIT, "closed", |apps| !closed_reasons(apps[0]).is_empty());
-    assert_eq!(closed_reasons(&server)[0], CloseReason::Protocol(ProtocolError::TextFrame));
+    run_until(&mut [&mut server], LIMIT, "closed", |apps| {
+        !closed_reasons(apps[0]).is_empty()
+    });
+    assert_eq!(
+        closed_reasons(&server)[0],
+        CloseReason::Protocol(ProtocolError::TextFrame)
+    );
 }
 
 #[test]
 fn silent_client_is_closed_by_the_preamble_timeout() {
-    let mut server = app_with(NoodlesPlugin { session_name: "server".into(), preamble_timeout: Duration::from_millis(300), ..default() });
+    let mut server = app_with(NoodlesPlugin {
+        session_name: "server".into(),
+        preamble_timeout: Duration::from_millis(300),
+        ..default()
+    });
     log_closed(&mut server);
     let url = listen(&mut server);
     let rt = rt();
-    let (_ws, _) = rt.block_on(tokio_tungstenite::connect_async(url.as_str())).expect("raw connect");
-    run_until(&mut [&mut server], LIMIT, "timeout", |apps| !closed_reasons(apps[0]).is_empty());
-    assert_eq!(closed_reasons(&server)[0], CloseReason::PreambleTimeout(Duration::from_millis(300)));
+    let (_ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("raw connect");
+    run_until(&mut [&mut server], LIMIT, "timeout", |apps| {
+        !closed_reasons(apps[0]).is_empty()
+    });
+    assert_eq!(
+        closed_reasons(&server)[0],
+        CloseReason::PreambleTimeout(Duration::from_millis(300))
+    );
 }
 
 #[test]
 fn a_client_that_stops_reading_is_dropped_at_the_queue_bound() {
-    let mut server = app_with(NoodlesPlugin { session_name: "server".into(), queue_len: 4, ..default() });
+    let mut server = app_with(NoodlesPlugin {
+        session_name: "server".into(),
+        queue_len: 4,
+        ..default()
+    });
     let mut good = app("good");
     log_closed(&mut server);
     let url = listen(&mut server);
@@ -198,42 +305,69 @@ fn a_client_that_stops_reading_is_dropped_at_the_queue_bound() {
 
     // A raw client that introduces itself and then never reads.
     let rt = rt();
-    let (mut ws, _) = rt.block_on(tokio_tungstenite::connect_async(url.as_str())).expect("raw connect");
-    rt.block_on(ws.send(Message::Binary(introduction("stuck")))).unwrap();
-    run_until(&mut [&mut server, &mut good], LIMIT, "both links open", |apps| open_links(apps[0]) == 2 && open_links(apps[1]) == 1);
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("raw connect");
+    rt.block_on(ws.send(Message::Binary(introduction("stuck"))))
+        .unwrap();
+    run_until(
+        &mut [&mut server, &mut good],
+        LIMIT,
+        "both links open",
+        |apps| open_links(apps[0]) == 2 && open_links(apps[1]) == 1,
+    );
 
     // 1 MiB transactions, one per frame, to every link.
     let blob = vec![7u8; 1 << 20];
     let frame = MainSequenceMessage::Transaction(Transaction {
-        content: ContentArray(vec![ContentMessage::ContentModifyAsset(ContentModifyAsset {
-            an_asset: AnAsset::new(AssetTypeID::new(ExtensionID::new(0), 0), AssetID::new(1)),
-            content: Content(Bytes::from(blob)),
-        })]),
+        content: ContentArray(vec![ContentMessage::ContentModifyAsset(
+            ContentModifyAsset {
+                an_asset: AnAsset::new(AssetTypeID::new(ExtensionID::new(0), 0), AssetID::new(1)),
+                content: Content(Bytes::from(blob)),
+            },
+        )]),
     })
     .encode_bytes()
     .unwrap();
     let mut sent = 0;
-    run_until(&mut [&mut server, &mut good], Duration::from_secs(60), "stuck link closed", |apps| {
-        let mut q = apps[0].world_mut().query::<&NoodlesLink>();
-        for l in q.iter(apps[0].world()) {
-            if l.is_open() && l.peer_name == "stuck" {
-                let _ = l.send(frame.clone());
-                sent += 1;
+    run_until(
+        &mut [&mut server, &mut good],
+        Duration::from_secs(60),
+        "stuck link closed",
+        |apps| {
+            let mut q = apps[0].world_mut().query::<&NoodlesLink>();
+            for l in q.iter(apps[0].world()) {
+                if l.is_open() && l.peer_name == "stuck" {
+                    let _ = l.send(frame.clone());
+                    sent += 1;
+                }
             }
-        }
-        !closed_reasons(apps[0]).is_empty()
-    });
+            !closed_reasons(apps[0]).is_empty()
+        },
+    );
     let r = closed_reasons(&server);
-    assert!(matches!(&r[0], CloseReason::Transport(why) if why.contains("queue")), "{r:?}");
+    assert!(
+        matches!(&r[0], CloseReason::Transport(why) if why.contains("queue")),
+        "{r:?}"
+    );
     assert!(sent > 4);
     // The other client is unaffected: it still receives.
-    let small = MainSequenceMessage::Transaction(Transaction { content: ContentArray(vec![]) }).encode_bytes().unwrap();
+    let small = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(vec![]),
+    })
+    .encode_bytes()
+    .unwrap();
     let before = good_messages(&mut good);
     let mut q = server.world_mut().query::<&NoodlesLink>();
     for l in q.iter(server.world()).filter(|l| l.is_open()) {
         l.send(small.clone()).unwrap();
     }
-    run_until(&mut [&mut server, &mut good], LIMIT, "good client still receives", |apps| good_messages(apps[1]) > before);
+    run_until(
+        &mut [&mut server, &mut good],
+        LIMIT,
+        "good client still receives",
+        |apps| good_messages(apps[1]) > before,
+    );
     assert_eq!(open_links(&mut good), 1);
     drop(ws);
 }

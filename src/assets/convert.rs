@@ -19,7 +19,9 @@ use bevy::image::{
     ImageSamplerBorderColor, ImageSamplerDescriptor, ImageType,
 };
 use bevy::material::AlphaMode;
-use bevy::mesh::{Indices, Mesh, MeshVertexAttribute, PrimitiveTopology, UvChannel, VertexAttributeValues};
+use bevy::mesh::{
+    Indices, Mesh, MeshVertexAttribute, PrimitiveTopology, UvChannel, VertexAttributeValues,
+};
 use bevy::pbr::StandardMaterial;
 use bevy::render::render_resource::{Face, TextureDimension, TextureFormat};
 use thiserror::Error;
@@ -81,7 +83,9 @@ pub enum AssetError {
     Overflow { asset: &'static str, what: String },
     /// A `BufferView` reaches outside its buffer (`buffer.jaw`: "Any slice that escapes the
     /// bounds of the buffer is illegal").
-    #[error("{asset}: buffer view (offset {offset}, length {length}) escapes its buffer of {buffer_len} bytes")]
+    #[error(
+        "{asset}: buffer view (offset {offset}, length {length}) escapes its buffer of {buffer_len} bytes"
+    )]
     ViewOutOfBuffer {
         asset: &'static str,
         offset: u64,
@@ -89,7 +93,9 @@ pub enum AssetError {
         buffer_len: u64,
     },
     /// An attribute's stride is smaller than one element.
-    #[error("mesh: attribute {attribute} has vertex_stride {stride}, smaller than its {size}-byte element")]
+    #[error(
+        "mesh: attribute {attribute} has vertex_stride {stride}, smaller than its {size}-byte element"
+    )]
     StrideTooSmall {
         attribute: String,
         stride: u16,
@@ -120,7 +126,9 @@ pub enum AssetError {
         view_len: u64,
     },
     /// An index refers to a vertex that does not exist.
-    #[error("mesh: index {index} (at position {position}) is out of range for {vertex_count} vertices")]
+    #[error(
+        "mesh: index {index} (at position {position}) is out of range for {vertex_count} vertices"
+    )]
     IndexOutOfRange {
         position: usize,
         index: u64,
@@ -151,13 +159,17 @@ pub enum AssetError {
     #[error("image: PNG encoding failed: {0}")]
     Encode(String),
     /// The encoded bytes are not one of the formats of `image.jaw`.
-    #[error("image: unknown encoded format (first bytes: {first_bytes}); expected PNG, JPEG, WEBP, KTX2, HDR or EXR")]
+    #[error(
+        "image: unknown encoded format (first bytes: {first_bytes}); expected PNG, JPEG, WEBP, KTX2, HDR or EXR"
+    )]
     UnknownImageFormat { first_bytes: String },
     /// The encoded format is known but this build of Bevy cannot decode it.
     #[error("image: {0} images are not supported by this build (Bevy feature not enabled)")]
     ImageFormatNotEnabled(&'static str),
     /// The encoded image is larger than [`MAX_IMAGE_SIDE`] / [`MAX_IMAGE_PIXELS`].
-    #[error("image: {format} image of {width}x{height} pixels exceeds the limit ({MAX_IMAGE_SIDE} per side, {MAX_IMAGE_PIXELS} pixels)")]
+    #[error(
+        "image: {format} image of {width}x{height} pixels exceeds the limit ({MAX_IMAGE_SIDE} per side, {MAX_IMAGE_PIXELS} pixels)"
+    )]
     ImageTooLarge {
         format: &'static str,
         width: u64,
@@ -165,12 +177,17 @@ pub enum AssetError {
     },
     /// Decoding the encoded image failed.
     #[error("image: decoding {format} failed: {reason}")]
-    Decode { format: &'static str, reason: String },
+    Decode {
+        format: &'static str,
+        reason: String,
+    },
     /// The material image table has more than [`MAX_MATERIAL_IMAGES`] entries.
     #[error("material: image table has {0} entries, at most 16 are allowed")]
     TableTooLong(usize),
     /// A texture reference points past the material's image table.
-    #[error("material: {field} refers to image table entry {index}, but the table has {table_len} entries")]
+    #[error(
+        "material: {field} refers to image table entry {index}, but the table has {table_len} entries"
+    )]
     ImageIndexOutOfRange {
         field: &'static str,
         index: u8,
@@ -193,7 +210,11 @@ pub enum AssetError {
 ///
 /// Spec: `spec/core/assets/buffer.jaw` (`BufferView`: "A buffer view MUST only refer to a slice
 /// inside of a buffer").
-pub fn view_bytes<'a>(asset: &'static str, view: &w::BufferView, buffer: &'a [u8]) -> Result<&'a [u8], AssetError> {
+pub fn view_bytes<'a>(
+    asset: &'static str,
+    view: &w::BufferView,
+    buffer: &'a [u8],
+) -> Result<&'a [u8], AssetError> {
     let offset = view.offset.get();
     let length = view.length.get();
     let buffer_len = buffer.len() as u64;
@@ -203,10 +224,12 @@ pub fn view_bytes<'a>(asset: &'static str, view: &w::BufferView, buffer: &'a [u8
         length,
         buffer_len,
     };
-    let end = offset.checked_add(length).ok_or_else(|| AssetError::Overflow {
-        asset,
-        what: format!("buffer view offset {offset} + length {length}"),
-    })?;
+    let end = offset
+        .checked_add(length)
+        .ok_or_else(|| AssetError::Overflow {
+            asset,
+            what: format!("buffer view offset {offset} + length {length}"),
+        })?;
     if end > buffer_len {
         return Err(escape);
     }
@@ -264,7 +287,8 @@ fn bevy_attribute<'a, T>(
 
 /// Appends a block of float vectors to `buf` and returns the block's offset.
 fn push_floats<const N: usize>(buf: &mut Vec<u8>, values: &[[f32; N]]) -> Result<u32, AssetError> {
-    let offset = u32::try_from(buf.len()).map_err(|_| too_large("mesh", "buffer size", buf.len(), u32::MAX as u64))?;
+    let offset = u32::try_from(buf.len())
+        .map_err(|_| too_large("mesh", "buffer size", buf.len(), u32::MAX as u64))?;
     buf.reserve(values.len().saturating_mul(N * 4));
     for v in values {
         for x in v {
@@ -295,12 +319,18 @@ fn common(offset: u32, stride: usize) -> w::UncompressedAttribCommon {
 /// of three, or a mesh too large for the u32 offsets of the wire format.
 ///
 /// Spec: `spec/core/assets/mesh.jaw` (`MeshAsset`), `spec/core/assets/buffer.jaw` (`BufferView`).
-pub fn mesh_to_wire(mesh: &Mesh, buffer_asset_id: u64) -> Result<(Vec<u8>, w::MeshAsset), AssetError> {
+pub fn mesh_to_wire(
+    mesh: &Mesh,
+    buffer_asset_id: u64,
+) -> Result<(Vec<u8>, w::MeshAsset), AssetError> {
     let topology = mesh.primitive_topology();
     if topology != PrimitiveTopology::TriangleList {
         return Err(AssetError::UnsupportedTopology(topology));
     }
-    let positions = match mesh.try_attribute_option(Mesh::ATTRIBUTE_POSITION).map_err(mesh_access)? {
+    let positions = match mesh
+        .try_attribute_option(Mesh::ATTRIBUTE_POSITION)
+        .map_err(mesh_access)?
+    {
         Some(VertexAttributeValues::Float32x3(p)) => p.as_slice(),
         Some(other) => {
             return Err(AssetError::AttributeFormat {
@@ -312,15 +342,30 @@ pub fn mesh_to_wire(mesh: &Mesh, buffer_asset_id: u64) -> Result<(Vec<u8>, w::Me
         None => return Err(AssetError::MissingPositions),
     };
     let n = positions.len();
-    let vertex_count = u32::try_from(n).map_err(|_| too_large("mesh", "vertex count", n, u32::MAX as u64))?;
-    let normals = bevy_attribute(mesh, Mesh::ATTRIBUTE_NORMAL, "normal", "Float32x3", n, |v| match v {
-        VertexAttributeValues::Float32x3(v) => Some(v.as_slice()),
-        _ => None,
-    })?;
-    let tangents = bevy_attribute(mesh, Mesh::ATTRIBUTE_TANGENT, "tangent", "Float32x4", n, |v| match v {
-        VertexAttributeValues::Float32x4(v) => Some(v.as_slice()),
-        _ => None,
-    })?;
+    let vertex_count =
+        u32::try_from(n).map_err(|_| too_large("mesh", "vertex count", n, u32::MAX as u64))?;
+    let normals = bevy_attribute(
+        mesh,
+        Mesh::ATTRIBUTE_NORMAL,
+        "normal",
+        "Float32x3",
+        n,
+        |v| match v {
+            VertexAttributeValues::Float32x3(v) => Some(v.as_slice()),
+            _ => None,
+        },
+    )?;
+    let tangents = bevy_attribute(
+        mesh,
+        Mesh::ATTRIBUTE_TANGENT,
+        "tangent",
+        "Float32x4",
+        n,
+        |v| match v {
+            VertexAttributeValues::Float32x4(v) => Some(v.as_slice()),
+            _ => None,
+        },
+    )?;
     fn uv_pick(v: &VertexAttributeValues) -> Option<&[[f32; 2]]> {
         match v {
             VertexAttributeValues::Float32x2(v) => Some(v.as_slice()),
@@ -336,7 +381,8 @@ pub fn mesh_to_wire(mesh: &Mesh, buffer_asset_id: u64) -> Result<(Vec<u8>, w::Me
         vertex_count,
         ..Default::default()
     };
-    let mut flags = w::UncompressedFlags::default().with_primitive_type(w::PrimitiveType::Triangles);
+    let mut flags =
+        w::UncompressedFlags::default().with_primitive_type(w::PrimitiveType::Triangles);
 
     let offset = push_floats(&mut buf, positions)?;
     asset.position = w::PositionAttribute::new(common(offset, 12), w::PositionFormat::Float3);
@@ -373,8 +419,8 @@ pub fn mesh_to_wire(mesh: &Mesh, buffer_asset_id: u64) -> Result<(Vec<u8>, w::Me
         }
         Some(indices) => {
             let count = indices.len();
-            let index_count =
-                u32::try_from(count).map_err(|_| too_large("mesh", "index count", count, u32::MAX as u64))?;
+            let index_count = u32::try_from(count)
+                .map_err(|_| too_large("mesh", "index count", count, u32::MAX as u64))?;
             if count % 3 != 0 {
                 return Err(AssetError::NotTriangles {
                     what: "index count",
@@ -472,7 +518,10 @@ fn stream<'a>(
         });
     }
     if count == 0 {
-        return Ok(Stream { bytes: &[], stride: 1 });
+        return Ok(Stream {
+            bytes: &[],
+            stride: 1,
+        });
     }
     let overflow = || AssetError::Overflow {
         asset: "mesh",
@@ -527,8 +576,14 @@ fn unknown(asset: &'static str, field: impl Into<String>, value: u8) -> AssetErr
 }
 
 /// Reads a UV stream (`float2` or `normalized_ushort2`) as Bevy's `Float32x2`.
-fn read_uv(view: &[u8], name: &str, attr: &w::UVAttribute, count: u32) -> Result<Vec<[f32; 2]>, AssetError> {
-    let format = w::UVFormat::from_repr(attr.format).ok_or_else(|| unknown("mesh", format!("{name}.format"), attr.format))?;
+fn read_uv(
+    view: &[u8],
+    name: &str,
+    attr: &w::UVAttribute,
+    count: u32,
+) -> Result<Vec<[f32; 2]>, AssetError> {
+    let format = w::UVFormat::from_repr(attr.format)
+        .ok_or_else(|| unknown("mesh", format!("{name}.format"), attr.format))?;
     Ok(match format {
         w::UVFormat::Float2 => read_floats::<2>(&stream(view, name, &attr.common, 8, count)?),
         w::UVFormat::NormalizedUshort2 => stream(view, name, &attr.common, 4, count)?
@@ -544,7 +599,12 @@ fn read_uv(view: &[u8], name: &str, attr: &w::UVAttribute, count: u32) -> Result
     })
 }
 
-fn check_joints(view: &[u8], name: &str, attr: &w::JointAttribute, count: u32) -> Result<(), AssetError> {
+fn check_joints(
+    view: &[u8],
+    name: &str,
+    attr: &w::JointAttribute,
+    count: u32,
+) -> Result<(), AssetError> {
     let size = match w::JointFormat::from_repr(attr.format) {
         Some(w::JointFormat::Ubyte4) => 4,
         Some(w::JointFormat::Ushort4) => 8,
@@ -553,7 +613,12 @@ fn check_joints(view: &[u8], name: &str, attr: &w::JointAttribute, count: u32) -
     stream(view, name, &attr.common, size, count).map(|_| ())
 }
 
-fn check_weights(view: &[u8], name: &str, attr: &w::WeightAttribute, count: u32) -> Result<(), AssetError> {
+fn check_weights(
+    view: &[u8],
+    name: &str,
+    attr: &w::WeightAttribute,
+    count: u32,
+) -> Result<(), AssetError> {
     let size = match w::WeightFormat::from_repr(attr.format) {
         Some(w::WeightFormat::NormalizedUbyte4) => 4,
         Some(w::WeightFormat::NormalizedUshort4) => 8,
@@ -600,7 +665,13 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         if w::NormalFormat::from_repr(normal.format).is_none() {
             return Err(unknown("mesh", "normal.format", normal.format));
         }
-        Some(read_floats::<3>(&stream(view, "normal", &normal.common, 12, n)?))
+        Some(read_floats::<3>(&stream(
+            view,
+            "normal",
+            &normal.common,
+            12,
+            n,
+        )?))
     } else {
         None
     };
@@ -609,7 +680,13 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         if w::TangentFormat::from_repr(tangent.format).is_none() {
             return Err(unknown("mesh", "tangent.format", tangent.format));
         }
-        Some(read_floats::<4>(&stream(view, "tangent", &tangent.common, 16, n)?))
+        Some(read_floats::<4>(&stream(
+            view,
+            "tangent",
+            &tangent.common,
+            16,
+            n,
+        )?))
     } else {
         None
     };
@@ -639,7 +716,9 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
     }
     if flags.has_morph_targets() == 0 {
         if !asset.morph_targets.0.is_empty() {
-            return Err(AssetError::UnexpectedMorphTargets(asset.morph_targets.0.len()));
+            return Err(AssetError::UnexpectedMorphTargets(
+                asset.morph_targets.0.len(),
+            ));
         }
     } else {
         for (i, target) in asset.morph_targets.0.iter().enumerate() {
@@ -647,21 +726,33 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
             if target.flags.has_position() != 0 {
                 let name = format!("morph_targets[{i}].position");
                 if w::PositionFormat::from_repr(target.position.format).is_none() {
-                    return Err(unknown("mesh", format!("{name}.format"), target.position.format));
+                    return Err(unknown(
+                        "mesh",
+                        format!("{name}.format"),
+                        target.position.format,
+                    ));
                 }
                 stream(view, &name, &target.position.common, 12, n)?;
             }
             if target.flags.has_normal() != 0 {
                 let name = format!("morph_targets[{i}].normal");
                 if w::NormalFormat::from_repr(target.normal.format).is_none() {
-                    return Err(unknown("mesh", format!("{name}.format"), target.normal.format));
+                    return Err(unknown(
+                        "mesh",
+                        format!("{name}.format"),
+                        target.normal.format,
+                    ));
                 }
                 stream(view, &name, &target.normal.common, 12, n)?;
             }
             if target.flags.has_tangent() != 0 {
                 let name = format!("morph_targets[{i}].tangent");
                 if w::TangentFormat::from_repr(target.tangent.format).is_none() {
-                    return Err(unknown("mesh", format!("{name}.format"), target.tangent.format));
+                    return Err(unknown(
+                        "mesh",
+                        format!("{name}.format"),
+                        target.tangent.format,
+                    ));
                 }
                 stream(view, &name, &target.tangent.common, 16, n)?;
             }
@@ -681,20 +772,27 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         format => Some(read_indices(view, format, &asset.index, n)?),
     };
 
-    let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::default());
+    let mut mesh = Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::default(),
+    );
     mesh.try_insert_attribute(Mesh::ATTRIBUTE_POSITION, positions)
         .map_err(mesh_access)?;
     if let Some(v) = normals {
-        mesh.try_insert_attribute(Mesh::ATTRIBUTE_NORMAL, v).map_err(mesh_access)?;
+        mesh.try_insert_attribute(Mesh::ATTRIBUTE_NORMAL, v)
+            .map_err(mesh_access)?;
     }
     if let Some(v) = tangents {
-        mesh.try_insert_attribute(Mesh::ATTRIBUTE_TANGENT, v).map_err(mesh_access)?;
+        mesh.try_insert_attribute(Mesh::ATTRIBUTE_TANGENT, v)
+            .map_err(mesh_access)?;
     }
     if let Some(v) = uv0 {
-        mesh.try_insert_attribute(Mesh::ATTRIBUTE_UV_0, v).map_err(mesh_access)?;
+        mesh.try_insert_attribute(Mesh::ATTRIBUTE_UV_0, v)
+            .map_err(mesh_access)?;
     }
     if let Some(v) = uv1 {
-        mesh.try_insert_attribute(Mesh::ATTRIBUTE_UV_1, v).map_err(mesh_access)?;
+        mesh.try_insert_attribute(Mesh::ATTRIBUTE_UV_1, v)
+            .map_err(mesh_access)?;
     }
     if let Some(i) = indices {
         mesh.try_insert_indices(i).map_err(mesh_access)?;
@@ -767,7 +865,9 @@ fn read_indices(
             bytes
                 .chunks_exact(2)
                 .enumerate()
-                .map(|(p, b)| check(p, u32::from(u16::from_le_bytes([b[0], b[1]]))).map(|i| i as u16))
+                .map(|(p, b)| {
+                    check(p, u32::from(u16::from_le_bytes([b[0], b[1]]))).map(|i| i as u16)
+                })
                 .collect::<Result<_, _>>()?,
         ),
         _ => Indices::U32(
@@ -826,7 +926,9 @@ fn filter_from_wire(f: w::ImageFilterMode) -> ImageFilterMode {
 /// Spec: `spec/core/assets/image.jaw` (`ImageFlags`).
 pub fn sampler_to_flags(d: &ImageSamplerDescriptor) -> w::ImageFlags {
     let border = match d.border_color {
-        None | Some(ImageSamplerBorderColor::TransparentBlack) => w::ImageSamplerBorderColor::TransparentBlack,
+        None | Some(ImageSamplerBorderColor::TransparentBlack) => {
+            w::ImageSamplerBorderColor::TransparentBlack
+        }
         Some(ImageSamplerBorderColor::OpaqueBlack) => w::ImageSamplerBorderColor::OpaqueBlack,
         Some(ImageSamplerBorderColor::OpaqueWhite) => w::ImageSamplerBorderColor::OpaqueWhite,
         Some(ImageSamplerBorderColor::Zero) => w::ImageSamplerBorderColor::Zero,
@@ -856,7 +958,8 @@ pub fn flags_to_sampler(flags: w::ImageFlags) -> ImageSamplerDescriptor {
         mipmap_filter: filter_from_wire(flags.mipmap_filter()),
         ..Default::default()
     };
-    let uses_border = [d.address_mode_u, d.address_mode_v, d.address_mode_w].contains(&ImageAddressMode::ClampToBorder);
+    let uses_border = [d.address_mode_u, d.address_mode_v, d.address_mode_w]
+        .contains(&ImageAddressMode::ClampToBorder);
     let border_color = uses_border.then(|| match flags.border_color() {
         w::ImageSamplerBorderColor::TransparentBlack => ImageSamplerBorderColor::TransparentBlack,
         w::ImageSamplerBorderColor::OpaqueBlack => ImageSamplerBorderColor::OpaqueBlack,
@@ -889,10 +992,14 @@ pub fn image_to_wire(image: &Image) -> Result<(Vec<u8>, w::ImageFlags), AssetErr
     }
     let (width, height) = (desc.size.width, desc.size.height);
     if width == 0 || height == 0 {
-        return Err(AssetError::UnsupportedImage(format!("image is empty ({width}x{height})")));
+        return Err(AssetError::UnsupportedImage(format!(
+            "image is empty ({width}x{height})"
+        )));
     }
     let Some(data) = image.data.as_deref() else {
-        return Err(AssetError::UnsupportedImage("image has no CPU pixel data".to_owned()));
+        return Err(AssetError::UnsupportedImage(
+            "image has no CPU pixel data".to_owned(),
+        ));
     };
     let format = desc.format;
     let (bpp, srgb): (u64, bool) = match format {
@@ -903,13 +1010,17 @@ pub fn image_to_wire(image: &Image) -> Result<(Vec<u8>, w::ImageFlags), AssetErr
         other => return Err(AssetError::UnsupportedTextureFormat(other)),
     };
     let expected = u64::from(width) * u64::from(height) * bpp;
-    let pixels = usize::try_from(expected).ok().and_then(|len| data.get(..len)).ok_or_else(|| {
-        AssetError::UnsupportedImage(format!(
-            "pixel data has {} bytes, {expected} needed for {width}x{height} {format:?}",
-            data.len()
-        ))
-    })?;
-    let (converted, color): (std::borrow::Cow<'_, [u8]>, ::image::ExtendedColorType) = match format {
+    let pixels = usize::try_from(expected)
+        .ok()
+        .and_then(|len| data.get(..len))
+        .ok_or_else(|| {
+            AssetError::UnsupportedImage(format!(
+                "pixel data has {} bytes, {expected} needed for {width}x{height} {format:?}",
+                data.len()
+            ))
+        })?;
+    let (converted, color): (std::borrow::Cow<'_, [u8]>, ::image::ExtendedColorType) = match format
+    {
         TextureFormat::Bgra8UnormSrgb | TextureFormat::Bgra8Unorm => (
             pixels
                 .chunks_exact(4)
@@ -964,12 +1075,17 @@ enum Container {
 
 impl Container {
     fn detect(b: &[u8]) -> Option<Self> {
-        const KTX2: [u8; 12] = [0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A];
+        const KTX2: [u8; 12] = [
+            0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A,
+        ];
         if b.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
             Some(Self::Png)
         } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
             Some(Self::Jpeg)
-        } else if b.len() >= 12 && b.starts_with(b"RIFF") && b.get(8..12) == Some(b"WEBP".as_slice()) {
+        } else if b.len() >= 12
+            && b.starts_with(b"RIFF")
+            && b.get(8..12) == Some(b"WEBP".as_slice())
+        {
             Some(Self::Webp)
         } else if b.starts_with(&KTX2) {
             Some(Self::Ktx2)
@@ -1008,7 +1124,11 @@ impl Container {
 fn check_size(format: &'static str, width: u64, height: u64) -> Result<(), AssetError> {
     let side = u64::from(MAX_IMAGE_SIDE);
     if width > side || height > side || width.saturating_mul(height) > MAX_IMAGE_PIXELS {
-        return Err(AssetError::ImageTooLarge { format, width, height });
+        return Err(AssetError::ImageTooLarge {
+            format,
+            width,
+            height,
+        });
     }
     Ok(())
 }
@@ -1054,8 +1174,12 @@ pub fn image_from_wire_with(
         });
     };
     let name = container.name();
-    let format = ImageFormat::from_mime_type(container.mime()).ok_or(AssetError::ImageFormatNotEnabled(name))?;
-    let decode = |reason: String| AssetError::Decode { format: name, reason };
+    let format = ImageFormat::from_mime_type(container.mime())
+        .ok_or(AssetError::ImageFormatNotEnabled(name))?;
+    let decode = |reason: String| AssetError::Decode {
+        format: name,
+        reason,
+    };
 
     if container == Container::Ktx2 {
         // KTX2 header: identifier (12), vkFormat, typeSize, pixelWidth, pixelHeight,
@@ -1068,9 +1192,18 @@ pub fn image_from_wire_with(
         };
         let (width, height, depth) = (field(20)?, field(24)?, field(28)?);
         let layers = field(32)?.max(1).saturating_mul(field(36)?.max(1));
-        check_size(name, width, height.max(1).saturating_mul(depth.max(1)).saturating_mul(layers))?;
+        check_size(
+            name,
+            width,
+            height
+                .max(1)
+                .saturating_mul(depth.max(1))
+                .saturating_mul(layers),
+        )?;
     } else {
-        let crate_format = format.as_image_crate_format().ok_or(AssetError::ImageFormatNotEnabled(name))?;
+        let crate_format = format
+            .as_image_crate_format()
+            .ok_or(AssetError::ImageFormatNotEnabled(name))?;
         let (width, height) = ::image::ImageReader::with_format(Cursor::new(encoded), crate_format)
             .into_dimensions()
             .map_err(|e| decode(e.to_string()))?;
@@ -1126,7 +1259,11 @@ struct TableBuilder<'a> {
 }
 
 impl TableBuilder<'_> {
-    fn reference(&mut self, texture: Option<&Handle<Image>>, channel: &UvChannel) -> Option<w::TextureReference> {
+    fn reference(
+        &mut self,
+        texture: Option<&Handle<Image>>,
+        channel: &UvChannel,
+    ) -> Option<w::TextureReference> {
         let id = (self.image_slot)(texture?)?;
         let slot = match self.table.iter().position(|e| e.id.id.get() == id) {
             Some(slot) => slot,
@@ -1176,7 +1313,10 @@ pub fn material_to_wire(
         image_slot,
     };
     let color_map = tables.reference(m.base_color_texture.as_ref(), &m.base_color_channel);
-    let orm_map = tables.reference(m.metallic_roughness_texture.as_ref(), &m.metallic_roughness_channel);
+    let orm_map = tables.reference(
+        m.metallic_roughness_texture.as_ref(),
+        &m.metallic_roughness_channel,
+    );
     let normal_map = tables.reference(m.normal_map_texture.as_ref(), &m.normal_map_channel);
     let emission_map = tables.reference(m.emissive_texture.as_ref(), &m.emissive_channel);
 
@@ -1251,11 +1391,13 @@ fn texture_from_wire(
         channel => return Err(AssetError::BadUvChannel { field, channel }),
     };
     let index = reference.image_id();
-    let entry = table.get(usize::from(index)).ok_or(AssetError::ImageIndexOutOfRange {
-        field,
-        index,
-        table_len: table.len(),
-    })?;
+    let entry = table
+        .get(usize::from(index))
+        .ok_or(AssetError::ImageIndexOutOfRange {
+            field,
+            index,
+            table_len: table.len(),
+        })?;
     let image_id = entry.id.id.get();
     let handle = image(image_id).ok_or(AssetError::UnknownImage { field, image_id })?;
     Ok((handle, channel))
@@ -1369,11 +1511,23 @@ mod tests {
 
     #[test]
     fn detects_containers() {
-        assert_eq!(Container::detect(b"\x89PNG\r\n\x1a\n...."), Some(Container::Png));
-        assert_eq!(Container::detect(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Container::Jpeg));
-        assert_eq!(Container::detect(b"RIFF\0\0\0\0WEBPVP8 "), Some(Container::Webp));
+        assert_eq!(
+            Container::detect(b"\x89PNG\r\n\x1a\n...."),
+            Some(Container::Png)
+        );
+        assert_eq!(
+            Container::detect(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(Container::Jpeg)
+        );
+        assert_eq!(
+            Container::detect(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(Container::Webp)
+        );
         assert_eq!(Container::detect(b"#?RADIANCE\n"), Some(Container::Hdr));
-        assert_eq!(Container::detect(&[0x76, 0x2F, 0x31, 0x01, 2]), Some(Container::Exr));
+        assert_eq!(
+            Container::detect(&[0x76, 0x2F, 0x31, 0x01, 2]),
+            Some(Container::Exr)
+        );
         assert_eq!(Container::detect(b"GIF89a"), None);
         assert_eq!(Container::detect(b""), None);
     }

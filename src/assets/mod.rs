@@ -6,8 +6,9 @@ pub mod sync;
 pub use sync::{AssetExport, AssetImport, AssetStats, asset_type};
 
 pub use convert::{
-    AssetError, flags_to_sampler, image_from_wire, image_from_wire_with, image_to_wire, material_from_wire,
-    material_to_wire, mesh_from_wire, mesh_to_wire, sampler_to_flags, view_bytes,
+    AssetError, flags_to_sampler, image_from_wire, image_from_wire_with, image_to_wire,
+    material_from_wire, material_to_wire, mesh_from_wire, mesh_to_wire, sampler_to_flags,
+    view_bytes,
 };
 
 use bevy::prelude::*;

@@ -16,13 +16,17 @@ use bevy::asset::UntypedAssetId;
 use bevy::prelude::*;
 use bytes::Bytes;
 
-use super::convert;
 use super::IncomingAssets;
+use super::convert;
 use crate::codec::{
-    BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset, InlineContent, MeshAsset,
-    MeshAssetID, MeshComponent, PBRMaterialAsset, PBRMaterialAssetID, PBRMaterialComponent, Wire,
+    BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
+    InlineContent, MeshAsset, MeshAssetID, MeshComponent, PBRMaterialAsset, PBRMaterialAssetID,
+    PBRMaterialComponent, Wire,
 };
-use crate::mirror::{AssetIdMap, EntityIds, EntityResolver, MirrorComponent, MirrorError, NoodlesId, Outgoing, Shared};
+use crate::mirror::{
+    AssetIdMap, EntityIds, EntityResolver, MirrorComponent, MirrorError, NoodlesId, Outgoing,
+    Shared,
+};
 
 /// Core asset type identifiers (extension 0), from `spec/core/extension.md`.
 pub mod asset_type {
@@ -41,13 +45,15 @@ impl MirrorComponent for Mesh3d {
     const IDENTIFIER: u16 = 14;
     fn to_wire(&self, ids: &dyn EntityIds) -> Option<MeshComponent> {
         let id = ids.asset_id(self.0.id().untyped())?;
-        Some(MeshComponent::new(MeshAssetID::new(crate::codec::AssetID::new(id))))
+        Some(MeshComponent::new(MeshAssetID::new(
+            crate::codec::AssetID::new(id),
+        )))
     }
     fn from_wire(w: MeshComponent, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
         let id = w.asset.id.id.get();
-        let h = ids
-            .asset_handle(asset_type::MESH, id)
-            .ok_or_else(|| MirrorError::Invalid(format!("mesh asset {id}: this app has no mesh assets")))?;
+        let h = ids.asset_handle(asset_type::MESH, id).ok_or_else(|| {
+            MirrorError::Invalid(format!("mesh asset {id}: this app has no mesh assets"))
+        })?;
         Ok(Mesh3d(h.typed_debug_checked()))
     }
 }
@@ -58,13 +64,22 @@ impl MirrorComponent for MeshMaterial3d<StandardMaterial> {
     const IDENTIFIER: u16 = 13;
     fn to_wire(&self, ids: &dyn EntityIds) -> Option<PBRMaterialComponent> {
         let id = ids.asset_id(self.0.id().untyped())?;
-        Some(PBRMaterialComponent::new(PBRMaterialAssetID::new(crate::codec::AssetID::new(id))))
+        Some(PBRMaterialComponent::new(PBRMaterialAssetID::new(
+            crate::codec::AssetID::new(id),
+        )))
     }
-    fn from_wire(w: PBRMaterialComponent, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
+    fn from_wire(
+        w: PBRMaterialComponent,
+        ids: &mut dyn EntityResolver,
+    ) -> Result<Self, MirrorError> {
         let id = w.asset.id.id.get();
         let h = ids
             .asset_handle(asset_type::PBR_MATERIAL, id)
-            .ok_or_else(|| MirrorError::Invalid(format!("material asset {id}: this app has no material assets")))?;
+            .ok_or_else(|| {
+                MirrorError::Invalid(format!(
+                    "material asset {id}: this app has no material assets"
+                ))
+            })?;
         Ok(MeshMaterial3d(h.typed_debug_checked()))
     }
 }
@@ -105,16 +120,26 @@ impl AssetExport {
 }
 
 fn buffer_body(bytes: Vec<u8>) -> Option<Bytes> {
-    BufferAsset { flags: BufferAssetFlags::default(), source: BufferSource::InlineContent(InlineContent(bytes.into())) }
-        .encode_bytes()
-        .ok()
+    BufferAsset {
+        flags: BufferAssetFlags::default(),
+        source: BufferSource::InlineContent(InlineContent(bytes.into())),
+    }
+    .encode_bytes()
+    .ok()
 }
 
 fn whole_view(len: usize, buffer: u64) -> BufferView {
-    BufferView::new(0, len as u64, BufferAssetID::new(crate::codec::AssetID::new(buffer)))
+    BufferView::new(
+        0,
+        len as u64,
+        BufferAssetID::new(crate::codec::AssetID::new(buffer)),
+    )
 }
 
-#[expect(clippy::too_many_arguments, reason = "one system exports every asset kind")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one system exports every asset kind"
+)]
 pub(crate) fn export_assets(
     mut export: ResMut<AssetExport>,
     mut ids: ResMut<AssetIdMap>,
@@ -126,13 +151,13 @@ pub(crate) fn export_assets(
     mut mesh_events: MessageReader<AssetEvent<Mesh>>,
     mut material_events: MessageReader<AssetEvent<StandardMaterial>>,
     mut image_events: MessageReader<AssetEvent<Image>>,
-    mut mesh_users: Query<(Ref<Mesh3d>, Ref<NoodlesId>), With<Shared>>,
-    mut material_users: Query<(Ref<MeshMaterial3d<StandardMaterial>>, Ref<NoodlesId>), With<Shared>>,
-    mut touch_meshes: Query<&mut Mesh3d, With<Shared>>,
-    mut touch_materials: Query<&mut MeshMaterial3d<StandardMaterial>, With<Shared>>,
+    mut mesh_users: Query<(&mut Mesh3d, Ref<NoodlesId>), With<Shared>>,
+    mut material_users: Query<
+        (&mut MeshMaterial3d<StandardMaterial>, Ref<NoodlesId>),
+        With<Shared>,
+    >,
     removed_mesh: RemovedComponents<Mesh3d>,
     removed_material: RemovedComponents<MeshMaterial3d<StandardMaterial>>,
-    removed_shared: RemovedComponents<Shared>,
 ) {
     // Which assets must be (re-)exported this frame.
     let mut want: Vec<UntypedAssetId> = Vec::new();
@@ -188,10 +213,14 @@ pub(crate) fn export_assets(
             let buffer = export.allocate();
             match convert::mesh_to_wire(mesh, buffer) {
                 Ok((bytes, wire)) => {
-                    let (Some(bbody), Ok(mbody)) = (buffer_body(bytes), wire.encode_bytes()) else { continue };
+                    let (Some(bbody), Ok(mbody)) = (buffer_body(bytes), wire.encode_bytes()) else {
+                        continue;
+                    };
                     out.modify_asset((0, asset_type::BUFFER, buffer), bbody);
                     out.modify_asset((0, asset_type::MESH, id), mbody);
-                    export.exported.insert(asset, (id, buffer, asset_type::MESH));
+                    export
+                        .exported
+                        .insert(asset, (id, buffer, asset_type::MESH));
                     ids.exported.insert(asset, id);
                     stats.exported += 1;
                     newly.insert(asset);
@@ -240,10 +269,18 @@ pub(crate) fn export_assets(
                 export.waiting.insert(asset);
                 continue;
             }
-            let Ok(body) = wire.encode_bytes() else { continue };
-            let id = ids.exported.get(&asset).copied().unwrap_or_else(|| export.allocate());
+            let Ok(body) = wire.encode_bytes() else {
+                continue;
+            };
+            let id = ids
+                .exported
+                .get(&asset)
+                .copied()
+                .unwrap_or_else(|| export.allocate());
             out.modify_asset((0, asset_type::PBR_MATERIAL, id), body);
-            export.exported.insert(asset, (id, 0, asset_type::PBR_MATERIAL));
+            export
+                .exported
+                .insert(asset, (id, 0, asset_type::PBR_MATERIAL));
             export.material_images.insert(asset, used);
             ids.exported.insert(asset, id);
             stats.exported += 1;
@@ -252,12 +289,12 @@ pub(crate) fn export_assets(
     }
     // Entities whose asset was exported late: send their component now.
     if !newly.is_empty() {
-        for mut m in touch_meshes.iter_mut() {
+        for (mut m, _) in mesh_users.iter_mut() {
             if newly.contains(&m.0.id().untyped()) {
                 m.set_changed();
             }
         }
-        for mut m in touch_materials.iter_mut() {
+        for (mut m, _) in material_users.iter_mut() {
             if newly.contains(&m.0.id().untyped()) {
                 m.set_changed();
             }
@@ -265,7 +302,8 @@ pub(crate) fn export_assets(
     }
 
     // Sweep assets no shared entity uses any more.
-    if !removed_mesh.is_empty() || !removed_material.is_empty() || !removed_shared.is_empty() {
+    // (Unsharing marks the sweep through an observer.)
+    if !removed_mesh.is_empty() || !removed_material.is_empty() {
         export.dirty = true;
     }
     if export.dirty {
@@ -279,7 +317,12 @@ pub(crate) fn export_assets(
                 used.extend(imgs.iter().copied());
             }
         }
-        let gone: Vec<UntypedAssetId> = export.exported.keys().filter(|k| !used.contains(k)).copied().collect();
+        let gone: Vec<UntypedAssetId> = export
+            .exported
+            .keys()
+            .filter(|k| !used.contains(k))
+            .copied()
+            .collect();
         for key in gone {
             if let Some((id, buffer, ty)) = export.exported.remove(&key) {
                 out.delete_asset((0, ty, id));
@@ -312,19 +355,31 @@ fn reserve<A: Asset>(world: &World) -> UntypedHandle {
 }
 
 fn buffer_of(import: &AssetImport, link: Entity, view: &BufferView) -> Option<Bytes> {
-    import.buffers.get(&(link, view.asset_id.id.id.get())).cloned()
+    import
+        .buffers
+        .get(&(link, view.asset_id.id.id.get()))
+        .cloned()
 }
 
 /// Decode received asset bodies into Bevy assets.
 pub(crate) fn import_assets(world: &mut World) {
     let (modified, deleted) = {
-        let Some(mut incoming) = world.get_resource_mut::<IncomingAssets>() else { return };
-        (std::mem::take(&mut incoming.modified), std::mem::take(&mut incoming.deleted))
+        let Some(mut incoming) = world.get_resource_mut::<IncomingAssets>() else {
+            return;
+        };
+        (
+            std::mem::take(&mut incoming.modified),
+            std::mem::take(&mut incoming.deleted),
+        )
     };
     let mut import = world.remove_resource::<AssetImport>().unwrap_or_default();
     let mut work: Vec<(Entity, u16, u64, Bytes)> = std::mem::take(&mut import.waiting);
     for (link, m) in modified {
-        let (ext, ty, id) = (m.an_asset.asset_type.extension.id.get(), m.an_asset.asset_type.identifier.get(), m.an_asset.asset_id.id.get());
+        let (ext, ty, id) = (
+            m.an_asset.asset_type.extension.id.get(),
+            m.an_asset.asset_type.identifier.get(),
+            m.an_asset.asset_id.id.get(),
+        );
         if ext != 0 {
             debug!("ignoring asset type ({ext}, {ty}): not handled by this app");
             continue;
@@ -360,14 +415,24 @@ pub(crate) fn import_assets(world: &mut World) {
             import.buffers.remove(&(link, id));
         }
         // Dropping our handle lets Bevy free the asset once no entity uses it.
-        world.resource_mut::<AssetIdMap>().imported.remove(&(link, ty, id));
+        world
+            .resource_mut::<AssetIdMap>()
+            .imported
+            .remove(&(link, ty, id));
     }
     world.resource_mut::<AssetStats>().pending = import.waiting.len();
     world.insert_resource(import);
 }
 
 /// Returns Ok(true) when imported, Ok(false) when it waits for a buffer.
-fn import_one(world: &mut World, import: &mut AssetImport, link: Entity, ty: u16, id: u64, body: &Bytes) -> Result<bool, String> {
+fn import_one(
+    world: &mut World,
+    import: &mut AssetImport,
+    link: Entity,
+    ty: u16,
+    id: u64,
+    body: &Bytes,
+) -> Result<bool, String> {
     match ty {
         asset_type::BUFFER => {
             let b = BufferAsset::decode(body.clone()).map_err(|e| e.to_string())?;
@@ -376,32 +441,54 @@ fn import_one(world: &mut World, import: &mut AssetImport, link: Entity, ty: u16
                     import.buffers.insert((link, id), c.0);
                     Ok(true)
                 }
-                BufferSource::BufferFromURL(u) => Err(format!("buffer from URL {} is not fetched by this app", u.url.0)),
-                BufferSource::OOBAssetID(o) => Err(format!("out-of-band buffer {} is not fetched by this app", o.id.get())),
+                BufferSource::BufferFromURL(u) => Err(format!(
+                    "buffer from URL {} is not fetched by this app",
+                    u.url.0
+                )),
+                BufferSource::OOBAssetID(o) => Err(format!(
+                    "out-of-band buffer {} is not fetched by this app",
+                    o.id.get()
+                )),
             }
         }
         asset_type::IMAGE => {
             let a = ImageAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let Some(buf) = buffer_of(import, link, &a.view) else { return Ok(false) };
+            let Some(buf) = buffer_of(import, link, &a.view) else {
+                return Ok(false);
+            };
             let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
             let image = convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())?;
-            let h = crate::mirror::imported_handle(world, link, ty, id).ok_or("no image assets in this app")?;
-            world.resource_mut::<Assets<Image>>().insert(h.id().typed::<Image>(), image).map_err(|e| e.to_string())?;
+            let h = crate::mirror::imported_handle(world, link, ty, id)
+                .ok_or("no image assets in this app")?;
+            world
+                .resource_mut::<Assets<Image>>()
+                .insert(h.id().typed::<Image>(), image)
+                .map_err(|e| e.to_string())?;
             Ok(true)
         }
         asset_type::MESH => {
             let a = MeshAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let Some(buf) = buffer_of(import, link, &a.view) else { return Ok(false) };
+            let Some(buf) = buffer_of(import, link, &a.view) else {
+                return Ok(false);
+            };
             let mesh = convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string())?;
-            let h = crate::mirror::imported_handle(world, link, ty, id).ok_or("no mesh assets in this app")?;
-            world.resource_mut::<Assets<Mesh>>().insert(h.id().typed::<Mesh>(), mesh).map_err(|e| e.to_string())?;
+            let h = crate::mirror::imported_handle(world, link, ty, id)
+                .ok_or("no mesh assets in this app")?;
+            world
+                .resource_mut::<Assets<Mesh>>()
+                .insert(h.id().typed::<Mesh>(), mesh)
+                .map_err(|e| e.to_string())?;
             Ok(true)
         }
         asset_type::PBR_MATERIAL => {
             let a = PBRMaterialAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let mut image = |img: u64| crate::mirror::imported_handle(world, link, asset_type::IMAGE, img).map(|h| h.typed::<Image>());
+            let mut image = |img: u64| {
+                crate::mirror::imported_handle(world, link, asset_type::IMAGE, img)
+                    .map(|h| h.typed::<Image>())
+            };
             let mat = convert::material_from_wire(&a, &mut image).map_err(|e| e.to_string())?;
-            let h = crate::mirror::imported_handle(world, link, ty, id).ok_or("no material assets in this app")?;
+            let h = crate::mirror::imported_handle(world, link, ty, id)
+                .ok_or("no material assets in this app")?;
             world
                 .resource_mut::<Assets<StandardMaterial>>()
                 .insert(h.id().typed::<StandardMaterial>(), mat)
@@ -430,7 +517,8 @@ pub(crate) fn build(app: &mut App) {
     {
         let mut map = app.world_mut().resource_mut::<AssetIdMap>();
         map.reservers.insert(asset_type::MESH, reserve::<Mesh>);
-        map.reservers.insert(asset_type::PBR_MATERIAL, reserve::<StandardMaterial>);
+        map.reservers
+            .insert(asset_type::PBR_MATERIAL, reserve::<StandardMaterial>);
         map.reservers.insert(asset_type::IMAGE, reserve::<Image>);
     }
     app.init_resource::<AssetExport>()
@@ -440,7 +528,15 @@ pub(crate) fn build(app: &mut App) {
         .add_observer(|_: On<Remove, Shared>, export: ResMut<AssetExport>| mark_dirty(export))
         .add_systems(
             PostUpdate,
-            export_assets.in_set(NoodlesSystems::Send).after(crate::mirror::track_links).before(crate::mirror::assets_phase_marker),
+            export_assets
+                .in_set(NoodlesSystems::Send)
+                .after(crate::mirror::track_links)
+                .before(crate::mirror::assets_phase_marker),
         )
-        .add_systems(PreUpdate, import_assets.in_set(NoodlesSystems::Apply).after(crate::mirror::apply_incoming));
+        .add_systems(
+            PreUpdate,
+            import_assets
+                .in_set(NoodlesSystems::Apply)
+                .after(crate::mirror::apply_incoming),
+        );
 }

@@ -25,4 +25,6 @@ pub mod rt;
 
 include!(concat!(env!("OUT_DIR"), "/codec/mod.rs"));
 
-pub use rt::{DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, VisitIds, Wire, WireEnum};
+pub use rt::{
+    DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, VisitIds, Wire, WireEnum,
+};

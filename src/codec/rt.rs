@@ -82,7 +82,10 @@ pub struct DecodeError {
 
 impl DecodeError {
     pub fn new(kind: DecodeErrorKind) -> Self {
-        DecodeError { path: WirePath::default(), kind }
+        DecodeError {
+            path: WirePath::default(),
+            kind,
+        }
     }
     #[inline(never)]
     #[cold]
@@ -120,7 +123,10 @@ pub struct EncodeError {
 
 impl EncodeError {
     pub fn new(kind: EncodeErrorKind) -> Self {
-        EncodeError { path: WirePath::default(), kind }
+        EncodeError {
+            path: WirePath::default(),
+            kind,
+        }
     }
     #[inline(never)]
     #[cold]
@@ -151,7 +157,11 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(buf: &'a Bytes) -> Self {
-        Reader { buf, pos: 0, depth: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            depth: 0,
+        }
     }
 
     #[inline]
@@ -174,7 +184,10 @@ impl<'a> Reader<'a> {
     pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let left = self.remaining();
         if n > left {
-            return Err(DecodeError::new(DecodeErrorKind::UnexpectedEnd { needed: n, left }));
+            return Err(DecodeError::new(DecodeErrorKind::UnexpectedEnd {
+                needed: n,
+                left,
+            }));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -186,7 +199,10 @@ impl<'a> Reader<'a> {
     pub fn take_bytes(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         let left = self.remaining();
         if n > left {
-            return Err(DecodeError::new(DecodeErrorKind::UnexpectedEnd { needed: n, left }));
+            return Err(DecodeError::new(DecodeErrorKind::UnexpectedEnd {
+                needed: n,
+                left,
+            }));
         }
         let b = self.buf.slice(self.pos..self.pos + n);
         self.pos += n;
@@ -209,7 +225,10 @@ impl<'a> Reader<'a> {
         let left = self.remaining();
         let need = (count as u128) * (min_elem.max(1) as u128);
         if need > left as u128 {
-            return Err(DecodeError::new(DecodeErrorKind::CountExceedsRemaining { count, left }));
+            return Err(DecodeError::new(DecodeErrorKind::CountExceedsRemaining {
+                count,
+                left,
+            }));
         }
         Ok(count as usize)
     }
@@ -218,7 +237,9 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn enter(&mut self) -> Result<(), DecodeError> {
         if self.depth >= MAX_DEPTH {
-            return Err(DecodeError::new(DecodeErrorKind::TooDeep { limit: MAX_DEPTH }));
+            return Err(DecodeError::new(DecodeErrorKind::TooDeep {
+                limit: MAX_DEPTH,
+            }));
         }
         self.depth += 1;
         Ok(())
@@ -248,7 +269,10 @@ pub trait Wire: Sized {
         let mut r = Reader::new(&bytes);
         let v = Self::read(&mut r).map_err(|e| e.at(PathSeg::Root(Self::NAME)))?;
         if r.remaining() != 0 {
-            return Err(DecodeError::new(DecodeErrorKind::TrailingBytes { count: r.remaining() }).at(PathSeg::Root(Self::NAME)));
+            return Err(DecodeError::new(DecodeErrorKind::TrailingBytes {
+                count: r.remaining(),
+            })
+            .at(PathSeg::Root(Self::NAME)));
         }
         Ok(v)
     }
@@ -261,7 +285,8 @@ pub trait Wire: Sized {
     /// Encode into a fresh buffer of exactly the right size.
     fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(self.wire_len());
-        self.write(&mut out).map_err(|e| e.at(PathSeg::Root(Self::NAME)))?;
+        self.write(&mut out)
+            .map_err(|e| e.at(PathSeg::Root(Self::NAME)))?;
         Ok(out)
     }
 
@@ -277,7 +302,10 @@ pub enum IdMut<'a> {
     /// An `EntityID`.
     Entity(&'a mut super::EntityID),
     /// A bare `AssetID` inside a typed wrapper; `within` names the wrapper (e.g. `"MeshAssetID"`).
-    Asset { within: &'static str, id: &'a mut super::AssetID },
+    Asset {
+        within: &'static str,
+        id: &'a mut super::AssetID,
+    },
     /// A typed `AnAsset` (asset type plus id).
     AnAsset(&'a mut super::AnAsset),
 }
@@ -405,7 +433,11 @@ pub fn read_count<C: Wire + Into<u64>>(r: &mut Reader<'_>) -> Result<u64, Decode
 
 /// Write a dyn_array count, failing when `len` exceeds what the count type holds.
 #[inline]
-pub fn write_count<C: Wire + TryFrom<usize>>(len: usize, max: u64, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+pub fn write_count<C: Wire + TryFrom<usize>>(
+    len: usize,
+    max: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
     match C::try_from(len) {
         Ok(c) => c.write(out),
         Err(_) => Err(EncodeError::new(EncodeErrorKind::TooLong { len, max })),
@@ -433,7 +465,10 @@ pub fn read_packs<T: FromBytes + Immutable + KnownLayout + Unaligned + Clone>(
     match <[T]>::ref_from_bytes(bytes) {
         Ok(slice) => Ok(slice.to_vec()),
         // Cannot happen: the length is a multiple of the size and T is unaligned.
-        Err(_) => Err(DecodeError::new(DecodeErrorKind::UnexpectedEnd { needed: count * size, left: bytes.len() })),
+        Err(_) => Err(DecodeError::new(DecodeErrorKind::UnexpectedEnd {
+            needed: count * size,
+            left: bytes.len(),
+        })),
     }
 }
 

@@ -20,8 +20,9 @@ use bevy::prelude::*;
 use super::registry::{EntityIds, EntityResolver, MirrorAppExt, MirrorComponent};
 use super::{MirrorConfig, Mirrored, Shared};
 use crate::codec::{
-    ChildOfComponent, DirectionalLightComponent, EntityID, GlobalComponent, LightFlags, NameComponent, PointLightComponent,
-    SRGB8, SpotLightComponent, TimeSyncComponent, TransformComponent, UnitQuaternion, Vec3 as WVec3, VisibilityComponent,
+    ChildOfComponent, DirectionalLightComponent, EntityID, GlobalComponent, LightFlags,
+    NameComponent, PointLightComponent, SRGB8, SpotLightComponent, TimeSyncComponent,
+    TransformComponent, UnitQuaternion, Vec3 as WVec3, VisibilityComponent,
 };
 use crate::link::Role;
 use crate::net::NoodlesLink;
@@ -81,7 +82,8 @@ impl MirrorComponent for ChildOf {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = 16;
     fn to_wire(&self, ids: &dyn EntityIds) -> Option<ChildOfComponent> {
-        ids.id_of(self.parent()).map(|id| ChildOfComponent::new(EntityID::new(id)))
+        ids.id_of(self.parent())
+            .map(|id| ChildOfComponent::new(EntityID::new(id)))
     }
     fn from_wire(w: ChildOfComponent, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
         Ok(ChildOf(ids.entity(w.parent.id.get())))
@@ -128,9 +130,16 @@ impl MirrorComponent for DirectionalLight {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = 10;
     fn to_wire(&self, _: &dyn EntityIds) -> Option<DirectionalLightComponent> {
-        Some(DirectionalLightComponent::new(color_to_srgb8(self.color), self.illuminance, flags(self.shadow_maps_enabled)))
+        Some(DirectionalLightComponent::new(
+            color_to_srgb8(self.color),
+            self.illuminance,
+            flags(self.shadow_maps_enabled),
+        ))
     }
-    fn from_wire(w: DirectionalLightComponent, _: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
+    fn from_wire(
+        w: DirectionalLightComponent,
+        _: &mut dyn EntityResolver,
+    ) -> Result<Self, MirrorError> {
         Ok(DirectionalLight {
             color: srgb8_to_color(w.color),
             illuminance: w.intensity.get(),
@@ -145,7 +154,12 @@ impl MirrorComponent for PointLight {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = 11;
     fn to_wire(&self, _: &dyn EntityIds) -> Option<PointLightComponent> {
-        Some(PointLightComponent::new(color_to_srgb8(self.color), self.intensity, self.range, flags(self.shadow_maps_enabled)))
+        Some(PointLightComponent::new(
+            color_to_srgb8(self.color),
+            self.intensity,
+            self.range,
+            flags(self.shadow_maps_enabled),
+        ))
     }
     fn from_wire(w: PointLightComponent, _: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
         Ok(PointLight {
@@ -278,14 +292,24 @@ pub(crate) fn publish_time_sync(
             }
         }
         Err(_) => {
-            commands.spawn((Name::new("time sync"), TimeSync { last: now }, Global, Shared, TimeSyncSource));
+            commands.spawn((
+                Name::new("time sync"),
+                TimeSync { last: now },
+                Global,
+                Shared,
+                TimeSyncSource,
+            ));
             *last = Some(now);
         }
     }
 }
 
 /// Downstream: feed received [`TimeSync`] updates to the [`AuthorityClock`].
-pub(crate) fn sample_time_sync(time: Res<Time<Real>>, q: Query<&TimeSync, (With<Mirrored>, Changed<TimeSync>)>, mut clock: ResMut<AuthorityClock>) {
+pub(crate) fn sample_time_sync(
+    time: Res<Time<Real>>,
+    q: Query<&TimeSync, (With<Mirrored>, Changed<TimeSync>)>,
+    mut clock: ResMut<AuthorityClock>,
+) {
     for ts in &q {
         clock.sample(ts.last, time.elapsed_secs_f64());
     }
@@ -301,5 +325,10 @@ pub(crate) fn register(app: &mut App) {
         .mirror_component::<PointLight>()
         .mirror_component::<SpotLight>()
         .mirror_component::<TimeSync>()
-        .add_systems(PreUpdate, sample_time_sync.in_set(NoodlesSystems::Apply).after(super::downstream::apply_incoming));
+        .add_systems(
+            PreUpdate,
+            sample_time_sync
+                .in_set(NoodlesSystems::Apply)
+                .after(super::downstream::apply_incoming),
+        );
 }

@@ -24,8 +24,14 @@ pub enum LinkClosedPolicy {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MirrorError {
     #[error("component {component} (pair {index}): {error}")]
-    Decode { component: &'static str, index: usize, error: DecodeError },
-    #[error("component type ({0}, {1}) belongs to extension {0}, which this link did not negotiate")]
+    Decode {
+        component: &'static str,
+        index: usize,
+        error: DecodeError,
+    },
+    #[error(
+        "component type ({0}, {1}) belongs to extension {0}, which this link did not negotiate"
+    )]
     NotNegotiatedComponent(u16, u16),
     #[error("asset type ({0}, {1}) belongs to extension {0}, which this link did not negotiate")]
     NotNegotiatedAsset(u16, u16),
@@ -43,18 +49,30 @@ pub struct PendingMessages {
 }
 
 /// Validate a whole transaction before any of it is applied.
-fn validate(tx: &Transaction, registry: &ComponentRegistry, link: &NoodlesLink) -> Result<(), MirrorError> {
+fn validate(
+    tx: &Transaction,
+    registry: &ComponentRegistry,
+    link: &NoodlesLink,
+) -> Result<(), MirrorError> {
     for c in tx.content.iter() {
         match c {
-            ContentMessage::ContentCreateEntities(m) => check_ids(m.list.iter().map(|e| e.id.get()))?,
-            ContentMessage::ContentDeleteEntities(m) => check_ids(m.list.iter().map(|e| e.id.get()))?,
+            ContentMessage::ContentCreateEntities(m) => {
+                check_ids(m.list.iter().map(|e| e.id.get()))?
+            }
+            ContentMessage::ContentDeleteEntities(m) => {
+                check_ids(m.list.iter().map(|e| e.id.get()))?
+            }
             ContentMessage::ContentModifyComponents(m) => {
                 let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
                 if !link.has_extension(ext) {
                     return Err(MirrorError::NotNegotiatedComponent(ext, id));
                 }
                 if let Some(rule) = registry.get(ext, id) {
-                    (rule.validate)(&m.content.0).map_err(|error| MirrorError::Decode { component: rule.name, index: 0, error })?;
+                    (rule.validate)(&m.content.0).map_err(|error| MirrorError::Decode {
+                        component: rule.name,
+                        index: 0,
+                        error,
+                    })?;
                 }
             }
             ContentMessage::ContentDeleteComponents(m) => {
@@ -67,13 +85,19 @@ fn validate(tx: &Transaction, registry: &ComponentRegistry, link: &NoodlesLink) 
             ContentMessage::ContentModifyAsset(m) => {
                 let ext = m.an_asset.asset_type.extension.id.get();
                 if !link.has_extension(ext) {
-                    return Err(MirrorError::NotNegotiatedAsset(ext, m.an_asset.asset_type.identifier.get()));
+                    return Err(MirrorError::NotNegotiatedAsset(
+                        ext,
+                        m.an_asset.asset_type.identifier.get(),
+                    ));
                 }
             }
             ContentMessage::ContentDeleteAsset(m) => {
                 let ext = m.an_asset.asset_type.extension.id.get();
                 if !link.has_extension(ext) {
-                    return Err(MirrorError::NotNegotiatedAsset(ext, m.an_asset.asset_type.identifier.get()));
+                    return Err(MirrorError::NotNegotiatedAsset(
+                        ext,
+                        m.an_asset.asset_type.identifier.get(),
+                    ));
                 }
             }
         }
@@ -97,19 +121,34 @@ fn resolve(world: &mut World, link: Entity, id: u64) -> Entity {
         }
     }
     let e = world.spawn((NoodlesId(id), Mirrored { link })).id();
-    world.resource_mut::<EntityIndex>().remote.entry(link).or_default().insert(id, e);
+    world
+        .resource_mut::<EntityIndex>()
+        .remote
+        .entry(link)
+        .or_default()
+        .insert(id, e);
     e
 }
 
 fn despawn_mirrored(world: &mut World, link: Entity, id: u64) {
-    let Some(e) = world.resource_mut::<EntityIndex>().remote.get_mut(&link).and_then(|m| m.remove(&id)) else { return };
+    let Some(e) = world
+        .resource_mut::<EntityIndex>()
+        .remote
+        .get_mut(&link)
+        .and_then(|m| m.remove(&id))
+    else {
+        return;
+    };
     detach_and_despawn(world, e);
 }
 
 /// Despawn without taking children along: Bevy despawns `Children` recursively, but a mirrored
 /// child may outlive its parent (the Upstream deletes entities one by one).
 fn detach_and_despawn(world: &mut World, e: Entity) {
-    let children: Vec<Entity> = world.get::<Children>(e).map(|c| c.iter().collect()).unwrap_or_default();
+    let children: Vec<Entity> = world
+        .get::<Children>(e)
+        .map(|c| c.iter().collect())
+        .unwrap_or_default();
     for c in children {
         if let Ok(mut cm) = world.get_entity_mut(c) {
             cm.remove::<ChildOf>();
@@ -121,7 +160,12 @@ fn detach_and_despawn(world: &mut World, e: Entity) {
 }
 
 /// Apply one validated transaction to the world.
-fn apply(world: &mut World, link: Entity, tx: Transaction, registry: &ComponentRegistry) -> Result<(), MirrorError> {
+fn apply(
+    world: &mut World,
+    link: Entity,
+    tx: Transaction,
+    registry: &ComponentRegistry,
+) -> Result<(), MirrorError> {
     let mut resolver = |w: &mut World, id: u64| resolve(w, link, id);
     for c in tx.content.0 {
         match c {
@@ -139,26 +183,33 @@ fn apply(world: &mut World, link: Entity, tx: Transaction, registry: &ComponentR
                 let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
                 match registry.get(ext, id) {
                     Some(rule) => (rule.apply)(world, link, &mut resolver, &m.content.0)?,
-                    None => debug!("ignoring component type ({ext}, {id}): not mirrored by this app"),
+                    None => {
+                        debug!("ignoring component type ({ext}, {id}): not mirrored by this app")
+                    }
                 }
             }
             ContentMessage::ContentDeleteComponents(m) => {
                 let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
                 if let Some(rule) = registry.get(ext, id) {
                     for eid in m.list.iter() {
-                        if let Some(e) = world.resource::<EntityIndex>().remote_entity(link, eid.id.get()) {
+                        if let Some(e) = world
+                            .resource::<EntityIndex>()
+                            .remote_entity(link, eid.id.get())
+                        {
                             (rule.remove)(world, e);
                         }
                     }
                 }
             }
             ContentMessage::ContentModifyAsset(m) => {
-                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>() {
+                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>()
+                {
                     assets.push(link, m);
                 }
             }
             ContentMessage::ContentDeleteAsset(m) => {
-                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>() {
+                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>()
+                {
                     assets.delete(link, m.an_asset);
                 }
             }
@@ -184,8 +235,11 @@ pub(crate) fn apply_incoming(world: &mut World) {
             let role = world.get::<NoodlesLink>(link).and_then(|l| l.role);
             match msg {
                 MainSequenceMessage::Transaction(tx) if role == Some(Role::Downstream) => {
-                    let Some(l) = world.get::<NoodlesLink>(link) else { break };
-                    let checked = validate(&tx, &registry, l).and_then(|_| apply(world, link, tx, &registry));
+                    let Some(l) = world.get::<NoodlesLink>(link) else {
+                        break;
+                    };
+                    let checked =
+                        validate(&tx, &registry, l).and_then(|_| apply(world, link, tx, &registry));
                     match checked {
                         Ok(()) => applied += 1,
                         Err(e) => {
@@ -197,7 +251,10 @@ pub(crate) fn apply_incoming(world: &mut World) {
                         }
                     }
                 }
-                other => world.get_resource_or_init::<PendingMessages>().messages.push((link, other)),
+                other => world
+                    .get_resource_or_init::<PendingMessages>()
+                    .messages
+                    .push((link, other)),
             }
         }
     }
@@ -212,7 +269,9 @@ pub(crate) fn despawn_closed_links(
     mut commands: Commands,
 ) {
     for c in closed.read() {
-        let Some(map) = index.remote.remove(&c.link) else { continue };
+        let Some(map) = index.remote.remove(&c.link) else {
+            continue;
+        };
         if config.on_link_closed == LinkClosedPolicy::Despawn {
             let entities: Vec<Entity> = map.into_values().collect();
             commands.queue(move |world: &mut World| {

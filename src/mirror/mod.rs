@@ -19,17 +19,18 @@ use std::time::Duration;
 use bevy::prelude::*;
 
 pub use core_components::{AuthorityClock, Global, TimeSync};
-pub use downstream::{LinkClosedPolicy, MirrorError, PendingMessages};
-pub use registry::{AssetIdMap, ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent, imported_handle};
-pub use upstream::{MirrorStats, Outgoing};
 pub(crate) use downstream::apply_incoming;
+pub use downstream::{LinkClosedPolicy, MirrorError, PendingMessages};
+pub use registry::{
+    AssetIdMap, ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent,
+    imported_handle,
+};
+pub use upstream::{MirrorStats, Outgoing};
 pub(crate) use upstream::{collect_phase_marker, track_links};
 
 /// Ordering point in `PostUpdate`: asset exporters run before it, component collectors after.
 pub(crate) fn assets_phase_marker() {}
 /// Proposals and RPC order their dispatch after the Downstream apply step.
-pub(crate) use downstream::apply_incoming;
-
 use crate::plugin::NoodlesSystems;
 
 /// Opt-in marker: this entity is mirrored to every Downstream.
@@ -111,7 +112,9 @@ pub(crate) fn build(app: &mut App, config: MirrorConfig) {
         .add_observer(upstream::on_unshare)
         .add_systems(
             PreUpdate,
-            (downstream::apply_incoming, downstream::despawn_closed_links).chain().in_set(NoodlesSystems::Apply),
+            (downstream::apply_incoming, downstream::despawn_closed_links)
+                .chain()
+                .in_set(NoodlesSystems::Apply),
         )
         .add_systems(
             PostUpdate,

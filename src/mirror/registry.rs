@@ -6,8 +6,8 @@ use bevy::asset::UntypedAssetId;
 use bevy::prelude::*;
 use bytes::Bytes;
 
-use super::upstream::{self, Outgoing};
 use super::NoodlesId;
+use super::upstream::{self, Outgoing};
 use crate::codec::rt::Reader;
 use crate::codec::{DecodeError, EntityID, Wire};
 use crate::plugin::NoodlesSystems;
@@ -29,14 +29,14 @@ impl EntityIds for Query<'_, '_, &NoodlesId> {
 }
 
 /// Entity ids plus the asset id map: what the Upstream collectors encode references with.
-pub(crate) struct UpstreamIds<'a, 'w, 's> {
-    pub ids: &'a Query<'w, 's, &'static NoodlesId>,
+pub(crate) struct UpstreamIds<'a> {
+    pub ids: &'a dyn EntityIds,
     pub assets: &'a AssetIdMap,
 }
 
-impl EntityIds for UpstreamIds<'_, '_, '_> {
+impl EntityIds for UpstreamIds<'_> {
     fn id_of(&self, entity: Entity) -> Option<u64> {
-        self.ids.get(entity).ok().map(|n| n.0)
+        self.ids.id_of(entity)
     }
     fn asset_id(&self, asset: UntypedAssetId) -> Option<u64> {
         self.assets.exported.get(&asset).copied()
@@ -56,14 +56,22 @@ pub struct AssetIdMap {
 }
 
 /// The handle for an imported asset, reserving one if it has not arrived yet.
-pub fn imported_handle(world: &mut World, link: Entity, asset_type: u16, id: u64) -> Option<UntypedHandle> {
+pub fn imported_handle(
+    world: &mut World,
+    link: Entity,
+    asset_type: u16,
+    id: u64,
+) -> Option<UntypedHandle> {
     let map = world.get_resource::<AssetIdMap>()?;
     if let Some(h) = map.imported.get(&(link, asset_type, id)) {
         return Some(h.clone());
     }
     let reserve = *map.reservers.get(&asset_type)?;
     let h = reserve(world);
-    world.resource_mut::<AssetIdMap>().imported.insert((link, asset_type, id), h.clone());
+    world
+        .resource_mut::<AssetIdMap>()
+        .imported
+        .insert((link, asset_type, id), h.clone());
     Some(h)
 }
 
@@ -116,7 +124,10 @@ pub trait MirrorComponent: Component + Sized {
     /// Encode; `None` skips the entity (for example a `ChildOf` whose parent is not shared).
     fn to_wire(&self, ids: &dyn EntityIds) -> Option<Self::Wire>;
     /// Decode into the Bevy component.
-    fn from_wire(wire: Self::Wire, ids: &mut dyn EntityResolver) -> Result<Self, super::MirrorError>;
+    fn from_wire(
+        wire: Self::Wire,
+        ids: &mut dyn EntityResolver,
+    ) -> Result<Self, super::MirrorError>;
     /// Put a decoded value on an entity. The default inserts (replacing any old value); mutable
     /// components that change often may assign in place instead (see `Transform`).
     fn store(self, entity: &mut EntityWorldMut<'_>) {
@@ -133,7 +144,12 @@ pub struct ComponentRule {
     /// Check a `ContentModifyComponents` payload without applying it; returns the pair count.
     pub validate: fn(&Bytes) -> Result<usize, DecodeError>,
     /// Apply a payload to the world (after validation).
-    pub apply: fn(&mut World, Entity, &mut dyn FnMut(&mut World, u64) -> Entity, &Bytes) -> Result<(), super::MirrorError>,
+    pub apply: fn(
+        &mut World,
+        Entity,
+        &mut dyn FnMut(&mut World, u64) -> Entity,
+        &Bytes,
+    ) -> Result<(), super::MirrorError>,
     /// Remove the component from an entity.
     pub remove: fn(&mut World, Entity),
     /// Encode the component of one entity (for digests and proposals).
@@ -141,7 +157,11 @@ pub struct ComponentRule {
     /// Decode a payload and re-encode it, handing each pair's target `EntityID` to the first
     /// visitor and every id inside the value (wire order) to the second; both may rewrite them.
     /// Proposals use it to check and remap patch-local ids.
-    pub visit_ids: fn(&Bytes, &mut dyn FnMut(&mut u64), &mut dyn FnMut(crate::codec::IdMut<'_>)) -> Result<Bytes, super::MirrorError>,
+    pub visit_ids: fn(
+        &Bytes,
+        &mut dyn FnMut(&mut u64),
+        &mut dyn FnMut(crate::codec::IdMut<'_>),
+    ) -> Result<Bytes, super::MirrorError>,
 }
 
 /// Every registered component type, by `(extension, identifier)`, in registration order.
@@ -153,7 +173,9 @@ pub struct ComponentRegistry {
 
 impl ComponentRegistry {
     pub fn get(&self, extension: u16, identifier: u16) -> Option<&ComponentRule> {
-        self.by_id.get(&(extension, identifier)).map(|&i| &self.rules[i])
+        self.by_id
+            .get(&(extension, identifier))
+            .map(|&i| &self.rules[i])
     }
 }
 
@@ -168,7 +190,10 @@ impl MirrorAppExt for App {
         let key = (T::EXTENSION, T::IDENTIFIER);
         let mut registry = self.world_mut().get_resource_or_init::<ComponentRegistry>();
         if registry.by_id.contains_key(&key) {
-            warn!("component type {key:?} ({}) is already mirrored; ignoring the second registration", std::any::type_name::<T>());
+            warn!(
+                "component type {key:?} ({}) is already mirrored; ignoring the second registration",
+                std::any::type_name::<T>()
+            );
             return self;
         }
         let index = registry.rules.len();
@@ -187,10 +212,17 @@ impl MirrorAppExt for App {
             visit_ids: visit_pair_ids::<T>,
         });
         registry.by_id.insert(key, index);
-        self.world_mut().get_resource_or_init::<Outgoing>().register(key);
+        self.world_mut()
+            .get_resource_or_init::<Outgoing>()
+            .register(key);
         self.add_systems(
             PostUpdate,
-            (upstream::collect_changes::<T>.after(super::assets_phase_marker).before(upstream::collect_phase_marker), upstream::collect_removals::<T>)
+            (
+                upstream::collect_changes::<T>
+                    .after(super::assets_phase_marker)
+                    .before(upstream::collect_phase_marker),
+                upstream::collect_removals::<T>,
+            )
                 .in_set(NoodlesSystems::Send),
         );
         self
@@ -205,8 +237,16 @@ fn for_each_pair<T: MirrorComponent>(
     let mut r = Reader::new(bytes);
     let mut n = 0;
     while r.remaining() > 0 {
-        let id = EntityID::read(&mut r).map_err(|e| super::MirrorError::Decode { component: std::any::type_name::<T>(), index: n, error: e })?;
-        let w = T::Wire::read(&mut r).map_err(|e| super::MirrorError::Decode { component: std::any::type_name::<T>(), index: n, error: e })?;
+        let id = EntityID::read(&mut r).map_err(|e| super::MirrorError::Decode {
+            component: std::any::type_name::<T>(),
+            index: n,
+            error: e,
+        })?;
+        let w = T::Wire::read(&mut r).map_err(|e| super::MirrorError::Decode {
+            component: std::any::type_name::<T>(),
+            index: n,
+            error: e,
+        })?;
         f(id.id.get(), w)?;
         n += 1;
     }
@@ -239,10 +279,16 @@ fn apply_pairs<T: MirrorComponent>(
     for (id, w) in decoded {
         let entity = resolve(world, id);
         let value = {
-            let mut resolver = WorldResolver { world: &mut *world, link, resolve: &mut *resolve };
+            let mut resolver = WorldResolver {
+                world: &mut *world,
+                link,
+                resolve: &mut *resolve,
+            };
             T::from_wire(w, &mut resolver)?
         };
-        let Ok(mut em) = world.get_entity_mut(entity) else { continue };
+        let Ok(mut em) = world.get_entity_mut(entity) else {
+            continue;
+        };
         value.store(&mut em);
     }
     Ok(())
@@ -274,7 +320,9 @@ fn visit_pair_ids<T: MirrorComponent>(
         target(&mut id);
         w.visit_ids_mut(inner);
         out.extend_from_slice(&id.to_le_bytes());
-        w.write(&mut out).map_err(|e| super::MirrorError::Invalid(format!("component {}: {e}", std::any::type_name::<T>())))
+        w.write(&mut out).map_err(|e| {
+            super::MirrorError::Invalid(format!("component {}: {e}", std::any::type_name::<T>()))
+        })
     })?;
     Ok(Bytes::from(out))
 }
@@ -303,6 +351,9 @@ impl EntityIds for WorldIds<'_> {
             return Some(*id);
         }
         // Downstream: the id an imported handle stands for.
-        map.imported.iter().find(|(_, h)| h.id() == asset).map(|((_, _, id), _)| *id)
+        map.imported
+            .iter()
+            .find(|(_, h)| h.id() == asset)
+            .map(|((_, _, id), _)| *id)
     }
 }

@@ -9,8 +9,9 @@ use bytes::Bytes;
 use super::registry::{EntityIds, MirrorComponent};
 use super::{EntityIndex, MirrorConfig, NoodlesId, Shared};
 use crate::codec::{
-    ComponentTypeID, ContentArray, ContentCreateEntities, ContentDeleteComponents, ContentDeleteEntities, ContentMessage,
-    ContentModifyComponents, EntityID, EntityList, MainSequenceMessage, Transaction, Wire,
+    ComponentTypeID, ContentArray, ContentCreateEntities, ContentDeleteComponents,
+    ContentDeleteEntities, ContentMessage, ContentModifyComponents, EntityID, EntityList,
+    MainSequenceMessage, Transaction, Wire,
 };
 use crate::link::Role;
 use crate::net::{LinkClosed, LinkOpened, NoodlesLink};
@@ -29,7 +30,9 @@ impl Chunks {
     fn push_pair<W: Wire>(&mut self, id: u64, w: &W, limit: usize) {
         match self.chunks.last_mut() {
             Some((b, _)) if b.len() < limit => {}
-            _ => self.chunks.push((Vec::with_capacity(limit.min(1 << 16)), 0)),
+            _ => self
+                .chunks
+                .push((Vec::with_capacity(limit.min(1 << 16)), 0)),
         }
         if let Some((buf, n)) = self.chunks.last_mut() {
             buf.extend_from_slice(&id.to_le_bytes());
@@ -37,7 +40,9 @@ impl Chunks {
             let before = buf.len();
             if w.write(buf).is_err() {
                 buf.truncate(before - 8);
-                warn!("a component of entity {id} cannot be encoded (an array is too long for its count type); skipped");
+                warn!(
+                    "a component of entity {id} cannot be encoded (an array is too long for its count type); skipped"
+                );
                 return;
             }
             *n += 1;
@@ -121,7 +126,12 @@ pub struct MirrorStats {
 }
 
 /// A new shared entity gets its canonical id.
-pub(crate) fn on_share(add: On<Add, Shared>, mut index: ResMut<EntityIndex>, mut out: ResMut<Outgoing>, mut commands: Commands) {
+pub(crate) fn on_share(
+    add: On<Add, Shared>,
+    mut index: ResMut<EntityIndex>,
+    mut out: ResMut<Outgoing>,
+    mut commands: Commands,
+) {
     let id = index.allocate();
     index.local.insert(id, add.entity);
     out.created.push(id);
@@ -129,7 +139,13 @@ pub(crate) fn on_share(add: On<Add, Shared>, mut index: ResMut<EntityIndex>, mut
 }
 
 /// An entity stops being shared (marker removed or entity despawned).
-pub(crate) fn on_unshare(remove: On<Remove, Shared>, ids: Query<&NoodlesId>, mut index: ResMut<EntityIndex>, mut out: ResMut<Outgoing>, mut commands: Commands) {
+pub(crate) fn on_unshare(
+    remove: On<Remove, Shared>,
+    ids: Query<&NoodlesId>,
+    mut index: ResMut<EntityIndex>,
+    mut out: ResMut<Outgoing>,
+    mut commands: Commands,
+) {
     if let Ok(id) = ids.get(remove.entity) {
         index.local.remove(&id.0);
         out.deleted.push(id.0);
@@ -186,8 +202,13 @@ pub(crate) fn collect_changes<T: MirrorComponent>(
     let key = (T::EXTENSION, T::IDENTIFIER);
     let want_delta = !out.synced.is_empty();
     let want_snapshot = !out.joining.is_empty();
-    let Some(t) = out.types.get_mut(&key) else { return };
-    let upstream_ids = super::registry::UpstreamIds { ids: &ids, assets: &assets };
+    let Some(t) = out.types.get_mut(&key) else {
+        return;
+    };
+    let upstream_ids = super::registry::UpstreamIds {
+        ids: &ids,
+        assets: &assets,
+    };
     let lookup: &dyn EntityIds = &upstream_ids;
     if want_delta {
         for (id, c) in &changed {
@@ -252,7 +273,9 @@ fn pack_transactions(contents: Vec<(ContentMessage, usize)>, limit: usize) -> Ve
     }
     out.into_iter()
         .filter_map(|content| {
-            let msg = MainSequenceMessage::Transaction(Transaction { content: ContentArray(content) });
+            let msg = MainSequenceMessage::Transaction(Transaction {
+                content: ContentArray(content),
+            });
             match msg.encode_bytes() {
                 Ok(b) => Some(b),
                 Err(e) => {
@@ -269,7 +292,13 @@ fn ids_in_chunks(ids: &[u64], limit: usize) -> impl Iterator<Item = &[u64]> {
 }
 
 /// Content of one transaction group for links that speak `extensions`.
-fn build_contents(out: &Outgoing, extensions: &[u16], snapshot: bool, all_ids: &[u64], limit: usize) -> Vec<(ContentMessage, usize)> {
+fn build_contents(
+    out: &Outgoing,
+    extensions: &[u16],
+    snapshot: bool,
+    all_ids: &[u64],
+    limit: usize,
+) -> Vec<(ContentMessage, usize)> {
     let mut contents = Vec::new();
     let asset_msg = |key: &(u16, u16, u64), body: &Bytes| {
         (
@@ -281,19 +310,36 @@ fn build_contents(out: &Outgoing, extensions: &[u16], snapshot: bool, all_ids: &
         )
     };
     if snapshot {
-        contents.extend(out.live_assets.iter().filter(|(k, _)| extensions.contains(&k.0)).map(|(k, b)| asset_msg(k, b)));
+        contents.extend(
+            out.live_assets
+                .iter()
+                .filter(|(k, _)| extensions.contains(&k.0))
+                .map(|(k, b)| asset_msg(k, b)),
+        );
     } else {
-        contents.extend(out.assets_modified.iter().filter(|(k, _)| extensions.contains(&k.0)).map(|(k, b)| asset_msg(k, b)));
+        contents.extend(
+            out.assets_modified
+                .iter()
+                .filter(|(k, _)| extensions.contains(&k.0))
+                .map(|(k, b)| asset_msg(k, b)),
+        );
     }
     let created: &[u64] = if snapshot { all_ids } else { &out.created };
     for chunk in ids_in_chunks(created, limit) {
-        contents.push((ContentMessage::ContentCreateEntities(ContentCreateEntities { list: entity_list(chunk) }), chunk.len() * 8 + 5));
+        contents.push((
+            ContentMessage::ContentCreateEntities(ContentCreateEntities {
+                list: entity_list(chunk),
+            }),
+            chunk.len() * 8 + 5,
+        ));
     }
     for key in &out.order {
         if !extensions.contains(&key.0) {
             continue;
         }
-        let Some(t) = out.types.get(key) else { continue };
+        let Some(t) = out.types.get(key) else {
+            continue;
+        };
         let chunks = if snapshot { &t.snapshot } else { &t.delta };
         for (bytes, n) in &chunks.chunks {
             if *n == 0 {
@@ -312,7 +358,10 @@ fn build_contents(out: &Outgoing, extensions: &[u16], snapshot: bool, all_ids: &
             for chunk in ids_in_chunks(&t.removed, limit) {
                 contents.push((
                     ContentMessage::ContentDeleteComponents(ContentDeleteComponents {
-                        component: ComponentTypeID::new(crate::codec::ExtensionID::new(key.0), key.1),
+                        component: ComponentTypeID::new(
+                            crate::codec::ExtensionID::new(key.0),
+                            key.1,
+                        ),
                         list: entity_list(chunk),
                     }),
                     chunk.len() * 8 + 9,
@@ -321,11 +370,25 @@ fn build_contents(out: &Outgoing, extensions: &[u16], snapshot: bool, all_ids: &
         }
     }
     if !snapshot {
-        for key in out.assets_deleted.iter().filter(|k| extensions.contains(&k.0)) {
-            contents.push((ContentMessage::ContentDeleteAsset(crate::codec::ContentDeleteAsset { an_asset: an_asset(*key) }), 17));
+        for key in out
+            .assets_deleted
+            .iter()
+            .filter(|k| extensions.contains(&k.0))
+        {
+            contents.push((
+                ContentMessage::ContentDeleteAsset(crate::codec::ContentDeleteAsset {
+                    an_asset: an_asset(*key),
+                }),
+                17,
+            ));
         }
         for chunk in ids_in_chunks(&out.deleted, limit) {
-            contents.push((ContentMessage::ContentDeleteEntities(ContentDeleteEntities { list: entity_list(chunk) }), chunk.len() * 8 + 5));
+            contents.push((
+                ContentMessage::ContentDeleteEntities(ContentDeleteEntities {
+                    list: entity_list(chunk),
+                }),
+                chunk.len() * 8 + 5,
+            ));
         }
     }
     contents
@@ -352,9 +415,15 @@ pub(crate) fn send_transactions(
             continue;
         }
         if joining.contains(&e) {
-            join_groups.entry(l.extensions.clone()).or_default().push((e, l));
+            join_groups
+                .entry(l.extensions.clone())
+                .or_default()
+                .push((e, l));
         } else if out.synced.contains(&e) {
-            delta_groups.entry(l.extensions.clone()).or_default().push(l);
+            delta_groups
+                .entry(l.extensions.clone())
+                .or_default()
+                .push(l);
         }
     }
     let mut delta_bytes = 0;
@@ -395,7 +464,11 @@ pub(crate) fn send_transactions(
             }
         }
     }
-    stats.last_delta_pairs = out.types.values().flat_map(|t| t.delta.chunks.iter().map(|c| c.1 as usize)).sum();
+    stats.last_delta_pairs = out
+        .types
+        .values()
+        .flat_map(|t| t.delta.chunks.iter().map(|c| c.1 as usize))
+        .sum();
     stats.last_delta_bytes = delta_bytes;
     stats.transactions_sent += sent;
     // Links that were not open yet when they joined stay in `joining` for the next tick.

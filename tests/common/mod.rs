@@ -18,11 +18,19 @@ pub fn app_with(plugin: NoodlesPlugin) -> App {
 }
 
 pub fn app(name: &str) -> App {
-    app_with(NoodlesPlugin { session_name: name.into(), ..default() })
+    app_with(NoodlesPlugin {
+        session_name: name.into(),
+        ..default()
+    })
 }
 
 /// Update every app until `cond` holds, or panic with `what` after `limit`.
-pub fn run_until(apps: &mut [&mut App], limit: Duration, what: &str, mut cond: impl FnMut(&mut [&mut App]) -> bool) {
+pub fn run_until(
+    apps: &mut [&mut App],
+    limit: Duration,
+    what: &str,
+    mut cond: impl FnMut(&mut [&mut App]) -> bool,
+) {
     let deadline = Instant::now() + limit;
     loop {
         for a in apps.iter_mut() {
@@ -49,11 +57,17 @@ pub fn pump(apps: &mut [&mut App], frames: usize) {
 
 /// Spawn a listener on port 0 and return its `ws://` url once bound.
 pub fn listen(app: &mut App) -> String {
-    let e = app.world_mut().spawn(NoodlesListener::new("ws://127.0.0.1:0")).id();
+    let e = app
+        .world_mut()
+        .spawn(NoodlesListener::new("ws://127.0.0.1:0"))
+        .id();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         app.update();
-        let l = app.world().get::<NoodlesListener>(e).expect("listener entity");
+        let l = app
+            .world()
+            .get::<NoodlesListener>(e)
+            .expect("listener entity");
         if let Some(url) = l.url() {
             return url;
         }
@@ -72,12 +86,17 @@ pub fn connect(app: &mut App, c: NoodlesConnect) -> Entity {
 /// All links of an app with their status and role.
 pub fn links(app: &mut App) -> Vec<(Entity, LinkStatus, Option<Role>)> {
     let mut q = app.world_mut().query::<(Entity, &NoodlesLink)>();
-    q.iter(app.world()).map(|(e, l)| (e, l.status.clone(), l.role)).collect()
+    q.iter(app.world())
+        .map(|(e, l)| (e, l.status.clone(), l.role))
+        .collect()
 }
 
 /// Links in the main sequence.
 pub fn open_links(app: &mut App) -> usize {
-    links(app).into_iter().filter(|(_, s, _)| *s == LinkStatus::MainSequence).count()
+    links(app)
+        .into_iter()
+        .filter(|(_, s, _)| *s == LinkStatus::MainSequence)
+        .count()
 }
 
 /// Every LinkClosed reason seen so far (reads the message queue with a persistent cursor).
@@ -86,15 +105,23 @@ pub struct ClosedLog(pub Vec<(Entity, CloseReason)>);
 
 pub fn log_closed(app: &mut App) {
     app.init_resource::<ClosedLog>();
-    app.add_systems(Last, |mut r: MessageReader<LinkClosed>, mut log: ResMut<ClosedLog>| {
-        for c in r.read() {
-            log.0.push((c.link, c.reason.clone()));
-        }
-    });
+    app.add_systems(
+        Last,
+        |mut r: MessageReader<LinkClosed>, mut log: ResMut<ClosedLog>| {
+            for c in r.read() {
+                log.0.push((c.link, c.reason.clone()));
+            }
+        },
+    );
 }
 
 pub fn closed_reasons(app: &App) -> Vec<CloseReason> {
-    app.world().resource::<ClosedLog>().0.iter().map(|(_, r)| r.clone()).collect()
+    app.world()
+        .resource::<ClosedLog>()
+        .0
+        .iter()
+        .map(|(_, r)| r.clone())
+        .collect()
 }
 
 /// A digest of the mirrored world: for every Shared (Upstream) or Mirrored (Downstream) entity,
