@@ -327,13 +327,13 @@ impl<'s> Generator<'s> {
         );
         for m in members {
             let mut note = String::new();
-            if self.is_enum(&m.ty) {
-                if let TypeRef::Named(e) = &m.ty {
-                    note = format!(
-                        " Raw value of [`{e}`]; use the method `{}()` for the typed value.",
-                        m.name
-                    );
-                }
+            if self.is_enum(&m.ty)
+                && let TypeRef::Named(e) = &m.ty
+            {
+                note = format!(
+                    " Raw value of [`{e}`]; use the method `{}()` for the typed value.",
+                    m.name
+                );
             }
             let _ = writeln!(o, "    /// Jaw member `{}`.{note}", m.name);
             let _ = writeln!(

@@ -1179,10 +1179,10 @@ impl Schema {
                     if !seen.insert(n.clone()) {
                         continue;
                     }
-                    if let Some(c) = self.decl(&n) {
-                        if !matches!(c.kind, DeclKind::DynArray { .. }) {
-                            stack.extend(self.children(c));
-                        }
+                    if let Some(c) = self.decl(&n)
+                        && !matches!(c.kind, DeclKind::DynArray { .. })
+                    {
+                        stack.extend(self.children(c));
                     }
                 }
             }

@@ -155,10 +155,13 @@ fn print_tree(world: &mut World, applied: u64) {
     );
 }
 
+/// Mirrored entities whose transform changed this frame.
+type MovedMirror = (With<Mirrored>, Changed<Transform>);
+
 fn watch_changes(
     opts: Res<Opts>,
     progress: Res<Progress>,
-    q: Query<(&NoodlesId, Option<&Name>, &Transform), (With<Mirrored>, Changed<Transform>)>,
+    q: Query<(&NoodlesId, Option<&Name>, &Transform), MovedMirror>,
 ) {
     if !opts.watch || !progress.printed {
         return;

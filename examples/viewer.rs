@@ -300,16 +300,16 @@ fn orbit(
     *t = Transform::from_translation(o.focus + dir * o.distance).looking_at(o.focus, Vec3::Y);
 }
 
+/// Filter for lights that came from the Upstream.
+type MirroredLight = (
+    With<Mirrored>,
+    Or<(With<DirectionalLight>, With<PointLight>, With<SpotLight>)>,
+);
+
 /// A default light while the mirrored scene has none.
 fn default_light(
     mut commands: Commands,
-    mirrored_lights: Query<
-        (),
-        (
-            With<Mirrored>,
-            Or<(With<DirectionalLight>, With<PointLight>, With<SpotLight>)>,
-        ),
-    >,
+    mirrored_lights: Query<(), MirroredLight>,
     ours: Query<Entity, With<DefaultLight>>,
 ) {
     let has = !mirrored_lights.is_empty();
@@ -357,6 +357,7 @@ fn status(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // a Bevy system reading everything "ready" depends on
 fn screenshot_when_ready(
     mut commands: Commands,
     args: Res<ViewerArgs>,

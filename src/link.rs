@@ -397,10 +397,10 @@ impl Link {
 
     /// Tell the link the time; closes it if the preamble deadline passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let (LinkState::Preamble, Some(d)) = (&self.state, self.deadline) {
-            if now >= d {
-                self.close(CloseReason::PreambleTimeout(self.config.preamble_timeout));
-            }
+        if let (LinkState::Preamble, Some(d)) = (&self.state, self.deadline)
+            && now >= d
+        {
+            self.close(CloseReason::PreambleTimeout(self.config.preamble_timeout));
         }
     }
 

@@ -353,10 +353,10 @@ pub(crate) fn start_connect(
 
 /// Keep the links' config in step with [`NoodlesConfig`] (for example OOB ports bound later).
 pub(crate) fn sync_link_config(config: Res<NoodlesConfig>, net: Res<NoodlesNet>) {
-    if config.is_changed() {
-        if let Ok(mut c) = net.link_config.write() {
-            *c = config.link_config();
-        }
+    if config.is_changed()
+        && let Ok(mut c) = net.link_config.write()
+    {
+        *c = config.link_config();
     }
 }
 

@@ -143,10 +143,10 @@ impl LinkHandle {
 
     /// Drop the connection at once.
     pub fn abort(&self) {
-        if let Ok(mut a) = self.abort.lock() {
-            if let Some(a) = a.take() {
-                a.abort();
-            }
+        if let Ok(mut a) = self.abort.lock()
+            && let Some(a) = a.take()
+        {
+            a.abort();
         }
     }
 

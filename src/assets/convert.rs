@@ -761,7 +761,7 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
 
     let indices = match flags.format() {
         w::IndexFormat::None => {
-            if n % 3 != 0 {
+            if !n.is_multiple_of(3) {
                 return Err(AssetError::NotTriangles {
                     what: "vertex count (no indices)",
                     count: u64::from(n),
@@ -832,7 +832,7 @@ fn read_indices(
     if end > view_len {
         return Err(past);
     }
-    if count % 3 != 0 {
+    if !count.is_multiple_of(3) {
         return Err(AssetError::NotTriangles {
             what: "index count",
             count: u64::from(count),

@@ -173,27 +173,27 @@ pub(crate) fn export_assets(
     }
     let changed = |id: UntypedAssetId, export: &AssetExport| export.exported.contains_key(&id);
     for e in mesh_events.read() {
-        if let AssetEvent::Modified { id } = e {
-            if changed(id.untyped(), &export) {
-                export.exported.remove(&id.untyped());
-                want.push(id.untyped());
-            }
+        if let AssetEvent::Modified { id } = e
+            && changed(id.untyped(), &export)
+        {
+            export.exported.remove(&id.untyped());
+            want.push(id.untyped());
         }
     }
     for e in material_events.read() {
-        if let AssetEvent::Modified { id } = e {
-            if changed(id.untyped(), &export) {
-                export.exported.remove(&id.untyped());
-                want.push(id.untyped());
-            }
+        if let AssetEvent::Modified { id } = e
+            && changed(id.untyped(), &export)
+        {
+            export.exported.remove(&id.untyped());
+            want.push(id.untyped());
         }
     }
     for e in image_events.read() {
-        if let AssetEvent::Modified { id } = e {
-            if changed(id.untyped(), &export) {
-                export.exported.remove(&id.untyped());
-                want.push(id.untyped());
-            }
+        if let AssetEvent::Modified { id } = e
+            && changed(id.untyped(), &export)
+        {
+            export.exported.remove(&id.untyped());
+            want.push(id.untyped());
         }
     }
     want.extend(export.waiting.drain().collect::<Vec<_>>());

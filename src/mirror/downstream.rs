@@ -115,10 +115,10 @@ fn check_ids(ids: impl Iterator<Item = u64>) -> Result<(), MirrorError> {
 }
 
 fn resolve(world: &mut World, link: Entity, id: u64) -> Entity {
-    if let Some(e) = world.resource::<EntityIndex>().remote_entity(link, id) {
-        if world.get_entity(e).is_ok() {
-            return e;
-        }
+    if let Some(e) = world.resource::<EntityIndex>().remote_entity(link, id)
+        && world.get_entity(e).is_ok()
+    {
+        return e;
     }
     let e = world.spawn((NoodlesId(id), Mirrored { link })).id();
     world

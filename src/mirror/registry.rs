@@ -144,12 +144,7 @@ pub struct ComponentRule {
     /// Check a `ContentModifyComponents` payload without applying it; returns the pair count.
     pub validate: fn(&Bytes) -> Result<usize, DecodeError>,
     /// Apply a payload to the world (after validation).
-    pub apply: fn(
-        &mut World,
-        Entity,
-        &mut dyn FnMut(&mut World, u64) -> Entity,
-        &Bytes,
-    ) -> Result<(), super::MirrorError>,
+    pub apply: ApplyFn,
     /// Remove the component from an entity.
     pub remove: fn(&mut World, Entity),
     /// Encode the component of one entity (for digests and proposals).
@@ -157,12 +152,23 @@ pub struct ComponentRule {
     /// Decode a payload and re-encode it, handing each pair's target `EntityID` to the first
     /// visitor and every id inside the value (wire order) to the second; both may rewrite them.
     /// Proposals use it to check and remap patch-local ids.
-    pub visit_ids: fn(
-        &Bytes,
-        &mut dyn FnMut(&mut u64),
-        &mut dyn FnMut(crate::codec::IdMut<'_>),
-    ) -> Result<Bytes, super::MirrorError>,
+    pub visit_ids: VisitIdsFn,
 }
+
+/// [`ComponentRule::apply`]: world, link entity, remote-id resolver, payload.
+pub type ApplyFn = fn(
+    &mut World,
+    Entity,
+    &mut dyn FnMut(&mut World, u64) -> Entity,
+    &Bytes,
+) -> Result<(), super::MirrorError>;
+
+/// [`ComponentRule::visit_ids`]: payload, target-id visitor, inner-id visitor.
+pub type VisitIdsFn = fn(
+    &Bytes,
+    &mut dyn FnMut(&mut u64),
+    &mut dyn FnMut(crate::codec::IdMut<'_>),
+) -> Result<Bytes, super::MirrorError>;
 
 /// Every registered component type, by `(extension, identifier)`, in registration order.
 #[derive(Resource, Default, Clone)]

@@ -234,12 +234,11 @@ pub(crate) fn collect_removals<T: MirrorComponent>(
 ) {
     let key = (T::EXTENSION, T::IDENTIFIER);
     for e in removed.read() {
-        if let Ok((id, has)) = still.get(e) {
-            if !has {
-                if let Some(t) = out.types.get_mut(&key) {
-                    t.removed.push(id.0);
-                }
-            }
+        if let Ok((id, has)) = still.get(e)
+            && !has
+            && let Some(t) = out.types.get_mut(&key)
+        {
+            t.removed.push(id.0);
         }
     }
 }
