@@ -245,6 +245,71 @@ fn a_parent_that_arrives_after_its_child_is_resolved() {
 }
 
 #[test]
+fn parenting_to_an_unshared_entity_drops_the_parent_on_the_wire() {
+    let (mut up, mut down) = pair();
+    let shared_parent = up.world_mut().spawn((Name::new("p"), Shared)).id();
+    let private = up.world_mut().spawn(Name::new("private")).id();
+    let child = up
+        .world_mut()
+        .spawn((Name::new("c"), ChildOf(shared_parent), Shared))
+        .id();
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "child mirrored with parent",
+        |a| {
+            let [u, d] = a else { unreachable!() };
+            mirror_of(u, d, child).is_some_and(|m| d.world().get::<ChildOf>(m).is_some())
+        },
+    );
+    // The new parent is not shared: the Downstream must not keep the old one.
+    up.world_mut().entity_mut(child).insert(ChildOf(private));
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "stale parent removed",
+        |a| {
+            let [u, d] = a else { unreachable!() };
+            mirror_of(u, d, child).is_some_and(|m| d.world().get::<ChildOf>(m).is_none())
+        },
+    );
+    settle(&mut up, &mut down, "digests equal");
+}
+
+#[test]
+fn removed_and_reinserted_between_send_ticks_keeps_the_component() {
+    let mut up = app_with(NoodlesPlugin {
+        mirror: bevy_noodles2::mirror::MirrorConfig {
+            send_interval: Some(Duration::from_millis(200)),
+            ..default()
+        },
+        ..default()
+    });
+    let mut down = app("down");
+    let url = listen(&mut up);
+    connect(&mut down, NoodlesConnect::new(url));
+    let e = up.world_mut().spawn((Name::new("a"), Shared)).id();
+    run_until(&mut [&mut up, &mut down], LIMIT, "mirrored", |a| {
+        let [u, d] = a else { unreachable!() };
+        mirror_of(u, d, e).is_some_and(|m| d.world().get::<Name>(m).is_some())
+    });
+    // Remove in one frame, insert again in the next, both before the next send tick.
+    up.world_mut().entity_mut(e).remove::<Name>();
+    up.update();
+    up.world_mut().entity_mut(e).insert(Name::new("b"));
+    up.update();
+    run_until(&mut [&mut up, &mut down], LIMIT, "renamed", |a| {
+        let [u, d] = a else { unreachable!() };
+        mirror_of(u, d, e)
+            .and_then(|m| d.world().get::<Name>(m))
+            .is_some_and(|n| n.as_str() == "b")
+    });
+    pump(&mut [&mut up, &mut down], 30);
+    let m = mirror_of(&mut up, &mut down, e).unwrap();
+    assert_eq!(down.world().get::<Name>(m).map(|n| n.as_str()), Some("b"));
+}
+
+#[test]
 fn late_joiner_gets_the_world_then_deltas() {
     let mut up = app("up");
     let url = listen(&mut up);
@@ -502,7 +567,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// 1,000 random operations while Downstreams join and leave: every connected Downstream ends
     /// with the Upstream's world (digest over the wire form of every mirrored component).

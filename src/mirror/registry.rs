@@ -225,6 +225,7 @@ impl MirrorAppExt for App {
             PostUpdate,
             (
                 upstream::collect_changes::<T>
+                    .run_if(upstream::send_tick)
                     .after(super::assets_phase_marker)
                     .before(upstream::collect_phase_marker),
                 upstream::collect_removals::<T>,

@@ -182,6 +182,12 @@ pub(crate) fn track_links(
     }
 }
 
+/// Run condition of the collectors: this frame is a send tick. A collector must not even run
+/// between send ticks, or its `Changed` filter would forget what changed in those frames.
+pub(crate) fn send_tick(out: Res<Outgoing>) -> bool {
+    out.active
+}
+
 /// Ordering point: every collector runs before it.
 pub(crate) fn collect_phase_marker() {}
 
@@ -195,9 +201,6 @@ pub(crate) fn collect_changes<T: MirrorComponent>(
     config: Res<MirrorConfig>,
     mut out: ResMut<Outgoing>,
 ) {
-    if !out.active {
-        return;
-    }
     let limit = config.max_transaction_bytes.max(64);
     let key = (T::EXTENSION, T::IDENTIFIER);
     let want_delta = !out.synced.is_empty();
@@ -211,10 +214,30 @@ pub(crate) fn collect_changes<T: MirrorComponent>(
     };
     let lookup: &dyn EntityIds = &upstream_ids;
     if want_delta {
+        let removed_before = t.removed.len();
+        let mut sent = Vec::new();
         for (id, c) in &changed {
-            if let Some(w) = c.to_wire(lookup) {
-                t.delta.push_pair(id.0, &w, limit);
+            match c.to_wire(lookup) {
+                Some(w) => {
+                    t.delta.push_pair(id.0, &w, limit);
+                    if removed_before > 0 {
+                        sent.push(id.0);
+                    }
+                }
+                // Not representable any more (say, `ChildOf` an entity that is not shared):
+                // from the wire's point of view the component is gone.
+                None => t.removed.push(id.0),
             }
+        }
+        // Removed and inserted again between two send ticks: the modification wins (deletions
+        // are applied after modifications, so a stale one would undo it).
+        if !sent.is_empty() {
+            let sent: bevy::platform::collections::HashSet<u64> = sent.into_iter().collect();
+            let mut i = 0;
+            t.removed.retain(|id| {
+                i += 1;
+                i > removed_before || !sent.contains(id)
+            });
         }
     }
     if want_snapshot {
