@@ -19,7 +19,12 @@ const RUST_KEYWORDS: &[&str] = &[
 /// A Jaw member name as a Rust identifier (keywords become raw identifiers, or get a `_` suffix
 /// where raw identifiers are not allowed).
 pub fn rust_ident(name: &str) -> String {
-    if matches!(name, "self" | "Self" | "super" | "crate" | "_") {
+    // `None`, `Some`, `Ok` and `Err` are not keywords, but as a parameter (e.g. of a pack's `new`)
+    // they would be patterns naming the prelude's variants rather than bindings.
+    if matches!(
+        name,
+        "self" | "Self" | "super" | "crate" | "_" | "None" | "Some" | "Ok" | "Err"
+    ) {
         format!("{name}_")
     } else if RUST_KEYWORDS.contains(&name) {
         format!("r#{name}")
@@ -408,8 +413,7 @@ impl<'s> Generator<'s> {
             );
             let _ = writeln!(
                 o,
-                "    pub fn {}(&self) -> {en} {{ <{en} as WireEnum>::from_repr_lossy({get}) }}",
-                m.name.trim_start_matches("r#")
+                "    pub fn {id}(&self) -> {en} {{ <{en} as WireEnum>::from_repr_lossy({get}) }}"
             );
             let _ = writeln!(
                 o,
@@ -733,11 +737,12 @@ impl VisitIds for {name} {{
                 TypeRef::Void => continue,
             };
             let fname = f.name.as_str();
+            let getter = rust_ident(fname);
             let _ = writeln!(
                 o,
                 "    /// Bits {}..={} (`{fname}`).
     #[inline]
-    pub fn {fname}(&self) -> {ret} {{ let x = ((self.raw() as u64) >> {}) & {mask:#x}; {conv_out} }}
+    pub fn {getter}(&self) -> {ret} {{ let x = ((self.raw() as u64) >> {}) & {mask:#x}; {conv_out} }}
     /// Set bits {}..={} (`{fname}`), masked to the field width.
     #[inline]
     pub fn set_{fname}(&mut self, v: {ret}) {{
@@ -1124,11 +1129,14 @@ impl VisitIds for {name} {{
                 all.push(d.name.clone());
             }
         }
-        o.push_str("    /// Calls `$m!(TypeName, strategy_fn)` for every generated type.\n    #[macro_export]\n    macro_rules! for_every_codec_type {\n        ($m:ident) => {\n");
+        // The macro is emitted after the module, at the top level of the included file, and is not
+        // `#[macro_export]`ed: a macro-expanded (here `include!`d) exported macro cannot be named by
+        // path from its own crate, while a plain `macro_rules!` is in textual scope after the include.
+        o.push_str("}\n\n/// Calls `$m!(TypeName, strategy_fn)` for every generated type (`strategy_fn` is a function of\n/// `strategies`; bring them into scope with `use strategies::*`).\n#[allow(unused_macros)]\nmacro_rules! for_every_codec_type {\n    ($m:ident) => {\n");
         for n in &all {
-            let _ = writeln!(o, "            $m!({}, strat_{n});", rust_type_name(n));
+            let _ = writeln!(o, "        $m!({}, strat_{n});", rust_type_name(n));
         }
-        o.push_str("        };\n    }\n}\n");
+        o.push_str("    };\n}\n");
         o
     }
 

@@ -2,6 +2,8 @@
 
 mod common;
 
+mod assets;
+mod codec;
 mod link;
 mod mirror;
 mod net;

@@ -23,8 +23,13 @@
 
 pub mod rt;
 
+/// Conversions between `Any` and Rust/Bevy values (the generated `any` module holds the type).
+#[path = "any.rs"]
+pub mod any_ext;
+
 include!(concat!(env!("OUT_DIR"), "/codec/mod.rs"));
 
+pub use any_ext::{AnyTypeError, any_type, any_type_name};
 pub use rt::{
     DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, VisitIds, Wire, WireEnum,
 };

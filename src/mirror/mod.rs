@@ -16,6 +16,7 @@ mod upstream;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bevy::platform::hash::RandomState as FoldHash;
 use bevy::prelude::*;
 
 pub use core_components::{AuthorityClock, Global, TimeSync};
@@ -30,7 +31,7 @@ pub(crate) use upstream::{collect_phase_marker, track_links};
 
 /// Ordering point in `PostUpdate`: asset exporters run before it, component collectors after.
 pub(crate) fn assets_phase_marker() {}
-/// Proposals and RPC order their dispatch after the Downstream apply step.
+
 use crate::plugin::NoodlesSystems;
 
 /// Opt-in marker: this entity is mirrored to every Downstream.
@@ -55,8 +56,10 @@ pub struct Mirrored {
 pub struct EntityIndex {
     /// Shared entities of this node (as Upstream).
     pub local: HashMap<u64, Entity>,
-    /// Mirrored entities, per link (as Downstream).
-    pub remote: HashMap<Entity, HashMap<u64, Entity>>,
+    /// Mirrored entities, per link (as Downstream). Hashed with foldhash (randomly seeded): the
+    /// Downstream looks an id up for every pair it applies, and std's SipHash made that lookup
+    /// most of the apply cost.
+    pub remote: HashMap<Entity, HashMap<u64, Entity, FoldHash>, FoldHash>,
     next_id: u64,
 }
 

@@ -20,11 +20,20 @@ use crate::net::{LinkClosed, LinkOpened, NoodlesLink};
 #[derive(Debug, Default)]
 pub struct Chunks {
     pub chunks: Vec<(Vec<u8>, u32)>,
+    /// The same chunks as shareable bytes, moved (not copied) out of `chunks` by `freeze` when the
+    /// tick is sent, so every extension group sends the same buffers.
+    pub frozen: Vec<(Bytes, u32)>,
 }
 
 impl Chunks {
     fn clear(&mut self) {
         self.chunks.clear();
+        self.frozen.clear();
+    }
+
+    fn freeze(&mut self) {
+        self.frozen
+            .extend(self.chunks.drain(..).map(|(buf, n)| (Bytes::from(buf), n)));
     }
 
     fn push_pair<W: Wire>(&mut self, id: u64, w: &W, limit: usize) {
@@ -363,7 +372,7 @@ fn build_contents(
             continue;
         };
         let chunks = if snapshot { &t.snapshot } else { &t.delta };
-        for (bytes, n) in &chunks.chunks {
+        for (bytes, n) in &chunks.frozen {
             if *n == 0 {
                 continue;
             }
@@ -371,7 +380,7 @@ fn build_contents(
                 ContentMessage::ContentModifyComponents(ContentModifyComponents {
                     component: ComponentTypeID::new(crate::codec::ExtensionID::new(key.0), key.1),
                     count: *n,
-                    content: crate::codec::Content(Bytes::copy_from_slice(bytes)),
+                    content: crate::codec::Content(bytes.clone()),
                 }),
                 bytes.len() + 13,
             ));
@@ -428,6 +437,10 @@ pub(crate) fn send_transactions(
         return;
     }
     let limit = config.max_transaction_bytes.max(64);
+    for t in out.types.values_mut() {
+        t.delta.freeze();
+        t.snapshot.freeze();
+    }
     // Group links by extension set: the same bytes go to every link of a group.
     let mut delta_groups: BTreeMap<Vec<u16>, Vec<&NoodlesLink>> = BTreeMap::new();
     let mut join_groups: BTreeMap<Vec<u16>, Vec<(Entity, &NoodlesLink)>> = BTreeMap::new();
@@ -489,7 +502,7 @@ pub(crate) fn send_transactions(
     stats.last_delta_pairs = out
         .types
         .values()
-        .flat_map(|t| t.delta.chunks.iter().map(|c| c.1 as usize))
+        .flat_map(|t| t.delta.frozen.iter().map(|c| c.1 as usize))
         .sum();
     stats.last_delta_bytes = delta_bytes;
     stats.transactions_sent += sent;

@@ -1,0 +1,9 @@
+//! Fuzz the decoder of `PreMessage` (see `common::check` for the property).
+#![no_main]
+
+mod common;
+
+use bevy_noodles2::codec::PreMessage;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| common::check::<PreMessage>(data));
