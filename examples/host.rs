@@ -1,10 +1,16 @@
 //! Host the built-in demo scene as a NOODLES2 Upstream.
 //!
 //! ```text
-//! cargo run --example host -- [--listen HOST:PORT] [--name NAME] [--entities N] [-v]
+//! cargo run --example host -- [--listen HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]
 //! ```
 //! Prints one line, `listening on ws://HOST:PORT`, once it accepts connections, then nothing more
 //! unless `-v` is given. Runs until killed.
+//!
+//! Accepts every well-formed proposal (`--deny-proposals`: denies them all with code 1) and shares
+//! three RPC endpoints: `echo ...` (completes with its arguments as an array), `count_entities`
+//! (completes with the number of shared entities) and `countdown N` (streams N, N-1, ..., 1, one
+//! per frame, then completes with 0). Try them with the inspector:
+//! `cargo run --example inspect -- ws://127.0.0.1:50000 --call countdown 3`.
 
 use std::time::Duration;
 
@@ -14,11 +20,13 @@ use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevy_noodles2::demo::DemoScenePlugin;
 use bevy_noodles2::prelude::*;
+use bevy_noodles2::rpc::DemoEndpointsPlugin;
 
 struct Args {
     listen: String,
     name: String,
     entities: usize,
+    deny_proposals: bool,
     verbose: bool,
 }
 
@@ -27,6 +35,7 @@ fn parse_args() -> anyhow::Result<Args> {
         listen: "127.0.0.1:50000".into(),
         name: "bevy_noodles2 demo".into(),
         entities: 100,
+        deny_proposals: false,
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -41,9 +50,12 @@ fn parse_args() -> anyhow::Result<Args> {
                     .parse()
                     .context("--entities needs a number")?
             }
+            "--deny-proposals" => a.deny_proposals = true,
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
-                println!("usage: host [--listen HOST:PORT] [--name NAME] [--entities N] [-v]");
+                println!(
+                    "usage: host [--listen HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}` (try --help)"),
@@ -74,6 +86,12 @@ fn main() -> anyhow::Result<()> {
         })
         .add_plugins(DemoScenePlugin {
             entities: args.entities,
+        })
+        .add_plugins(DemoEndpointsPlugin)
+        .insert_resource(if args.deny_proposals {
+            ProposalPolicy::deny_all()
+        } else {
+            ProposalPolicy::accept_all()
         });
     let listen = args.listen.clone();
     app.add_systems(Startup, move |mut commands: Commands| {

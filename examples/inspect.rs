@@ -2,9 +2,16 @@
 //!
 //! ```text
 //! cargo run --example inspect -- ws://HOST:PORT [--watch]
+//! cargo run --example inspect -- ws://HOST:PORT --call NAME [ARGS...]
+//! cargo run --example inspect -- ws://HOST:PORT --propose-name TEXT
 //! ```
 //! Prints every mirrored entity (id, name, parent, component kinds, transform) as a tree and a
 //! one-line summary, then exits; with `--watch` it keeps printing changes as they arrive.
+//!
+//! `--call NAME ARGS...` invokes the endpoint named NAME (arguments that parse as integers are
+//! sent as integers, then floats, else strings), prints every reply (`stream: 3`, `complete: 0`,
+//! `error 4: ...`) and exits (non-zero after an error). `--propose-name TEXT` proposes a new entity
+//! with that name, prints the remap the Upstream answered (or the rejection code) and exits.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,12 +19,42 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
+use bevy_noodles2::codec::Any;
 use bevy_noodles2::mirror::MirrorStats;
 use bevy_noodles2::prelude::*;
+
+/// What the inspector does once connected.
+#[derive(Debug, Clone)]
+enum Action {
+    /// Print the world (and, with `--watch`, its changes).
+    Print,
+    /// Invoke an endpoint and print its replies.
+    Call { name: String, args: Vec<Any> },
+    /// Propose a new named entity and print the remap.
+    Propose(String),
+}
 
 #[derive(Resource)]
 struct Opts {
     watch: bool,
+    action: Action,
+}
+
+/// How long `--call` waits for the endpoint to appear.
+const FIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+const USAGE: &str =
+    "usage: inspect ws://HOST:PORT [--watch | --call NAME [ARGS...] | --propose-name TEXT]";
+
+/// An integer, else a float, else a string.
+fn parse_arg(s: &str) -> Any {
+    if let Ok(i) = s.parse::<i64>() {
+        Any::from(i)
+    } else if let Ok(f) = s.parse::<f64>() {
+        Any::from(f)
+    } else {
+        Any::from(s)
+    }
 }
 
 #[derive(Resource, Default)]
@@ -29,33 +66,177 @@ struct Progress {
 fn main() -> anyhow::Result<()> {
     let mut url = None;
     let mut watch = false;
-    for a in std::env::args().skip(1) {
+    let mut action = Action::Print;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--watch" => watch = true,
+            "--call" => {
+                let name = it.next().context("--call needs an endpoint NAME")?;
+                // Everything after the name is an argument (a URL may come before --call).
+                let args = it.by_ref().map(|a| parse_arg(&a)).collect();
+                action = Action::Call { name, args };
+            }
+            "--propose-name" => {
+                action = Action::Propose(it.next().context("--propose-name needs TEXT")?)
+            }
             "-h" | "--help" => {
-                println!("usage: inspect ws://HOST:PORT [--watch]");
+                println!("{USAGE}");
                 return Ok(());
             }
             s if s.starts_with("ws://") => url = Some(s.to_string()),
             other => bail!("unknown argument `{other}` (try --help)"),
         }
     }
-    let url = url.context("usage: inspect ws://HOST:PORT [--watch]")?;
+    let url = url.context(USAGE)?;
     let mut app = App::new();
     app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_millis(5))))
         .add_plugins(NoodlesPlugin {
             session_name: "bevy_noodles2 inspect".into(),
             ..default()
         })
-        .insert_resource(Opts { watch })
+        .insert_resource(Opts { watch, action })
         .init_resource::<Progress>()
+        .init_resource::<Task>()
         .add_systems(Startup, move |mut commands: Commands| {
             commands.spawn(NoodlesConnect::new(url.clone()));
         })
-        .add_systems(Update, (print_world, watch_changes, on_close));
+        .add_systems(
+            Update,
+            (
+                print_world,
+                watch_changes,
+                call_endpoint,
+                propose_name,
+                on_close,
+            ),
+        );
     match app.run() {
         AppExit::Success => Ok(()),
         AppExit::Error(c) => std::process::exit(c.get() as i32),
+    }
+}
+
+/// State of `--call` / `--propose-name`.
+#[derive(Resource, Default)]
+struct Task {
+    /// When the link opened.
+    opened: Option<Instant>,
+    /// The invoke id or transaction id, once sent.
+    sent: Option<u32>,
+}
+
+fn link_of(links: &Query<(Entity, &NoodlesLink)>) -> Option<Entity> {
+    links.iter().find(|(_, l)| l.is_open()).map(|(e, _)| e)
+}
+
+fn call_endpoint(
+    opts: Res<Opts>,
+    mut task: ResMut<Task>,
+    links: Query<(Entity, &NoodlesLink)>,
+    endpoints: Query<&RpcEndpoint, With<Mirrored>>,
+    mut rpc: RpcClient,
+    mut replies: MessageReader<RpcReplyReceived>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let Action::Call { name, args } = &opts.action else {
+        return;
+    };
+    let Some(link) = link_of(&links) else { return };
+    let opened = *task.opened.get_or_insert_with(Instant::now);
+    match task.sent {
+        None => match rpc.find_endpoint(link, name) {
+            Some(endpoint) => match rpc.invoke(link, endpoint, args.iter().cloned()) {
+                Ok(id) => task.sent = Some(id),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit.write(AppExit::error());
+                }
+            },
+            None if opened.elapsed() > FIND_TIMEOUT => {
+                let mut names: Vec<&str> = endpoints.iter().map(|e| e.name.as_str()).collect();
+                names.sort_unstable();
+                eprintln!(
+                    "error: no endpoint named `{name}` (endpoints: {})",
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+                exit.write(AppExit::error());
+            }
+            None => {}
+        },
+        Some(id) => {
+            for r in replies
+                .read()
+                .filter(|r| r.link == link && r.invoke_id == id)
+            {
+                match &r.kind {
+                    RpcReplyKind::Stream(v) => println!("stream: {v}"),
+                    RpcReplyKind::Complete(v) => {
+                        println!("complete: {v}");
+                        exit.write(AppExit::Success);
+                    }
+                    RpcReplyKind::Error(code, msg) => {
+                        println!("error {code}: {msg}");
+                        exit.write(AppExit::error());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn propose_name(
+    opts: Res<Opts>,
+    mut task: ResMut<Task>,
+    links: Query<(Entity, &NoodlesLink)>,
+    mut proposals: Proposals,
+    mut replies: MessageReader<ProposalReply>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let Action::Propose(text) = &opts.action else {
+        return;
+    };
+    let Some(link) = link_of(&links) else { return };
+    match task.sent {
+        None => {
+            let mut p = Proposal::new();
+            let e = p.spawn();
+            p.insert(e, Name::new(text.clone()));
+            match proposals.send(link, p) {
+                Ok(tid) => task.sent = Some(tid),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    exit.write(AppExit::error());
+                }
+            }
+        }
+        Some(tid) => {
+            for r in replies
+                .read()
+                .filter(|r| r.link == link && r.transaction_id == tid)
+            {
+                if r.accepted() {
+                    println!("accepted: proposal {tid}");
+                    for (from, to) in &r.entities {
+                        println!("entity {from:#x} -> #{to}");
+                    }
+                    exit.write(AppExit::Success);
+                } else {
+                    let what = match r.code {
+                        1 => "denied",
+                        2 => "resource exhausted",
+                        3 => "malformed",
+                        _ => "application-specific",
+                    };
+                    println!("rejected: proposal {tid}, code {} ({what})", r.code);
+                    exit.write(AppExit::error());
+                }
+            }
+        }
     }
 }
 
@@ -66,7 +247,7 @@ fn kinds(e: EntityRef) -> Vec<&'static str> {
     }
     has!(Transform => "Transform", Visibility => "Visibility", DirectionalLight => "DirectionalLight",
          PointLight => "PointLight", SpotLight => "SpotLight", Global => "Global", TimeSync => "TimeSync",
-         Mesh3d => "Mesh", MeshMaterial3d<StandardMaterial> => "PBRMaterial");
+         Mesh3d => "Mesh", MeshMaterial3d<StandardMaterial> => "PBRMaterial", RpcEndpoint => "RPCEndpoint");
     k
 }
 
@@ -76,6 +257,9 @@ fn fmt_transform(t: &Transform) -> String {
 }
 
 fn print_world(world: &mut World) {
+    if !matches!(world.resource::<Opts>().action, Action::Print) {
+        return;
+    }
     let applied = world.resource::<MirrorStats>().transactions_applied;
     let watch = world.resource::<Opts>().watch;
     let mut progress = world.resource_mut::<Progress>();

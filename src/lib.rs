@@ -7,6 +7,8 @@ pub mod link;
 pub mod mirror;
 pub mod net;
 pub mod plugin;
+pub mod proposals;
+pub mod rpc;
 pub mod transport;
 
 pub use plugin::{NoodlesPlugin, NoodlesSystems};
@@ -23,4 +25,12 @@ pub mod prelude {
         NoodlesConnect, NoodlesLink, NoodlesListener, ProbeAnswered,
     };
     pub use crate::plugin::{NoodlesPlugin, NoodlesSystems};
+    pub use crate::proposals::{
+        Placeholder, Proposal, ProposalApplied, ProposalDecision, ProposalPolicy, ProposalRejected,
+        ProposalReply, Proposals,
+    };
+    pub use crate::rpc::{
+        RpcAppExt, RpcCall, RpcClient, RpcEndpoint, RpcFailure, RpcReplyKind, RpcReplyReceived,
+        RpcResponder, RpcResult,
+    };
 }

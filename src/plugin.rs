@@ -136,6 +136,8 @@ impl Plugin for NoodlesPlugin {
             )
             .add_systems(Last, net::close_links_on_exit);
         crate::mirror::build(app, self.mirror.clone());
+        crate::proposals::build(app);
+        crate::rpc::build(app);
         app.init_resource::<crate::assets::IncomingAssets>();
     }
 

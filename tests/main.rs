@@ -7,3 +7,5 @@ mod codec;
 mod link;
 mod mirror;
 mod net;
+mod proposals;
+mod rpc;

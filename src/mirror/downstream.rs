@@ -144,7 +144,7 @@ fn despawn_mirrored(world: &mut World, link: Entity, id: u64) {
 
 /// Despawn without taking children along: Bevy despawns `Children` recursively, but a mirrored
 /// child may outlive its parent (the Upstream deletes entities one by one).
-fn detach_and_despawn(world: &mut World, e: Entity) {
+pub(crate) fn detach_and_despawn(world: &mut World, e: Entity) {
     let children: Vec<Entity> = world
         .get::<Children>(e)
         .map(|c| c.iter().collect())

@@ -20,8 +20,8 @@ use bevy::platform::hash::RandomState as FoldHash;
 use bevy::prelude::*;
 
 pub use core_components::{AuthorityClock, Global, TimeSync};
-pub(crate) use downstream::apply_incoming;
 pub use downstream::{LinkClosedPolicy, MirrorError, PendingMessages};
+pub(crate) use downstream::{apply_incoming, detach_and_despawn};
 pub use registry::{
     AssetIdMap, ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent,
     imported_handle,

@@ -1,0 +1,1538 @@
+//! Proposals: a Downstream asks the Upstream to change the shared world, and the Upstream decides
+//! (spec: README, "Transactions and Authority"; `main_sequence.jaw`, `ProposedChangeTransaction`).
+//!
+//! **Downstream.** Build a [`Proposal`] from ordinary Bevy components, send it with the
+//! [`Proposals`] system parameter (or [`send_proposal`] from exclusive code), and read the answer
+//! as a [`ProposalReply`] message. New entities and assets get patch-local ids (bit 63 set); a
+//! [`Placeholder`] stands for a new entity wherever a component needs an [`Entity`] (a `ChildOf`
+//! pointing at a new parent, for example). Nothing changes locally: the new entities appear when the
+//! Upstream's canonical `Transaction` comes back.
+//!
+//! ```no_run
+//! use bevy::prelude::*;
+//! use bevy_noodles2::proposals::{Proposal, ProposalReply, Proposals};
+//!
+//! fn propose(mut proposals: Proposals, link: Single<Entity, With<bevy_noodles2::net::NoodlesLink>>) {
+//!     let mut p = Proposal::new();
+//!     let parent = p.spawn();
+//!     p.insert(parent, Name::new("crate"));
+//!     let child = p.spawn();
+//!     p.insert(child, Name::new("lid")).insert(child, ChildOf(parent.entity()));
+//!     match proposals.send(*link, p) {
+//!         Ok(transaction_id) => info!("proposal {transaction_id} sent"),
+//!         Err(e) => warn!("{e}"),
+//!     }
+//! }
+//!
+//! fn answers(mut replies: MessageReader<ProposalReply>) {
+//!     for r in replies.read() {
+//!         info!("proposal {} answered with code {}; new entities: {:?}", r.transaction_id, r.code, r.entities);
+//!     }
+//! }
+//! ```
+//!
+//! **Upstream.** Proposals from every link are handled in strict arrival order, one at a time.
+//! Each is checked whole first (unknown canonical ids, patch-local ids the proposal does not create,
+//! asset deletion, non-inline buffers, types outside the link's extensions, anything undecodable:
+//! code 3); then the [`ProposalPolicy`] decides; an accepted proposal is applied whole, its
+//! placeholders become shared entities (and assets) with canonical ids, the proposer gets a
+//! `ProposedTransactionReply` with complete remap tables, and the canonical `Transaction` follows
+//! through the normal send step in the same frame. The app sees [`ProposalApplied`] or
+//! [`ProposalRejected`].
+//!
+//! ```no_run
+//! use bevy::prelude::*;
+//! use bevy_noodles2::proposals::{ProposalDecision, ProposalPolicy, ProposedChange};
+//!
+//! # let mut app = App::new();
+//! // Allow creating entities, nothing else.
+//! app.insert_resource(ProposalPolicy::new(|ctx| {
+//!     if ctx.changes.iter().all(|c| matches!(c, ProposedChange::SetComponent { entity, .. } if entity.is_new())) {
+//!         ProposalDecision::Accept
+//!     } else {
+//!         ProposalDecision::Deny
+//!     }
+//! }));
+//! ```
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use bevy::ecs::system::{SystemParam, SystemState};
+use bevy::prelude::*;
+use bytes::Bytes;
+
+use crate::codec::{
+    AnAsset, AnimSamplerAsset, AnimationAsset, AssetID, AssetPairMap, AssetTypeID, BufferAsset,
+    BufferAssetFlags, BufferSource, ComponentTypeID, Content, ContentArray, ContentCreateEntities,
+    ContentDeleteComponents, ContentDeleteEntities, ContentMessage, ContentModifyAsset,
+    ContentModifyComponents, DecodeError, EncodeError, EntityID, EntityList, EntityPairMap,
+    EnvironmentAsset, ExtensionID, IdMut, ImageAsset, InlineContent, MainSequenceMessage,
+    MeshAsset, PBRMaterialAsset, ProposedChangeTransaction, ProposedTransactionReply,
+    RemappedAssets, RemappedEntities, Transaction, VisitIds, Wire,
+};
+use crate::link::Role;
+use crate::mirror::{
+    ComponentRegistry, EntityIds, EntityIndex, MirrorComponent, Mirrored, NoodlesId,
+    PATCH_LOCAL_BIT, PendingMessages, Shared,
+};
+use crate::net::{LinkClosed, LinkSendError, NoodlesLink};
+use crate::plugin::NoodlesSystems;
+
+/// `ProposedTransactionReply` codes (spec: `main_sequence.jaw`).
+pub mod codes {
+    /// The proposal was applied.
+    pub const ACCEPTED: u16 = 0;
+    /// Not permitted (authority, policy, capability).
+    pub const DENIED: u16 = 1;
+    /// Not enough resources to complete it.
+    pub const RESOURCE_EXHAUSTED: u16 = 2;
+    /// Malformed, or it contained disallowed content.
+    pub const MALFORMED: u16 = 3;
+    /// The first application-specific code.
+    pub const APPLICATION_MIN: u16 = 256;
+}
+
+/// The Core buffer asset type, `AssetTypeID (0, 0)`.
+pub const BUFFER_ASSET_TYPE: (u16, u16) = (0, 0);
+
+/// Canonical ids of assets created by accepted proposals start here (bit 62), so they never
+/// collide with ids the asset layer allocates from 1.
+pub const PROPOSED_ASSET_ID_BASE: u64 = 1 << 62;
+
+/// Most placeholders one proposal may create (entities, and assets, each).
+pub const MAX_PLACEHOLDERS: u64 = 1 << 24;
+
+// ============================================================================================
+// Downstream: building and sending proposals
+// ============================================================================================
+
+/// A new entity in a [`Proposal`]: its patch-local id (bit 63 set), and a stand-in [`Entity`] to
+/// put in components that reference entities (`ChildOf(placeholder.entity())`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Placeholder(u64);
+
+impl Placeholder {
+    /// The patch-local id (bit 63 set), as it appears on the wire and in the reply's remap table.
+    pub fn id(self) -> u64 {
+        self.0
+    }
+
+    /// A stand-in entity for this placeholder, for component values that hold an [`Entity`].
+    /// It is never spawned; it only means "this new entity" while the proposal is encoded
+    /// (index near `u32::MAX`, generation `u32::MAX`, so it cannot alias a live entity in practice).
+    pub fn entity(self) -> Entity {
+        let k = (self.0 & !PATCH_LOCAL_BIT) as u32;
+        let index = u32::MAX - 2 - k;
+        Entity::try_from_bits(((u32::MAX as u64) << 32) | index as u64)
+            .unwrap_or(Entity::PLACEHOLDER)
+    }
+}
+
+/// A new asset in a [`Proposal`]: its asset type and patch-local id (bit 63 set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AssetPlaceholder {
+    /// `(extension, identifier)` of the asset type.
+    pub asset_type: (u16, u16),
+    /// The patch-local id (bit 63 set).
+    pub id: u64,
+}
+
+impl AssetPlaceholder {
+    /// The typed reference, as it appears on the wire.
+    pub fn an_asset(self) -> AnAsset {
+        an_asset(self.asset_type, self.id)
+    }
+}
+
+/// Which entity a change in a [`Proposal`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposalTarget {
+    /// An entity the proposal creates.
+    New(Placeholder),
+    /// An entity mirrored from the link the proposal goes to (or a placeholder's stand-in).
+    Entity(Entity),
+    /// A canonical id, as is.
+    Id(u64),
+}
+
+impl From<Placeholder> for ProposalTarget {
+    fn from(p: Placeholder) -> Self {
+        ProposalTarget::New(p)
+    }
+}
+
+impl From<Entity> for ProposalTarget {
+    fn from(e: Entity) -> Self {
+        ProposalTarget::Entity(e)
+    }
+}
+
+/// Why a proposal could not be built or sent (Downstream).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProposalError {
+    /// No link entity.
+    #[error("link {0} does not exist")]
+    NoSuchLink(Entity),
+    /// The link is not in the main sequence.
+    #[error("link {0} is not open")]
+    NotOpen(Entity),
+    /// Only a Downstream proposes.
+    #[error("we are not Downstream on link {0}: only the Downstream proposes")]
+    NotDownstream(Entity),
+    /// An entity the proposal names is not mirrored from this link.
+    #[error(
+        "entity {entity} is not mirrored from link {link} (nor a placeholder of this proposal)"
+    )]
+    NotMirrored { entity: Entity, link: Entity },
+    /// A component's `to_wire` declined to encode it (for example a reference to an entity that is
+    /// neither mirrored nor a placeholder).
+    #[error(
+        "component {component} of {target:?} cannot be encoded (does it reference an entity that is not mirrored?)"
+    )]
+    NotEncodable {
+        component: &'static str,
+        target: ProposalTarget,
+    },
+    /// More than [`MAX_PLACEHOLDERS`] placeholders.
+    #[error("too many placeholders in one proposal (at most {MAX_PLACEHOLDERS})")]
+    TooManyPlaceholders,
+    /// The message could not be encoded.
+    #[error("proposal cannot be encoded: {0}")]
+    Encode(#[from] EncodeError),
+    /// The link refused the frame.
+    #[error("{0}")]
+    Send(#[from] LinkSendError),
+    /// The proposal layer is not set up in this world (is the `NoodlesPlugin` added?).
+    #[error("proposals are unavailable: {0}")]
+    Unavailable(String),
+}
+
+type Encoder = Box<dyn FnOnce(&dyn EntityIds) -> Option<Vec<u8>> + Send + Sync>;
+
+enum Op {
+    Insert {
+        key: (u16, u16),
+        name: &'static str,
+        target: ProposalTarget,
+        encode: Encoder,
+    },
+    Remove {
+        key: (u16, u16),
+        target: ProposalTarget,
+    },
+    Despawn(ProposalTarget),
+    Asset(ContentModifyAsset),
+    Raw(ContentMessage),
+}
+
+/// A change to propose to the Upstream, built from ordinary Bevy components.
+///
+/// New entities come from [`spawn`](Self::spawn); existing ones are named by their mirrored
+/// [`Entity`] (or canonical id). Components are encoded through their [`MirrorComponent`] mapping
+/// when the proposal is sent, so entity references resolve to canonical ids, or to patch-local ids
+/// for [`Placeholder::entity`] stand-ins.
+#[derive(Default)]
+pub struct Proposal {
+    entities: Vec<Placeholder>,
+    assets: Vec<AssetPlaceholder>,
+    ops: Vec<Op>,
+    overflow: bool,
+}
+
+impl fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Proposal")
+            .field("entities", &self.entities)
+            .field("assets", &self.assets)
+            .field("changes", &self.ops.len())
+            .finish()
+    }
+}
+
+impl Proposal {
+    /// An empty proposal.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Create a new entity; returns its placeholder.
+    pub fn spawn(&mut self) -> Placeholder {
+        let k = self.entities.len() as u64 + 1;
+        if k >= MAX_PLACEHOLDERS {
+            self.overflow = true;
+        }
+        let p = Placeholder(PATCH_LOCAL_BIT | k.min(MAX_PLACEHOLDERS));
+        self.entities.push(p);
+        p
+    }
+
+    /// Set a component on a new or existing entity.
+    pub fn insert<T: MirrorComponent>(
+        &mut self,
+        target: impl Into<ProposalTarget>,
+        component: T,
+    ) -> &mut Self {
+        let encode: Encoder = Box::new(move |ids: &dyn EntityIds| {
+            component.to_wire(ids).and_then(|w| w.encode().ok())
+        });
+        self.ops.push(Op::Insert {
+            key: (T::EXTENSION, T::IDENTIFIER),
+            name: std::any::type_name::<T>(),
+            target: target.into(),
+            encode,
+        });
+        self
+    }
+
+    /// Remove component `T` from an entity.
+    pub fn remove<T: MirrorComponent>(&mut self, target: impl Into<ProposalTarget>) -> &mut Self {
+        self.ops.push(Op::Remove {
+            key: (T::EXTENSION, T::IDENTIFIER),
+            target: target.into(),
+        });
+        self
+    }
+
+    /// Delete an existing entity.
+    pub fn despawn(&mut self, target: impl Into<ProposalTarget>) -> &mut Self {
+        self.ops.push(Op::Despawn(target.into()));
+        self
+    }
+
+    /// Add a buffer asset with inline content; returns its placeholder.
+    pub fn add_buffer(&mut self, bytes: impl Into<Bytes>) -> AssetPlaceholder {
+        let k = self.assets.len() as u64 + 1;
+        if k >= MAX_PLACEHOLDERS {
+            self.overflow = true;
+        }
+        let p = AssetPlaceholder {
+            asset_type: BUFFER_ASSET_TYPE,
+            id: PATCH_LOCAL_BIT | k.min(MAX_PLACEHOLDERS),
+        };
+        let asset = BufferAsset {
+            flags: BufferAssetFlags::default(),
+            source: BufferSource::InlineContent(InlineContent(bytes.into())),
+        };
+        match asset.encode() {
+            Ok(content) => self.ops.push(Op::Asset(ContentModifyAsset {
+                an_asset: p.an_asset(),
+                content: Content(content.into()),
+            })),
+            // Only a buffer over 4 GiB fails to encode.
+            Err(_) => self.overflow = true,
+        }
+        self.assets.push(p);
+        p
+    }
+
+    /// Append a raw content message as is (for content the builder does not cover).
+    pub fn push_content(&mut self, content: ContentMessage) -> &mut Self {
+        self.ops.push(Op::Raw(content));
+        self
+    }
+
+    /// The new entities so far.
+    pub fn placeholders(&self) -> &[Placeholder] {
+        &self.entities
+    }
+
+    /// The new assets so far.
+    pub fn asset_placeholders(&self) -> &[AssetPlaceholder] {
+        &self.assets
+    }
+
+    /// Is the proposal empty?
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty() && self.ops.is_empty()
+    }
+
+    /// Encode into the content of a `ProposedChangeTransaction`. `canonical` maps an existing
+    /// entity to its canonical id (for the link the proposal goes to).
+    pub fn build(
+        self,
+        canonical: &dyn Fn(Entity) -> Option<u64>,
+        link: Entity,
+    ) -> Result<ContentArray, ProposalError> {
+        if self.overflow {
+            return Err(ProposalError::TooManyPlaceholders);
+        }
+        let stand_ins: HashMap<Entity, u64> =
+            self.entities.iter().map(|p| (p.entity(), p.id())).collect();
+        let ids = ProposalIds {
+            stand_ins: &stand_ins,
+            canonical,
+        };
+        let target_id = |t: ProposalTarget| -> Result<u64, ProposalError> {
+            match t {
+                ProposalTarget::New(p) => Ok(p.id()),
+                ProposalTarget::Id(id) => Ok(id),
+                ProposalTarget::Entity(e) => ids
+                    .id_of(e)
+                    .ok_or(ProposalError::NotMirrored { entity: e, link }),
+            }
+        };
+        let mut content = Vec::with_capacity(self.ops.len() + 1);
+        if !self.entities.is_empty() {
+            content.push(ContentMessage::ContentCreateEntities(
+                ContentCreateEntities {
+                    list: EntityList(
+                        self.entities
+                            .iter()
+                            .map(|p| EntityID::new(p.id()))
+                            .collect(),
+                    ),
+                },
+            ));
+        }
+        for op in self.ops {
+            match op {
+                Op::Insert {
+                    key,
+                    name,
+                    target,
+                    encode,
+                } => {
+                    let id = target_id(target)?;
+                    let value = encode(&ids).ok_or(ProposalError::NotEncodable {
+                        component: name,
+                        target,
+                    })?;
+                    let mut bytes = Vec::with_capacity(8 + value.len());
+                    bytes.extend_from_slice(&id.to_le_bytes());
+                    bytes.extend_from_slice(&value);
+                    content.push(ContentMessage::ContentModifyComponents(
+                        ContentModifyComponents {
+                            component: component_type(key),
+                            count: 1,
+                            content: Content(bytes.into()),
+                        },
+                    ));
+                }
+                Op::Remove { key, target } => {
+                    let id = target_id(target)?;
+                    content.push(ContentMessage::ContentDeleteComponents(
+                        ContentDeleteComponents {
+                            component: component_type(key),
+                            list: EntityList(vec![EntityID::new(id)]),
+                        },
+                    ));
+                }
+                Op::Despawn(target) => {
+                    let id = target_id(target)?;
+                    content.push(ContentMessage::ContentDeleteEntities(
+                        ContentDeleteEntities {
+                            list: EntityList(vec![EntityID::new(id)]),
+                        },
+                    ));
+                }
+                Op::Asset(m) => content.push(ContentMessage::ContentModifyAsset(m)),
+                Op::Raw(m) => content.push(m),
+            }
+        }
+        Ok(ContentArray(content))
+    }
+}
+
+struct ProposalIds<'a> {
+    stand_ins: &'a HashMap<Entity, u64>,
+    canonical: &'a dyn Fn(Entity) -> Option<u64>,
+}
+
+impl EntityIds for ProposalIds<'_> {
+    fn id_of(&self, entity: Entity) -> Option<u64> {
+        self.stand_ins
+            .get(&entity)
+            .copied()
+            .or_else(|| (self.canonical)(entity))
+    }
+}
+
+fn component_type(key: (u16, u16)) -> ComponentTypeID {
+    ComponentTypeID::new(ExtensionID::new(key.0), key.1)
+}
+
+fn an_asset(asset_type: (u16, u16), id: u64) -> AnAsset {
+    AnAsset::new(
+        AssetTypeID::new(ExtensionID::new(asset_type.0), asset_type.1),
+        AssetID::new(id),
+    )
+}
+
+fn asset_key(a: &AnAsset) -> (u16, u16, u64) {
+    (
+        a.asset_type.extension.id.get(),
+        a.asset_type.identifier.get(),
+        a.asset_id.id.get(),
+    )
+}
+
+/// Downstream bookkeeping: transaction ids per link and proposals waiting for their reply.
+#[derive(Resource, Debug, Default)]
+pub struct ProposalClient {
+    next: HashMap<Entity, u32>,
+    /// `(link, transaction_id)` of proposals sent and not answered yet.
+    pub pending: HashSet<(Entity, u32)>,
+}
+
+/// Sends proposals (Downstream). See the [module docs](self).
+#[derive(SystemParam)]
+pub struct Proposals<'w, 's> {
+    links: Query<'w, 's, &'static NoodlesLink>,
+    mirrored: Query<'w, 's, (&'static NoodlesId, &'static Mirrored)>,
+    state: ResMut<'w, ProposalClient>,
+}
+
+impl Proposals<'_, '_> {
+    /// Send `proposal` on `link` (where we are Downstream); returns its `transaction_id`.
+    /// The answer arrives as a [`ProposalReply`] with the same link and id.
+    pub fn send(&mut self, link: Entity, proposal: Proposal) -> Result<u32, ProposalError> {
+        let l = self
+            .links
+            .get(link)
+            .map_err(|_| ProposalError::NoSuchLink(link))?;
+        if !l.is_open() {
+            return Err(ProposalError::NotOpen(link));
+        }
+        if l.role != Some(Role::Downstream) {
+            return Err(ProposalError::NotDownstream(link));
+        }
+        let mirrored = &self.mirrored;
+        let canonical = |e: Entity| {
+            mirrored
+                .get(e)
+                .ok()
+                .filter(|(_, m)| m.link == link)
+                .map(|(id, _)| id.0)
+        };
+        let content = proposal.build(&canonical, link)?;
+        let next = self.state.next.entry(link).or_insert(0);
+        *next = next.wrapping_add(1);
+        let transaction_id = *next;
+        let msg = MainSequenceMessage::ProposedChangeTransaction(ProposedChangeTransaction {
+            transaction_id,
+            content,
+        });
+        let bytes = msg.encode_bytes()?;
+        l.send(bytes)?;
+        self.state.pending.insert((link, transaction_id));
+        debug!("sent proposal {transaction_id} on link {link}");
+        Ok(transaction_id)
+    }
+}
+
+/// [`Proposals::send`] for exclusive systems, tests and tools with `&mut World`.
+pub fn send_proposal(
+    world: &mut World,
+    link: Entity,
+    proposal: Proposal,
+) -> Result<u32, ProposalError> {
+    let mut state = SystemState::<Proposals>::new(world);
+    let result = match state.get_mut(world) {
+        Ok(mut p) => p.send(link, proposal),
+        Err(e) => Err(ProposalError::Unavailable(e.to_string())),
+    };
+    state.apply(world);
+    result
+}
+
+/// Downstream: the Upstream answered a proposal.
+#[derive(Message, Debug, Clone, PartialEq)]
+pub struct ProposalReply {
+    /// The link the proposal went to.
+    pub link: Entity,
+    /// The proposal's `transaction_id`.
+    pub transaction_id: u32,
+    /// 0 accepted; 1 denied, 2 resource exhausted, 3 malformed, ≥ 256 application-specific.
+    pub code: u16,
+    /// Patch-local → canonical entity ids (empty unless accepted).
+    pub entities: Vec<(u64, u64)>,
+    /// Patch-local → canonical assets (empty unless accepted).
+    pub assets: Vec<(AnAsset, AnAsset)>,
+}
+
+impl ProposalReply {
+    /// Was the proposal applied?
+    pub fn accepted(&self) -> bool {
+        self.code == codes::ACCEPTED
+    }
+
+    /// The canonical id a placeholder became.
+    pub fn canonical(&self, p: Placeholder) -> Option<u64> {
+        self.entities
+            .iter()
+            .find(|(from, _)| *from == p.id())
+            .map(|(_, to)| *to)
+    }
+
+    /// The canonical asset an asset placeholder became.
+    pub fn canonical_asset(&self, p: AssetPlaceholder) -> Option<AnAsset> {
+        let key = asset_key(&p.an_asset());
+        self.assets
+            .iter()
+            .find(|(from, _)| asset_key(from) == key)
+            .map(|(_, to)| *to)
+    }
+}
+
+// ============================================================================================
+// Upstream: policy, checking, applying
+// ============================================================================================
+
+/// What the application decides about a well-formed proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposalDecision {
+    /// Apply it.
+    Accept,
+    /// Code 1: not permitted.
+    Deny,
+    /// Code 2: not enough resources.
+    ResourceExhausted,
+    /// An application-specific code (≥ 256; smaller values are sent as 1, denied).
+    Application(u16),
+}
+
+impl ProposalDecision {
+    /// The reply code.
+    pub fn code(self) -> u16 {
+        match self {
+            ProposalDecision::Accept => codes::ACCEPTED,
+            ProposalDecision::Deny => codes::DENIED,
+            ProposalDecision::ResourceExhausted => codes::RESOURCE_EXHAUSTED,
+            ProposalDecision::Application(c) if c >= codes::APPLICATION_MIN => c,
+            ProposalDecision::Application(_) => codes::DENIED,
+        }
+    }
+}
+
+/// An entity a proposal touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProposedEntity {
+    /// An existing shared entity.
+    Existing {
+        /// Its canonical id.
+        id: u64,
+        /// The shared entity.
+        entity: Entity,
+    },
+    /// An entity the proposal creates (its patch-local id).
+    New(u64),
+}
+
+impl ProposedEntity {
+    /// Is this an entity the proposal creates?
+    pub fn is_new(&self) -> bool {
+        matches!(self, ProposedEntity::New(_))
+    }
+}
+
+/// One thing a proposal does, for the [`ProposalPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProposedChange {
+    /// Set (add or replace) a component.
+    SetComponent {
+        /// On which entity.
+        entity: ProposedEntity,
+        /// `(extension, identifier)`.
+        component: (u16, u16),
+        /// The Bevy type it maps to.
+        name: &'static str,
+    },
+    /// Remove a component.
+    RemoveComponent {
+        /// From which entity.
+        entity: ProposedEntity,
+        /// `(extension, identifier)`.
+        component: (u16, u16),
+        /// The Bevy type it maps to.
+        name: &'static str,
+    },
+    /// Delete an existing entity.
+    DeleteEntity {
+        /// Its canonical id.
+        id: u64,
+        /// The shared entity.
+        entity: Entity,
+    },
+    /// Add (patch-local id) or replace (canonical id) an asset.
+    SetAsset(AnAsset),
+}
+
+/// What a proposal does, handed to the [`ProposalPolicy`] after the proposal passed every check.
+#[derive(Debug)]
+pub struct ProposalContext<'a> {
+    /// The link it came on.
+    pub link: Entity,
+    /// The peer's name on that link.
+    pub peer_name: &'a str,
+    /// Its `transaction_id`.
+    pub transaction_id: u32,
+    /// Patch-local ids of the entities it creates.
+    pub new_entities: &'a [u64],
+    /// The assets it creates (patch-local ids).
+    pub new_assets: &'a [AnAsset],
+    /// Everything it does, in order.
+    pub changes: &'a [ProposedChange],
+    /// The raw content, for policies that look at payloads.
+    pub content: &'a ContentArray,
+}
+
+type PolicyFn = dyn Fn(&ProposalContext<'_>) -> ProposalDecision + Send + Sync;
+
+/// The application's decision on well-formed proposals (Upstream). The default accepts all.
+#[derive(Resource)]
+pub struct ProposalPolicy(pub Box<PolicyFn>);
+
+impl ProposalPolicy {
+    /// A policy from a closure.
+    pub fn new(
+        f: impl Fn(&ProposalContext<'_>) -> ProposalDecision + Send + Sync + 'static,
+    ) -> Self {
+        ProposalPolicy(Box::new(f))
+    }
+
+    /// Accept every well-formed proposal.
+    pub fn accept_all() -> Self {
+        Self::new(|_| ProposalDecision::Accept)
+    }
+
+    /// Deny every proposal (code 1).
+    pub fn deny_all() -> Self {
+        Self::new(|_| ProposalDecision::Deny)
+    }
+}
+
+impl Default for ProposalPolicy {
+    fn default() -> Self {
+        Self::accept_all()
+    }
+}
+
+/// Upstream: a proposal was applied (after its reply was queued).
+#[derive(Message, Debug, Clone, PartialEq)]
+pub struct ProposalApplied {
+    /// The proposing link.
+    pub link: Entity,
+    /// Its `transaction_id`.
+    pub transaction_id: u32,
+    /// Patch-local → canonical entity ids.
+    pub entities: Vec<(u64, u64)>,
+    /// Patch-local → canonical assets.
+    pub assets: Vec<(AnAsset, AnAsset)>,
+}
+
+/// Upstream: a proposal was rejected; the world is untouched.
+#[derive(Message, Debug, Clone, PartialEq)]
+pub struct ProposalRejected {
+    /// The proposing link.
+    pub link: Entity,
+    /// Its `transaction_id`.
+    pub transaction_id: u32,
+    /// The reply code (never 0).
+    pub code: u16,
+    /// Why (for logs; the wire carries only the code).
+    pub reason: String,
+}
+
+/// Assets created by accepted proposals (Upstream): canonical `(extension, type, id)` → encoded
+/// asset. They are sent to every Downstream (and to links that join later), and kept for the
+/// session. The asset layer may take them over.
+#[derive(Resource, Debug, Default)]
+pub struct ProposedAssets {
+    /// Encoded asset content by canonical asset.
+    pub assets: BTreeMap<(u16, u16, u64), Bytes>,
+    next_id: u64,
+    /// Links that have every asset so far.
+    synced: HashSet<Entity>,
+}
+
+impl ProposedAssets {
+    fn allocate(&mut self) -> u64 {
+        self.next_id += 1;
+        PROPOSED_ASSET_ID_BASE + self.next_id
+    }
+}
+
+/// Why a proposal is malformed (code 3).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+struct Malformed(String);
+
+fn malformed(s: impl Into<String>) -> Malformed {
+    Malformed(s.into())
+}
+
+macro_rules! core_assets {
+    ($($n:literal => $v:ident($t:ty)),* $(,)?) => {
+        /// A decoded Core asset (the types a proposal may carry).
+        enum CoreAsset { $($v($t)),* }
+        impl CoreAsset {
+            fn decode(identifier: u16, bytes: Bytes) -> Option<Result<Self, DecodeError>> {
+                match identifier {
+                    $($n => Some(<$t as Wire>::decode(bytes).map(CoreAsset::$v)),)*
+                    _ => None,
+                }
+            }
+            fn visit(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {
+                match self { $(CoreAsset::$v(a) => a.visit_ids_mut(f)),* }
+            }
+            fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+                match self { $(CoreAsset::$v(a) => a.encode()),* }
+            }
+        }
+    };
+}
+
+core_assets! {
+    0 => Buffer(BufferAsset),
+    1 => Environment(EnvironmentAsset),
+    2 => Image(ImageAsset),
+    3 => Mesh(MeshAsset),
+    4 => PbrMaterial(PBRMaterialAsset),
+    5 => Animation(AnimationAsset),
+    6 => AnimSampler(AnimSamplerAsset),
+}
+
+enum Step {
+    Modify { rule: usize, bytes: Bytes },
+    Remove { rule: usize, ids: Vec<u64> },
+    Delete { ids: Vec<u64> },
+    Asset { an_asset: AnAsset, asset: CoreAsset },
+}
+
+/// A checked proposal, ready to apply.
+struct Plan {
+    new_entities: Vec<u64>,
+    new_assets: Vec<AnAsset>,
+    steps: Vec<Step>,
+    changes: Vec<ProposedChange>,
+}
+
+/// Ids a proposal may use: canonical ones that exist, and the placeholders it creates.
+struct IdCheck<'a> {
+    local: &'a HashMap<u64, Entity>,
+    world: &'a World,
+    entities: HashSet<u64>,
+    assets: HashSet<(u16, u16, u64)>,
+    asset_ids: HashSet<u64>,
+    known_assets: &'a dyn Fn(Option<(u16, u16)>, u64) -> bool,
+}
+
+impl IdCheck<'_> {
+    fn entity(&self, id: u64) -> Result<ProposedEntity, Malformed> {
+        if id & PATCH_LOCAL_BIT != 0 {
+            return if self.entities.contains(&id) {
+                Ok(ProposedEntity::New(id))
+            } else {
+                Err(malformed(format!(
+                    "patch-local entity id {id:#x} is not created by this proposal"
+                )))
+            };
+        }
+        match self.local.get(&id) {
+            Some(&e) if self.world.get_entity(e).is_ok() => {
+                Ok(ProposedEntity::Existing { id, entity: e })
+            }
+            _ => Err(malformed(format!("unknown entity id {id}"))),
+        }
+    }
+
+    fn asset(&self, asset_type: Option<(u16, u16)>, id: u64) -> Result<(), Malformed> {
+        if id & PATCH_LOCAL_BIT != 0 {
+            let declared = match asset_type {
+                Some((e, t)) => self.assets.contains(&(e, t, id)),
+                None => self.asset_ids.contains(&id),
+            };
+            return if declared {
+                Ok(())
+            } else {
+                Err(malformed(format!(
+                    "patch-local asset id {id:#x} is not created by this proposal"
+                )))
+            };
+        }
+        if (self.known_assets)(asset_type, id) {
+            Ok(())
+        } else {
+            Err(malformed(format!("unknown asset id {id}")))
+        }
+    }
+
+    /// Check every id a visitor hands over; the first problem wins.
+    fn visit(&self, first: &mut Option<Malformed>, id: IdMut<'_>) {
+        if first.is_some() {
+            return;
+        }
+        let r = match id {
+            IdMut::Entity(e) => self.entity(e.id.get()).map(|_| ()),
+            IdMut::Asset { id, .. } => self.asset(None, id.id.get()),
+            IdMut::AnAsset(a) => {
+                let (e, t, i) = asset_key(a);
+                self.asset(Some((e, t)), i)
+            }
+        };
+        if let Err(m) = r {
+            *first = Some(m);
+        }
+    }
+}
+
+/// Check a whole proposal without changing anything.
+fn check(
+    world: &World,
+    extensions: &[u16],
+    registry: &ComponentRegistry,
+    content: &ContentArray,
+) -> Result<Plan, Malformed> {
+    let index = world.resource::<EntityIndex>();
+    let proposed = world.get_resource::<ProposedAssets>();
+    let exported = world.get_resource::<crate::mirror::AssetIdMap>();
+    let known_assets = |asset_type: Option<(u16, u16)>, id: u64| -> bool {
+        let in_proposed = proposed.is_some_and(|p| match asset_type {
+            Some((e, t)) => p.assets.contains_key(&(e, t, id)),
+            None => p.assets.keys().any(|k| k.2 == id),
+        });
+        in_proposed || exported.is_some_and(|m| m.exported.values().any(|v| *v == id))
+    };
+    let mut ids = IdCheck {
+        local: &index.local,
+        world,
+        entities: HashSet::new(),
+        assets: HashSet::new(),
+        asset_ids: HashSet::new(),
+        known_assets: &known_assets,
+    };
+    let mut new_entities = Vec::new();
+    let mut new_assets = Vec::new();
+    // Pass 1: what the proposal creates.
+    for (i, c) in content.iter().enumerate() {
+        match c {
+            ContentMessage::ContentCreateEntities(m) => {
+                for e in m.list.iter() {
+                    let id = e.id.get();
+                    if id & PATCH_LOCAL_BIT == 0 {
+                        return Err(malformed(format!(
+                            "content[{i}]: new entity with canonical id {id} (new entities must use patch-local ids)"
+                        )));
+                    }
+                    if !ids.entities.insert(id) {
+                        return Err(malformed(format!(
+                            "content[{i}]: patch-local entity id {id:#x} is created twice"
+                        )));
+                    }
+                    new_entities.push(id);
+                }
+            }
+            ContentMessage::ContentModifyAsset(m) => {
+                let key = asset_key(&m.an_asset);
+                if key.2 & PATCH_LOCAL_BIT != 0 {
+                    if !ids.assets.insert(key) {
+                        return Err(malformed(format!(
+                            "content[{i}]: patch-local asset id {:#x} is created twice",
+                            key.2
+                        )));
+                    }
+                    ids.asset_ids.insert(key.2);
+                    new_assets.push(m.an_asset);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Pass 2: every change, every id, every payload.
+    let mut steps = Vec::new();
+    let mut changes = Vec::new();
+    for (i, c) in content.iter().enumerate() {
+        match c {
+            ContentMessage::ContentCreateEntities(_) => {}
+            ContentMessage::ContentDeleteEntities(m) => {
+                let mut list = Vec::new();
+                for e in m.list.iter() {
+                    match ids
+                        .entity(e.id.get())
+                        .map_err(|m| malformed(format!("content[{i}] (delete entities): {m}")))?
+                    {
+                        ProposedEntity::Existing { id, entity } => {
+                            list.push(id);
+                            changes.push(ProposedChange::DeleteEntity { id, entity });
+                        }
+                        ProposedEntity::New(id) => {
+                            return Err(malformed(format!(
+                                "content[{i}]: deletes entity {id:#x}, which the same proposal creates"
+                            )));
+                        }
+                    }
+                }
+                steps.push(Step::Delete { ids: list });
+            }
+            ContentMessage::ContentModifyComponents(m) => {
+                let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
+                if !extensions.contains(&ext) {
+                    return Err(malformed(format!(
+                        "content[{i}]: component type ({ext}, {ident}) is outside the link's extensions {extensions:?}"
+                    )));
+                }
+                let Some(&rule) = registry.by_id.get(&(ext, ident)) else {
+                    return Err(malformed(format!(
+                        "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
+                    )));
+                };
+                let name = registry.rules[rule].name;
+                let mut target_err: Option<Malformed> = None;
+                let mut inner_err: Option<Malformed> = None;
+                let mut targets = Vec::new();
+                (registry.rules[rule].visit_ids)(
+                    &m.content.0,
+                    &mut |id: &mut u64| {
+                        if target_err.is_none() {
+                            match ids.entity(*id) {
+                                Ok(t) => targets.push(t),
+                                Err(e) => target_err = Some(e),
+                            }
+                        }
+                    },
+                    &mut |id| ids.visit(&mut inner_err, id),
+                )
+                .map_err(|e| malformed(format!("content[{i}]: undecodable {name} payload: {e}")))?;
+                if let Some(m) = target_err.or(inner_err) {
+                    return Err(malformed(format!("content[{i}] ({name}): {m}")));
+                }
+                for entity in targets {
+                    changes.push(ProposedChange::SetComponent {
+                        entity,
+                        component: (ext, ident),
+                        name,
+                    });
+                }
+                steps.push(Step::Modify {
+                    rule,
+                    bytes: m.content.0.clone(),
+                });
+            }
+            ContentMessage::ContentDeleteComponents(m) => {
+                let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
+                if !extensions.contains(&ext) {
+                    return Err(malformed(format!(
+                        "content[{i}]: component type ({ext}, {ident}) is outside the link's extensions {extensions:?}"
+                    )));
+                }
+                let Some(&rule) = registry.by_id.get(&(ext, ident)) else {
+                    return Err(malformed(format!(
+                        "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
+                    )));
+                };
+                let name = registry.rules[rule].name;
+                let mut list = Vec::new();
+                for e in m.list.iter() {
+                    let entity = ids
+                        .entity(e.id.get())
+                        .map_err(|m| malformed(format!("content[{i}] (delete {name}): {m}")))?;
+                    list.push(e.id.get());
+                    changes.push(ProposedChange::RemoveComponent {
+                        entity,
+                        component: (ext, ident),
+                        name,
+                    });
+                }
+                steps.push(Step::Remove { rule, ids: list });
+            }
+            ContentMessage::ContentModifyAsset(m) => {
+                let (ext, ty, id) = asset_key(&m.an_asset);
+                if !extensions.contains(&ext) {
+                    return Err(malformed(format!(
+                        "content[{i}]: asset type ({ext}, {ty}) is outside the link's extensions {extensions:?}"
+                    )));
+                }
+                if id & PATCH_LOCAL_BIT == 0 && !(known_assets)(Some((ext, ty)), id) {
+                    return Err(malformed(format!("content[{i}]: unknown asset id {id}")));
+                }
+                if id & PATCH_LOCAL_BIT == 0
+                    && !proposed.is_some_and(|p| p.assets.contains_key(&(ext, ty, id)))
+                {
+                    return Err(malformed(format!(
+                        "content[{i}]: asset {id} was not created by a proposal and cannot be replaced by one"
+                    )));
+                }
+                let decoded = if ext == 0 {
+                    CoreAsset::decode(ty, m.content.0.clone())
+                } else {
+                    None
+                };
+                let mut asset = match decoded {
+                    None => {
+                        return Err(malformed(format!(
+                            "content[{i}]: asset type ({ext}, {ty}) cannot be proposed"
+                        )));
+                    }
+                    Some(Err(e)) => {
+                        return Err(malformed(format!(
+                            "content[{i}]: undecodable asset ({ext}, {ty}): {e}"
+                        )));
+                    }
+                    Some(Ok(a)) => a,
+                };
+                if let CoreAsset::Buffer(b) = &asset {
+                    match &b.source {
+                        BufferSource::InlineContent(_) => {}
+                        BufferSource::BufferFromURL(_) => {
+                            return Err(malformed(format!(
+                                "content[{i}]: buffer {id:#x} is given by URL; proposals must inline buffers"
+                            )));
+                        }
+                        BufferSource::OOBAssetID(_) => {
+                            return Err(malformed(format!(
+                                "content[{i}]: buffer {id:#x} is an OOB asset; proposals must inline buffers"
+                            )));
+                        }
+                    }
+                }
+                let mut first = None;
+                asset.visit(&mut |x| ids.visit(&mut first, x));
+                if let Some(m) = first {
+                    return Err(malformed(format!(
+                        "content[{i}] (asset ({ext}, {ty})): {m}"
+                    )));
+                }
+                changes.push(ProposedChange::SetAsset(m.an_asset));
+                steps.push(Step::Asset {
+                    an_asset: m.an_asset,
+                    asset,
+                });
+            }
+            ContentMessage::ContentDeleteAsset(m) => {
+                let (ext, ty, id) = asset_key(&m.an_asset);
+                return Err(malformed(format!(
+                    "content[{i}]: proposes deleting asset ({ext}, {ty}):{id}; asset deletion cannot be proposed"
+                )));
+            }
+        }
+    }
+    Ok(Plan {
+        new_entities,
+        new_assets,
+        steps,
+        changes,
+    })
+}
+
+fn send_reply(
+    world: &World,
+    link: Entity,
+    transaction_id: u32,
+    code: u16,
+    entities: Vec<EntityPairMap>,
+    assets: Vec<AssetPairMap>,
+) {
+    let Some(l) = world.get::<NoodlesLink>(link) else {
+        return;
+    };
+    let msg = MainSequenceMessage::ProposedTransactionReply(ProposedTransactionReply {
+        transaction_id,
+        code,
+        remapped_entities: RemappedEntities(entities),
+        remapped_assets: RemappedAssets(assets),
+    });
+    if let Err(e) = l.send_message(&msg) {
+        warn!("cannot reply to proposal {transaction_id} on link {link}: {e}");
+    }
+}
+
+fn reject(world: &mut World, link: Entity, transaction_id: u32, code: u16, reason: String) {
+    warn!("proposal {transaction_id} from link {link} rejected with code {code}: {reason}");
+    send_reply(world, link, transaction_id, code, Vec::new(), Vec::new());
+    world.write_message(ProposalRejected {
+        link,
+        transaction_id,
+        code,
+        reason,
+    });
+}
+
+/// Check, decide, and apply (or reject) one proposal.
+fn handle_proposal(world: &mut World, link: Entity, p: ProposedChangeTransaction) {
+    let transaction_id = p.transaction_id;
+    let Some(l) = world.get::<NoodlesLink>(link) else {
+        return;
+    };
+    if l.role != Some(Role::Upstream) {
+        return;
+    }
+    let extensions = l.extensions.clone();
+    let peer_name = l.peer_name.clone();
+    let registry = world.resource::<ComponentRegistry>().clone();
+    let plan = match check(world, &extensions, &registry, &p.content) {
+        Ok(plan) => plan,
+        Err(m) => return reject(world, link, transaction_id, codes::MALFORMED, m.0),
+    };
+    let decision = {
+        let ctx = ProposalContext {
+            link,
+            peer_name: &peer_name,
+            transaction_id,
+            new_entities: &plan.new_entities,
+            new_assets: &plan.new_assets,
+            changes: &plan.changes,
+            content: &p.content,
+        };
+        match world.get_resource::<ProposalPolicy>() {
+            Some(policy) => (policy.0)(&ctx),
+            None => ProposalDecision::Accept,
+        }
+    };
+    if decision != ProposalDecision::Accept {
+        let code = decision.code();
+        return reject(
+            world,
+            link,
+            transaction_id,
+            code,
+            format!("the application's policy decided {decision:?}"),
+        );
+    }
+    apply(world, link, transaction_id, plan, &registry);
+}
+
+/// Apply a checked, accepted proposal: everything or (on an internal failure) as much as the
+/// registry could, never touching a proposal that failed its checks.
+fn apply(
+    world: &mut World,
+    link: Entity,
+    transaction_id: u32,
+    plan: Plan,
+    registry: &ComponentRegistry,
+) {
+    // Placeholders become shared entities; `on_share` allocates their canonical ids.
+    let spawned: Vec<(u64, Entity)> = plan
+        .new_entities
+        .iter()
+        .map(|&p| (p, world.spawn(Shared).id()))
+        .collect();
+    world.flush();
+    let mut entity_map: HashMap<u64, u64> = HashMap::with_capacity(spawned.len());
+    for (p, e) in &spawned {
+        match world.get::<NoodlesId>(*e) {
+            Some(id) => {
+                entity_map.insert(*p, id.0);
+            }
+            None => {
+                error!("a proposed entity got no canonical id (is the `Shared` observer missing?)")
+            }
+        }
+    }
+    let mut asset_map: HashMap<(u16, u16, u64), AnAsset> = HashMap::new();
+    {
+        let mut store = world.get_resource_or_init::<ProposedAssets>();
+        for a in &plan.new_assets {
+            let (e, t, id) = asset_key(a);
+            let canonical = store.allocate();
+            asset_map.insert((e, t, id), an_asset((e, t), canonical));
+        }
+    }
+    let asset_ids: HashMap<u64, u64> = asset_map
+        .iter()
+        .map(|(k, v)| (k.2, v.asset_id.id.get()))
+        .collect();
+    let remap_entity = |id: &mut u64| {
+        if let Some(c) = entity_map.get(id) {
+            *id = *c;
+        }
+    };
+    let mut remap_inner = |x: IdMut<'_>| match x {
+        IdMut::Entity(e) => {
+            if let Some(c) = entity_map.get(&e.id.get()) {
+                *e = EntityID::new(*c);
+            }
+        }
+        IdMut::Asset { id, .. } => {
+            if let Some(c) = asset_ids.get(&id.id.get()) {
+                *id = AssetID::new(*c);
+            }
+        }
+        IdMut::AnAsset(a) => {
+            if let Some(c) = asset_map.get(&asset_key(a)) {
+                *a = *c;
+            }
+        }
+    };
+    let mut resolve = |w: &mut World, id: u64| {
+        w.resource::<EntityIndex>()
+            .local
+            .get(&id)
+            .copied()
+            .unwrap_or(Entity::PLACEHOLDER)
+    };
+    let mut new_assets: Vec<(AnAsset, Bytes)> = Vec::new();
+    for step in plan.steps {
+        match step {
+            Step::Modify { rule, bytes } => {
+                let r = &registry.rules[rule];
+                let mut remap_target = remap_entity;
+                let result = (r.visit_ids)(&bytes, &mut remap_target, &mut remap_inner)
+                    .and_then(|b| (r.apply)(world, link, &mut resolve, &b));
+                if let Err(e) = result {
+                    error!(
+                        "proposal {transaction_id} from link {link}: applying {} failed after it was checked: {e}",
+                        r.name
+                    );
+                }
+            }
+            Step::Remove { rule, ids } => {
+                for id in ids {
+                    let id = entity_map.get(&id).copied().unwrap_or(id);
+                    if let Some(&e) = world.resource::<EntityIndex>().local.get(&id) {
+                        (registry.rules[rule].remove)(world, e);
+                    }
+                }
+            }
+            Step::Delete { ids } => {
+                for id in ids {
+                    // The proposal deletes these entities, not their subtrees: children are
+                    // detached (and stay shared) rather than despawned along with the parent.
+                    if let Some(&e) = world.resource::<EntityIndex>().local.get(&id) {
+                        crate::mirror::detach_and_despawn(world, e);
+                    }
+                }
+            }
+            Step::Asset {
+                an_asset,
+                mut asset,
+            } => {
+                asset.visit(&mut remap_inner);
+                let canonical = asset_map
+                    .get(&asset_key(&an_asset))
+                    .copied()
+                    .unwrap_or(an_asset);
+                match asset.encode() {
+                    Ok(b) => new_assets.push((canonical, Bytes::from(b))),
+                    Err(e) => error!("proposal {transaction_id}: re-encoding an asset failed: {e}"),
+                }
+            }
+        }
+    }
+    world.flush();
+    let entities: Vec<(u64, u64)> = plan
+        .new_entities
+        .iter()
+        .filter_map(|p| entity_map.get(p).map(|c| (*p, *c)))
+        .collect();
+    let assets: Vec<(AnAsset, AnAsset)> = plan
+        .new_assets
+        .iter()
+        .filter_map(|a| asset_map.get(&asset_key(a)).map(|c| (*a, *c)))
+        .collect();
+    send_reply(
+        world,
+        link,
+        transaction_id,
+        codes::ACCEPTED,
+        entities
+            .iter()
+            .map(|(f, t)| EntityPairMap::new(EntityID::new(*f), EntityID::new(*t)))
+            .collect(),
+        assets
+            .iter()
+            .map(|(f, t)| AssetPairMap::new(*f, *t))
+            .collect(),
+    );
+    if !new_assets.is_empty() {
+        broadcast_assets(world, &new_assets);
+    }
+    debug!(
+        "proposal {transaction_id} from link {link} applied: {} new entities, {} new assets",
+        entities.len(),
+        assets.len()
+    );
+    world.write_message(ProposalApplied {
+        link,
+        transaction_id,
+        entities,
+        assets,
+    });
+}
+
+/// Store new assets and send them to every synced Downstream (after the proposer's reply).
+fn broadcast_assets(world: &mut World, new_assets: &[(AnAsset, Bytes)]) {
+    let synced: Vec<Entity> = {
+        let mut store = world.get_resource_or_init::<ProposedAssets>();
+        for (a, b) in new_assets {
+            store.assets.insert(asset_key(a), b.clone());
+        }
+        store.synced.iter().copied().collect()
+    };
+    for link in synced {
+        if let Some(l) = world.get::<NoodlesLink>(link) {
+            send_assets(l, new_assets.iter().map(|(a, b)| (asset_key(a), b)));
+        }
+    }
+}
+
+fn send_assets<'a>(l: &NoodlesLink, assets: impl Iterator<Item = ((u16, u16, u64), &'a Bytes)>) {
+    let content: Vec<ContentMessage> = assets
+        .filter(|(k, _)| l.has_extension(k.0))
+        .map(|((e, t, id), b)| {
+            ContentMessage::ContentModifyAsset(ContentModifyAsset {
+                an_asset: an_asset((e, t), id),
+                content: Content(b.clone()),
+            })
+        })
+        .collect();
+    if content.is_empty() {
+        return;
+    }
+    let msg = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(content),
+    });
+    if let Err(e) = l.send_message(&msg) {
+        warn!("cannot send proposed assets: {e}");
+    }
+}
+
+/// Links that opened since the last frame get every asset created by proposals so far.
+fn sync_proposed_assets(world: &mut World) {
+    let mut links = world.query::<(Entity, &NoodlesLink)>();
+    let open: Vec<Entity> = links
+        .iter(world)
+        .filter(|(_, l)| l.is_open() && l.role == Some(Role::Upstream))
+        .map(|(e, _)| e)
+        .collect();
+    let Some(store) = world.get_resource::<ProposedAssets>() else {
+        return;
+    };
+    let mut fresh = Vec::new();
+    for &e in &open {
+        if !store.synced.contains(&e) {
+            if let Some(l) = world.get::<NoodlesLink>(e) {
+                send_assets(l, store.assets.iter().map(|(k, b)| (*k, b)));
+            }
+            fresh.push(e);
+        }
+    }
+    let mut store = world.resource_mut::<ProposedAssets>();
+    store.synced.retain(|e| open.contains(e));
+    store.synced.extend(fresh);
+}
+
+// ============================================================================================
+// Downstream: replies
+// ============================================================================================
+
+fn handle_reply(world: &mut World, link: Entity, r: ProposedTransactionReply) {
+    let known = world
+        .get_resource_mut::<ProposalClient>()
+        .is_some_and(|mut c| c.pending.remove(&(link, r.transaction_id)));
+    if !known {
+        debug!(
+            "reply to proposal {} on link {link}, which we did not send (or was answered before)",
+            r.transaction_id
+        );
+    }
+    world.write_message(ProposalReply {
+        link,
+        transaction_id: r.transaction_id,
+        code: r.code,
+        entities: r
+            .remapped_entities
+            .iter()
+            .map(|p| (p.from.id.get(), p.to.id.get()))
+            .collect(),
+        assets: r.remapped_assets.iter().map(|p| (p.from, p.to)).collect(),
+    });
+}
+
+// ============================================================================================
+// Dispatch
+// ============================================================================================
+
+/// Drain [`PendingMessages`] in strict arrival order: proposals and their replies here, RPC
+/// invocations and replies in [`crate::rpc`].
+pub(crate) fn dispatch_pending(world: &mut World) {
+    sync_proposed_assets(world);
+    let messages = std::mem::take(&mut world.resource_mut::<PendingMessages>().messages);
+    for (link, msg) in messages {
+        match msg {
+            MainSequenceMessage::ProposedChangeTransaction(p) => handle_proposal(world, link, p),
+            MainSequenceMessage::ProposedTransactionReply(r) => handle_reply(world, link, r),
+            MainSequenceMessage::RPCInvoke(i) => crate::rpc::handle_invoke(world, link, i),
+            MainSequenceMessage::RPCReply(r) => crate::rpc::handle_reply(world, link, r),
+            // Applied by the mirror; a Transaction on a link where we are Upstream is refused by the link.
+            MainSequenceMessage::Transaction(_) => {}
+        }
+    }
+    crate::rpc::flush_replies(world);
+}
+
+/// Forget proposals that will never be answered on links that closed.
+fn forget_closed(mut closed: MessageReader<LinkClosed>, mut client: ResMut<ProposalClient>) {
+    for c in closed.read() {
+        client.pending.retain(|(l, _)| *l != c.link);
+        client.next.remove(&c.link);
+    }
+}
+
+/// Sets up proposals. Added by [`NoodlesPlugin`](crate::NoodlesPlugin).
+pub(crate) fn build(app: &mut App) {
+    app.init_resource::<ProposalClient>()
+        .init_resource::<ProposedAssets>()
+        .init_resource::<ProposalPolicy>()
+        .add_message::<ProposalReply>()
+        .add_message::<ProposalApplied>()
+        .add_message::<ProposalRejected>()
+        .add_systems(
+            PreUpdate,
+            (dispatch_pending, forget_closed)
+                .chain()
+                .in_set(NoodlesSystems::Apply)
+                .after(crate::mirror::apply_incoming),
+        );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_have_bit_63_and_distinct_stand_ins() {
+        let mut p = Proposal::new();
+        let a = p.spawn();
+        let b = p.spawn();
+        assert_ne!(a.id() & PATCH_LOCAL_BIT, 0);
+        assert_ne!(a.id(), b.id());
+        assert_ne!(a.entity(), b.entity());
+        assert_ne!(a.entity(), Entity::PLACEHOLDER);
+    }
+
+    #[test]
+    fn build_resolves_stand_ins_inside_components() {
+        let mut p = Proposal::new();
+        let parent = p.spawn();
+        let child = p.spawn();
+        p.insert(child, ChildOf(parent.entity()));
+        let content = p.build(&|_| None, Entity::PLACEHOLDER).unwrap();
+        assert_eq!(content.len(), 2);
+        let ContentMessage::ContentModifyComponents(m) = &content[1] else {
+            panic!("{content:?}")
+        };
+        let mut expected = child.id().to_le_bytes().to_vec();
+        expected.extend_from_slice(&parent.id().to_le_bytes());
+        assert_eq!(&m.content.0[..], &expected[..]);
+    }
+
+    #[test]
+    fn unknown_entities_are_an_error() {
+        let mut p = Proposal::new();
+        p.insert(Entity::from_raw_u32(5).unwrap(), Name::new("x"));
+        assert!(matches!(
+            p.build(&|_| None, Entity::PLACEHOLDER),
+            Err(ProposalError::NotMirrored { .. })
+        ));
+    }
+
+    #[test]
+    fn decisions_map_to_codes() {
+        assert_eq!(ProposalDecision::Accept.code(), 0);
+        assert_eq!(ProposalDecision::Deny.code(), 1);
+        assert_eq!(ProposalDecision::ResourceExhausted.code(), 2);
+        assert_eq!(ProposalDecision::Application(300).code(), 300);
+        assert_eq!(ProposalDecision::Application(7).code(), 1);
+    }
+}
