@@ -1,10 +1,12 @@
 //! Downstream: apply incoming transactions, in order and whole, to native Bevy components.
 
+use std::collections::HashMap;
+
 use bevy::prelude::*;
 
 use super::registry::ComponentRegistry;
 use super::upstream::MirrorStats;
-use super::{EntityIndex, MirrorConfig, Mirrored, NoodlesId};
+use super::{EntityIndex, FoldHash, MirrorConfig, Mirrored, NoodlesId};
 use crate::codec::{ContentMessage, DecodeError, MainSequenceMessage, Transaction};
 use crate::link::Role;
 use crate::net::{LinkClosed, LinkInbox, NoodlesLink};
@@ -114,32 +116,50 @@ fn check_ids(ids: impl Iterator<Item = u64>) -> Result<(), MirrorError> {
     Ok(())
 }
 
-fn resolve(world: &mut World, link: Entity, id: u64) -> Entity {
-    if let Some(e) = world.resource::<EntityIndex>().remote_entity(link, id)
-        && world.get_entity(e).is_ok()
-    {
-        return e;
-    }
-    let e = world.spawn((NoodlesId(id), Mirrored { link })).id();
-    world
-        .resource_mut::<EntityIndex>()
-        .remote
-        .entry(link)
-        .or_default()
-        .insert(id, e);
-    e
+/// One link's remote-id → entity map, taken out of [`EntityIndex`] while a transaction from that
+/// link is applied: every pair resolves its id with one hash lookup, without going through the
+/// world's resource table. Nothing else reads the link's map during the (exclusive) apply.
+struct LinkIds {
+    link: Entity,
+    map: HashMap<u64, Entity, FoldHash>,
 }
 
-fn despawn_mirrored(world: &mut World, link: Entity, id: u64) {
-    let Some(e) = world
-        .resource_mut::<EntityIndex>()
-        .remote
-        .get_mut(&link)
-        .and_then(|m| m.remove(&id))
-    else {
-        return;
-    };
-    detach_and_despawn(world, e);
+impl LinkIds {
+    fn take(world: &mut World, link: Entity) -> Self {
+        let map = world
+            .resource_mut::<EntityIndex>()
+            .remote
+            .remove(&link)
+            .unwrap_or_default();
+        Self { link, map }
+    }
+
+    fn put_back(self, world: &mut World) {
+        world
+            .resource_mut::<EntityIndex>()
+            .remote
+            .insert(self.link, self.map);
+    }
+
+    /// The entity mirroring `id`, spawned on first sight (or again, if the app despawned it).
+    fn resolve(&mut self, world: &mut World, id: u64) -> Entity {
+        if let Some(&e) = self.map.get(&id)
+            && world.get_entity(e).is_ok()
+        {
+            return e;
+        }
+        let e = world
+            .spawn((NoodlesId(id), Mirrored { link: self.link }))
+            .id();
+        self.map.insert(id, e);
+        e
+    }
+
+    fn despawn(&mut self, world: &mut World, id: u64) {
+        if let Some(e) = self.map.remove(&id) {
+            detach_and_despawn(world, e);
+        }
+    }
 }
 
 /// Despawn without taking children along: Bevy despawns `Children` recursively, but a mirrored
@@ -166,23 +186,38 @@ fn apply(
     tx: Transaction,
     registry: &ComponentRegistry,
 ) -> Result<(), MirrorError> {
-    let mut resolver = |w: &mut World, id: u64| resolve(w, link, id);
+    let mut ids = LinkIds::take(world, link);
+    let result = apply_with(world, &mut ids, tx, registry);
+    ids.put_back(world);
+    result
+}
+
+fn apply_with(
+    world: &mut World,
+    ids: &mut LinkIds,
+    tx: Transaction,
+    registry: &ComponentRegistry,
+) -> Result<(), MirrorError> {
+    let link = ids.link;
     for c in tx.content.0 {
         match c {
             ContentMessage::ContentCreateEntities(m) => {
                 for id in m.list.iter() {
-                    resolve(world, link, id.id.get());
+                    ids.resolve(world, id.id.get());
                 }
             }
             ContentMessage::ContentDeleteEntities(m) => {
                 for id in m.list.iter() {
-                    despawn_mirrored(world, link, id.id.get());
+                    ids.despawn(world, id.id.get());
                 }
             }
             ContentMessage::ContentModifyComponents(m) => {
                 let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
                 match registry.get(ext, id) {
-                    Some(rule) => (rule.apply)(world, link, &mut resolver, &m.content.0)?,
+                    Some(rule) => {
+                        let mut resolver = |w: &mut World, id: u64| ids.resolve(w, id);
+                        (rule.apply)(world, link, &mut resolver, &m.content.0)?
+                    }
                     None => {
                         debug!("ignoring component type ({ext}, {id}): not mirrored by this app")
                     }
@@ -192,10 +227,7 @@ fn apply(
                 let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
                 if let Some(rule) = registry.get(ext, id) {
                     for eid in m.list.iter() {
-                        if let Some(e) = world
-                            .resource::<EntityIndex>()
-                            .remote_entity(link, eid.id.get())
-                        {
+                        if let Some(&e) = ids.map.get(&eid.id.get()) {
                             (rule.remove)(world, e);
                         }
                     }

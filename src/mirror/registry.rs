@@ -277,13 +277,9 @@ fn apply_pairs<T: MirrorComponent>(
     resolve: &mut dyn FnMut(&mut World, u64) -> Entity,
     bytes: &Bytes,
 ) -> Result<(), super::MirrorError> {
-    // Decode all first; a later failure must not leave a half-applied payload.
-    let mut decoded: Vec<(u64, T::Wire)> = Vec::new();
+    // The whole transaction was validated (`validate_pairs`) before anything was applied, so
+    // decoding cannot fail half-way: stream the pairs straight into the world.
     for_each_pair::<T>(bytes, |id, w| {
-        decoded.push((id, w));
-        Ok(())
-    })?;
-    for (id, w) in decoded {
         let entity = resolve(world, id);
         let value = {
             let mut resolver = WorldResolver {
@@ -293,12 +289,12 @@ fn apply_pairs<T: MirrorComponent>(
             };
             T::from_wire(w, &mut resolver)?
         };
-        let Ok(mut em) = world.get_entity_mut(entity) else {
-            continue;
-        };
-        value.store(&mut em);
-    }
-    Ok(())
+        if let Ok(mut em) = world.get_entity_mut(entity) {
+            value.store(&mut em);
+        }
+        Ok(())
+    })
+    .map(|_| ())
 }
 
 struct WorldResolver<'a, 'b> {
