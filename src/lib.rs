@@ -6,6 +6,7 @@ pub mod demo;
 pub mod link;
 pub mod mirror;
 pub mod net;
+pub mod oob;
 pub mod plugin;
 pub mod proposals;
 pub mod rpc;
@@ -15,6 +16,7 @@ pub use plugin::{NoodlesPlugin, NoodlesSystems};
 
 /// The types most apps need.
 pub mod prelude {
+    pub use crate::assets::{FetchConfig, OobConfig, OobProgress, OobServer};
     pub use crate::link::{AuthorityPolicy, ClientIntent, CloseReason, Role};
     pub use crate::mirror::{
         AuthorityClock, Global, MirrorAppExt, MirrorComponent, Mirrored, NoodlesId, Shared,

@@ -79,6 +79,14 @@ impl NoodlesNet {
         }
     }
 
+    /// Replace the config new links are built from (normally follows [`NoodlesConfig`] each frame;
+    /// this applies a change at once, before any link is accepted with the old one).
+    pub(crate) fn set_link_config(&self, config: LinkConfig) {
+        if let Ok(mut c) = self.link_config.write() {
+            *c = config;
+        }
+    }
+
     /// The entity of a live link.
     pub fn link_entity(&self, id: LinkId) -> Option<Entity> {
         self.index.get(&id).copied()

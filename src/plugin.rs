@@ -5,6 +5,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bytes::Bytes;
 
+use crate::assets::{FetchConfig, OobConfig};
 use crate::link::{AuthorityPolicy, CORE_EXTENSION};
 use crate::net::{self, NoodlesConfig, NoodlesNet};
 use crate::transport::{Transport, TransportLimits};
@@ -58,6 +59,12 @@ pub struct NoodlesPlugin {
     pub despawn_closed_links: bool,
     /// World mirroring settings (send rate, transaction size, what happens on link close).
     pub mirror: crate::mirror::MirrorConfig,
+    /// Large buffers out of band (Upstream): with `Some` (the default), the first listener also
+    /// binds an OOB websocket listener and buffers above the threshold (1 MiB) are served there.
+    /// `None`: every buffer is sent inline.
+    pub oob: Option<OobConfig>,
+    /// Fetching OOB and URL buffers (Downstream): size limit, URL timeout.
+    pub fetch: FetchConfig,
 }
 
 impl Default for NoodlesPlugin {
@@ -74,6 +81,8 @@ impl Default for NoodlesPlugin {
             authority: AuthorityPolicy::Refuse,
             despawn_closed_links: true,
             mirror: crate::mirror::MirrorConfig::default(),
+            oob: Some(OobConfig::default()),
+            fetch: FetchConfig::default(),
         }
     }
 }
@@ -139,6 +148,11 @@ impl Plugin for NoodlesPlugin {
         crate::proposals::build(app);
         crate::rpc::build(app);
         app.init_resource::<crate::assets::IncomingAssets>();
+        if let Some(oob) = &self.oob {
+            app.insert_resource(oob.clone());
+        }
+        app.insert_resource(self.fetch.clone());
+        crate::assets::remote::build(app);
     }
 
     fn finish(&self, app: &mut App) {

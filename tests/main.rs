@@ -7,5 +7,6 @@ mod codec;
 mod link;
 mod mirror;
 mod net;
+mod oob;
 mod proposals;
 mod rpc;

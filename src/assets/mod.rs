@@ -1,8 +1,10 @@
 //! NOODLES2 assets (buffers, images, meshes, materials, ...) and their Bevy counterparts.
 
 pub mod convert;
+pub mod remote;
 pub mod sync;
 
+pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};
 pub use sync::{AssetExport, AssetImport, AssetStats, asset_type};
 
 pub use convert::{

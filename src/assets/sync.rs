@@ -18,10 +18,11 @@ use bytes::Bytes;
 
 use super::IncomingAssets;
 use super::convert;
+use super::remote::{FetchConfig, OobProgress, OobServer, RemoteFetch};
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
-    InlineContent, MeshAsset, MeshAssetID, MeshComponent, PBRMaterialAsset, PBRMaterialAssetID,
-    PBRMaterialComponent, Wire,
+    InlineContent, MeshAsset, MeshAssetID, MeshComponent, OOBAssetID, PBRMaterialAsset,
+    PBRMaterialAssetID, PBRMaterialComponent, Wire,
 };
 use crate::mirror::{
     AssetIdMap, EntityIds, EntityResolver, MirrorComponent, MirrorError, NoodlesId, Outgoing,
@@ -94,6 +95,8 @@ pub struct AssetStats {
     /// Assets refused (Downstream), with the last reason.
     pub refused: u64,
     pub last_refusal: Option<String>,
+    /// The last refusals (at most [`AssetStats::RECENT`]), oldest first.
+    pub recent_refusals: std::collections::VecDeque<String>,
     /// Assets waiting for a buffer they reference.
     pub pending: usize,
 }
@@ -112,6 +115,11 @@ pub struct AssetExport {
     dirty: bool,
 }
 
+impl AssetStats {
+    /// How many refusals [`AssetStats::recent_refusals`] keeps.
+    pub const RECENT: usize = 32;
+}
+
 impl AssetExport {
     fn allocate(&mut self) -> u64 {
         self.next_id += 1;
@@ -119,13 +127,30 @@ impl AssetExport {
     }
 }
 
-fn buffer_body(bytes: Vec<u8>) -> Option<Bytes> {
+/// The body of buffer `id`: inline, or out of band when an OOB server runs and the bytes exceed
+/// its threshold (the OOB id is the buffer's id; the bytes are served until the buffer is deleted).
+fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> Option<Bytes> {
+    let source = match oob {
+        Some(server) if bytes.len() > server.threshold => {
+            server.insert(id, Bytes::from(bytes));
+            BufferSource::OOBAssetID(OOBAssetID::new(id))
+        }
+        _ => BufferSource::InlineContent(InlineContent(bytes.into())),
+    };
     BufferAsset {
         flags: BufferAssetFlags::default(),
-        source: BufferSource::InlineContent(InlineContent(bytes.into())),
+        source,
     }
     .encode_bytes()
     .ok()
+}
+
+/// Delete an exported buffer (and stop serving it out of band).
+fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer: u64) {
+    out.delete_asset((0, asset_type::BUFFER, buffer));
+    if let Some(server) = oob {
+        server.remove(buffer);
+    }
 }
 
 fn whole_view(len: usize, buffer: u64) -> BufferView {
@@ -158,7 +183,9 @@ pub(crate) fn export_assets(
     >,
     removed_mesh: RemovedComponents<Mesh3d>,
     removed_material: RemovedComponents<MeshMaterial3d<StandardMaterial>>,
+    oob: Option<Res<OobServer>>,
 ) {
+    let oob = oob.as_deref();
     // Which assets must be (re-)exported this frame.
     let mut want: Vec<UntypedAssetId> = Vec::new();
     for (m, id) in mesh_users.iter_mut() {
@@ -176,7 +203,11 @@ pub(crate) fn export_assets(
         if let AssetEvent::Modified { id } = e
             && changed(id.untyped(), &export)
         {
-            export.exported.remove(&id.untyped());
+            if let Some((_, buffer, _)) = export.exported.remove(&id.untyped())
+                && buffer != 0
+            {
+                delete_buffer(&mut out, oob, buffer);
+            }
             want.push(id.untyped());
         }
     }
@@ -184,7 +215,11 @@ pub(crate) fn export_assets(
         if let AssetEvent::Modified { id } = e
             && changed(id.untyped(), &export)
         {
-            export.exported.remove(&id.untyped());
+            if let Some((_, buffer, _)) = export.exported.remove(&id.untyped())
+                && buffer != 0
+            {
+                delete_buffer(&mut out, oob, buffer);
+            }
             want.push(id.untyped());
         }
     }
@@ -192,7 +227,11 @@ pub(crate) fn export_assets(
         if let AssetEvent::Modified { id } = e
             && changed(id.untyped(), &export)
         {
-            export.exported.remove(&id.untyped());
+            if let Some((_, buffer, _)) = export.exported.remove(&id.untyped())
+                && buffer != 0
+            {
+                delete_buffer(&mut out, oob, buffer);
+            }
             want.push(id.untyped());
         }
     }
@@ -213,7 +252,9 @@ pub(crate) fn export_assets(
             let buffer = export.allocate();
             match convert::mesh_to_wire(mesh, buffer) {
                 Ok((bytes, wire)) => {
-                    let (Some(bbody), Ok(mbody)) = (buffer_body(bytes), wire.encode_bytes()) else {
+                    let (Some(bbody), Ok(mbody)) =
+                        (buffer_body(bytes, buffer, oob), wire.encode_bytes())
+                    else {
                         continue;
                     };
                     out.modify_asset((0, asset_type::BUFFER, buffer), bbody);
@@ -256,7 +297,10 @@ pub(crate) fn export_assets(
                 let id = export.allocate();
                 let view = whole_view(png.len(), buffer);
                 let body = ImageAsset { view, flags }.encode_bytes().ok()?;
-                out.modify_asset((0, asset_type::BUFFER, buffer), buffer_body(png)?);
+                out.modify_asset(
+                    (0, asset_type::BUFFER, buffer),
+                    buffer_body(png, buffer, oob)?,
+                );
                 out.modify_asset((0, asset_type::IMAGE, id), body);
                 export.exported.insert(key, (id, buffer, asset_type::IMAGE));
                 ids.exported.insert(key, id);
@@ -327,7 +371,7 @@ pub(crate) fn export_assets(
             if let Some((id, buffer, ty)) = export.exported.remove(&key) {
                 out.delete_asset((0, ty, id));
                 if buffer != 0 {
-                    out.delete_asset((0, asset_type::BUFFER, buffer));
+                    delete_buffer(&mut out, oob, buffer);
                 }
                 ids.exported.remove(&key);
                 export.material_images.remove(&key);
@@ -346,6 +390,8 @@ fn mark_dirty(mut export: ResMut<AssetExport>) {
 pub struct AssetImport {
     /// Buffer bodies by (link, id).
     buffers: HashMap<(Entity, u64), Bytes>,
+    /// Buffers whose fetch failed, with the reason (assets using them are refused).
+    failed: HashMap<(Entity, u64), String>,
     /// Assets waiting for a buffer: (link, type identifier, id, body).
     waiting: Vec<(Entity, u16, u64, Bytes)>,
 }
@@ -354,11 +400,49 @@ fn reserve<A: Asset>(world: &World) -> UntypedHandle {
     world.resource::<Assets<A>>().reserve_handle().untyped()
 }
 
-fn buffer_of(import: &AssetImport, link: Entity, view: &BufferView) -> Option<Bytes> {
-    import
-        .buffers
-        .get(&(link, view.asset_id.id.id.get()))
-        .cloned()
+/// The bytes of the buffer a view refers to: `Ok(None)` while they have not arrived, an error
+/// when the buffer was refused.
+fn buffer_of(
+    import: &AssetImport,
+    link: Entity,
+    view: &BufferView,
+) -> Result<Option<Bytes>, String> {
+    let key = (link, view.asset_id.id.id.get());
+    if let Some(reason) = import.failed.get(&key) {
+        return Err(format!("its buffer {} was refused ({reason})", key.1));
+    }
+    Ok(import.buffers.get(&key).cloned())
+}
+
+/// What became of one asset body.
+enum Imported {
+    /// Turned into a Bevy asset (or a buffer's bytes are in).
+    Done,
+    /// Waits for a buffer that has not arrived.
+    Waiting,
+    /// A buffer being fetched in the background; counted when it arrives.
+    Fetching,
+}
+
+fn asset_kind(ty: u16) -> &'static str {
+    match ty {
+        asset_type::BUFFER => "buffer",
+        asset_type::IMAGE => "image",
+        asset_type::MESH => "mesh",
+        asset_type::PBR_MATERIAL => "material",
+        _ => "asset",
+    }
+}
+
+fn refuse(world: &mut World, msg: String) {
+    warn!("{msg}");
+    let mut s = world.resource_mut::<AssetStats>();
+    s.refused += 1;
+    if s.recent_refusals.len() >= AssetStats::RECENT {
+        s.recent_refusals.pop_front();
+    }
+    s.recent_refusals.push_back(msg.clone());
+    s.last_refusal = Some(msg);
 }
 
 /// Decode received asset bodies into Bevy assets.
@@ -373,6 +457,30 @@ pub(crate) fn import_assets(world: &mut World) {
         )
     };
     let mut import = world.remove_resource::<AssetImport>().unwrap_or_default();
+    let mut fetch = world.remove_resource::<RemoteFetch>();
+    // Buffers fetched in the background since the last frame.
+    if let Some(f) = fetch.as_mut() {
+        let done = {
+            let mut progress = world.resource_mut::<OobProgress>();
+            f.poll(&mut progress)
+        };
+        for c in done {
+            match c.result {
+                Ok(bytes) => {
+                    debug!("buffer asset {} arrived ({} bytes)", c.buffer, bytes.len());
+                    import.buffers.insert((c.link, c.buffer), bytes);
+                    world.resource_mut::<AssetStats>().imported += 1;
+                }
+                Err(reason) => {
+                    refuse(
+                        world,
+                        format!("refused buffer asset {}: {reason}", c.buffer),
+                    );
+                    import.failed.insert((c.link, c.buffer), reason);
+                }
+            }
+        }
+    }
     let mut work: Vec<(Entity, u16, u64, Bytes)> = std::mem::take(&mut import.waiting);
     for (link, m) in modified {
         let (ext, ty, id) = (
@@ -389,23 +497,19 @@ pub(crate) fn import_assets(world: &mut World) {
     // Buffers first: later assets in the same batch reference them.
     work.sort_by_key(|(_, ty, _, _)| *ty != asset_type::BUFFER);
     for (link, ty, id, body) in work {
-        let result = import_one(world, &mut import, link, ty, id, &body);
+        let result = import_one(world, &mut import, fetch.as_mut(), link, ty, id, &body);
         match result {
-            Ok(true) => world.resource_mut::<AssetStats>().imported += 1,
-            Ok(false) => import.waiting.push((link, ty, id, body)),
+            Ok(Imported::Done) => world.resource_mut::<AssetStats>().imported += 1,
+            Ok(Imported::Waiting) => import.waiting.push((link, ty, id, body)),
+            Ok(Imported::Fetching) => {}
             Err(reason) => {
-                let what = match ty {
-                    asset_type::BUFFER => "buffer",
-                    asset_type::IMAGE => "image",
-                    asset_type::MESH => "mesh",
-                    asset_type::PBR_MATERIAL => "material",
-                    _ => "asset",
-                };
-                let msg = format!("refused {what} asset {id}: {reason}");
-                warn!("{msg}");
-                let mut s = world.resource_mut::<AssetStats>();
-                s.refused += 1;
-                s.last_refusal = Some(msg);
+                if ty == asset_type::BUFFER {
+                    import.failed.insert((link, id), reason.clone());
+                }
+                refuse(
+                    world,
+                    format!("refused {} asset {id}: {reason}", asset_kind(ty)),
+                );
             }
         }
     }
@@ -413,6 +517,10 @@ pub(crate) fn import_assets(world: &mut World) {
         let (ty, id) = (a.asset_type.identifier.get(), a.asset_id.id.get());
         if ty == asset_type::BUFFER {
             import.buffers.remove(&(link, id));
+            import.failed.remove(&(link, id));
+            if let Some(f) = fetch.as_mut() {
+                f.cancel(link, id);
+            }
         }
         // Dropping our handle lets Bevy free the asset once no entity uses it.
         world
@@ -422,39 +530,71 @@ pub(crate) fn import_assets(world: &mut World) {
     }
     world.resource_mut::<AssetStats>().pending = import.waiting.len();
     world.insert_resource(import);
+    if let Some(f) = fetch {
+        world.insert_resource(f);
+    }
 }
 
-/// Returns Ok(true) when imported, Ok(false) when it waits for a buffer.
+/// Start fetching a buffer that is not inline.
+fn fetch_buffer(
+    world: &mut World,
+    fetch: Option<&mut RemoteFetch>,
+    link: Entity,
+    id: u64,
+    source: BufferSource,
+) -> Result<Imported, String> {
+    let Some(fetch) = fetch else {
+        return Err("this app does not fetch remote buffers".into());
+    };
+    let config = world
+        .get_resource::<FetchConfig>()
+        .cloned()
+        .unwrap_or_default();
+    let mut progress = world.remove_resource::<OobProgress>().unwrap_or_default();
+    let result = match source {
+        BufferSource::OOBAssetID(o) => match world.get::<crate::net::NoodlesLink>(link) {
+            Some(l) => fetch.request_oob(l, link, id, o.id.get(), &config, &mut progress),
+            None => Err("its link is gone".into()),
+        },
+        BufferSource::BufferFromURL(u) => {
+            fetch.request_url(link, id, u.url.0, u.byte_size, &config, &mut progress)
+        }
+        BufferSource::InlineContent(_) => Ok(()),
+    };
+    world.insert_resource(progress);
+    result.map(|_| Imported::Fetching)
+}
+
 fn import_one(
     world: &mut World,
     import: &mut AssetImport,
+    mut fetch: Option<&mut RemoteFetch>,
     link: Entity,
     ty: u16,
     id: u64,
     body: &Bytes,
-) -> Result<bool, String> {
+) -> Result<Imported, String> {
     match ty {
         asset_type::BUFFER => {
             let b = BufferAsset::decode(body.clone()).map_err(|e| e.to_string())?;
+            // A new body replaces whatever the buffer had or waited for.
+            import.buffers.remove(&(link, id));
+            import.failed.remove(&(link, id));
+            if let Some(f) = fetch.as_deref_mut() {
+                f.cancel(link, id);
+            }
             match b.source {
                 BufferSource::InlineContent(c) => {
                     import.buffers.insert((link, id), c.0);
-                    Ok(true)
+                    Ok(Imported::Done)
                 }
-                BufferSource::BufferFromURL(u) => Err(format!(
-                    "buffer from URL {} is not fetched by this app",
-                    u.url.0
-                )),
-                BufferSource::OOBAssetID(o) => Err(format!(
-                    "out-of-band buffer {} is not fetched by this app",
-                    o.id.get()
-                )),
+                remote => fetch_buffer(world, fetch, link, id, remote),
             }
         }
         asset_type::IMAGE => {
             let a = ImageAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let Some(buf) = buffer_of(import, link, &a.view) else {
-                return Ok(false);
+            let Some(buf) = buffer_of(import, link, &a.view)? else {
+                return Ok(Imported::Waiting);
             };
             let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
             let image = convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())?;
@@ -464,12 +604,12 @@ fn import_one(
                 .resource_mut::<Assets<Image>>()
                 .insert(h.id().typed::<Image>(), image)
                 .map_err(|e| e.to_string())?;
-            Ok(true)
+            Ok(Imported::Done)
         }
         asset_type::MESH => {
             let a = MeshAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let Some(buf) = buffer_of(import, link, &a.view) else {
-                return Ok(false);
+            let Some(buf) = buffer_of(import, link, &a.view)? else {
+                return Ok(Imported::Waiting);
             };
             let mesh = convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string())?;
             let h = crate::mirror::imported_handle(world, link, ty, id)
@@ -478,7 +618,7 @@ fn import_one(
                 .resource_mut::<Assets<Mesh>>()
                 .insert(h.id().typed::<Mesh>(), mesh)
                 .map_err(|e| e.to_string())?;
-            Ok(true)
+            Ok(Imported::Done)
         }
         asset_type::PBR_MATERIAL => {
             let a = PBRMaterialAsset::decode(body.clone()).map_err(|e| e.to_string())?;
@@ -493,11 +633,11 @@ fn import_one(
                 .resource_mut::<Assets<StandardMaterial>>()
                 .insert(h.id().typed::<StandardMaterial>(), mat)
                 .map_err(|e| e.to_string())?;
-            Ok(true)
+            Ok(Imported::Done)
         }
         other => {
             debug!("ignoring Core asset type {other}: not handled yet");
-            Ok(true)
+            Ok(Imported::Done)
         }
     }
 }

@@ -1,0 +1,459 @@
+//! Large assets: buffers served out of band (OOB) by the Upstream, and buffers the Downstream
+//! fetches in the background (from the Upstream's OOB channel, or from a URL).
+//!
+//! Upstream: with [`OobConfig`] set (the default), the first [`NoodlesListener`] also binds an OOB
+//! websocket listener on the same host (a free port), and its port is advertised in every
+//! `IntroductionReply`. Exported buffers larger than [`OobConfig::threshold`] are then sent as
+//! `BufferSource::OOBAssetID` (the OOB id is the buffer's `AssetID`) and served from the
+//! [`OobServer`]'s store until the buffer is deleted.
+//!
+//! Downstream: a buffer whose source is an OOB id or a URL is fetched on the tokio runtime
+//! without blocking the apply system; the meshes and images that use it wait (see
+//! [`AssetStats::pending`](super::AssetStats)) and are built when the bytes arrive. Progress is
+//! in [`OobProgress`]. A failed fetch refuses that buffer (and the assets that use it) with a
+//! logged reason naming it; nothing else is affected. A link's OOB connection closes with it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bytes::Bytes;
+use tokio::task::AbortHandle;
+
+use crate::link::Role;
+use crate::net::{LinkClosed, LinkOpened, NoodlesConfig, NoodlesLink, NoodlesListener, NoodlesNet};
+use crate::oob::{FetchDone, OobClient, OobStore};
+
+/// Serving large buffers out of band (Upstream). Set [`NoodlesPlugin::oob`](crate::NoodlesPlugin)
+/// to `None` to send every buffer inline.
+#[derive(Resource, Debug, Clone)]
+pub struct OobConfig {
+    /// Buffers with more bytes than this go out of band (default 1 MiB).
+    pub threshold: usize,
+}
+
+impl Default for OobConfig {
+    fn default() -> Self {
+        OobConfig { threshold: 1 << 20 }
+    }
+}
+
+/// Fetching buffers that are not inline (Downstream): OOB ids and `BufferFromURL`.
+#[derive(Resource, Debug, Clone)]
+pub struct FetchConfig {
+    /// Largest buffer fetched, by OOB or URL (default 1 GiB). Larger ones are refused.
+    pub max_bytes: u64,
+    /// How long one URL fetch may take (default 120 s).
+    pub url_timeout: Duration,
+    /// Fetch `BufferFromURL` at all (default true); when false such buffers are refused.
+    pub fetch_urls: bool,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            max_bytes: 1 << 30,
+            url_timeout: Duration::from_secs(120),
+            fetch_urls: true,
+        }
+    }
+}
+
+/// The Upstream's OOB server, once bound. Buffers exported out of band are in its store; apps
+/// may also serve their own bytes with [`OobServer::insert`] and reference them from a
+/// `BufferAsset` they send.
+#[derive(Resource, Debug)]
+pub struct OobServer {
+    store: Arc<OobStore>,
+    /// The bound address (port advertised in `IntroductionReply`).
+    pub addr: SocketAddr,
+    /// Buffers above this many bytes are exported out of band.
+    pub threshold: usize,
+    abort: AbortHandle,
+}
+
+impl OobServer {
+    /// Serve `bytes` as OOB asset `id`.
+    pub fn insert(&self, id: u64, bytes: Bytes) {
+        self.store.insert(id, bytes);
+    }
+    /// Stop serving OOB asset `id`.
+    pub fn remove(&self, id: u64) {
+        self.store.remove(id);
+    }
+    /// Number of assets served.
+    pub fn served(&self) -> usize {
+        self.store.len()
+    }
+    /// Number of OOB connections open.
+    pub fn connections(&self) -> usize {
+        self.store.connections()
+    }
+    /// Is `id` served?
+    pub fn contains(&self, id: u64) -> bool {
+        self.store.get(id).is_some()
+    }
+    /// Stop accepting OOB connections (open ones finish their requests).
+    pub fn stop(&self) {
+        self.abort.abort();
+    }
+}
+
+/// Progress of background buffer fetches on the Downstream (OOB and URL).
+///
+/// `assets_*` count buffers; `bytes_pending` is what the pending URL fetches declare (an OOB
+/// asset's size is first known from its reply, which carries it whole), `bytes_done` what
+/// arrived. `failed` counts refused fetches, `last_failure` names the last one.
+#[derive(Resource, Debug, Default, Clone, PartialEq, Eq)]
+pub struct OobProgress {
+    pub assets_pending: u64,
+    pub assets_done: u64,
+    pub bytes_pending: u64,
+    pub bytes_done: u64,
+    pub failed: u64,
+    pub last_failure: Option<String>,
+}
+
+impl OobProgress {
+    /// True when nothing is being fetched.
+    pub fn is_idle(&self) -> bool {
+        self.assets_pending == 0
+    }
+}
+
+struct Inflight {
+    link: Entity,
+    buffer: u64,
+    declared: u64,
+}
+
+/// The Downstream's background fetches: one OOB connection per link, URL fetches on blocking
+/// threads, results gathered through a channel the import system drains.
+#[derive(Resource)]
+pub(crate) struct RemoteFetch {
+    runtime: tokio::runtime::Handle,
+    connect_timeout: Duration,
+    tx: crossbeam_channel::Sender<FetchDone>,
+    rx: crossbeam_channel::Receiver<FetchDone>,
+    clients: HashMap<Entity, OobClient>,
+    inflight: HashMap<u64, Inflight>,
+    /// The ticket whose result a buffer waits for.
+    current: HashMap<(Entity, u64), u64>,
+    next_ticket: u64,
+}
+
+/// A fetch that finished for a buffer still waiting for it.
+pub(crate) struct Completed {
+    pub link: Entity,
+    pub buffer: u64,
+    pub result: Result<Bytes, String>,
+}
+
+impl RemoteFetch {
+    pub(crate) fn new(runtime: tokio::runtime::Handle, connect_timeout: Duration) -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        RemoteFetch {
+            runtime,
+            connect_timeout,
+            tx,
+            rx,
+            clients: HashMap::new(),
+            inflight: HashMap::new(),
+            current: HashMap::new(),
+            next_ticket: 0,
+        }
+    }
+
+    fn ticket(
+        &mut self,
+        link: Entity,
+        buffer: u64,
+        declared: u64,
+        progress: &mut OobProgress,
+    ) -> u64 {
+        self.next_ticket += 1;
+        let t = self.next_ticket;
+        self.inflight.insert(
+            t,
+            Inflight {
+                link,
+                buffer,
+                declared,
+            },
+        );
+        self.current.insert((link, buffer), t);
+        progress.assets_pending += 1;
+        progress.bytes_pending += declared;
+        t
+    }
+
+    /// Forget what `buffer` waited for (it was deleted or replaced); a late result is ignored.
+    pub(crate) fn cancel(&mut self, link: Entity, buffer: u64) {
+        self.current.remove(&(link, buffer));
+    }
+
+    /// Fetch OOB asset `oob` from the link's Upstream for buffer `buffer`.
+    pub(crate) fn request_oob(
+        &mut self,
+        link: &NoodlesLink,
+        link_entity: Entity,
+        buffer: u64,
+        oob: u64,
+        config: &FetchConfig,
+        progress: &mut OobProgress,
+    ) -> Result<(), String> {
+        let Some(&port) = link.peer_oob_ports.first() else {
+            return Err(format!(
+                "it is out of band (OOB asset {oob}) but the Upstream advertised no OOB channel"
+            ));
+        };
+        let Some(peer) = link.peer_addr else {
+            return Err(format!(
+                "it is out of band (OOB asset {oob}) but the Upstream's address is unknown"
+            ));
+        };
+        let addr = SocketAddr::new(peer.ip(), port);
+        let ticket = self.ticket(link_entity, buffer, 0, progress);
+        for _ in 0..2 {
+            let runtime = self.runtime.clone();
+            let tx = self.tx.clone();
+            let connect_timeout = self.connect_timeout;
+            let client = self.clients.entry(link_entity).or_insert_with(|| {
+                debug!("opening the OOB channel ws://{addr} for link {link_entity}");
+                OobClient::spawn(&runtime, addr, config.max_bytes, connect_timeout, tx)
+            });
+            if client.request(ticket, oob) {
+                return Ok(());
+            }
+            // The previous connection failed: open a new one.
+            self.clients.remove(&link_entity);
+        }
+        let _ = self.tx.send(FetchDone {
+            ticket,
+            result: Err(format!("OOB asset {oob}: the OOB channel cannot be opened")),
+        });
+        Ok(())
+    }
+
+    /// Fetch `url` (declared `byte_size` bytes) for buffer `buffer`.
+    pub(crate) fn request_url(
+        &mut self,
+        link: Entity,
+        buffer: u64,
+        url: String,
+        byte_size: u64,
+        config: &FetchConfig,
+        progress: &mut OobProgress,
+    ) -> Result<(), String> {
+        if !config.fetch_urls {
+            return Err(format!("it comes from URL {url} and URL fetching is off"));
+        }
+        if byte_size > config.max_bytes {
+            return Err(format!(
+                "URL {url} declares {byte_size} bytes, above the limit of {}",
+                config.max_bytes
+            ));
+        }
+        let ticket = self.ticket(link, buffer, byte_size, progress);
+        let tx = self.tx.clone();
+        let timeout = config.url_timeout;
+        self.runtime.spawn_blocking(move || {
+            let result = crate::oob::fetch_url(&url, byte_size, timeout);
+            let _ = tx.send(FetchDone { ticket, result });
+        });
+        Ok(())
+    }
+
+    /// Results that arrived, for buffers still waiting for them. Updates `progress`.
+    pub(crate) fn poll(&mut self, progress: &mut OobProgress) -> Vec<Completed> {
+        let mut out = Vec::new();
+        while let Ok(done) = self.rx.try_recv() {
+            let Some(f) = self.inflight.remove(&done.ticket) else {
+                continue;
+            };
+            progress.assets_pending = progress.assets_pending.saturating_sub(1);
+            progress.bytes_pending = progress.bytes_pending.saturating_sub(f.declared);
+            if self.current.get(&(f.link, f.buffer)) != Some(&done.ticket) {
+                continue;
+            }
+            self.current.remove(&(f.link, f.buffer));
+            match &done.result {
+                Ok(b) => {
+                    progress.assets_done += 1;
+                    progress.bytes_done += b.len() as u64;
+                }
+                Err(e) => {
+                    progress.failed += 1;
+                    progress.last_failure = Some(format!("buffer asset {}: {e}", f.buffer));
+                }
+            }
+            out.push(Completed {
+                link: f.link,
+                buffer: f.buffer,
+                result: done.result,
+            });
+        }
+        out
+    }
+
+    /// A link closed: close its OOB connection and drop what it waited for.
+    fn link_closed(&mut self, link: Entity, progress: &mut OobProgress) {
+        self.clients.remove(&link);
+        self.current.retain(|(l, _), _| *l != link);
+        self.inflight.retain(|_, f| {
+            if f.link == link {
+                progress.assets_pending = progress.assets_pending.saturating_sub(1);
+                progress.bytes_pending = progress.bytes_pending.saturating_sub(f.declared);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Number of OOB connections this Downstream holds.
+    pub(crate) fn connections(&self) -> usize {
+        self.clients.values().filter(|c| !c.is_closed()).count()
+    }
+}
+
+/// The host part of a listener address (`ws://HOST:PORT`, `HOST:PORT`).
+fn host_of(addr: &str) -> &str {
+    let s = crate::transport::strip_ws_scheme(addr);
+    match s.rsplit_once(':') {
+        Some((h, _)) => h,
+        None => s,
+    }
+}
+
+/// Bind the OOB listener with the first main listener (same host), synchronously, so its port is
+/// advertised to every link that listener accepts.
+fn start_oob_server(
+    add: On<Add, NoodlesListener>,
+    listeners: Query<&NoodlesListener>,
+    oob: Option<Res<OobConfig>>,
+    server: Option<Res<OobServer>>,
+    mut config: ResMut<NoodlesConfig>,
+    net: Res<NoodlesNet>,
+    mut commands: Commands,
+) {
+    let (Some(oob), None) = (oob, server) else {
+        return;
+    };
+    let Ok(l) = listeners.get(add.entity) else {
+        return;
+    };
+    let host = host_of(&l.addr);
+    let bind = format!("{host}:0");
+    let listener = match std::net::TcpListener::bind(&bind) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot bind the OOB listener on {bind}: {e}; buffers are sent inline");
+            return;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!("OOB listener on {bind} has no address: {e}; buffers are sent inline");
+            return;
+        }
+    };
+    let store = Arc::new(OobStore::default());
+    let abort = crate::oob::spawn_server(
+        net.transport.runtime(),
+        listener,
+        store.clone(),
+        config.limits.connect_timeout,
+    );
+    info!("serving OOB assets on ws://{addr}");
+    config.oob_ports = vec![addr.port()];
+    net.set_link_config(config.link_config());
+    commands.insert_resource(OobServer {
+        store,
+        addr,
+        threshold: oob.threshold,
+        abort,
+    });
+}
+
+/// Keeps the OOB side in step with main links: the server admits addresses with an open
+/// Upstream link, and a Downstream's OOB connection and fetches end with its link.
+fn track_oob_links(
+    mut opened: MessageReader<LinkOpened>,
+    mut closed: MessageReader<LinkClosed>,
+    links: Query<&NoodlesLink>,
+    server: Option<Res<OobServer>>,
+    mut fetch: Option<ResMut<RemoteFetch>>,
+    mut progress: ResMut<OobProgress>,
+    mut peers: Local<HashMap<Entity, std::net::IpAddr>>,
+) {
+    for o in opened.read() {
+        if o.role != Role::Upstream {
+            continue;
+        }
+        if let (Some(server), Ok(l)) = (&server, links.get(o.link))
+            && let Some(a) = l.peer_addr
+        {
+            server.store.link_opened(a.ip());
+            peers.insert(o.link, a.ip());
+        }
+    }
+    for c in closed.read() {
+        if let Some(ip) = peers.remove(&c.link)
+            && let Some(server) = &server
+        {
+            server.store.link_closed(ip);
+        }
+        if let Some(f) = fetch.as_mut() {
+            f.link_closed(c.link, &mut progress);
+        }
+    }
+}
+
+/// Number of OOB connections this node holds as a Downstream (for overlays and tests).
+pub fn oob_client_connections(world: &World) -> usize {
+    world
+        .get_resource::<RemoteFetch>()
+        .map(|f| f.connections())
+        .unwrap_or(0)
+}
+
+pub(crate) fn build(app: &mut App) {
+    let runtime = app
+        .world()
+        .resource::<NoodlesNet>()
+        .transport
+        .runtime()
+        .clone();
+    let connect_timeout = app
+        .world()
+        .resource::<NoodlesConfig>()
+        .limits
+        .connect_timeout;
+    app.init_resource::<OobProgress>()
+        .init_resource::<FetchConfig>()
+        .insert_resource(RemoteFetch::new(runtime, connect_timeout))
+        .add_observer(start_oob_server)
+        .add_systems(
+            PreUpdate,
+            track_oob_links
+                .after(crate::plugin::NoodlesSystems::Receive)
+                .before(crate::plugin::NoodlesSystems::Apply),
+        );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_of_listener_addresses() {
+        assert_eq!(host_of("ws://127.0.0.1:0"), "127.0.0.1");
+        assert_eq!(host_of("0.0.0.0:5000"), "0.0.0.0");
+        assert_eq!(host_of("ws://[::1]:80/"), "[::1]");
+        assert_eq!(host_of("localhost"), "localhost");
+    }
+}

@@ -1,0 +1,553 @@
+//! Large assets: buffers above the threshold travel on the Upstream's OOB websocket while the
+//! main link keeps flowing; OOB failures and `BufferFromURL` (against a tiny local HTTP server)
+//! refuse only the asset concerned, with a reason naming it.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use bevy::asset::RenderAssetUsages;
+use bevy::mesh::{Mesh, MeshBuilder, Meshable, PrimitiveTopology};
+use bevy::prelude::*;
+use bevy_noodles2::assets::{AssetStats, OobProgress, OobServer, asset_type, mesh_to_wire};
+use bevy_noodles2::codec as w;
+use bevy_noodles2::codec::Wire;
+use bevy_noodles2::mirror::{Mirrored, Outgoing, Shared};
+use bevy_noodles2::prelude::*;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::*;
+
+/// A headless app with Bevy's asset collections (so assets are mirrored) and the plugin.
+fn asset_app(plugin: NoodlesPlugin) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(AssetPlugin::default())
+        .init_asset::<Mesh>()
+        .init_asset::<StandardMaterial>()
+        .init_asset::<Image>()
+        .add_plugins(plugin);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+fn named(name: &str) -> NoodlesPlugin {
+    NoodlesPlugin {
+        session_name: name.into(),
+        ..default()
+    }
+}
+
+/// A mesh of positions only, whose wire buffer is a little over `bytes`.
+fn big_mesh(bytes: usize) -> Mesh {
+    let n = (bytes / 12 + 3) / 3 * 3;
+    let positions: Vec<[f32; 3]> = (0..n).map(|i| [i as f32, (i % 7) as f32, 0.5]).collect();
+    Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::default(),
+    )
+    .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
+}
+
+fn mirrored_x(app: &mut App, id: NoodlesId) -> Option<f32> {
+    let mut q = app
+        .world_mut()
+        .query_filtered::<(&NoodlesId, &Transform), With<Mirrored>>();
+    q.iter(app.world())
+        .find(|(i, _)| **i == id)
+        .map(|(_, t)| t.translation.x)
+}
+
+fn mirrored_mesh_vertices(app: &mut App) -> Option<usize> {
+    let mut q = app.world_mut().query_filtered::<&Mesh3d, With<Mirrored>>();
+    let handle = q.iter(app.world()).next()?.0.clone();
+    app.world()
+        .resource::<Assets<Mesh>>()
+        .get(&handle)
+        .map(|m| m.count_vertices())
+}
+
+fn progress(app: &App) -> OobProgress {
+    app.world().resource::<OobProgress>().clone()
+}
+
+#[test]
+fn oob_buffer_of_50_mb_arrives_while_transforms_flow() {
+    let mut up = asset_app(named("up"));
+    let mut down = asset_app(named("down"));
+    let url = listen(&mut up);
+
+    let mesh = big_mesh(50 << 20);
+    let vertices = mesh.count_vertices();
+    let handle = up.world_mut().resource_mut::<Assets<Mesh>>().add(mesh);
+    let mover = up
+        .world_mut()
+        .spawn((Shared, Transform::default(), Name::new("mover")))
+        .id();
+    up.world_mut()
+        .spawn((Shared, Transform::default(), Mesh3d(handle)));
+    up.update();
+    let mover_id = *up.world().get::<NoodlesId>(mover).unwrap();
+    assert_eq!(
+        progress(&down),
+        OobProgress::default(),
+        "progress starts at 0"
+    );
+
+    let link = connect(&mut down, NoodlesConnect::new(url));
+    let mut x = 0.0f32;
+    let mut seen_pending = false;
+    let mut max_pending = 0;
+    let mut updates_while_pending = 0;
+    let mut last_seen = None;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        x += 1.0;
+        up.world_mut()
+            .get_mut::<Transform>(mover)
+            .unwrap()
+            .translation
+            .x = x;
+        up.update();
+        down.update();
+        let p = progress(&down);
+        max_pending = max_pending.max(p.assets_pending);
+        let seen = mirrored_x(&mut down, mover_id);
+        if p.assets_pending > 0 {
+            seen_pending = true;
+            if seen.is_some() && seen != last_seen {
+                updates_while_pending += 1;
+            }
+        }
+        last_seen = seen;
+        if mirrored_mesh_vertices(&mut down) == Some(vertices) {
+            break;
+        }
+        let stats = down.world().resource::<AssetStats>();
+        assert!(stats.refused == 0, "refused: {:?}", stats.recent_refusals);
+        assert!(
+            Instant::now() < deadline,
+            "the big mesh never arrived: {p:?}"
+        );
+    }
+    // The transform kept flowing: it reaches the latest value after the mesh did.
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(10),
+        "mover in step",
+        |a| {
+            let want = a[0].world().get::<Transform>(mover).unwrap().translation.x;
+            mirrored_x(a[1], mover_id) == Some(want)
+        },
+    );
+
+    let p = progress(&down);
+    assert!(seen_pending, "the buffer was never pending: {p:?}");
+    assert_eq!(max_pending, 1);
+    assert_eq!(p.assets_pending, 0);
+    assert_eq!(p.assets_done, 1);
+    assert_eq!(p.failed, 0);
+    assert!(p.bytes_done >= 50 << 20, "{p:?}");
+    assert_eq!(p.bytes_pending, 0);
+    assert!(
+        updates_while_pending >= 1,
+        "no transform update was applied while the buffer was in flight"
+    );
+    // The 50 MB did not go over the main link.
+    let main_in = down
+        .world()
+        .get::<NoodlesLink>(link)
+        .unwrap()
+        .stats
+        .bytes_in;
+    assert!(main_in < 1 << 20, "main link carried {main_in} bytes");
+    let server = up.world().resource::<OobServer>();
+    assert_eq!(server.served(), 1);
+    assert_eq!(server.connections(), 1);
+
+    // Closing the main link closes the OOB connections on both sides.
+    down.world().get::<NoodlesLink>(link).unwrap().close("done");
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(10),
+        "OOB connections closed",
+        |a| {
+            a[0].world().resource::<OobServer>().connections() == 0
+                && bevy_noodles2::assets::remote::oob_client_connections(a[1].world()) == 0
+        },
+    );
+
+    // Unsharing the mesh stops serving its bytes.
+    let mut q = up.world_mut().query_filtered::<Entity, With<Mesh3d>>();
+    let e = q.single(up.world()).unwrap();
+    up.world_mut().entity_mut(e).despawn();
+    run_until(
+        &mut [&mut up],
+        Duration::from_secs(5),
+        "OOB store emptied",
+        |a| a[0].world().resource::<OobServer>().served() == 0,
+    );
+}
+
+/// A raw OOB client: connect, send the frames, return the replies (binary frames) until the
+/// server closes or `replies` arrived.
+fn raw_oob(port: u16, frames: Vec<Vec<u8>>, replies: usize) -> Result<Vec<Bytes>, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        for f in frames {
+            ws.send(Message::Binary(f.into()))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let mut out = Vec::new();
+        while out.len() < replies {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => out.push(b),
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    return Err(format!("closed: {f:?}"));
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(e.to_string()),
+                Ok(None) => return Err("closed without a close frame".into()),
+                Err(_) => return Err("no reply in 10 s".into()),
+            }
+        }
+        Ok(out)
+    })
+}
+
+fn request(id: u64) -> Vec<u8> {
+    w::OOBRequest::OOBRequestContent(w::OOBRequestContent {
+        asset_id: w::OOBAssetID::new(id),
+    })
+    .encode()
+    .unwrap()
+}
+
+#[test]
+fn oob_unknown_id_gets_a_failure_reply_and_unlinked_peers_are_refused() {
+    let mut up = app("up");
+    let mut down = app("down");
+    let url = listen(&mut up);
+    let port = up.world().resource::<NoodlesConfig>().oob_ports[0];
+
+    // No main link from this address yet: the OOB connection is refused.
+    let err = raw_oob(port, vec![request(1)], 1).unwrap_err();
+    assert!(err.contains("no main link"), "{err}");
+
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(10),
+        "link open",
+        |a| open_links(a[0]) == 1 && open_links(a[1]) == 1,
+    );
+    let link = down
+        .world_mut()
+        .query::<&NoodlesLink>()
+        .single(down.world())
+        .unwrap()
+        .peer_oob_ports
+        .clone();
+    assert_eq!(link, vec![port], "the Downstream learnt the OOB port");
+
+    up.world()
+        .resource::<OobServer>()
+        .insert(5, Bytes::from_static(b"five"));
+    let replies = raw_oob(port, vec![request(424242), request(5)], 2).unwrap();
+    match w::OOBReply::decode(replies[0].clone()).unwrap() {
+        w::OOBReply::OOBReplyFailure(f) => {
+            assert_eq!(f.asset_id.id.get(), 424242);
+            assert!(f.reason.0.contains("424242"), "{}", f.reason.0);
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    match w::OOBReply::decode(replies[1].clone()).unwrap() {
+        w::OOBReply::OOBReplySuccess(s) => {
+            assert_eq!(s.header.asset_id.id.get(), 5);
+            assert_eq!(&s.content.0[..], b"five");
+        }
+        other => panic!("expected content, got {other:?}"),
+    }
+    // Not an OOBRequest: the server closes that OOB connection (the main link stays open).
+    let err = raw_oob(port, vec![vec![9, 9, 9]], 1).unwrap_err();
+    assert!(err.contains("closed"), "{err}");
+    pump(&mut [&mut up, &mut down], 3);
+    assert_eq!(open_links(&mut up), 1);
+}
+
+#[test]
+fn oob_failure_refuses_only_that_buffer() {
+    let mut up = app("up");
+    let mut down = asset_app(named("down"));
+    let url = listen(&mut up);
+    // A buffer whose OOB id the server does not know, a mesh using it, and a good inline mesh.
+    let (cube, cube_mesh) = mesh_to_wire(&Cuboid::default().mesh().build(), 11).unwrap();
+    {
+        let mut out = up.world_mut().resource_mut::<Outgoing>();
+        out.modify_asset(
+            (0, asset_type::BUFFER, 10),
+            buffer(w::BufferSource::OOBAssetID(w::OOBAssetID::new(999))),
+        );
+        let mut broken = cube_mesh.clone();
+        broken.view.asset_id = w::BufferAssetID::new(w::AssetID::new(10));
+        out.modify_asset((0, asset_type::MESH, 12), broken.encode_bytes().unwrap());
+        out.modify_asset(
+            (0, asset_type::BUFFER, 11),
+            buffer(w::BufferSource::InlineContent(w::InlineContent(
+                Bytes::from(cube),
+            ))),
+        );
+        out.modify_asset((0, asset_type::MESH, 13), cube_mesh.encode_bytes().unwrap());
+    }
+    let mover = up.world_mut().spawn((Shared, Transform::default())).id();
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "OOB failure",
+        |a| a[1].world().resource::<AssetStats>().refused >= 2,
+    );
+    let stats = down.world().resource::<AssetStats>().clone();
+    let all = format!("{:?}", stats.recent_refusals);
+    assert!(
+        all.contains("buffer asset 10") && all.contains("999"),
+        "{all}"
+    );
+    assert!(
+        all.contains("mesh asset 12") && all.contains("buffer 10"),
+        "{all}"
+    );
+    assert_eq!(stats.refused, 2, "{all}");
+    let p = progress(&down);
+    assert_eq!((p.failed, p.assets_pending), (1, 0), "{p:?}");
+    // The rest of the world keeps working.
+    up.world_mut()
+        .get_mut::<Transform>(mover)
+        .unwrap()
+        .translation
+        .x = 3.0;
+    let id = *up.world().get::<NoodlesId>(mover).unwrap();
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(10),
+        "mover",
+        |a| mirrored_x(a[1], id) == Some(3.0),
+    );
+    assert!(down.world().resource::<AssetStats>().imported >= 2);
+    assert_eq!(open_links(&mut down), 1);
+}
+
+fn buffer(source: w::BufferSource) -> Bytes {
+    w::BufferAsset {
+        flags: w::BufferAssetFlags::default(),
+        source,
+    }
+    .encode_bytes()
+    .unwrap()
+}
+
+fn url_buffer(url: &str, byte_size: u64) -> Bytes {
+    buffer(w::BufferSource::BufferFromURL(w::BufferFromURL {
+        byte_size,
+        url: w::BufferURL(url.to_string()),
+    }))
+}
+
+/// A tiny HTTP/1.1 server on loopback, serving `routes` (path → (body, send Content-Length)),
+/// 404 otherwise. It stops by itself after `life`.
+fn http_server(routes: Vec<(&'static str, Vec<u8>, bool)>, life: Duration) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let end = Instant::now() + life;
+        while Instant::now() < end {
+            let Ok((mut s, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req);
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            match routes.iter().find(|(p, _, _)| *p == path) {
+                Some((_, body, with_len)) => {
+                    let head = if *with_len {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                    } else {
+                        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_string()
+                    };
+                    let _ = s.write_all(head.as_bytes());
+                    let _ = s.write_all(body);
+                }
+                None => {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn buffers_from_urls_are_fetched_and_checked() {
+    let (cube, cube_mesh) = mesh_to_wire(&Cuboid::default().mesh().build(), 101).unwrap();
+    let n = cube.len() as u64;
+    let port = http_server(
+        vec![
+            ("/cube", cube.clone(), true),
+            ("/cube-nolength", cube.clone(), false),
+        ],
+        Duration::from_secs(60),
+    );
+    // A port with nothing listening.
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+
+    let mut up = app("up");
+    let mut down = asset_app(NoodlesPlugin {
+        session_name: "down".into(),
+        fetch: bevy_noodles2::assets::FetchConfig {
+            max_bytes: 1 << 20,
+            url_timeout: Duration::from_secs(10),
+            fetch_urls: true,
+        },
+        ..default()
+    });
+    let url = listen(&mut up);
+    {
+        let mut out = up.world_mut().resource_mut::<Outgoing>();
+        let mut add = |buffer_id: u64, mesh_id: u64, body: Bytes| {
+            out.modify_asset((0, asset_type::BUFFER, buffer_id), body);
+            let mut m = cube_mesh.clone();
+            m.view.asset_id = w::BufferAssetID::new(w::AssetID::new(buffer_id));
+            out.modify_asset((0, asset_type::MESH, mesh_id), m.encode_bytes().unwrap());
+        };
+        // Good: exact size.
+        add(101, 102, url_buffer(&format!("{base}/cube"), n));
+        // Declared size differs from Content-Length.
+        add(201, 202, url_buffer(&format!("{base}/cube"), n + 5));
+        // Declared size above the Downstream's limit: refused without a fetch.
+        add(301, 302, url_buffer(&format!("{base}/cube"), 10 << 30));
+        // Unreachable.
+        add(
+            401,
+            402,
+            url_buffer(&format!("http://127.0.0.1:{dead}/x"), n),
+        );
+        // No Content-Length, and the body is longer than declared.
+        add(
+            501,
+            502,
+            url_buffer(&format!("{base}/cube-nolength"), n - 1),
+        );
+        // Not found.
+        add(601, 602, url_buffer(&format!("{base}/missing"), n));
+        // Not http.
+        add(701, 702, url_buffer("file:///etc/hostname", n));
+        // Garbage URL.
+        add(801, 802, url_buffer("http://", n));
+    }
+    let mover = up.world_mut().spawn((Shared, Transform::default())).id();
+    connect(&mut down, NoodlesConnect::new(url));
+    // 7 bad buffers, each with its mesh.
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(30),
+        "URL fetches",
+        |a| {
+            let s = a[1].world().resource::<AssetStats>();
+            s.refused >= 14 && a[1].world().resource::<OobProgress>().is_idle()
+        },
+    );
+    let stats = down.world().resource::<AssetStats>().clone();
+    let all = stats
+        .recent_refusals
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(stats.refused, 14, "{all}");
+    for id in [201, 301, 401, 501, 601, 701, 801] {
+        assert!(
+            all.contains(&format!("refused buffer asset {id}:")),
+            "no refusal names buffer {id}:\n{all}"
+        );
+        assert!(
+            all.contains(&format!(
+                "refused mesh asset {}: its buffer {id} was refused",
+                id + 1
+            )),
+            "no refusal names mesh {}:\n{all}",
+            id + 1
+        );
+    }
+    assert!(all.contains("Content-Length"), "{all}");
+    assert!(all.contains("above the limit"), "{all}");
+    assert!(
+        !all.contains("asset 101") && !all.contains("asset 102"),
+        "{all}"
+    );
+    // The good one is a Bevy mesh.
+    let handle = down
+        .world()
+        .resource::<bevy_noodles2::mirror::AssetIdMap>()
+        .imported
+        .iter()
+        .find(|((_, ty, id), _)| *ty == asset_type::MESH && *id == 102)
+        .map(|(_, h)| h.clone())
+        .expect("mesh 102 imported");
+    let mesh = down
+        .world()
+        .resource::<Assets<Mesh>>()
+        .get(handle.id().typed::<Mesh>())
+        .expect("mesh 102 built");
+    assert_eq!(
+        mesh.count_vertices(),
+        Cuboid::default().mesh().build().count_vertices()
+    );
+    let p = progress(&down);
+    assert_eq!(p.assets_done, 1, "{p:?}");
+    assert_eq!(p.bytes_done, n, "{p:?}");
+    assert_eq!(p.bytes_pending, 0, "{p:?}");
+
+    // The rest of the world keeps working.
+    up.world_mut()
+        .get_mut::<Transform>(mover)
+        .unwrap()
+        .translation
+        .x = 7.0;
+    let id = *up.world().get::<NoodlesId>(mover).unwrap();
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(10),
+        "mover",
+        |a| mirrored_x(a[1], id) == Some(7.0),
+    );
+}
