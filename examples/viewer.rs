@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bevy::app::ScheduleRunnerPlugin;
+use bevy::camera::primitives::MeshAabb;
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::prelude::*;
 use bevy::render::render_resource::PipelineCache;
@@ -239,12 +240,14 @@ fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
     ));
 }
 
-/// Once the world arrived, frame it: focus on the center of the mirrored entities.
+/// Once the world arrived, frame it: fit the camera to the bounds of the mirrored meshes (or of
+/// the entities' origins when there are no meshes), whatever the scene's scale.
 fn frame_scene(
     mut state: ResMut<ViewerState>,
-    mirrored: Query<&GlobalTransform, With<Mirrored>>,
+    mirrored: Query<(&GlobalTransform, Option<&Mesh3d>), With<Mirrored>>,
+    meshes: Res<Assets<Mesh>>,
     stats: Res<MirrorStats>,
-    mut cam: Query<&mut OrbitCamera>,
+    mut cam: Query<(&mut OrbitCamera, &mut Projection)>,
     mut frames: Local<u32>,
 ) {
     if state.framed || stats.transactions_applied == 0 {
@@ -255,9 +258,34 @@ fn frame_scene(
     if *frames < 10 {
         return;
     }
-    let points: Vec<Vec3> = mirrored
-        .iter()
-        .map(|t| t.translation())
+    let mut origins: Vec<Vec3> = Vec::new();
+    let mut corners: Vec<Vec3> = Vec::new();
+    let mut meshes_missing = false;
+    for (t, mesh) in &mirrored {
+        origins.push(t.translation());
+        let Some(mesh) = mesh else { continue };
+        match meshes.get(&mesh.0).map(|m| m.compute_aabb()) {
+            Some(Some(aabb)) => {
+                let (min, max) = (Vec3::from(aabb.min()), Vec3::from(aabb.max()));
+                for i in 0..8 {
+                    let c = Vec3::new(
+                        if i & 1 == 0 { min.x } else { max.x },
+                        if i & 2 == 0 { min.y } else { max.y },
+                        if i & 4 == 0 { min.z } else { max.z },
+                    );
+                    corners.push(t.transform_point(c));
+                }
+            }
+            Some(None) => {}
+            None => meshes_missing = true,
+        }
+    }
+    // Wait (a few seconds at most) for the meshes, whose bounds matter more than origins.
+    if meshes_missing && *frames < 600 {
+        return;
+    }
+    let points: Vec<Vec3> = if corners.is_empty() { origins } else { corners }
+        .into_iter()
         .filter(|p| p.is_finite())
         .collect();
     if points.is_empty() {
@@ -269,9 +297,12 @@ fn frame_scene(
     );
     let center = (min + max) / 2.0;
     let radius = ((max - min).length() / 2.0).max(2.0);
-    if let Ok(mut c) = cam.single_mut() {
+    if let Ok((mut c, mut projection)) = cam.single_mut() {
         c.focus = center;
         c.distance = radius * 2.4;
+        if let Projection::Perspective(p) = projection.as_mut() {
+            p.far = p.far.max(radius * 10.0);
+        }
     }
     state.framed = true;
 }

@@ -252,6 +252,20 @@ pub(crate) fn export_assets(
             let buffer = export.allocate();
             match convert::mesh_to_wire(mesh, buffer) {
                 Ok((bytes, wire)) => {
+                    let skipped: Vec<&str> = [
+                        Mesh::ATTRIBUTE_JOINT_INDEX,
+                        Mesh::ATTRIBUTE_JOINT_WEIGHT,
+                        Mesh::ATTRIBUTE_COLOR,
+                    ]
+                    .into_iter()
+                    .filter(|a| mesh.contains_attribute(*a))
+                    .map(|a| a.name)
+                    .collect();
+                    if !skipped.is_empty() {
+                        info!(
+                            "mesh {mesh_id:?}: attributes {skipped:?} are not sent (not supported yet; a skinned mesh shows in its bind pose)"
+                        );
+                    }
                     let (Some(bbody), Ok(mbody)) =
                         (buffer_body(bytes, buffer, oob), wire.encode_bytes())
                     else {

@@ -1,0 +1,235 @@
+//! Host a glTF/GLB file as a NOODLES2 Upstream.
+//!
+//! ```text
+//! cargo run --example host_gltf -- PATH [--listen HOST:PORT] [--name NAME] [-v]
+//! ```
+//! Loads PATH with Bevy's glTF loader, spawns its default scene (hierarchy, meshes, materials,
+//! textures, lights) and marks every entity of it `Shared`, so meshes, materials and images are
+//! exported as NOODLES2 assets. Prints one line, `listening on ws://HOST:PORT` (default
+//! `127.0.0.1:50000`), once the scene is spawned and the listener accepts connections. A file
+//! that does not exist or does not load is an error with a non-zero exit.
+//!
+//! Skins and animations are not shared yet: a skinned mesh is sent in its bind pose (joint
+//! indices and weights are not part of the exported mesh).
+//!
+//! Try it: `cargo run --example host_gltf -- assets/Fox.glb`, then
+//! `cargo run --example viewer -- ws://127.0.0.1:50000`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::asset::{LoadState, RecursiveDependencyLoadState};
+use bevy::image::{CompressedImageFormatSupport, CompressedImageFormats};
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevy::render::RenderPlugin;
+use bevy::render::settings::WgpuSettings;
+use bevy::window::ExitCondition;
+use bevy::winit::WinitPlugin;
+use bevy::world_serialization::{WorldAsset, WorldAssetRoot, WorldInstanceReady};
+use bevy_noodles2::prelude::*;
+
+struct Args {
+    path: PathBuf,
+    listen: String,
+    name: Option<String>,
+    verbose: bool,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut path = None;
+    let mut a = Args {
+        path: PathBuf::new(),
+        listen: "127.0.0.1:50000".into(),
+        name: None,
+        verbose: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--listen" => a.listen = it.next().context("--listen needs HOST:PORT")?,
+            "--name" => a.name = Some(it.next().context("--name needs a value")?),
+            "-v" | "--verbose" => a.verbose = true,
+            "-h" | "--help" => {
+                println!("usage: host_gltf PATH [--listen HOST:PORT] [--name NAME] [-v]");
+                std::process::exit(0);
+            }
+            s if s.starts_with('-') => bail!("unknown argument `{s}` (try --help)"),
+            s => {
+                if path.is_some() {
+                    bail!("only one PATH is allowed (got a second one, `{s}`)");
+                }
+                path = Some(PathBuf::from(s));
+            }
+        }
+    }
+    a.path = path.context("missing PATH of a .gltf or .glb file (try --help)")?;
+    Ok(a)
+}
+
+/// The scene being loaded, and whether it was spawned.
+#[derive(Resource)]
+struct Loading {
+    file: String,
+    scene: Handle<WorldAsset>,
+    root: Option<Entity>,
+    listen: String,
+    listening: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let path = args
+        .path
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", args.path.display()))?;
+    if !path.is_file() {
+        bail!("{} is not a file", path.display());
+    }
+    let dir = path
+        .parent()
+        .context("the file has no parent directory")?
+        .to_path_buf();
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .context("the file name is not UTF-8")?
+        .to_owned();
+
+    let mut app = App::new();
+    // No GPU: textures are kept as they are in the file (compressed KTX2/DDS textures are not
+    // transcoded for a GPU).
+    app.insert_resource(CompressedImageFormatSupport(CompressedImageFormats::NONE));
+    // Bevy's default plugins without a window or a GPU: asset loading (glTF, images), the PBR
+    // material conversion of glTF materials, and scene spawning, but nothing renders.
+    app.add_plugins(
+        DefaultPlugins
+            .build()
+            .disable::<WinitPlugin>()
+            .set(WindowPlugin {
+                primary_window: None,
+                exit_condition: ExitCondition::DontExit,
+                ..default()
+            })
+            .set(RenderPlugin {
+                render_creation: WgpuSettings {
+                    backends: None,
+                    ..default()
+                }
+                .into(),
+                ..default()
+            })
+            .set(AssetPlugin {
+                file_path: dir.to_string_lossy().into_owned(),
+                ..default()
+            })
+            .set(LogPlugin {
+                filter: if args.verbose {
+                    "info,wgpu=error".into()
+                } else {
+                    // Without a GPU, a few render plugins complain that the render app is
+                    // missing; that is expected here.
+                    "warn,wgpu=error,bevy_render=off,bevy_gizmos_render=off".into()
+                },
+                ..default()
+            }),
+    )
+    .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+        1.0 / 60.0,
+    )))
+    .add_plugins(NoodlesPlugin {
+        session_name: args.name.clone().unwrap_or_else(|| file.clone()),
+        ..default()
+    });
+    let scene = app
+        .world()
+        .resource::<AssetServer>()
+        .load(GltfAssetLabel::Scene(0).from_asset(file.clone()));
+    app.insert_resource(Loading {
+        file,
+        scene,
+        root: None,
+        listen: args.listen.clone(),
+        listening: false,
+    })
+    .add_observer(share_scene)
+    .add_systems(Update, (spawn_when_loaded, announce));
+    match app.run() {
+        AppExit::Success => Ok(()),
+        AppExit::Error(code) => std::process::exit(code.get() as i32),
+    }
+}
+
+/// Spawns the scene once it (and everything it uses) loaded; a failed load exits with an error.
+fn spawn_when_loaded(
+    mut loading: ResMut<Loading>,
+    server: Res<AssetServer>,
+    mut commands: Commands,
+    mut exit: MessageWriter<AppExit>,
+) {
+    if loading.root.is_some() {
+        return;
+    }
+    if let Some(LoadState::Failed(e)) = server.get_load_state(&loading.scene) {
+        eprintln!("error: cannot load {}: {e}", loading.file);
+        exit.write(AppExit::error());
+        loading.root = Some(Entity::PLACEHOLDER);
+        return;
+    }
+    match server.get_recursive_dependency_load_state(&loading.scene) {
+        Some(RecursiveDependencyLoadState::Loaded) => {
+            let root = commands
+                .spawn((
+                    Name::new(loading.file.clone()),
+                    WorldAssetRoot(loading.scene.clone()),
+                ))
+                .id();
+            loading.root = Some(root);
+        }
+        Some(RecursiveDependencyLoadState::Failed(e)) => {
+            eprintln!("error: cannot load {}: {e}", loading.file);
+            exit.write(AppExit::error());
+            loading.root = Some(Entity::PLACEHOLDER);
+        }
+        _ => {}
+    }
+}
+
+/// Marks the spawned scene (the root and all its descendants) `Shared`, then starts listening.
+fn share_scene(
+    ready: On<WorldInstanceReady>,
+    mut loading: ResMut<Loading>,
+    children: Query<&Children>,
+    mut commands: Commands,
+) {
+    if loading.root != Some(ready.entity) || loading.listening {
+        return;
+    }
+    let mut n = 1;
+    commands.entity(ready.entity).insert(Shared);
+    for e in children.iter_descendants(ready.entity) {
+        commands.entity(e).insert(Shared);
+        n += 1;
+    }
+    info!("sharing {n} entities of {}", loading.file);
+    loading.listening = true;
+    commands.spawn(NoodlesListener::new(loading.listen.clone()));
+}
+
+fn announce(mut ready: MessageReader<ListenerReady>, mut exit: MessageWriter<AppExit>) {
+    for r in ready.read() {
+        match &r.result {
+            Ok(addr) => {
+                use std::io::Write;
+                println!("listening on ws://{addr}");
+                let _ = std::io::stdout().flush();
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                exit.write(AppExit::error());
+            }
+        }
+    }
+}
