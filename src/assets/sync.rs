@@ -400,6 +400,15 @@ pub struct AssetImport {
     waiting: Vec<(Entity, u16, u64, Bytes)>,
 }
 
+impl AssetImport {
+    /// Drop what a closed link left (buffer bytes, refusals, assets waiting for a buffer).
+    pub(crate) fn forget_link(&mut self, link: Entity) {
+        self.buffers.retain(|(l, _), _| *l != link);
+        self.failed.retain(|(l, _), _| *l != link);
+        self.waiting.retain(|(l, ..)| *l != link);
+    }
+}
+
 fn reserve<A: Asset>(world: &World) -> UntypedHandle {
     world.resource::<Assets<A>>().reserve_handle().untyped()
 }
