@@ -364,6 +364,7 @@ fn status(
     links: Query<&NoodlesLink>,
     mirrored: Query<(), With<Mirrored>>,
     assets: Res<AssetStats>,
+    oob: Res<OobProgress>,
     mut text: Query<&mut Text, With<StatusText>>,
 ) {
     let Ok(mut t) = text.single_mut() else { return };
@@ -383,6 +384,17 @@ fn status(
         assets.pending,
         assets.refused
     );
+    let s = if oob.assets_pending + oob.assets_done + oob.failed > 0 {
+        format!(
+            "{s}\nlarge buffers: {} fetching, {} done ({:.1} MB), {} failed",
+            oob.assets_pending,
+            oob.assets_done,
+            oob.bytes_done as f64 / 1e6,
+            oob.failed
+        )
+    } else {
+        s
+    };
     if t.0 != s {
         t.0 = s;
     }

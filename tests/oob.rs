@@ -551,3 +551,49 @@ fn buffers_from_urls_are_fetched_and_checked() {
         |a| mirrored_x(a[1], id) == Some(7.0),
     );
 }
+
+#[test]
+fn unreachable_oob_channel_refuses_only_that_buffer() {
+    let mut up = asset_app(NoodlesPlugin {
+        session_name: "up".into(),
+        oob: Some(bevy_noodles2::assets::OobConfig { threshold: 64 }),
+        ..default()
+    });
+    let mut down = asset_app(named("down"));
+    let url = listen(&mut up);
+    // The port stays advertised, but nothing answers on it any more.
+    up.world().resource::<OobServer>().stop();
+    let cube = up
+        .world_mut()
+        .resource_mut::<Assets<Mesh>>()
+        .add(Cuboid::default().mesh().build());
+    up.world_mut()
+        .spawn((Shared, Transform::default(), Mesh3d(cube)));
+    let mover = up.world_mut().spawn((Shared, Transform::default())).id();
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "refusal",
+        |a| a[1].world().resource::<AssetStats>().refused >= 2,
+    );
+    let stats = down.world().resource::<AssetStats>().clone();
+    let all = format!("{:?}", stats.recent_refusals);
+    assert!(all.contains("refused buffer asset"), "{all}");
+    assert!(all.contains("cannot open the OOB channel"), "{all}");
+    assert!(all.contains("refused mesh asset"), "{all}");
+    assert_eq!(progress(&down).failed, 1);
+    up.world_mut()
+        .get_mut::<Transform>(mover)
+        .unwrap()
+        .translation
+        .x = 5.0;
+    let id = *up.world().get::<NoodlesId>(mover).unwrap();
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(10),
+        "mover",
+        |a| mirrored_x(a[1], id) == Some(5.0),
+    );
+    assert_eq!(open_links(&mut down), 1);
+}

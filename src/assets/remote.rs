@@ -380,7 +380,11 @@ fn start_oob_server(
 }
 
 /// Keeps the OOB side in step with main links: the server admits addresses with an open
-/// Upstream link, and a Downstream's OOB connection and fetches end with its link.
+/// Upstream link, and a Downstream's OOB connection, fetches and buffer bytes end with its link.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one system follows links for the server, the fetches and the import"
+)]
 fn track_oob_links(
     mut opened: MessageReader<LinkOpened>,
     mut closed: MessageReader<LinkClosed>,
@@ -388,6 +392,7 @@ fn track_oob_links(
     server: Option<Res<OobServer>>,
     mut fetch: Option<ResMut<RemoteFetch>>,
     mut progress: ResMut<OobProgress>,
+    mut import: Option<ResMut<super::AssetImport>>,
     mut peers: Local<HashMap<Entity, std::net::IpAddr>>,
 ) {
     for o in opened.read() {
@@ -409,6 +414,9 @@ fn track_oob_links(
         }
         if let Some(f) = fetch.as_mut() {
             f.link_closed(c.link, &mut progress);
+        }
+        if let Some(i) = import.as_mut() {
+            i.forget_link(c.link);
         }
     }
 }

@@ -6,9 +6,13 @@
 //! `BufferAsset` plus a `MeshAsset` / `ImageAsset` / `PBRMaterialAsset`, kept while a shared
 //! entity uses it, deleted when none does, and re-sent when the Bevy asset changes.
 //!
+//! Buffers above the OOB threshold are exported out of band when an [`OobServer`] runs (see
+//! [`remote`](super::remote)).
+//!
 //! Downstream: asset bodies are decoded and validated; refused ones are logged with the reason
-//! and counted in [`AssetStats`], and the rest of the world keeps working. Components that refer
-//! to an asset before it arrives get a reserved handle that is filled when it does.
+//! and counted in [`AssetStats`], and the rest of the world keeps working. OOB and URL buffers
+//! are fetched in the background; assets that use them wait until the bytes arrive. Components
+//! that refer to an asset before it arrives get a reserved handle that is filled when it does.
 
 use std::collections::{HashMap, HashSet};
 
@@ -408,6 +412,15 @@ pub struct AssetImport {
     failed: HashMap<(Entity, u64), String>,
     /// Assets waiting for a buffer: (link, type identifier, id, body).
     waiting: Vec<(Entity, u16, u64, Bytes)>,
+}
+
+impl AssetImport {
+    /// Drop what a closed link left (buffer bytes, refusals, assets waiting for a buffer).
+    pub(crate) fn forget_link(&mut self, link: Entity) {
+        self.buffers.retain(|(l, _), _| *l != link);
+        self.failed.retain(|(l, _), _| *l != link);
+        self.waiting.retain(|(l, ..)| *l != link);
+    }
 }
 
 fn reserve<A: Asset>(world: &World) -> UntypedHandle {
