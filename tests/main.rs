@@ -4,8 +4,10 @@ mod common;
 
 mod assets;
 mod codec;
+mod environment;
 mod link;
 mod mirror;
 mod net;
 mod proposals;
+mod render;
 mod rpc;
