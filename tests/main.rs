@@ -4,9 +4,11 @@ mod common;
 
 mod assets;
 mod codec;
+mod environment;
 mod link;
 mod mirror;
 mod net;
 mod oob;
 mod proposals;
+mod render;
 mod rpc;

@@ -1,11 +1,12 @@
 //! NOODLES2 assets (buffers, images, meshes, materials, ...) and their Bevy counterparts.
 
 pub mod convert;
+pub mod environment;
 pub mod remote;
 pub mod sync;
 
 pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};
-pub use sync::{AssetExport, AssetImport, AssetStats, asset_type};
+pub use sync::{AssetExport, AssetImport, AssetStats, EnvironmentExport, asset_type};
 
 pub use convert::{
     AssetError, flags_to_sampler, image_from_wire, image_from_wire_with, image_to_wire,

@@ -17,12 +17,15 @@
 use std::collections::{HashMap, HashSet};
 
 use bevy::asset::UntypedAssetId;
+use bevy::light::GeneratedEnvironmentMapLight;
 use bevy::prelude::*;
 use bytes::Bytes;
 
 use super::IncomingAssets;
 use super::convert;
+use super::environment;
 use super::remote::{FetchConfig, OobProgress, OobServer, RemoteFetch};
+use crate::codec as w;
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
     InlineContent, MeshAsset, MeshAssetID, MeshComponent, OOBAssetID, PBRMaterialAsset,
@@ -125,7 +128,7 @@ impl AssetStats {
 }
 
 impl AssetExport {
-    fn allocate(&mut self) -> u64 {
+    pub(crate) fn allocate(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
@@ -398,6 +401,122 @@ pub(crate) fn export_assets(
     }
 }
 
+/// What the Upstream has exported for environment lights.
+#[derive(Resource, Default)]
+pub struct EnvironmentExport {
+    /// Source cubemap → (environment asset id, image asset id, buffer asset id).
+    exported: HashMap<UntypedAssetId, (u64, u64, u64)>,
+    /// Cubemaps whose Bevy data was not loaded yet; retried every frame.
+    waiting: HashSet<UntypedAssetId>,
+    /// Set when a reference may have gone away; triggers a sweep of unused environments.
+    dirty: bool,
+}
+
+/// Upstream: export the cubemap of every shared [`GeneratedEnvironmentMapLight`] as an
+/// `EnvironmentAsset` with one equirectangular image (see [`environment`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one system exports environments, like export_assets"
+)]
+pub(crate) fn export_environments(
+    mut env_export: ResMut<EnvironmentExport>,
+    mut export: ResMut<AssetExport>,
+    mut ids: ResMut<AssetIdMap>,
+    mut out: ResMut<Outgoing>,
+    mut stats: ResMut<AssetStats>,
+    images: Res<Assets<Image>>,
+    mut image_events: MessageReader<AssetEvent<Image>>,
+    mut users: Query<(&mut GeneratedEnvironmentMapLight, Ref<NoodlesId>), With<Shared>>,
+    removed: RemovedComponents<GeneratedEnvironmentMapLight>,
+    oob: Option<Res<OobServer>>,
+) {
+    let oob = oob.as_deref();
+    let mut want: Vec<UntypedAssetId> = Vec::new();
+    for (e, id) in users.iter_mut() {
+        if e.is_changed() || id.is_added() {
+            want.push(e.environment_map.id().untyped());
+        }
+    }
+    for e in image_events.read() {
+        if let AssetEvent::Modified { id } = e
+            && env_export.exported.contains_key(&id.untyped())
+        {
+            want.push(id.untyped());
+        }
+    }
+    want.extend(env_export.waiting.drain().collect::<Vec<_>>());
+    let mut newly: HashSet<UntypedAssetId> = HashSet::new();
+    for key in want {
+        if newly.contains(&key) {
+            continue;
+        }
+        let Some(cube) = images.get(key.typed::<Image>()) else {
+            env_export.waiting.insert(key);
+            continue;
+        };
+        let (hdr, flags) = match environment::environment_to_wire(cube) {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("environment map {key:?} cannot be shared: {e}");
+                continue;
+            }
+        };
+        // Re-sends keep the environment's id; the image and its buffer are replaced.
+        let (env_id, image_id, buffer_id) = match env_export.exported.get(&key) {
+            Some(&(env, image, buffer)) => (env, image, buffer),
+            None => (export.allocate(), export.allocate(), export.allocate()),
+        };
+        let view = whole_view(hdr.len(), buffer_id);
+        let (Some(bbody), Ok(ibody), Ok(ebody)) = (
+            buffer_body(hdr, buffer_id, oob),
+            ImageAsset { view, flags }.encode_bytes(),
+            environment::environment_asset(image_id, false).encode_bytes(),
+        ) else {
+            continue;
+        };
+        out.modify_asset((0, asset_type::BUFFER, buffer_id), bbody);
+        out.modify_asset((0, asset_type::IMAGE, image_id), ibody);
+        out.modify_asset((0, asset_type::ENVIRONMENT, env_id), ebody);
+        env_export
+            .exported
+            .insert(key, (env_id, image_id, buffer_id));
+        ids.exported.insert(key, env_id);
+        stats.exported += 1;
+        newly.insert(key);
+    }
+    if !newly.is_empty() {
+        for (mut e, _) in users.iter_mut() {
+            if newly.contains(&e.environment_map.id().untyped()) {
+                e.set_changed();
+            }
+        }
+    }
+    if !removed.is_empty() {
+        env_export.dirty = true;
+    }
+    if env_export.dirty {
+        env_export.dirty = false;
+        let used: HashSet<UntypedAssetId> = users
+            .iter()
+            .map(|(e, _)| e.environment_map.id().untyped())
+            .collect();
+        let gone: Vec<UntypedAssetId> = env_export
+            .exported
+            .keys()
+            .filter(|k| !used.contains(k))
+            .copied()
+            .collect();
+        for key in gone {
+            if let Some((env, image, buffer)) = env_export.exported.remove(&key) {
+                out.delete_asset((0, asset_type::ENVIRONMENT, env));
+                out.delete_asset((0, asset_type::IMAGE, image));
+                delete_buffer(&mut out, oob, buffer);
+                ids.exported.remove(&key);
+            }
+        }
+    }
+}
+
 /// Marks the export sweep as needed (every removal of `Shared`, `Mesh3d` or a material).
 fn mark_dirty(mut export: ResMut<AssetExport>) {
     export.dirty = true;
@@ -457,6 +576,7 @@ fn asset_kind(ty: u16) -> &'static str {
         asset_type::IMAGE => "image",
         asset_type::MESH => "mesh",
         asset_type::PBR_MATERIAL => "material",
+        asset_type::ENVIRONMENT => "environment",
         _ => "asset",
     }
 }
@@ -662,6 +782,34 @@ fn import_one(
                 .map_err(|e| e.to_string())?;
             Ok(Imported::Done)
         }
+        asset_type::ENVIRONMENT => {
+            let a = w::EnvironmentAsset::decode(body.clone()).map_err(|e| e.to_string())?;
+            let (light, _) = environment::environment_images(&a).map_err(|e| e.to_string())?;
+            let Some(img) = crate::mirror::imported_handle(world, link, asset_type::IMAGE, light)
+            else {
+                return Err("no image assets in this app".into());
+            };
+            let cube = {
+                let images = world.resource::<Assets<Image>>();
+                let Some(equirect) = images.get(img.id().typed::<Image>()) else {
+                    // The image has not arrived yet.
+                    return Ok(Imported::Waiting);
+                };
+                environment::equirect_to_cubemap(equirect).map_err(|e| e.to_string())?
+            };
+            let h = crate::mirror::imported_handle(world, link, ty, id)
+                .ok_or("no image assets in this app")?;
+            let key = h.id().typed::<Image>();
+            world
+                .resource_mut::<Assets<Image>>()
+                .insert(key, cube)
+                .map_err(|e| e.to_string())?;
+            world
+                .get_resource_or_init::<environment::ImportedEnvironments>()
+                .skybox_visible
+                .insert(key, a.flags.is_skybox_visible() != 0);
+            Ok(Imported::Done)
+        }
         other => {
             debug!("ignoring Core asset type {other}: not handled yet");
             Ok(Imported::Done)
@@ -687,15 +835,31 @@ pub(crate) fn build(app: &mut App) {
         map.reservers
             .insert(asset_type::PBR_MATERIAL, reserve::<StandardMaterial>);
         map.reservers.insert(asset_type::IMAGE, reserve::<Image>);
+        // An environment is imported as its cubemap image.
+        map.reservers
+            .insert(asset_type::ENVIRONMENT, reserve::<Image>);
     }
     app.init_resource::<AssetExport>()
         .init_resource::<AssetImport>()
         .mirror_component::<Mesh3d>()
         .mirror_component::<MeshMaterial3d<StandardMaterial>>()
+        .init_resource::<EnvironmentExport>()
+        .init_resource::<environment::ImportedEnvironments>()
+        .mirror_component::<GeneratedEnvironmentMapLight>()
         .add_observer(|_: On<Remove, Shared>, export: ResMut<AssetExport>| mark_dirty(export))
+        .add_observer(
+            |_: On<Remove, Shared>, mut export: ResMut<EnvironmentExport>| export.dirty = true,
+        )
         .add_systems(
             PostUpdate,
             export_assets
+                .in_set(NoodlesSystems::Send)
+                .after(crate::mirror::track_links)
+                .before(crate::mirror::assets_phase_marker),
+        )
+        .add_systems(
+            PostUpdate,
+            export_environments
                 .in_set(NoodlesSystems::Send)
                 .after(crate::mirror::track_links)
                 .before(crate::mirror::assets_phase_marker),

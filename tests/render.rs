@@ -1,0 +1,256 @@
+//! End-to-end render test: the demo scene hosted in this process, the `viewer` example run as a
+//! subprocess under Xvfb (Mesa's software Vulkan is enough), and pixel checks on its screenshot.
+//!
+//! Without `xvfb-run` or a graphics adapter the test prints that it skips and passes, unless the
+//! environment variable `CI` is set or `NOODLES2_REQUIRE_RENDER=1`: then it fails instead.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::prelude::*;
+use bevy_noodles2::demo::DemoScenePlugin;
+use bevy_noodles2::prelude::*;
+
+const W: u32 = 640;
+const H: u32 = 480;
+
+fn render_required() -> bool {
+    std::env::var_os("CI").is_some()
+        || std::env::var("NOODLES2_REQUIRE_RENDER").is_ok_and(|v| v == "1")
+}
+
+/// Skips (returns) or, when rendering is required, fails.
+fn skip(why: &str) {
+    if render_required() {
+        panic!("the render test cannot run: {why} (CI or NOODLES2_REQUIRE_RENDER=1 is set)");
+    }
+    eprintln!("skipping the render test: {why}");
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// `target/<profile>/examples/viewer`, next to this test executable (`target/<profile>/deps/`),
+/// built with cargo if it is missing.
+fn viewer_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot locate the target directory")?;
+    let viewer = profile_dir.join("examples").join("viewer");
+    if viewer.is_file() {
+        return Ok(viewer);
+    }
+    let target_dir = profile_dir
+        .parent()
+        .ok_or("cannot locate the target directory")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--example", "viewer", "--target-dir"])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the viewer: {e}"))?;
+    if !status.success() || !viewer.is_file() {
+        return Err(format!("`cargo build --example viewer` failed ({status})"));
+    }
+    Ok(viewer)
+}
+
+/// Hosts the demo scene (no moving children, so the picture is deterministic) on its own thread
+/// until `stop` is set; returns its url.
+fn host_demo(stop: Arc<AtomicBool>) -> String {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+    std::thread::Builder::new()
+        .name("render test host".into())
+        .spawn(move || {
+            let mut app = App::new();
+            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
+                Duration::from_secs_f64(1.0 / 60.0),
+            )))
+            .add_plugins(AssetPlugin::default())
+            .init_asset::<Mesh>()
+            .init_asset::<StandardMaterial>()
+            .init_asset::<Image>()
+            .add_plugins(NoodlesPlugin {
+                session_name: "render test".into(),
+                ..default()
+            })
+            .add_plugins(DemoScenePlugin { entities: 0 })
+            .add_systems(Startup, |mut commands: Commands| {
+                commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
+            })
+            .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
+                for r in ready.read() {
+                    let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
+                }
+            });
+            app.finish();
+            app.cleanup();
+            while !stop.load(Ordering::Relaxed) {
+                app.update();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .expect("spawn the host thread");
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(url)) => url,
+        Ok(Err(e)) => panic!("the demo host could not listen: {e}"),
+        Err(_) => panic!("the demo host did not start"),
+    }
+}
+
+/// A named region (x0, y0, x1, y1 in fractions of the image) and a test of its mean color.
+type Check = (&'static str, [f32; 4], fn([f32; 3]) -> bool);
+
+/// Mean color (0..255 per channel) of the pixels in a rectangle given in fractions of the image.
+fn mean(img: &image::RgbImage, x0: f32, y0: f32, x1: f32, y1: f32) -> [f32; 3] {
+    let (w, h) = img.dimensions();
+    let (xa, xb) = ((x0 * w as f32) as u32, (x1 * w as f32) as u32);
+    let (ya, yb) = ((y0 * h as f32) as u32, (y1 * h as f32) as u32);
+    let mut sum = [0f64; 3];
+    let mut n = 0f64;
+    for y in ya..yb {
+        for x in xa..xb {
+            let p = img.get_pixel(x, y).0;
+            for c in 0..3 {
+                sum[c] += f64::from(p[c]);
+            }
+            n += 1.0;
+        }
+    }
+    sum.map(|s| (s / n.max(1.0)) as f32)
+}
+
+#[test]
+fn viewer_renders_the_demo_scene() {
+    if !on_path("xvfb-run") {
+        return skip("xvfb-run is not installed (apt-get install xvfb xauth mesa-vulkan-drivers)");
+    }
+    let viewer = match viewer_binary() {
+        Ok(v) => v,
+        Err(e) => return skip(&e),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let url = host_demo(stop.clone());
+    let shot = std::env::temp_dir().join(format!("noodles2-render-{}.png", std::process::id()));
+    let _ = std::fs::remove_file(&shot);
+
+    let started = Instant::now();
+    let mut child = Command::new("xvfb-run")
+        .args(["-a", "-s", &format!("-screen 0 {W}x{H}x24")])
+        .arg(&viewer)
+        .arg(&url)
+        .arg("--screenshot")
+        .arg(&shot)
+        .args(["--size", &format!("{W}x{H}"), "--timeout", "100"])
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run xvfb-run");
+    // The viewer gives up by itself after its --timeout; this is a guard on top.
+    let deadline = started + Duration::from_secs(115);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the viewer") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stop.store(true, Ordering::Relaxed);
+    let output = child.wait_with_output().expect("viewer output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: String = {
+        let lines: Vec<&str> = stderr.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    };
+    match status {
+        None => panic!("the viewer did not exit within 115 s; its stderr ends with:\n{tail}"),
+        Some(s) if !s.success() => {
+            // Bevy panics with this when wgpu finds no adapter (no Vulkan/GL driver).
+            let no_gpu = stderr.contains("Unable to find a GPU");
+            if no_gpu {
+                return skip(&format!("no graphics adapter ({s}):\n{tail}"));
+            }
+            panic!("the viewer failed ({s}); its stderr ends with:\n{tail}");
+        }
+        Some(_) => {}
+    }
+    eprintln!(
+        "render test: screenshot {} taken in {:.1}s",
+        shot.display(),
+        started.elapsed().as_secs_f32()
+    );
+
+    let img = image::open(&shot)
+        .unwrap_or_else(|e| panic!("cannot read the screenshot {}: {e}", shot.display()))
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (W, H), "screenshot size");
+    // NOODLES2_RENDER_SHOT=PATH keeps a copy of the screenshot (to look at it).
+    if let Some(keep) = std::env::var_os("NOODLES2_RENDER_SHOT") {
+        let _ = std::fs::copy(&shot, keep);
+    }
+    let _ = std::fs::remove_file(&shot);
+
+    // The picture (640x480): the camera looks down at the 12x12 grey ground, a diamond from
+    // y ≈ 180 to 457 around the center; the checkered cube stands in the middle with the red
+    // sphere on top (≈ 320, 218), the green torus on the left (≈ 215, 242), the pale blue pillar
+    // on the right (≈ 432, 265); above and around the ground is the viewer's clear color; the
+    // status text is in the top-left corner. Regions are means over small rectangles, with
+    // tolerances wide enough for framing and lighting to move a little.
+    let checks: [Check; 5] = [
+        // sRGB (0.08, 0.09, 0.11) ≈ (20, 23, 28)
+        ("background, top right", [0.75, 0.03, 0.97, 0.2], |c| {
+            c.iter()
+                .zip([20.0, 23.0, 28.0])
+                .all(|(a, b)| (a - b).abs() < 8.0)
+        }),
+        ("background, bottom left", [0.02, 0.85, 0.15, 0.97], |c| {
+            c.iter()
+                .zip([20.0, 23.0, 28.0])
+                .all(|(a, b)| (a - b).abs() < 8.0)
+        }),
+        (
+            "ground, in front of the cube",
+            [0.44, 0.75, 0.56, 0.85],
+            |c| {
+                let (lo, hi) = (
+                    c.iter().cloned().fold(f32::MAX, f32::min),
+                    c.iter().cloned().fold(0.0, f32::max),
+                );
+                lo > 60.0 && hi < 220.0 && hi - lo < 30.0
+            },
+        ),
+        ("red sphere", [0.488, 0.44, 0.512, 0.47], |c| {
+            c[0] > 110.0 && c[0] > 2.5 * c[1] && c[0] > 2.5 * c[2]
+        }),
+        ("green torus", [0.32, 0.49, 0.35, 0.52], |c| {
+            c[1] > 90.0 && c[1] > 1.4 * c[0] && c[1] > 1.4 * c[2]
+        }),
+    ];
+    let mut failed = Vec::new();
+    for (name, [x0, y0, x1, y1], ok) in checks {
+        let c = mean(&img, x0, y0, x1, y1);
+        eprintln!("render test: {name}: mean RGB {c:.0?}");
+        if !ok(c) {
+            failed.push(format!("{name}: mean RGB {c:.0?}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "the screenshot does not show what it should (set NOODLES2_RENDER_SHOT=PATH to keep it):\n{}",
+        failed.join("\n")
+    );
+}
