@@ -1,12 +1,10 @@
 //! Downstream: apply incoming transactions, in order and whole, to native Bevy components.
 
-use std::collections::HashMap;
-
 use bevy::prelude::*;
 
 use super::registry::ComponentRegistry;
 use super::upstream::MirrorStats;
-use super::{EntityIndex, FoldHash, MirrorConfig, Mirrored, NoodlesId};
+use super::{EntityIndex, MirrorConfig, Mirrored, NoodlesId, RemoteIds};
 use crate::codec::{ContentMessage, DecodeError, MainSequenceMessage, Transaction};
 use crate::link::Role;
 use crate::net::{LinkClosed, LinkInbox, NoodlesLink};
@@ -121,7 +119,7 @@ fn check_ids(ids: impl Iterator<Item = u64>) -> Result<(), MirrorError> {
 /// world's resource table. Nothing else reads the link's map during the (exclusive) apply.
 struct LinkIds {
     link: Entity,
-    map: HashMap<u64, Entity, FoldHash>,
+    map: RemoteIds,
 }
 
 impl LinkIds {
@@ -143,7 +141,7 @@ impl LinkIds {
 
     /// The entity mirroring `id`, spawned on first sight (or again, if the app despawned it).
     fn resolve(&mut self, world: &mut World, id: u64) -> Entity {
-        if let Some(&e) = self.map.get(&id)
+        if let Some(e) = self.map.get(id)
             && world.get_entity(e).is_ok()
         {
             return e;
@@ -156,7 +154,7 @@ impl LinkIds {
     }
 
     fn despawn(&mut self, world: &mut World, id: u64) {
-        if let Some(e) = self.map.remove(&id) {
+        if let Some(e) = self.map.remove(id) {
             detach_and_despawn(world, e);
         }
     }
@@ -227,7 +225,7 @@ fn apply_with(
                 let (ext, id) = (m.component.extension.id.get(), m.component.identifier.get());
                 if let Some(rule) = registry.get(ext, id) {
                     for eid in m.list.iter() {
-                        if let Some(&e) = ids.map.get(&eid.id.get()) {
+                        if let Some(e) = ids.map.get(eid.id.get()) {
                             (rule.remove)(world, e);
                         }
                     }
@@ -305,7 +303,7 @@ pub(crate) fn despawn_closed_links(
             continue;
         };
         if config.on_link_closed == LinkClosedPolicy::Despawn {
-            let entities: Vec<Entity> = map.into_values().collect();
+            let entities: Vec<Entity> = map.entities().collect();
             commands.queue(move |world: &mut World| {
                 for e in entities {
                     detach_and_despawn(world, e);

@@ -56,10 +56,8 @@ pub struct Mirrored {
 pub struct EntityIndex {
     /// Shared entities of this node (as Upstream).
     pub local: HashMap<u64, Entity>,
-    /// Mirrored entities, per link (as Downstream). Hashed with foldhash (randomly seeded): the
-    /// Downstream looks an id up for every pair it applies, and std's SipHash made that lookup
-    /// most of the apply cost.
-    pub remote: HashMap<Entity, HashMap<u64, Entity, FoldHash>, FoldHash>,
+    /// Mirrored entities, per link (as Downstream).
+    pub remote: HashMap<Entity, RemoteIds, FoldHash>,
     next_id: u64,
 }
 
@@ -72,7 +70,89 @@ impl EntityIndex {
 
     /// The entity mirroring `id` on `link`.
     pub fn remote_entity(&self, link: Entity, id: u64) -> Option<Entity> {
-        self.remote.get(&link).and_then(|m| m.get(&id)).copied()
+        self.remote.get(&link).and_then(|m| m.get(id))
+    }
+}
+
+/// One link's canonical id → local entity map.
+///
+/// Canonical ids are allocated densely from 1 by the Upstream, so most live in a `Vec` indexed by
+/// id: a lookup is one load, and a tick that changes entities in id order walks the vector (and
+/// the entity tables behind it, spawned in the same order) in strides the prefetcher follows.
+/// Ids far beyond the ones seen so far (another implementation's allocation scheme, or a hostile
+/// peer) go to a hash map (foldhash, randomly seeded), so memory stays proportional to the number
+/// of entities.
+#[derive(Debug, Default)]
+pub struct RemoteIds {
+    dense: Vec<Entity>,
+    sparse: HashMap<u64, Entity, FoldHash>,
+    len: usize,
+}
+
+impl RemoteIds {
+    /// Ids below this may live in the dense part (it never exceeds 128 MiB).
+    const DENSE_LIMIT: u64 = 1 << 24;
+
+    /// The entity mirroring `id`.
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<Entity> {
+        if let Some(&e) = self.dense.get(id as usize)
+            && e != Entity::PLACEHOLDER
+        {
+            return Some(e);
+        }
+        if self.sparse.is_empty() {
+            None
+        } else {
+            self.sparse.get(&id).copied()
+        }
+    }
+
+    /// Map `id` to `entity`, returning the entity it mapped to before.
+    pub fn insert(&mut self, id: u64, entity: Entity) -> Option<Entity> {
+        let old = self.remove(id);
+        let slot = id as usize;
+        if id < Self::DENSE_LIMIT && slot <= self.dense.len().max(self.len) * 2 + 1024 {
+            if slot >= self.dense.len() {
+                self.dense.resize(slot + 1, Entity::PLACEHOLDER);
+            }
+            self.dense[slot] = entity;
+        } else {
+            self.sparse.insert(id, entity);
+        }
+        self.len += 1;
+        old
+    }
+
+    /// Forget `id`, returning the entity it mapped to.
+    pub fn remove(&mut self, id: u64) -> Option<Entity> {
+        let old = match self.dense.get_mut(id as usize) {
+            Some(e) if *e != Entity::PLACEHOLDER => Some(std::mem::replace(e, Entity::PLACEHOLDER)),
+            _ => self.sparse.remove(&id),
+        };
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    /// How many ids are mapped.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No id is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every mapped entity.
+    pub fn entities(&self) -> impl Iterator<Item = Entity> + '_ {
+        self.dense
+            .iter()
+            .copied()
+            .filter(|e| *e != Entity::PLACEHOLDER)
+            .chain(self.sparse.values().copied())
     }
 }
 
@@ -132,4 +212,52 @@ pub(crate) fn build(app: &mut App, config: MirrorConfig) {
                 .in_set(NoodlesSystems::Send),
         );
     core_components::register(app);
+}
+
+#[cfg(test)]
+mod remote_ids_tests {
+    use super::RemoteIds;
+    use bevy::prelude::Entity;
+
+    fn e(i: u32) -> Entity {
+        Entity::from_raw_u32(i).unwrap()
+    }
+
+    #[test]
+    fn dense_and_sparse_ids_map_and_unmap() {
+        let mut m = RemoteIds::default();
+        assert_eq!(m.get(1), None);
+        assert_eq!(m.insert(1, e(10)), None);
+        assert_eq!(m.insert(u64::MAX >> 1, e(11)), None); // far away: sparse
+        assert_eq!(m.insert(5_000, e(12)), None); // beyond 2 * len + 1024: sparse for now
+        for id in 2..3_000 {
+            m.insert(id, e(id as u32 + 100));
+        }
+        // 5,000 is now within the dense range: re-inserting moves it without duplicating it.
+        assert_eq!(m.insert(5_000, e(13)), Some(e(12)));
+        assert_eq!(m.get(5_000), Some(e(13)));
+        assert_eq!(m.get(1), Some(e(10)));
+        assert_eq!(m.get(u64::MAX >> 1), Some(e(11)));
+        assert_eq!(m.len(), 3_001);
+        assert_eq!(m.entities().count(), 3_001);
+        assert_eq!(m.remove(1), Some(e(10)));
+        assert_eq!(m.remove(1), None);
+        assert_eq!(m.get(1), None);
+        assert_eq!(m.remove(u64::MAX >> 1), Some(e(11)));
+        assert_eq!(m.len(), 2_999);
+    }
+
+    #[test]
+    fn hostile_ids_do_not_allocate_a_huge_vector() {
+        let mut m = RemoteIds::default();
+        for k in 0..64u64 {
+            m.insert((1 << 23) + k * 100_000, e(k as u32));
+        }
+        assert_eq!(m.len(), 64);
+        assert!(
+            m.dense.len() < 1 << 16,
+            "dense part grew to {}",
+            m.dense.len()
+        );
+    }
 }
