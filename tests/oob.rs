@@ -365,18 +365,12 @@ fn url_buffer(url: &str, byte_size: u64) -> Bytes {
 
 /// A tiny HTTP/1.1 server on loopback, serving `routes` (path → (body, send Content-Length)),
 /// 404 otherwise. It stops by itself after `life`.
-fn http_server(routes: Vec<(&'static str, Vec<u8>, bool)>, life: Duration) -> u16 {
+fn http_server(routes: Vec<(&'static str, Vec<u8>, bool)>) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
-    l.set_nonblocking(true).unwrap();
+    // Blocking accepts: the thread serves until the test binary exits.
     std::thread::spawn(move || {
-        let end = Instant::now() + life;
-        while Instant::now() < end {
-            let Ok((mut s, _)) = l.accept() else {
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            };
-            let _ = s.set_nonblocking(false);
+        for mut s in l.incoming().flatten() {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut req = Vec::new();
             let mut buf = [0u8; 1024];
@@ -416,13 +410,10 @@ fn http_server(routes: Vec<(&'static str, Vec<u8>, bool)>, life: Duration) -> u1
 fn buffers_from_urls_are_fetched_and_checked() {
     let (cube, cube_mesh) = mesh_to_wire(&Cuboid::default().mesh().build(), 101).unwrap();
     let n = cube.len() as u64;
-    let port = http_server(
-        vec![
-            ("/cube", cube.clone(), true),
-            ("/cube-nolength", cube.clone(), false),
-        ],
-        Duration::from_secs(60),
-    );
+    let port = http_server(vec![
+        ("/cube", cube.clone(), true),
+        ("/cube-nolength", cube.clone(), false),
+    ]);
     // A port with nothing listening.
     let dead = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
