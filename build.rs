@@ -9,28 +9,6 @@ mod jaw;
 
 use std::path::{Path, PathBuf};
 
-fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("jaw/ is readable")
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.path());
-    for e in entries {
-        let p = e.path();
-        if p.is_dir() {
-            jaw_files(root, &p, out);
-        } else if p.extension().is_some_and(|x| x == "jaw") {
-            let rel = p.strip_prefix(root).expect("under root");
-            out.push(
-                rel.components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-            );
-        }
-    }
-}
-
 fn main() {
     let manifest =
         PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -38,7 +16,7 @@ fn main() {
     println!("cargo:rerun-if-changed=jaw");
     println!("cargo:rerun-if-changed=build");
     let mut files = Vec::new();
-    jaw_files(&root, &root, &mut files);
+    jaw::jaw_files(&root, &root, &mut files);
     for f in &files {
         println!("cargo:rerun-if-changed=jaw/{f}");
     }

@@ -1190,3 +1190,26 @@ impl Schema {
         Ok(())
     }
 }
+
+/// Every `.jaw` file under `dir`, as paths relative to `root` with `/` separators, sorted.
+pub fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("the schema directory is readable")
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            jaw_files(root, &p, out);
+        } else if p.extension().is_some_and(|x| x == "jaw") {
+            let rel = p.strip_prefix(root).expect("under root");
+            out.push(
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            );
+        }
+    }
+}

@@ -12,6 +12,8 @@
 //! per frame, then completes with 0). Try them with the inspector:
 //! `cargo run --example inspect -- ws://127.0.0.1:50000 --call countdown 3`.
 
+mod common;
+
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -97,25 +99,9 @@ fn main() -> anyhow::Result<()> {
     app.add_systems(Startup, move |mut commands: Commands| {
         commands.spawn(NoodlesListener::new(listen.clone()));
     })
-    .add_systems(Update, announce);
+    .add_systems(Update, common::announce_listening);
     match app.run() {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => std::process::exit(code.get() as i32),
-    }
-}
-
-fn announce(mut ready: MessageReader<ListenerReady>, mut exit: MessageWriter<AppExit>) {
-    for r in ready.read() {
-        match &r.result {
-            Ok(addr) => {
-                use std::io::Write;
-                println!("listening on ws://{addr}");
-                let _ = std::io::stdout().flush();
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit.write(AppExit::error());
-            }
-        }
     }
 }

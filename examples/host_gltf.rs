@@ -15,6 +15,8 @@
 //! Try it: `cargo run --example host_gltf -- assets/Fox.glb`, then
 //! `cargo run --example viewer -- ws://127.0.0.1:50000`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -155,7 +157,7 @@ fn main() -> anyhow::Result<()> {
         listening: false,
     })
     .add_observer(share_scene)
-    .add_systems(Update, (spawn_when_loaded, announce));
+    .add_systems(Update, (spawn_when_loaded, common::announce_listening));
     match app.run() {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => std::process::exit(code.get() as i32),
@@ -216,20 +218,4 @@ fn share_scene(
     info!("sharing {n} entities of {}", loading.file);
     loading.listening = true;
     commands.spawn(NoodlesListener::new(loading.listen.clone()));
-}
-
-fn announce(mut ready: MessageReader<ListenerReady>, mut exit: MessageWriter<AppExit>) {
-    for r in ready.read() {
-        match &r.result {
-            Ok(addr) => {
-                use std::io::Write;
-                println!("listening on ws://{addr}");
-                let _ = std::io::stdout().flush();
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                exit.write(AppExit::error());
-            }
-        }
-    }
 }

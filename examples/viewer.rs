@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::camera::primitives::MeshAabb;
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::light::{EnvironmentMapLight, GeneratedEnvironmentMapLight, Skybox};
@@ -25,7 +24,7 @@ use bevy::render::{Render, RenderApp, RenderPlugin};
 use bevy::window::WindowResolution;
 use bevy_noodles2::assets::AssetStats;
 use bevy_noodles2::assets::environment::ImportedEnvironments;
-use bevy_noodles2::demo::DemoScenePlugin;
+use bevy_noodles2::demo::{DemoHost, DemoScenePlugin};
 use bevy_noodles2::mirror::MirrorStats;
 use bevy_noodles2::prelude::*;
 
@@ -77,42 +76,6 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// Host the demo scene in a headless app on its own thread; returns its url.
-fn host_demo_in_process() -> anyhow::Result<String> {
-    let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
-    std::thread::Builder::new()
-        .name("demo host".into())
-        .spawn(move || {
-            let mut app = App::new();
-            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
-                Duration::from_secs_f64(1.0 / 60.0),
-            )))
-            .add_plugins(AssetPlugin::default())
-            .init_asset::<Mesh>()
-            .init_asset::<StandardMaterial>()
-            .init_asset::<Image>()
-            .add_plugins(NoodlesPlugin {
-                session_name: "bevy_noodles2 demo".into(),
-                ..default()
-            })
-            .add_plugins(DemoScenePlugin::default())
-            .add_systems(Startup, |mut commands: Commands| {
-                commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
-            })
-            .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
-                for r in ready.read() {
-                    let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
-                }
-            });
-            app.run();
-        })?;
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(url)) => Ok(url),
-        Ok(Err(e)) => bail!("the in-process demo host could not listen: {e}"),
-        Err(_) => bail!("the in-process demo host did not start"),
-    }
-}
-
 #[derive(Resource)]
 struct ViewerArgs {
     url: String,
@@ -149,9 +112,18 @@ struct ViewerState {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let url = match args.url.clone() {
-        Some(u) => u,
-        None => host_demo_in_process()?,
+    // With no url, the demo scene is hosted in this process (until the viewer exits).
+    let demo_host = match args.url {
+        Some(_) => None,
+        None => Some(
+            DemoHost::spawn("bevy_noodles2 demo", DemoScenePlugin::default())
+                .map_err(|e| anyhow::anyhow!("the in-process demo host: {e}"))?,
+        ),
+    };
+    let url = match (&args.url, &demo_host) {
+        (Some(u), _) => u.clone(),
+        (None, Some(host)) => host.url().to_string(),
+        (None, None) => unreachable!("a demo host is started when no url is given"),
     };
     let waiting = WaitingPipelines::default();
     let mut app = App::new();

@@ -7,6 +7,9 @@
 //! mirroring works.
 
 use std::f32::consts::TAU;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{Image, ImageSampler};
@@ -14,6 +17,8 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 
 use crate::mirror::Shared;
+use crate::net::{ListenerReady, NoodlesListener};
+use crate::plugin::NoodlesPlugin;
 
 /// Spawns and animates the demo scene.
 #[derive(Debug, Clone)]
@@ -288,5 +293,85 @@ fn animate_demo(time: Res<Time>, mut q: Query<(&DemoMover, &mut Transform)>) {
     let t = time.elapsed_secs();
     for (m, mut tr) in &mut q {
         tr.translation = mover_position(m, t);
+    }
+}
+
+/// The demo scene hosted by a headless Upstream app on a thread of its own: the viewer's
+/// built-in scene, and the render test's. Dropping it stops the app and joins the thread.
+pub struct DemoHost {
+    url: String,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl DemoHost {
+    /// Starts the host listening on a free loopback port, and waits (up to 30 s) until it
+    /// accepts connections.
+    pub fn spawn(
+        session_name: impl Into<String>,
+        scene: DemoScenePlugin,
+    ) -> Result<DemoHost, String> {
+        let session_name = session_name.into();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("demo host".into())
+            .spawn(move || {
+                let mut app = App::new();
+                app.add_plugins(MinimalPlugins)
+                    .add_plugins(AssetPlugin::default())
+                    .init_asset::<Mesh>()
+                    .init_asset::<StandardMaterial>()
+                    .init_asset::<Image>()
+                    .add_plugins(NoodlesPlugin {
+                        session_name,
+                        ..default()
+                    })
+                    .add_plugins(scene)
+                    .add_systems(Startup, |mut commands: Commands| {
+                        commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
+                    })
+                    .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
+                        for r in ready.read() {
+                            let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
+                        }
+                    });
+                app.finish();
+                app.cleanup();
+                // About 60 frames a second, until dropped.
+                let frame = Duration::from_secs_f64(1.0 / 60.0);
+                while !stopped.load(Ordering::Relaxed) {
+                    let start = Instant::now();
+                    app.update();
+                    std::thread::sleep(frame.saturating_sub(start.elapsed()));
+                }
+            })
+            .map_err(|e| format!("cannot start the demo host thread: {e}"))?;
+        let mut host = DemoHost {
+            url: String::new(),
+            stop,
+            thread: Some(thread),
+        };
+        host.url = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(url)) => url,
+            Ok(Err(e)) => return Err(format!("the demo host could not listen: {e}")),
+            Err(_) => return Err("the demo host did not start within 30 s".into()),
+        };
+        Ok(host)
+    }
+
+    /// `ws://127.0.0.1:PORT`, where the host listens.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for DemoHost {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -322,6 +322,8 @@ pub struct FetchDone {
 pub struct OobClient {
     requests: mpsc::UnboundedSender<(u64, u64)>,
     abort: AbortHandle,
+    /// Why the connection ended, set before the request queue closes.
+    failure: Arc<OnceLock<String>>,
 }
 
 impl Drop for OobClient {
@@ -341,10 +343,19 @@ impl OobClient {
         results: crossbeam_channel::Sender<FetchDone>,
     ) -> OobClient {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = runtime.spawn(run_client(addr, max_bytes, connect_timeout, rx, results));
+        let failure = Arc::new(OnceLock::new());
+        let task = runtime.spawn(run_client(
+            addr,
+            max_bytes,
+            connect_timeout,
+            rx,
+            results,
+            failure.clone(),
+        ));
         OobClient {
             requests: tx,
             abort: task.abort_handle(),
+            failure,
         }
     }
 
@@ -358,6 +369,11 @@ impl OobClient {
     pub fn is_closed(&self) -> bool {
         self.requests.is_closed()
     }
+
+    /// Why the connection ended, once it has.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
+    }
 }
 
 async fn run_client(
@@ -366,6 +382,7 @@ async fn run_client(
     connect_timeout: Duration,
     mut requests: mpsc::UnboundedReceiver<(u64, u64)>,
     results: crossbeam_channel::Sender<FetchDone>,
+    failure: Arc<OnceLock<String>>,
 ) {
     // Waiting tickets per OOB id (the same id may be asked for twice).
     let mut waiting: HashMap<u64, Vec<u64>> = HashMap::new();
@@ -379,6 +396,7 @@ async fn run_client(
     )
     .await;
     // Everything still waiting, or queued, fails with the connection's reason.
+    let _ = failure.set(reason.clone());
     requests.close();
     while let Ok((ticket, oob)) = requests.try_recv() {
         waiting.entry(oob).or_default().push(ticket);

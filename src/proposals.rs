@@ -904,6 +904,19 @@ fn check(
     };
     let mut new_entities = Vec::new();
     let mut new_assets = Vec::new();
+    // The registry rule of a component type the proposal names, if this link may carry it.
+    let component_rule = |i: usize, ext: u16, ident: u16| -> Result<usize, Malformed> {
+        if !extensions.contains(&ext) {
+            return Err(malformed(format!(
+                "content[{i}]: component type ({ext}, {ident}) is outside the link's extensions {extensions:?}"
+            )));
+        }
+        registry.by_id.get(&(ext, ident)).copied().ok_or_else(|| {
+            malformed(format!(
+                "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
+            ))
+        })
+    };
     // Pass 1: what the proposal creates.
     for (i, c) in content.iter().enumerate() {
         match c {
@@ -967,16 +980,7 @@ fn check(
             }
             ContentMessage::ContentModifyComponents(m) => {
                 let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
-                if !extensions.contains(&ext) {
-                    return Err(malformed(format!(
-                        "content[{i}]: component type ({ext}, {ident}) is outside the link's extensions {extensions:?}"
-                    )));
-                }
-                let Some(&rule) = registry.by_id.get(&(ext, ident)) else {
-                    return Err(malformed(format!(
-                        "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
-                    )));
-                };
+                let rule = component_rule(i, ext, ident)?;
                 let name = registry.rules[rule].name;
                 let mut target_err: Option<Malformed> = None;
                 let mut inner_err: Option<Malformed> = None;
@@ -1011,16 +1015,7 @@ fn check(
             }
             ContentMessage::ContentDeleteComponents(m) => {
                 let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
-                if !extensions.contains(&ext) {
-                    return Err(malformed(format!(
-                        "content[{i}]: component type ({ext}, {ident}) is outside the link's extensions {extensions:?}"
-                    )));
-                }
-                let Some(&rule) = registry.by_id.get(&(ext, ident)) else {
-                    return Err(malformed(format!(
-                        "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
-                    )));
-                };
+                let rule = component_rule(i, ext, ident)?;
                 let name = registry.rules[rule].name;
                 let mut list = Vec::new();
                 for e in m.list.iter() {

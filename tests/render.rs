@@ -6,14 +6,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bevy::app::ScheduleRunnerPlugin;
-use bevy::prelude::*;
-use bevy_noodles2::demo::DemoScenePlugin;
-use bevy_noodles2::prelude::*;
+use bevy_noodles2::demo::{DemoHost, DemoScenePlugin};
 
 const W: u32 = 640;
 const H: u32 = 480;
@@ -64,49 +59,6 @@ fn viewer_binary() -> Result<PathBuf, String> {
     Ok(viewer)
 }
 
-/// Hosts the demo scene (no moving children, so the picture is deterministic) on its own thread
-/// until `stop` is set; returns its url.
-fn host_demo(stop: Arc<AtomicBool>) -> String {
-    let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
-    std::thread::Builder::new()
-        .name("render test host".into())
-        .spawn(move || {
-            let mut app = App::new();
-            app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
-                Duration::from_secs_f64(1.0 / 60.0),
-            )))
-            .add_plugins(AssetPlugin::default())
-            .init_asset::<Mesh>()
-            .init_asset::<StandardMaterial>()
-            .init_asset::<Image>()
-            .add_plugins(NoodlesPlugin {
-                session_name: "render test".into(),
-                ..default()
-            })
-            .add_plugins(DemoScenePlugin { entities: 0 })
-            .add_systems(Startup, |mut commands: Commands| {
-                commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
-            })
-            .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
-                for r in ready.read() {
-                    let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
-                }
-            });
-            app.finish();
-            app.cleanup();
-            while !stop.load(Ordering::Relaxed) {
-                app.update();
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        })
-        .expect("spawn the host thread");
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(Ok(url)) => url,
-        Ok(Err(e)) => panic!("the demo host could not listen: {e}"),
-        Err(_) => panic!("the demo host did not start"),
-    }
-}
-
 /// A named region (x0, y0, x1, y1 in fractions of the image) and a test of its mean color.
 type Check = (&'static str, [f32; 4], fn([f32; 3]) -> bool);
 
@@ -138,8 +90,10 @@ fn viewer_renders_the_demo_scene() {
         Ok(v) => v,
         Err(e) => return skip(&e),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let url = host_demo(stop.clone());
+    // No moving children, so the picture is deterministic.
+    let host = DemoHost::spawn("render test", DemoScenePlugin { entities: 0 })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = host.url().to_string();
     let shot = std::env::temp_dir().join(format!("noodles2-render-{}.png", std::process::id()));
     let _ = std::fs::remove_file(&shot);
 
@@ -169,7 +123,7 @@ fn viewer_renders_the_demo_scene() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    stop.store(true, Ordering::Relaxed);
+    drop(host);
     let output = child.wait_with_output().expect("viewer output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: String = {

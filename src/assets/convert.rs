@@ -723,38 +723,28 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
     } else {
         for (i, target) in asset.morph_targets.0.iter().enumerate() {
             let target = *target;
-            if target.flags.has_position() != 0 {
-                let name = format!("morph_targets[{i}].position");
-                if w::PositionFormat::from_repr(target.position.format).is_none() {
-                    return Err(unknown(
-                        "mesh",
-                        format!("{name}.format"),
-                        target.position.format,
-                    ));
+            // One displacement stream of a morph target: known format, inside the view.
+            let check = |part: &str, known: bool, format: u8, common, size| {
+                let name = format!("morph_targets[{i}].{part}");
+                if !known {
+                    return Err(unknown("mesh", format!("{name}.format"), format));
                 }
-                stream(view, &name, &target.position.common, 12, n)?;
+                stream(view, &name, common, size, n).map(drop)
+            };
+            if target.flags.has_position() != 0 {
+                let p = &target.position;
+                let known = w::PositionFormat::from_repr(p.format).is_some();
+                check("position", known, p.format, &p.common, 12)?;
             }
             if target.flags.has_normal() != 0 {
-                let name = format!("morph_targets[{i}].normal");
-                if w::NormalFormat::from_repr(target.normal.format).is_none() {
-                    return Err(unknown(
-                        "mesh",
-                        format!("{name}.format"),
-                        target.normal.format,
-                    ));
-                }
-                stream(view, &name, &target.normal.common, 12, n)?;
+                let v = &target.normal;
+                let known = w::NormalFormat::from_repr(v.format).is_some();
+                check("normal", known, v.format, &v.common, 12)?;
             }
             if target.flags.has_tangent() != 0 {
-                let name = format!("morph_targets[{i}].tangent");
-                if w::TangentFormat::from_repr(target.tangent.format).is_none() {
-                    return Err(unknown(
-                        "mesh",
-                        format!("{name}.format"),
-                        target.tangent.format,
-                    ));
-                }
-                stream(view, &name, &target.tangent.common, 16, n)?;
+                let t = &target.tangent;
+                let known = w::TangentFormat::from_repr(t.format).is_some();
+                check("tangent", known, t.format, &t.common, 16)?;
             }
         }
     }

@@ -216,6 +216,7 @@ impl RemoteFetch {
         };
         let addr = SocketAddr::new(peer.ip(), port);
         let ticket = self.ticket(link_entity, buffer, 0, progress);
+        let mut failure = None;
         for _ in 0..2 {
             let runtime = self.runtime.clone();
             let tx = self.tx.clone();
@@ -227,12 +228,14 @@ impl RemoteFetch {
             if client.request(ticket, oob) {
                 return Ok(());
             }
-            // The previous connection failed: open a new one.
+            // The previous connection failed (a new one may have failed at once): open a new one.
+            failure = client.failure().map(str::to_string);
             self.clients.remove(&link_entity);
         }
+        let reason = failure.unwrap_or_else(|| "the OOB channel cannot be opened".into());
         let _ = self.tx.send(FetchDone {
             ticket,
-            result: Err(format!("OOB asset {oob}: the OOB channel cannot be opened")),
+            result: Err(format!("OOB asset {oob}: {reason}")),
         });
         Ok(())
     }

@@ -152,6 +152,14 @@ fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> Option<Bytes
     .ok()
 }
 
+/// The asset a `Modified` event names, untyped.
+fn modified_id<A: Asset>(event: &AssetEvent<A>) -> Option<UntypedAssetId> {
+    match event {
+        AssetEvent::Modified { id } => Some(id.untyped()),
+        _ => None,
+    }
+}
+
 /// Delete an exported buffer (and stop serving it out of band).
 fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer: u64) {
     out.delete_asset((0, asset_type::BUFFER, buffer));
@@ -205,41 +213,16 @@ pub(crate) fn export_assets(
             want.push(m.0.id().untyped());
         }
     }
-    let changed = |id: UntypedAssetId, export: &AssetExport| export.exported.contains_key(&id);
-    for e in mesh_events.read() {
-        if let AssetEvent::Modified { id } = e
-            && changed(id.untyped(), &export)
-        {
-            if let Some((_, buffer, _)) = export.exported.remove(&id.untyped())
-                && buffer != 0
-            {
+    // A modified Bevy asset that was exported is exported again; its old buffer goes.
+    let modified = (mesh_events.read().filter_map(modified_id))
+        .chain(material_events.read().filter_map(modified_id))
+        .chain(image_events.read().filter_map(modified_id));
+    for id in modified {
+        if let Some((_, buffer, _)) = export.exported.remove(&id) {
+            if buffer != 0 {
                 delete_buffer(&mut out, oob, buffer);
             }
-            want.push(id.untyped());
-        }
-    }
-    for e in material_events.read() {
-        if let AssetEvent::Modified { id } = e
-            && changed(id.untyped(), &export)
-        {
-            if let Some((_, buffer, _)) = export.exported.remove(&id.untyped())
-                && buffer != 0
-            {
-                delete_buffer(&mut out, oob, buffer);
-            }
-            want.push(id.untyped());
-        }
-    }
-    for e in image_events.read() {
-        if let AssetEvent::Modified { id } = e
-            && changed(id.untyped(), &export)
-        {
-            if let Some((_, buffer, _)) = export.exported.remove(&id.untyped())
-                && buffer != 0
-            {
-                delete_buffer(&mut out, oob, buffer);
-            }
-            want.push(id.untyped());
+            want.push(id);
         }
     }
     want.extend(export.waiting.drain().collect::<Vec<_>>());

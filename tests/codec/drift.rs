@@ -11,29 +11,6 @@ fn manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every `.jaw` file under `dir`, as paths relative to `root` with `/` separators, sorted.
-fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("readable")
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.path());
-    for e in entries {
-        let p = e.path();
-        if p.is_dir() {
-            jaw_files(root, &p, out);
-        } else if p.extension().is_some_and(|x| x == "jaw") {
-            let rel = p.strip_prefix(root).expect("under root");
-            out.push(
-                rel.components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-            );
-        }
-    }
-}
-
 /// Fail with the first differing line (the texts are long).
 pub fn assert_same_text(what: &str, expected: &str, actual: &str) {
     if expected == actual {
@@ -59,7 +36,7 @@ pub fn assert_same_text(what: &str, expected: &str, actual: &str) {
 fn compiled_codec_matches_the_schemas() {
     let root = manifest().join("jaw");
     let mut files = Vec::new();
-    jaw_files(&root, &root, &mut files);
+    jaw::jaw_files(&root, &root, &mut files);
     let entries: Vec<&str> = files.iter().map(String::as_str).collect();
     let schema = jaw::load_schema(&entries, &mut |rel| {
         std::fs::read_to_string(root.join(rel)).ok()
@@ -125,8 +102,8 @@ fn jaw_is_layout_identical_to_the_spec() {
     }
     let root = manifest().join("jaw");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    jaw_files(&root, &root, &mut ours);
-    jaw_files(&spec, &spec, &mut theirs);
+    jaw::jaw_files(&root, &root, &mut ours);
+    jaw::jaw_files(&spec, &spec, &mut theirs);
     assert_eq!(ours, theirs, "the same .jaw files in jaw/ and in the spec");
     for rel in &ours {
         let a = strip_comments(&std::fs::read_to_string(root.join(rel)).expect("read"));
