@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bevy::camera::primitives::MeshAabb;
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::light::{EnvironmentMapLight, GeneratedEnvironmentMapLight, Skybox};
+use bevy::mesh::VertexAttributeValues;
 use bevy::prelude::*;
 use bevy::render::render_resource::PipelineCache;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
@@ -94,6 +94,17 @@ struct OrbitCamera {
     yaw: f32,
     pitch: f32,
     distance: f32,
+}
+
+impl OrbitCamera {
+    /// Unit vector from the focus towards the camera.
+    fn direction(&self) -> Vec3 {
+        Vec3::new(
+            self.yaw.cos() * self.pitch.cos(),
+            self.pitch.sin(),
+            self.yaw.sin() * self.pitch.cos(),
+        )
+    }
 }
 
 #[derive(Component)]
@@ -234,35 +245,41 @@ fn frame_scene(
         return;
     }
     let mut origins: Vec<Vec3> = Vec::new();
-    let mut corners: Vec<Vec3> = Vec::new();
+    let mut vertices: Vec<Vec3> = Vec::new();
     let mut meshes_missing = false;
     for (t, mesh) in &mirrored {
         origins.push(t.translation());
         let Some(mesh) = mesh else { continue };
-        match meshes.get(&mesh.0).map(|m| m.compute_aabb()) {
-            Some(Some(aabb)) => {
-                let (min, max) = (Vec3::from(aabb.min()), Vec3::from(aabb.max()));
-                for i in 0..8 {
-                    let c = Vec3::new(
-                        if i & 1 == 0 { min.x } else { max.x },
-                        if i & 2 == 0 { min.y } else { max.y },
-                        if i & 4 == 0 { min.z } else { max.z },
-                    );
-                    corners.push(t.transform_point(c));
-                }
-            }
-            Some(None) => {}
-            None => meshes_missing = true,
+        let Some(mesh) = meshes.get(&mesh.0) else {
+            meshes_missing = true;
+            continue;
+        };
+        // The vertices themselves (a sample of at most about 4096 per mesh) fit tighter than a
+        // bounding box would. Mirrored meshes always have `Float32x3` positions.
+        if let Some(VertexAttributeValues::Float32x3(positions)) =
+            mesh.attribute(Mesh::ATTRIBUTE_POSITION)
+        {
+            let step = positions.len().div_ceil(4096).max(1);
+            vertices.extend(
+                positions
+                    .iter()
+                    .step_by(step)
+                    .map(|p| t.transform_point(Vec3::from(*p))),
+            );
         }
     }
     // Wait (a few seconds at most) for the meshes, whose bounds matter more than origins.
     if meshes_missing && *frames < 600 {
         return;
     }
-    let points: Vec<Vec3> = if corners.is_empty() { origins } else { corners }
-        .into_iter()
-        .filter(|p| p.is_finite())
-        .collect();
+    let points: Vec<Vec3> = if vertices.is_empty() {
+        origins
+    } else {
+        vertices
+    }
+    .into_iter()
+    .filter(|p| p.is_finite())
+    .collect();
     if points.is_empty() {
         return;
     }
@@ -277,6 +294,43 @@ fn frame_scene(
         c.distance = radius * 2.4;
         if let Projection::Perspective(p) = projection.as_mut() {
             p.far = p.far.max(radius * 10.0);
+            // Fit the points themselves rather than their bounding sphere: the nearest
+            // distance along the view direction at which every point is in view, with the
+            // focus moved so that their picture is centered (a few rounds, as moving the focus
+            // changes the perspective a little).
+            let dir = c.direction();
+            let rotation = Transform::from_translation(dir)
+                .looking_at(Vec3::ZERO, Vec3::Y)
+                .rotation;
+            let (right, up) = (rotation * Vec3::X, rotation * Vec3::Y);
+            let tan_v = (p.fov / 2.0).tan();
+            let tan_h = tan_v * p.aspect_ratio;
+            let mut focus = center;
+            for _ in 0..4 {
+                let fit = points
+                    .iter()
+                    .map(|q| {
+                        let o = *q - focus;
+                        o.dot(dir) + (o.dot(right).abs() / tan_h).max(o.dot(up).abs() / tan_v)
+                    })
+                    .fold(0.0, f32::max);
+                if !(fit.is_finite() && fit > 0.0) {
+                    break;
+                }
+                // Where the points land on the screen (-1..1 on each axis) at that distance.
+                let (mut lo, mut hi) = (Vec2::splat(f32::MAX), Vec2::splat(f32::MIN));
+                for q in &points {
+                    let o = *q - focus;
+                    let depth = (fit - o.dot(dir)).max(1e-3);
+                    let s = Vec2::new(o.dot(right) / tan_h, o.dot(up) / tan_v) / depth;
+                    (lo, hi) = (lo.min(s), hi.max(s));
+                }
+                // A margin for the status overlay and for things that move.
+                c.distance = fit * 1.3;
+                let mid = (lo + hi) / 2.0;
+                focus += (right * mid.x * tan_h + up * mid.y * tan_v) * fit;
+            }
+            c.focus = focus;
         }
     }
     state.framed = true;
@@ -298,12 +352,8 @@ fn orbit(
     if scroll.delta.y != 0.0 {
         o.distance = (o.distance * (1.0 - scroll.delta.y * 0.1)).clamp(0.5, 10_000.0);
     }
-    let dir = Vec3::new(
-        o.yaw.cos() * o.pitch.cos(),
-        o.pitch.sin(),
-        o.yaw.sin() * o.pitch.cos(),
-    );
-    *t = Transform::from_translation(o.focus + dir * o.distance).looking_at(o.focus, Vec3::Y);
+    *t = Transform::from_translation(o.focus + o.direction() * o.distance)
+        .looking_at(o.focus, Vec3::Y);
 }
 
 /// Filter for lights that came from the Upstream.
