@@ -139,7 +139,7 @@ pub enum LinkSendError {
     Role { role: Role, kind: MessageKind },
     #[error("not an encoded MainSequenceMessage")]
     NotAMessage,
-    #[error("link {link:?}: {error}; the link is closed")]
+    #[error("link {link:?}: {error}")]
     Queue { link: LinkId, error: QueueError },
 }
 

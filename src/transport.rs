@@ -98,7 +98,9 @@ enum Command {
 /// Why [`LinkHandle::send`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
-    #[error("the outgoing queue of {0} frames is full: the peer is not reading")]
+    #[error(
+        "the outgoing queue of {0} frames is full: the peer is not reading, so the link is closed"
+    )]
     Full(usize),
     #[error("the link is closed")]
     Closed,

@@ -14,7 +14,8 @@ use crate::codec::{
     MainSequenceMessage, Transaction, Wire,
 };
 use crate::link::Role;
-use crate::net::{LinkClosed, LinkOpened, NoodlesLink};
+use crate::net::{LinkClosed, LinkOpened, LinkSendError, NoodlesLink};
+use crate::transport::QueueError;
 
 /// Pairs of one component type gathered this tick, cut into chunks of bounded size.
 #[derive(Debug, Default)]
@@ -473,8 +474,16 @@ pub(crate) fn send_transactions(
             delta_bytes += tx.len();
             sent += 1;
             for l in group {
-                if let Err(e) = l.send(tx.clone()) {
-                    warn!("{e}");
+                match l.send(tx.clone()) {
+                    Ok(()) => {}
+                    // Closed since this frame began: its `LinkClosed` says why.
+                    Err(
+                        e @ LinkSendError::Queue {
+                            error: QueueError::Closed,
+                            ..
+                        },
+                    ) => debug!("{e}"),
+                    Err(e) => warn!("{e}"),
                 }
             }
         }
