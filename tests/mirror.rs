@@ -566,11 +566,20 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// How many cases `downstreams_converge` runs.
+fn converge_cases() -> u32 {
+    std::env::var("NOODLES2_CONVERGE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: converge_cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     /// 1,000 random operations while Downstreams join and leave: every connected Downstream ends
     /// with the Upstream's world (digest over the wire form of every mirrored component).
+    /// 8 cases; `NOODLES2_CONVERGE_CASES=N` runs N (for a longer hunt).
     #[test]
     fn downstreams_converge(ops in proptest::collection::vec(op(), 1000)) {
         let mut up = app("up");
