@@ -124,17 +124,13 @@ struct ViewerState {
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     // With no url, the demo scene is hosted in this process (until the viewer exits).
-    let demo_host = match args.url {
-        Some(_) => None,
-        None => Some(
-            DemoHost::spawn("bevy_noodles2 demo", DemoScenePlugin::default())
-                .map_err(|e| anyhow::anyhow!("the in-process demo host: {e}"))?,
-        ),
-    };
-    let url = match (&args.url, &demo_host) {
-        (Some(u), _) => u.clone(),
-        (None, Some(host)) => host.url().to_string(),
-        (None, None) => unreachable!("a demo host is started when no url is given"),
+    let (url, _demo_host) = match args.url.clone() {
+        Some(url) => (url, None),
+        None => {
+            let host = DemoHost::spawn("bevy_noodles2 demo", DemoScenePlugin::default())
+                .map_err(|e| anyhow::anyhow!("the in-process demo host: {e}"))?;
+            (host.url().to_string(), Some(host))
+        }
     };
     let waiting = WaitingPipelines::default();
     let mut app = App::new();

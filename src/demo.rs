@@ -348,6 +348,7 @@ impl DemoHost {
                 }
             })
             .map_err(|e| format!("cannot start the demo host thread: {e}"))?;
+        // Built before waiting, so that returning an error below stops and joins the thread.
         let mut host = DemoHost {
             url: String::new(),
             stop,
