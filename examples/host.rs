@@ -1,10 +1,15 @@
 //! Host the built-in demo scene as a NOODLES2 Upstream.
 //!
 //! ```text
-//! cargo run --example host -- [--listen HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]
+//! cargo run --example host -- [--listen HOST:PORT | --connect ws://HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]
 //! ```
 //! Prints one line, `listening on ws://HOST:PORT`, once it accepts connections, then nothing more
 //! unless `-v` is given. Runs until killed.
+//!
+//! `--connect` pushes the scene instead: it connects to a viewer that listens
+//! (`cargo run --example viewer -- --listen HOST:PORT`) and asks to be its Upstream, prints
+//! `pushing to ws://HOST:PORT` once the viewer agreed, and exits when the link closes (non-zero
+//! with the reason).
 //!
 //! Accepts every well-formed proposal (`--deny-proposals`: denies them all with code 1) and shares
 //! three RPC endpoints: `echo ...` (completes with its arguments as an array), `count_entities`
@@ -26,6 +31,7 @@ use bevy_noodles2::rpc::DemoEndpointsPlugin;
 
 struct Args {
     listen: String,
+    connect: Option<String>,
     name: String,
     entities: usize,
     deny_proposals: bool,
@@ -35,6 +41,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut a = Args {
         listen: "127.0.0.1:50000".into(),
+        connect: None,
         name: "bevy_noodles2 demo".into(),
         entities: 100,
         deny_proposals: false,
@@ -44,6 +51,7 @@ fn parse_args() -> anyhow::Result<Args> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--listen" => a.listen = it.next().context("--listen needs HOST:PORT")?,
+            "--connect" => a.connect = Some(it.next().context("--connect needs ws://HOST:PORT")?),
             "--name" => a.name = it.next().context("--name needs a value")?,
             "--entities" => {
                 a.entities = it
@@ -56,7 +64,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: host [--listen HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]"
+                    "usage: host [--listen HOST:PORT | --connect ws://HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]"
                 );
                 std::process::exit(0);
             }
@@ -95,13 +103,40 @@ fn main() -> anyhow::Result<()> {
         } else {
             ProposalPolicy::accept_all()
         });
-    let listen = args.listen.clone();
-    app.add_systems(Startup, move |mut commands: Commands| {
-        commands.spawn(NoodlesListener::new(listen.clone()));
-    })
-    .add_systems(Update, common::announce_listening);
+    match args.connect.clone() {
+        None => {
+            let listen = args.listen.clone();
+            app.add_systems(Startup, move |mut commands: Commands| {
+                commands.spawn(NoodlesListener::new(listen.clone()));
+            })
+            .add_systems(Update, common::announce_listening);
+        }
+        Some(url) => {
+            app.add_systems(Startup, move |mut commands: Commands| {
+                commands.spawn(NoodlesConnect::new(url.clone()).as_upstream());
+            })
+            .add_systems(Update, report_push);
+        }
+    }
     match app.run() {
         AppExit::Success => Ok(()),
         AppExit::Error(code) => std::process::exit(code.get() as i32),
+    }
+}
+
+/// `--connect`: say when the viewer agreed, and exit when the link closes.
+fn report_push(
+    mut opened: MessageReader<LinkOpened>,
+    mut closed: MessageReader<LinkClosed>,
+    connects: Query<&NoodlesConnect>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    for o in opened.read() {
+        let url = connects.get(o.link).map(|c| c.url.as_str()).unwrap_or("?");
+        println!("pushing to {url} (`{}`)", o.peer_name);
+    }
+    if let Some(c) = closed.read().next() {
+        eprintln!("link closed: {}", c.reason);
+        exit.write(AppExit::error());
     }
 }

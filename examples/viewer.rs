@@ -3,11 +3,16 @@
 //! ```text
 //! cargo run --example viewer                      # hosts the built-in demo scene in-process and shows it
 //! cargo run --example viewer -- ws://HOST:PORT    # connects to a running Upstream
+//! cargo run --example viewer -- --listen HOST:PORT # waits for an Upstream to push its world
 //!     [--screenshot PATH] [--timeout SECONDS] [--size WxH]
 //! ```
+//! With `--listen`, the viewer prints `listening on ws://HOST:PORT` and accepts connections that
+//! ask to be Upstream, for example `cargo run --example host -- --connect ws://HOST:PORT`.
 //! Drag with the left mouse button to orbit, scroll to zoom. `--screenshot` waits until the
 //! mirrored world and its assets are loaded and the render pipelines are ready, saves one
 //! screenshot and exits (non-zero with a reason if that does not happen within `--timeout`).
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +35,7 @@ use bevy_noodles2::prelude::*;
 
 struct Args {
     url: Option<String>,
+    listen: Option<String>,
     screenshot: Option<String>,
     timeout: f64,
     size: (u32, u32),
@@ -38,6 +44,7 @@ struct Args {
 fn parse_args() -> anyhow::Result<Args> {
     let mut a = Args {
         url: None,
+        listen: None,
         screenshot: None,
         timeout: 120.0,
         size: (1280, 720),
@@ -46,6 +53,7 @@ fn parse_args() -> anyhow::Result<Args> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--screenshot" => a.screenshot = Some(it.next().context("--screenshot needs a PATH")?),
+            "--listen" => a.listen = Some(it.next().context("--listen needs HOST:PORT")?),
             "--timeout" => {
                 a.timeout = it
                     .next()
@@ -65,7 +73,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: viewer [ws://HOST:PORT] [--screenshot PATH] [--timeout SECONDS] [--size WxH]"
+                    "usage: viewer [ws://HOST:PORT | --listen HOST:PORT] [--screenshot PATH] [--timeout SECONDS] [--size WxH]"
                 );
                 std::process::exit(0);
             }
@@ -73,12 +81,23 @@ fn parse_args() -> anyhow::Result<Args> {
             other => bail!("unknown argument `{other}` (try --help)"),
         }
     }
+    if a.url.is_some() && a.listen.is_some() {
+        bail!("give either ws://HOST:PORT (connect) or --listen HOST:PORT, not both");
+    }
     Ok(a)
+}
+
+/// How the viewer reaches its Upstream.
+enum Peer {
+    /// Connect to `ws://HOST:PORT`.
+    Connect(String),
+    /// Listen on `HOST:PORT` for an Upstream that pushes its world.
+    Listen(String),
 }
 
 #[derive(Resource)]
 struct ViewerArgs {
-    url: String,
+    peer: Peer,
     screenshot: Option<String>,
     deadline: Instant,
     timeout: f64,
@@ -123,14 +142,20 @@ struct ViewerState {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    // With no url, the demo scene is hosted in this process (until the viewer exits).
-    let (url, _demo_host) = match args.url.clone() {
-        Some(url) => (url, None),
-        None => {
+    // With neither a url nor --listen, the demo scene is hosted in this process (until the
+    // viewer exits).
+    let (peer, _demo_host) = match (args.url.clone(), args.listen.clone()) {
+        (Some(url), _) => (Peer::Connect(url), None),
+        (None, Some(addr)) => (Peer::Listen(addr), None),
+        (None, None) => {
             let host = DemoHost::spawn("bevy_noodles2 demo", DemoScenePlugin::default())
                 .map_err(|e| anyhow::anyhow!("the in-process demo host: {e}"))?;
-            (host.url().to_string(), Some(host))
+            (Peer::Connect(host.url().to_string()), Some(host))
         }
+    };
+    let title = match &peer {
+        Peer::Connect(url) => format!("bevy_noodles2 viewer — {url}"),
+        Peer::Listen(addr) => format!("bevy_noodles2 viewer — listening on {addr}"),
     };
     let waiting = WaitingPipelines::default();
     let mut app = App::new();
@@ -138,7 +163,7 @@ fn main() -> anyhow::Result<()> {
         DefaultPlugins
             .set(WindowPlugin {
                 primary_window: Some(Window {
-                    title: format!("bevy_noodles2 viewer — {url}"),
+                    title,
                     resolution: WindowResolution::new(args.size.0, args.size.1),
                     ..default()
                 }),
@@ -151,10 +176,15 @@ fn main() -> anyhow::Result<()> {
     )
     .add_plugins(NoodlesPlugin {
         session_name: "bevy_noodles2 viewer".into(),
+        // Listening, the viewer lets whoever connects be the Upstream (and only that).
+        authority: match peer {
+            Peer::Listen(_) => AuthorityPolicy::Accept,
+            Peer::Connect(_) => AuthorityPolicy::Refuse,
+        },
         ..default()
     })
     .insert_resource(ViewerArgs {
-        url,
+        peer,
         screenshot: args.screenshot.clone(),
         deadline: Instant::now() + Duration::from_secs_f64(args.timeout),
         timeout: args.timeout,
@@ -171,6 +201,7 @@ fn main() -> anyhow::Result<()> {
             default_light,
             environment_light,
             status,
+            common::announce_listening,
             screenshot_when_ready,
             on_close,
         ),
@@ -195,7 +226,10 @@ fn count_waiting_pipelines(cache: Option<Res<PipelineCache>>, waiting: Res<Waiti
 }
 
 fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
-    commands.spawn(NoodlesConnect::new(args.url.clone()));
+    match &args.peer {
+        Peer::Connect(url) => commands.spawn(NoodlesConnect::new(url.clone())),
+        Peer::Listen(addr) => commands.spawn(NoodlesListener::new(addr.clone())),
+    };
     commands.spawn((
         Camera3d::default(),
         Transform::from_xyz(8.0, 6.0, 8.0).looking_at(Vec3::ZERO, Vec3::Y),
@@ -427,6 +461,7 @@ fn environment_light(
 
 fn status(
     links: Query<&NoodlesLink>,
+    listener: Query<&NoodlesListener>,
     mirrored: Query<(), With<Mirrored>>,
     assets: Res<AssetStats>,
     oob: Res<OobProgress>,
@@ -435,7 +470,10 @@ fn status(
     let Ok(mut t) = text.single_mut() else { return };
     let link = links.iter().next();
     let state = match link.map(|l| &l.status) {
-        None => "no link".to_string(),
+        None => match listener.iter().next().and_then(|l| l.url()) {
+            Some(url) => format!("waiting for an Upstream on {url}"),
+            None => "no link".to_string(),
+        },
         Some(LinkStatus::Connecting) => "connecting".into(),
         Some(LinkStatus::Preamble) => "handshake".into(),
         Some(LinkStatus::MainSequence) => "connected".into(),

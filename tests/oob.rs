@@ -588,3 +588,51 @@ fn unreachable_oob_channel_refuses_only_that_buffer() {
     );
     assert_eq!(open_links(&mut down), 1);
 }
+
+/// A game that connects out as Upstream (to a viewer that listens and accepts authority) pushes
+/// its world, and its large buffers still go out of band: the game serves them on an OOB
+/// channel it advertises in its `IntroductionReply`.
+#[test]
+fn a_game_connecting_as_upstream_pushes_its_world_and_serves_oob() {
+    let mut viewer = asset_app(NoodlesPlugin {
+        session_name: "viewer".into(),
+        authority: AuthorityPolicy::Accept,
+        ..default()
+    });
+    let mut game = asset_app(NoodlesPlugin {
+        session_name: "game".into(),
+        oob: Some(bevy_noodles2::assets::OobConfig { threshold: 1024 }),
+        ..default()
+    });
+    let url = listen(&mut viewer);
+    let mesh = big_mesh(64 * 1024);
+    let n = mesh.count_vertices();
+    let handle = game.world_mut().resource_mut::<Assets<Mesh>>().add(mesh);
+    game.world_mut()
+        .spawn((Shared, Transform::default(), Mesh3d(handle)));
+    let mover = game.world_mut().spawn((Shared, Transform::default())).id();
+    connect(&mut game, NoodlesConnect::new(url).as_upstream());
+    run_until(
+        &mut [&mut viewer, &mut game],
+        Duration::from_secs(20),
+        "the pushed mesh",
+        |a| mirrored_mesh_vertices(a[0]) == Some(n),
+    );
+    let p = progress(&viewer);
+    assert_eq!((p.assets_done, p.failed), (1, 0), "{p:?}");
+    assert!(p.bytes_done >= 64 * 1024, "went out of band: {p:?}");
+    assert!(game.world().get_resource::<OobServer>().is_some());
+
+    game.world_mut()
+        .get_mut::<Transform>(mover)
+        .unwrap()
+        .translation
+        .x = 3.0;
+    let id = *game.world().get::<NoodlesId>(mover).unwrap();
+    run_until(
+        &mut [&mut viewer, &mut game],
+        Duration::from_secs(10),
+        "the pushed transform",
+        |a| mirrored_x(a[0], id) == Some(3.0),
+    );
+}

@@ -3,7 +3,9 @@
 //!
 //! Upstream: with [`OobConfig`] set (the default), the first [`NoodlesListener`] also binds an OOB
 //! websocket listener on the same host (a free port), and its port is advertised in every
-//! `IntroductionReply`. Exported buffers larger than [`OobConfig::threshold`] are then sent as
+//! `IntroductionReply`. An app that does not listen but connects out as Upstream
+//! ([`NoodlesConnect::as_upstream`]) binds one when it connects, on loopback for a loopback peer
+//! and on every interface otherwise. Exported buffers larger than [`OobConfig::threshold`] are then sent as
 //! `BufferSource::OOBAssetID` (the OOB id is the buffer's `AssetID`) and served from the
 //! [`OobServer`]'s store until the buffer is deleted.
 //!
@@ -22,8 +24,13 @@ use bevy::prelude::*;
 use bytes::Bytes;
 use tokio::task::AbortHandle;
 
-use crate::link::Role;
-use crate::net::{LinkClosed, LinkOpened, NoodlesConfig, NoodlesLink, NoodlesListener, NoodlesNet};
+use bevy::ecs::lifecycle::HookContext;
+use bevy::ecs::world::DeferredWorld;
+
+use crate::link::{ClientIntent, Role};
+use crate::net::{
+    LinkClosed, LinkOpened, NoodlesConfig, NoodlesConnect, NoodlesLink, NoodlesListener, NoodlesNet,
+};
 use crate::oob::{FetchDone, OobClient, OobStore};
 
 /// Serving large buffers out of band (Upstream). Set [`NoodlesPlugin::oob`](crate::NoodlesPlugin)
@@ -337,49 +344,112 @@ fn start_oob_server(
     add: On<Add, NoodlesListener>,
     listeners: Query<&NoodlesListener>,
     oob: Option<Res<OobConfig>>,
-    server: Option<Res<OobServer>>,
     mut config: ResMut<NoodlesConfig>,
     net: Res<NoodlesNet>,
     mut commands: Commands,
 ) {
-    let (Some(oob), None) = (oob, server) else {
+    // Serving already (the advertised port is set synchronously, the resource a little later).
+    let (Some(oob), true) = (oob, config.oob_ports.is_empty()) else {
         return;
     };
     let Ok(l) = listeners.get(add.entity) else {
         return;
     };
-    let host = host_of(&l.addr);
-    let bind = format!("{host}:0");
+    let runtime = net.transport.runtime();
+    if let Some(server) = bind_oob_server(host_of(&l.addr), &oob, runtime, &config) {
+        config.oob_ports = vec![server.addr.port()];
+        net.set_link_config(config.link_config());
+        commands.insert_resource(server);
+    }
+}
+
+/// `on_add` hook of [`NoodlesConnect`]: an app that connects out asking to be Upstream (a game
+/// pushing its world to a viewer that listens) serves OOB too. A hook, not an observer, because
+/// hooks run before observers: the port is in [`NoodlesConfig`] before the net layer's observer
+/// reads it to open the connection, so the `IntroductionReply` advertises it.
+fn start_oob_server_for_upstream_connect(mut world: DeferredWorld, ctx: HookContext) {
+    let Some(c) = world.get::<NoodlesConnect>(ctx.entity) else {
+        return;
+    };
+    if c.intent != ClientIntent::JoinAsUpstream {
+        return;
+    }
+    let host = oob_host_towards(&c.url);
+    let (Some(oob), Some(config), Some(net)) = (
+        world.get_resource::<OobConfig>(),
+        world.get_resource::<NoodlesConfig>(),
+        world.get_resource::<NoodlesNet>(),
+    ) else {
+        return;
+    };
+    if !config.oob_ports.is_empty() {
+        return;
+    }
+    let Some(server) = bind_oob_server(&host, oob, net.transport.runtime(), config) else {
+        return;
+    };
+    let port = server.addr.port();
+    let mut config = world.resource_mut::<NoodlesConfig>();
+    config.oob_ports = vec![port];
+    let link_config = config.link_config();
+    world.resource::<NoodlesNet>().set_link_config(link_config);
+    world.commands().insert_resource(server);
+}
+
+/// Where to bind the OOB listener of an app that connects to `url`: loopback for a loopback
+/// peer, every interface otherwise (connections are admitted only from the addresses of open
+/// Upstream links).
+fn oob_host_towards(url: &str) -> String {
+    let host = host_of(url).trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() => ip.to_string(),
+        Ok(std::net::IpAddr::V6(_)) => "[::]".into(),
+        _ if host == "localhost" => "127.0.0.1".into(),
+        _ => "0.0.0.0".into(),
+    }
+}
+
+/// Bind an OOB websocket listener on `host` (a free port) and serve it on `runtime`.
+/// `None` (logged) when it cannot bind: buffers are then sent inline.
+fn bind_oob_server(
+    host: &str,
+    oob: &OobConfig,
+    runtime: &tokio::runtime::Handle,
+    config: &NoodlesConfig,
+) -> Option<OobServer> {
+    let bind = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:0")
+    } else {
+        format!("{host}:0")
+    };
     let listener = match std::net::TcpListener::bind(&bind) {
         Ok(s) => s,
         Err(e) => {
             warn!("cannot bind the OOB listener on {bind}: {e}; buffers are sent inline");
-            return;
+            return None;
         }
     };
     let addr = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
             warn!("OOB listener on {bind} has no address: {e}; buffers are sent inline");
-            return;
+            return None;
         }
     };
     let store = Arc::new(OobStore::default());
     let abort = crate::oob::spawn_server(
-        net.transport.runtime(),
+        runtime,
         listener,
         store.clone(),
         config.limits.connect_timeout,
     );
     info!("serving OOB assets on ws://{addr}");
-    config.oob_ports = vec![addr.port()];
-    net.set_link_config(config.link_config());
-    commands.insert_resource(OobServer {
+    Some(OobServer {
         store,
         addr,
         threshold: oob.threshold,
         abort,
-    });
+    })
 }
 
 /// Keeps the OOB side in step with main links: the server admits addresses with an open
@@ -444,6 +514,16 @@ pub(crate) fn build(app: &mut App) {
         .resource::<NoodlesConfig>()
         .limits
         .connect_timeout;
+    if app
+        .world_mut()
+        .register_component_hooks::<NoodlesConnect>()
+        .try_on_add(start_oob_server_for_upstream_connect)
+        .is_none()
+    {
+        warn!(
+            "NoodlesConnect already has an on_add hook: an app that connects as Upstream sends buffers inline"
+        );
+    }
     app.init_resource::<OobProgress>()
         .init_resource::<FetchConfig>()
         .insert_resource(RemoteFetch::new(runtime, connect_timeout))
@@ -466,5 +546,15 @@ mod tests {
         assert_eq!(host_of("0.0.0.0:5000"), "0.0.0.0");
         assert_eq!(host_of("ws://[::1]:80/"), "[::1]");
         assert_eq!(host_of("localhost"), "localhost");
+    }
+
+    #[test]
+    fn oob_binds_towards_the_peer() {
+        assert_eq!(oob_host_towards("ws://127.0.0.1:5000"), "127.0.0.1");
+        assert_eq!(oob_host_towards("ws://localhost:5000"), "127.0.0.1");
+        assert_eq!(oob_host_towards("ws://[::1]:5000"), "::1");
+        assert_eq!(oob_host_towards("ws://192.168.1.20:5000"), "0.0.0.0");
+        assert_eq!(oob_host_towards("ws://[fe80::1]:5000"), "[::]");
+        assert_eq!(oob_host_towards("ws://viewer.example:5000"), "0.0.0.0");
     }
 }
