@@ -731,14 +731,14 @@ fn read_weights(
 /// stay bit-exact; quantized ones (off by up to 2/255) are renormalized.
 pub const WEIGHT_SUM_TOLERANCE: f32 = 1e-4;
 
+/// One set of per-vertex joint indices and weights (four influences per vertex).
+type Influences = (Vec<[u16; 4]>, Vec<[f32; 4]>);
+
 /// Joint indices and weights of up to eight influences per vertex (`joint_0`/`weight_0` and
 /// `joint_1`/`weight_1`) as Bevy's four: the four largest weights (the first ones on ties),
 /// renormalized when their sum is off 1 by more than [`WEIGHT_SUM_TOLERANCE`] (a vertex whose
 /// weights are all zero keeps them).
-fn skin_influences(
-    sets: Vec<(Vec<[u16; 4]>, Vec<[f32; 4]>)>,
-    vertex_count: usize,
-) -> (Vec<[u16; 4]>, Vec<[f32; 4]>) {
+fn skin_influences(sets: Vec<Influences>, vertex_count: usize) -> Influences {
     let mut joints = Vec::with_capacity(vertex_count);
     let mut weights = Vec::with_capacity(vertex_count);
     for v in 0..vertex_count {
