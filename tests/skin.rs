@@ -442,6 +442,33 @@ fn skinned_mesh_is_mirrored_with_its_joints_and_bind_matrices() {
 }
 
 #[test]
+fn a_late_joiner_gets_the_skin_with_the_world() {
+    let mut up = asset_app("skin up");
+    let (body, joints_up, _) = spawn_skinned(&mut up, true);
+    let url = listen(&mut up);
+    pump(&mut [&mut up], 3);
+    let mut down = asset_app("skin late");
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "the skinned mesh on the late Downstream",
+        |a| {
+            let [u, d] = a else { unreachable!() };
+            mirror_of(u, d, body).is_some_and(|e| skinned(d, e).is_some())
+        },
+    );
+    let body_down = mirror_of(&up, &mut down, body).unwrap();
+    let (sm, m) = skinned(&down, body_down).unwrap();
+    let want: Vec<Entity> = joints_up
+        .iter()
+        .map(|j| mirror_of(&up, &mut down, *j).unwrap())
+        .collect();
+    assert_eq!(sm.joints, want);
+    assert_eq!(m, bind_matrices(2, 0.0));
+}
+
+#[test]
 fn a_skin_waits_until_its_joints_are_shared() {
     let (mut up, mut down) = pair();
     let (body, joints_up, _) = spawn_skinned(&mut up, false);

@@ -5,6 +5,10 @@
 //! optional skeleton root, and the inverse bind matrices as a slice of a Buffer asset (one
 //! column-major `Mat4` per joint, 64 bytes each; the slice is exactly `64 × joints` bytes).
 //!
+//! Bevy's joint matrices (`joint world × inverse bind`, giving world-space vertices) and the
+//! spec's (`inverse(mesh world) × joint world × inverse bind`, giving mesh-space vertices that
+//! the mesh entity's transform then places) put every vertex in the same place.
+//!
 //! - **Upstream**: nothing to do beyond `Shared`. A shared entity with a [`SkinnedMesh`] gets a
 //!   [`Skin`] derived from it; the [`SkinnedMeshInverseBindposes`] asset is exported once as a
 //!   Buffer asset (whatever the number of skins using it), kept while a shared skin uses it,
@@ -18,7 +22,8 @@
 //!   joint that has not arrived is a placeholder entity (as for a `ChildOf` parent that arrives
 //!   later): the skin waits for it, then applies. A view whose length is not 64 × the joint
 //!   count, a view outside its buffer, or a mesh whose joint indices (with a weight above zero)
-//!   reach past the joint list is refused: logged and counted in
+//!   reach past the joint list (checked when the skin or the entity's `Mesh3d` changes) is
+//!   refused: logged and counted in
 //!   [`AssetStats`](super::AssetStats), the entity keeps no `SkinnedMesh`, and the rest of the
 //!   world goes on.
 
@@ -334,6 +339,9 @@ pub(crate) fn export_skins(
         }
     }
     if dirty || !refresh.is_empty() {
+        // Forget refusals of entities that are gone or no longer shared.
+        let SkinExport { refused, .. } = &mut *skins;
+        refused.retain(|e| users.contains(*e));
         // Skins whose `SkinnedMesh` went: their removal goes out.
         for e in &stale {
             commands.entity(e).remove::<Skin>();
@@ -376,13 +384,21 @@ enum Resolved {
     clippy::too_many_arguments,
     reason = "reads the buffers, meshes and joints a skin needs"
 )]
+#[expect(clippy::type_complexity, reason = "change-detection filters")]
 pub(crate) fn apply_skins(
     mut state: ResMut<SkinImport>,
     import: Res<AssetImport>,
     meshes: Res<Assets<Mesh>>,
     mut bindposes: ResMut<Assets<SkinnedMeshInverseBindposes>>,
     mut stats: ResMut<AssetStats>,
-    changed: Query<Entity, (Changed<Skin>, With<Mirrored>)>,
+    changed: Query<
+        Entity,
+        (
+            Or<(Changed<Skin>, Changed<Mesh3d>)>,
+            With<Skin>,
+            With<Mirrored>,
+        ),
+    >,
     skins: Query<(&Skin, &Mirrored, &NoodlesId, Option<&Mesh3d>)>,
     arrived: Query<(), With<Transform>>,
     mut removed: RemovedComponents<Skin>,
