@@ -277,7 +277,7 @@ pub(crate) fn export_skins(
             );
             skins.refused.insert(e);
             if skin.is_some() {
-                commands.entity(e).remove::<Skin>();
+                commands.entity(e).try_remove::<Skin>();
             }
             continue;
         }
@@ -315,7 +315,7 @@ pub(crate) fn export_skins(
                 }
             }
             None => {
-                commands.entity(e).insert(new);
+                commands.entity(e).try_insert(new);
             }
         }
     }
@@ -344,7 +344,7 @@ pub(crate) fn export_skins(
         refused.retain(|e| users.contains(*e));
         // Skins whose `SkinnedMesh` went: their removal goes out.
         for e in &stale {
-            commands.entity(e).remove::<Skin>();
+            commands.entity(e).try_remove::<Skin>();
         }
         let used: HashSet<AssetId<SkinnedMeshInverseBindposes>> = users
             .iter()
@@ -426,7 +426,9 @@ pub(crate) fn apply_skins(
                     inverse_bindposes: bindposes.add(SkinnedMeshInverseBindposes::from(ibm)),
                     joints: skin.joints.clone(),
                 };
-                commands.entity(e).insert((sm, DynamicSkinnedMeshBounds));
+                commands
+                    .entity(e)
+                    .try_insert((sm, DynamicSkinnedMeshBounds));
             }
             Ok(Resolved::Waiting) => {
                 state.pending.insert(e);
@@ -435,7 +437,7 @@ pub(crate) fn apply_skins(
                 stats.refuse(format!("refused {err}"));
                 commands
                     .entity(e)
-                    .remove::<(SkinnedMesh, DynamicSkinnedMeshBounds)>();
+                    .try_remove::<(SkinnedMesh, DynamicSkinnedMeshBounds)>();
             }
         }
     }
@@ -493,4 +495,43 @@ fn resolve(
         }
     }
     Ok(Resolved::Ready(matrices_from_bytes(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrices_are_column_major_and_round_trip() {
+        let m = Mat4::from_cols_array(&std::array::from_fn(|i| i as f32 + 0.5));
+        let t = Mat4::from_translation(Vec3::new(7.0, 8.0, 9.0));
+        let bytes = matrices_to_bytes(&[m, t]);
+        assert_eq!(bytes.len(), 128);
+        // The first column comes first; a translation is the last column.
+        assert_eq!(&bytes[0..4], &0.5f32.to_le_bytes());
+        assert_eq!(&bytes[64 + 48..64 + 52], &7.0f32.to_le_bytes());
+        assert_eq!(matrices_from_bytes(&bytes), vec![m, t]);
+        // A trailing partial matrix is ignored (lengths are checked before).
+        assert_eq!(matrices_from_bytes(&bytes[..100]), vec![m]);
+    }
+
+    #[test]
+    fn joint_indices_past_the_palette_are_found_only_with_weight() {
+        let mut mesh = Mesh::new(
+            bevy::mesh::PrimitiveTopology::TriangleList,
+            bevy::asset::RenderAssetUsages::default(),
+        );
+        mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, vec![[0.0f32; 3]; 2]);
+        mesh.insert_attribute(
+            Mesh::ATTRIBUTE_JOINT_INDEX,
+            VertexAttributeValues::Uint16x4(vec![[0, 9, 0, 0], [1, 0, 5, 0]]),
+        );
+        mesh.insert_attribute(
+            Mesh::ATTRIBUTE_JOINT_WEIGHT,
+            vec![[1.0f32, 0.0, 0.0, 0.0], [0.5, 0.25, 0.25, 0.0]],
+        );
+        // Joint 9 has no weight; joint 5 of vertex 1 has.
+        assert_eq!(joint_past(&mesh, 2), Some((1, 5)));
+        assert_eq!(joint_past(&mesh, 6), None);
+    }
 }
