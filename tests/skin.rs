@@ -388,12 +388,9 @@ fn skinned_mesh_is_mirrored_with_its_joints_and_bind_matrices() {
     let mesh_down = down.world().resource::<Assets<Mesh>>().get(&h).unwrap();
     same_attribute(mesh_up, mesh_down, Mesh::ATTRIBUTE_JOINT_INDEX);
     same_attribute(mesh_up, mesh_down, Mesh::ATTRIBUTE_JOINT_WEIGHT);
-    let buffer = down
-        .world()
-        .get::<Skin>(body_down)
-        .unwrap()
-        .inverse_bind_matrices
-        .buffer;
+    let skin = down.world().get::<Skin>(body_down).unwrap();
+    assert_eq!(skin.skeleton_root, None, "Bevy skins have no root");
+    let buffer = skin.inverse_bind_matrices.buffer;
     let live = |up: &App| {
         up.world()
             .resource::<Outgoing>()

@@ -97,7 +97,9 @@ impl MirrorComponent for Skin {
                 s.length,
                 BufferAssetID::new(AssetID::new(s.buffer)),
             ),
-            skeleton_root: EntityID::new(root.unwrap_or(0)),
+            // Without a root the field is ignored (`is_root` is 0), but it is still an entity
+            // reference to the id machinery (proposals refuse unknown ids): name a joint.
+            skeleton_root: EntityID::new(root.or(joints.first().map(|j| j.id.get())).unwrap_or(0)),
             joints: SkinJointList(joints),
         })
     }
