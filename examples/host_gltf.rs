@@ -9,8 +9,10 @@
 //! `127.0.0.1:50000`), once the scene is spawned and the listener accepts connections. A file
 //! that does not exist or does not load is an error with a non-zero exit.
 //!
-//! Skins and animations are not shared yet: a skinned mesh is sent in its bind pose (joint
-//! indices and weights are not part of the exported mesh).
+//! Skinned meshes are shared with their skins: the joints are entities of the scene (so they are
+//! `Shared` too), the mesh carries its joint indices and weights, and the `SkinComponent`
+//! references the joints and a buffer of inverse bind matrices. Animations are not shared yet:
+//! the skeleton stays in the pose the scene spawned it in (the bind pose for the Fox).
 //!
 //! Try it: `cargo run --example host_gltf -- assets/Fox.glb`, then
 //! `cargo run --example viewer -- ws://127.0.0.1:50000`.

@@ -269,21 +269,23 @@ fn empty_mesh_round_trips() {
 }
 
 /// A hand-made, interleaved layout that our sender never produces: normalized ushort UVs,
-/// U8 indices, a view that starts inside a larger buffer, skinning streams that are validated
-/// and skipped.
+/// U8 indices, a view that starts inside a larger buffer, `ubyte4` joints with
+/// `normalized_ubyte4` weights (renormalized when they do not sum to 1).
 #[test]
 fn interleaved_normalized_uv_and_u8_indices_from_another_peer() {
-    // vertex: position (12) + uv ushort2 (4) + joints ubyte4 (4) = stride 20
+    // vertex: position (12) + uv ushort2 (4) + joints ubyte4 (4) + weights unorm8x4 (4) = 24
     let mut buffer = vec![0xEEu8; 7]; // bytes before the view
     let positions = [[0.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]];
     let uvs = [[0u16, 65535], [32768, 0], [65535, 65535]];
-    for (p, uv) in positions.iter().zip(uvs) {
+    let weights = [[255u8, 0, 0, 0], [100, 100, 0, 0], [0, 0, 0, 0]];
+    for ((p, uv), wt) in positions.iter().zip(uvs).zip(weights) {
         for x in p {
             buffer.extend_from_slice(&x.to_le_bytes());
         }
         buffer.extend_from_slice(&uv[0].to_le_bytes());
         buffer.extend_from_slice(&uv[1].to_le_bytes());
         buffer.extend_from_slice(&[0, 1, 2, 3]);
+        buffer.extend_from_slice(&wt);
     }
     buffer.extend_from_slice(&[2, 0, 1]);
     let view_len = buffer.len() as u64 - 7;
@@ -295,20 +297,25 @@ fn interleaved_normalized_uv_and_u8_indices_from_another_peer() {
         flags: w::UncompressedFlags::default()
             .with_format(w::IndexFormat::U8)
             .with_has_uv_0(1)
-            .with_has_joint_0(1),
+            .with_has_joint_0(1)
+            .with_has_weight_0(1),
         position: w::PositionAttribute::new(
-            w::UncompressedAttribCommon::new(0, 20),
+            w::UncompressedAttribCommon::new(0, 24),
             w::PositionFormat::Float3,
         ),
         uv_0: w::UVAttribute::new(
-            w::UncompressedAttribCommon::new(12, 20),
+            w::UncompressedAttribCommon::new(12, 24),
             w::UVFormat::NormalizedUshort2,
         ),
         joint_0: w::JointAttribute::new(
-            w::UncompressedAttribCommon::new(16, 20),
+            w::UncompressedAttribCommon::new(16, 24),
             w::JointFormat::Ubyte4,
         ),
-        index: w::UncompressedIndex::new(60, 3),
+        weight_0: w::WeightAttribute::new(
+            w::UncompressedAttribCommon::new(20, 24),
+            w::WeightFormat::NormalizedUbyte4,
+        ),
+        index: w::UncompressedIndex::new(72, 3),
         ..Default::default()
     };
     let asset = w::MeshAsset::decode(Bytes::from(asset.encode().unwrap())).unwrap();
@@ -325,9 +332,19 @@ fn interleaved_normalized_uv_and_u8_indices_from_another_peer() {
         matches!(mesh.indices(), Some(Indices::U16(i)) if i == &vec![2, 0, 1]),
         "U8 widens to U16"
     );
-    assert!(
-        mesh.attribute(Mesh::ATTRIBUTE_JOINT_INDEX).is_none(),
-        "skinning is not applied yet"
+    assert_eq!(
+        mesh.attribute(Mesh::ATTRIBUTE_JOINT_INDEX),
+        Some(&VertexAttributeValues::Uint16x4(vec![[0, 1, 2, 3]; 3])),
+        "ubyte4 joints widen to u16"
+    );
+    assert_eq!(
+        mesh.attribute(Mesh::ATTRIBUTE_JOINT_WEIGHT),
+        Some(&VertexAttributeValues::Float32x4(vec![
+            [1.0, 0.0, 0.0, 0.0],
+            [0.5, 0.5, 0.0, 0.0],
+            [0.0, 0.0, 0.0, 0.0],
+        ])),
+        "unorm8 weights: 255 is 1, 100 + 100 are renormalized, all-zero weights stay"
     );
 }
 
@@ -437,8 +454,15 @@ fn attribute_past_the_view_is_refused() {
         w::UncompressedAttribCommon::new(late, 16),
         w::WeightFormat::Float4,
     );
+    // (Weights come with joints; these read the position bytes, which fit.)
+    asset.joint_1 = w::JointAttribute::new(
+        w::UncompressedAttribCommon::new(0, 12),
+        w::JointFormat::Ubyte4,
+    );
+    asset.flags.set_has_joint_1(1);
     asset.flags.set_has_weight_1(1);
     assert!(err_text(mesh_from_wire(&asset, &buffer)).contains("attribute weight_1"));
+    asset.flags.set_has_joint_1(0);
     asset.flags.set_has_weight_1(0);
     assert!(mesh_from_wire(&asset, &buffer).is_ok());
 }

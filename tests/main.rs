@@ -12,3 +12,4 @@ mod oob;
 mod proposals;
 mod render;
 mod rpc;
+mod skin;

@@ -144,6 +144,16 @@ pub enum AssetError {
         field: String,
         value: u64,
     },
+    /// A joint stream without its weight stream, or the reverse.
+    #[error("mesh: {present} is flagged but {missing} is not (joints and weights come in pairs)")]
+    UnpairedSkinStream { present: String, missing: String },
+    /// A skinning weight is negative, infinite or NaN.
+    #[error("mesh: {attribute} of vertex {vertex} is {value}, not a finite weight >= 0")]
+    BadWeight {
+        attribute: String,
+        vertex: usize,
+        value: f32,
+    },
     /// The mesh says it has no morph targets but lists some (`mesh.jaw`).
     #[error("mesh: flags.has_morph_targets is 0 but morph_targets has {0} entries")]
     UnexpectedMorphTargets(usize),
@@ -308,11 +318,13 @@ fn common(offset: u32, stride: usize) -> w::UncompressedAttribCommon {
 /// Returns the buffer bytes (to be sent as the Buffer asset `buffer_asset_id`) and the mesh
 /// asset, whose `view` covers the whole buffer from offset 0. Each attribute is a tightly packed
 /// block (stride = element size), in this order: positions (`float3`), normals (`float3`),
-/// tangents (`float4`), UV0 and UV1 (`float2`), then the indices. Indices are written as `U16`
-/// when every index is below 65536, else as `U32`; a mesh without indices gets
+/// tangents (`float4`), UV0 and UV1 (`float2`), joint indices (`joint_0`: `ubyte4` when every
+/// index is below 256, else `ushort4`) and joint weights (`weight_0`: `float4`), then the
+/// indices. Joint indices and weights are sent together or not at all (a mesh with only one of
+/// `ATTRIBUTE_JOINT_INDEX` / `ATTRIBUTE_JOINT_WEIGHT` is sent without either). Indices are
+/// written as `U16` when every index is below 65536, else as `U32`; a mesh without indices gets
 /// `IndexFormat::None`. `bb_min`/`bb_max` are the bounds of the positions (zero for an empty
-/// mesh). Joints, weights, morph targets and vertex colors are not sent yet (skinning is a later
-/// issue).
+/// mesh). Morph targets and vertex colors are not sent yet.
 ///
 /// Errors: non-`TriangleList` topologies, a missing position attribute, attributes in another
 /// format or with a different length than the positions, indices out of range or not a multiple
@@ -374,6 +386,28 @@ pub fn mesh_to_wire(
     }
     let uv0 = bevy_attribute(mesh, Mesh::ATTRIBUTE_UV_0, "uv_0", "Float32x2", n, uv_pick)?;
     let uv1 = bevy_attribute(mesh, Mesh::ATTRIBUTE_UV_1, "uv_1", "Float32x2", n, uv_pick)?;
+    let joints = bevy_attribute(
+        mesh,
+        Mesh::ATTRIBUTE_JOINT_INDEX,
+        "joint_index",
+        "Uint16x4",
+        n,
+        |v| match v {
+            VertexAttributeValues::Uint16x4(v) => Some(v.as_slice()),
+            _ => None,
+        },
+    )?;
+    let weights = bevy_attribute(
+        mesh,
+        Mesh::ATTRIBUTE_JOINT_WEIGHT,
+        "joint_weight",
+        "Float32x4",
+        n,
+        |v| match v {
+            VertexAttributeValues::Float32x4(v) => Some(v.as_slice()),
+            _ => None,
+        },
+    )?;
     let indices = mesh.try_indices_option().map_err(mesh_access)?;
 
     let mut buf = Vec::new();
@@ -405,6 +439,32 @@ pub fn mesh_to_wire(
         let offset = push_floats(&mut buf, uv)?;
         asset.uv_1 = w::UVAttribute::new(common(offset, 8), w::UVFormat::Float2);
         flags.set_has_uv_1(1);
+    }
+    // Skinning: both streams or neither (a lone one is left out, see the doc above).
+    if let (Some(joints), Some(weights)) = (joints, weights) {
+        let offset = u32::try_from(buf.len())
+            .map_err(|_| too_large("mesh", "buffer size", buf.len(), u32::MAX as u64))?;
+        let max = joints.iter().flatten().copied().max().unwrap_or(0);
+        if max < 256 {
+            buf.reserve(n.saturating_mul(4));
+            for j in joints {
+                // `max < 256` was checked above.
+                buf.extend(j.iter().map(|&x| x as u8));
+            }
+            asset.joint_0 = w::JointAttribute::new(common(offset, 4), w::JointFormat::Ubyte4);
+        } else {
+            buf.reserve(n.saturating_mul(8));
+            for j in joints {
+                for x in j {
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            asset.joint_0 = w::JointAttribute::new(common(offset, 8), w::JointFormat::Ushort4);
+        }
+        flags.set_has_joint_0(1);
+        let offset = push_floats(&mut buf, weights)?;
+        asset.weight_0 = w::WeightAttribute::new(common(offset, 16), w::WeightFormat::Float4);
+        flags.set_has_weight_0(1);
     }
 
     match indices {
@@ -599,33 +659,115 @@ fn read_uv(
     })
 }
 
-fn check_joints(
+/// Reads a joint-index stream (`ubyte4` widened, or `ushort4`) as Bevy's `Uint16x4`.
+fn read_joints(
     view: &[u8],
     name: &str,
     attr: &w::JointAttribute,
     count: u32,
-) -> Result<(), AssetError> {
-    let size = match w::JointFormat::from_repr(attr.format) {
-        Some(w::JointFormat::Ubyte4) => 4,
-        Some(w::JointFormat::Ushort4) => 8,
+) -> Result<Vec<[u16; 4]>, AssetError> {
+    Ok(match w::JointFormat::from_repr(attr.format) {
+        Some(w::JointFormat::Ubyte4) => stream(view, name, &attr.common, 4, count)?
+            .elements()
+            .map(|e| [e[0], e[1], e[2], e[3]].map(u16::from))
+            .collect(),
+        Some(w::JointFormat::Ushort4) => stream(view, name, &attr.common, 8, count)?
+            .elements()
+            .map(|e| {
+                let mut out = [0u16; 4];
+                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
+                    *o = u16::from_le_bytes([b[0], b[1]]);
+                }
+                out
+            })
+            .collect(),
         None => return Err(unknown("mesh", format!("{name}.format"), attr.format)),
-    };
-    stream(view, name, &attr.common, size, count).map(|_| ())
+    })
 }
 
-fn check_weights(
+/// Reads a weight stream (`normalized_ubyte4` as `v / 255`, `normalized_ushort4` as
+/// `v / 65535`, or `float4`) as Bevy's `Float32x4`. Float weights must be finite and not
+/// negative.
+fn read_weights(
     view: &[u8],
     name: &str,
     attr: &w::WeightAttribute,
     count: u32,
-) -> Result<(), AssetError> {
-    let size = match w::WeightFormat::from_repr(attr.format) {
-        Some(w::WeightFormat::NormalizedUbyte4) => 4,
-        Some(w::WeightFormat::NormalizedUshort4) => 8,
-        Some(w::WeightFormat::Float4) => 16,
+) -> Result<Vec<[f32; 4]>, AssetError> {
+    let weights: Vec<[f32; 4]> = match w::WeightFormat::from_repr(attr.format) {
+        Some(w::WeightFormat::NormalizedUbyte4) => stream(view, name, &attr.common, 4, count)?
+            .elements()
+            .map(|e| [e[0], e[1], e[2], e[3]].map(|x| f32::from(x) / 255.0))
+            .collect(),
+        Some(w::WeightFormat::NormalizedUshort4) => stream(view, name, &attr.common, 8, count)?
+            .elements()
+            .map(|e| {
+                let mut out = [0.0f32; 4];
+                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
+                    *o = f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0;
+                }
+                out
+            })
+            .collect(),
+        Some(w::WeightFormat::Float4) => {
+            read_floats::<4>(&stream(view, name, &attr.common, 16, count)?)
+        }
         None => return Err(unknown("mesh", format!("{name}.format"), attr.format)),
     };
-    stream(view, name, &attr.common, size, count).map(|_| ())
+    for (vertex, v) in weights.iter().enumerate() {
+        if let Some(&value) = v.iter().find(|x| !x.is_finite() || **x < 0.0) {
+            return Err(AssetError::BadWeight {
+                attribute: name.to_owned(),
+                vertex,
+                value,
+            });
+        }
+    }
+    Ok(weights)
+}
+
+/// Weight sums further than this from 1 are renormalized (`mesh.jaw`: implementations SHOULD
+/// renormalize weights that do not sum to 1). Float weights that were normalized by the sender
+/// stay bit-exact; quantized ones (off by up to 2/255) are renormalized.
+pub const WEIGHT_SUM_TOLERANCE: f32 = 1e-4;
+
+/// One set of per-vertex joint indices and weights (four influences per vertex).
+type Influences = (Vec<[u16; 4]>, Vec<[f32; 4]>);
+
+/// Joint indices and weights of up to eight influences per vertex (`joint_0`/`weight_0` and
+/// `joint_1`/`weight_1`) as Bevy's four: the four largest weights (the first ones on ties),
+/// renormalized when their sum is off 1 by more than [`WEIGHT_SUM_TOLERANCE`] (a vertex whose
+/// weights are all zero keeps them).
+fn skin_influences(sets: Vec<Influences>, vertex_count: usize) -> Influences {
+    let mut joints = Vec::with_capacity(vertex_count);
+    let mut weights = Vec::with_capacity(vertex_count);
+    for v in 0..vertex_count {
+        let (mut j, mut w) = ([0u16; 4], [0.0f32; 4]);
+        if sets.len() == 1 {
+            j = sets[0].0[v];
+            w = sets[0].1[v];
+        } else {
+            let mut all: Vec<(u16, f32)> = sets
+                .iter()
+                .flat_map(|(js, ws)| js[v].into_iter().zip(ws[v]))
+                .collect();
+            // Stable: equal weights keep their order.
+            all.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (k, (joint, weight)) in all.into_iter().take(4).enumerate() {
+                j[k] = joint;
+                w[k] = weight;
+            }
+        }
+        let sum: f32 = w.iter().sum();
+        if sum > 0.0 && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+            for x in &mut w {
+                *x /= sum;
+            }
+        }
+        joints.push(j);
+        weights.push(w);
+    }
+    (joints, weights)
 }
 
 /// Builds a Bevy [`Mesh`] from a NOODLES2 [`w::MeshAsset`] and the whole content of the Buffer
@@ -640,9 +782,13 @@ fn check_weights(
 /// The result is a `TriangleList` mesh with `RenderAssetUsages::default()` and
 /// `ATTRIBUTE_POSITION`, plus `ATTRIBUTE_NORMAL`, `ATTRIBUTE_TANGENT`, `ATTRIBUTE_UV_0` and
 /// `ATTRIBUTE_UV_1` when flagged (`normalized_ushort2` UVs become floats `v / 65535`), and
-/// indices (`U8` widened to `U16`). Joint, weight and morph-target streams are validated but not
-/// applied yet (skinning and morphing are a later issue); `bb_min`/`bb_max` are not used (Bevy
-/// computes its own bounds).
+/// indices (`U8` widened to `U16`). Joint and weight streams become `ATTRIBUTE_JOINT_INDEX`
+/// (`Uint16x4`, `ubyte4` widened) and `ATTRIBUTE_JOINT_WEIGHT` (`Float32x4`, normalized formats
+/// divided by 255 / 65535); with both `_0` and `_1` sets the four largest weights are kept; weights
+/// are renormalized when their sum is off 1 by more than [`WEIGHT_SUM_TOLERANCE`]; a joint stream
+/// without its weight stream (or the reverse) and negative or non-finite weights are refused; the
+/// mesh gets Bevy's skinned-mesh bounds. Morph-target streams are validated but not applied yet;
+/// `bb_min`/`bb_max` are not used (Bevy computes its own bounds).
 ///
 /// Spec: `spec/core/assets/mesh.jaw` (`MeshAsset`), `spec/core/assets/buffer.jaw` (`BufferView`).
 pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, AssetError> {
@@ -701,19 +847,45 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         None
     };
 
-    // Skinning and morph targets: validated, applied in a later issue.
-    if flags.has_joint_0() != 0 {
-        check_joints(view, "joint_0", &asset.joint_0, n)?;
+    // Skinning: each joint stream comes with its weight stream.
+    let mut skin_sets = Vec::new();
+    for (set, has_joint, has_weight, joint, weight) in [
+        (
+            0,
+            flags.has_joint_0(),
+            flags.has_weight_0(),
+            &asset.joint_0,
+            &asset.weight_0,
+        ),
+        (
+            1,
+            flags.has_joint_1(),
+            flags.has_weight_1(),
+            &asset.joint_1,
+            &asset.weight_1,
+        ),
+    ] {
+        match (has_joint != 0, has_weight != 0) {
+            (false, false) => {}
+            (true, true) => skin_sets.push((
+                read_joints(view, &format!("joint_{set}"), joint, n)?,
+                read_weights(view, &format!("weight_{set}"), weight, n)?,
+            )),
+            (true, false) => {
+                return Err(AssetError::UnpairedSkinStream {
+                    present: format!("joint_{set}"),
+                    missing: format!("weight_{set}"),
+                });
+            }
+            (false, true) => {
+                return Err(AssetError::UnpairedSkinStream {
+                    present: format!("weight_{set}"),
+                    missing: format!("joint_{set}"),
+                });
+            }
+        }
     }
-    if flags.has_joint_1() != 0 {
-        check_joints(view, "joint_1", &asset.joint_1, n)?;
-    }
-    if flags.has_weight_0() != 0 {
-        check_weights(view, "weight_0", &asset.weight_0, n)?;
-    }
-    if flags.has_weight_1() != 0 {
-        check_weights(view, "weight_1", &asset.weight_1, n)?;
-    }
+    // Morph targets: validated, applied in a later issue.
     if flags.has_morph_targets() == 0 {
         if !asset.morph_targets.0.is_empty() {
             return Err(AssetError::UnexpectedMorphTargets(
@@ -784,8 +956,24 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         mesh.try_insert_attribute(Mesh::ATTRIBUTE_UV_1, v)
             .map_err(mesh_access)?;
     }
+    let skin_sets_empty = skin_sets.is_empty();
+    if !skin_sets_empty {
+        let (joints, weights) = skin_influences(skin_sets, n as usize);
+        mesh.try_insert_attribute(
+            Mesh::ATTRIBUTE_JOINT_INDEX,
+            VertexAttributeValues::Uint16x4(joints),
+        )
+        .map_err(mesh_access)?;
+        mesh.try_insert_attribute(Mesh::ATTRIBUTE_JOINT_WEIGHT, weights)
+            .map_err(mesh_access)?;
+    }
     if let Some(i) = indices {
         mesh.try_insert_indices(i).map_err(mesh_access)?;
+    }
+    if !skin_sets_empty {
+        // Per-joint bounds, for `DynamicSkinnedMeshBounds`; a mesh whose weights are all zero
+        // has none (and is culled by its bind-pose bounds).
+        let _ = mesh.generate_skinned_mesh_bounds();
     }
     Ok(mesh)
 }

@@ -3,9 +3,11 @@
 pub mod convert;
 pub mod environment;
 pub mod remote;
+pub mod skin;
 pub mod sync;
 
 pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};
+pub use skin::{Skin, SkinError};
 pub use sync::{AssetExport, AssetImport, AssetStats, EnvironmentExport, asset_type};
 
 pub use convert::{

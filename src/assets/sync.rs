@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 
 use bevy::asset::UntypedAssetId;
 use bevy::light::GeneratedEnvironmentMapLight;
+use bevy::mesh::skinning::SkinnedMeshInverseBindposes;
 use bevy::prelude::*;
 use bytes::Bytes;
 
@@ -25,6 +26,7 @@ use super::IncomingAssets;
 use super::convert;
 use super::environment;
 use super::remote::{FetchConfig, OobProgress, OobServer, RemoteFetch};
+use super::skin;
 use crate::codec as w;
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
@@ -99,7 +101,8 @@ pub struct AssetStats {
     pub exported: u64,
     /// Assets received and turned into Bevy assets (Downstream).
     pub imported: u64,
-    /// Assets refused (Downstream), with the last reason.
+    /// Assets refused (Downstream), with the last reason. Skins that cannot become a
+    /// `SkinnedMesh` are counted here too (see [`skin`](super::skin)).
     pub refused: u64,
     pub last_refusal: Option<String>,
     /// The last refusals (at most [`AssetStats::RECENT`]), oldest first.
@@ -136,7 +139,7 @@ impl AssetExport {
 
 /// The body of buffer `id`: inline, or out of band when an OOB server runs and the bytes exceed
 /// its threshold (the OOB id is the buffer's id; the bytes are served until the buffer is deleted).
-fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> Option<Bytes> {
+pub(super) fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> Option<Bytes> {
     let source = match oob {
         Some(server) if bytes.len() > server.threshold => {
             server.insert(id, Bytes::from(bytes));
@@ -161,7 +164,7 @@ fn modified_id<A: Asset>(event: &AssetEvent<A>) -> Option<UntypedAssetId> {
 }
 
 /// Delete an exported buffer (and stop serving it out of band).
-fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer: u64) {
+pub(super) fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer: u64) {
     out.delete_asset((0, asset_type::BUFFER, buffer));
     if let Some(server) = oob {
         server.remove(buffer);
@@ -242,18 +245,20 @@ pub(crate) fn export_assets(
             let buffer = export.allocate();
             match convert::mesh_to_wire(mesh, buffer) {
                 Ok((bytes, wire)) => {
+                    // Joint indices and weights travel together or not at all.
+                    let lone_skin = wire.flags.has_joint_0() == 0;
                     let skipped: Vec<&str> = [
-                        Mesh::ATTRIBUTE_JOINT_INDEX,
-                        Mesh::ATTRIBUTE_JOINT_WEIGHT,
-                        Mesh::ATTRIBUTE_COLOR,
+                        (Mesh::ATTRIBUTE_JOINT_INDEX, lone_skin),
+                        (Mesh::ATTRIBUTE_JOINT_WEIGHT, lone_skin),
+                        (Mesh::ATTRIBUTE_COLOR, true),
                     ]
                     .into_iter()
-                    .filter(|a| mesh.contains_attribute(*a))
-                    .map(|a| a.name)
+                    .filter(|(a, skipped)| *skipped && mesh.contains_attribute(*a))
+                    .map(|(a, _)| a.name)
                     .collect();
                     if !skipped.is_empty() {
                         info!(
-                            "mesh {mesh_id:?}: attributes {skipped:?} are not sent (not supported yet; a skinned mesh shows in its bind pose)"
+                            "mesh {mesh_id:?}: attributes {skipped:?} are not sent (vertex colors are not supported yet; joint indices are only sent with joint weights)"
                         );
                     }
                     let (Some(bbody), Ok(mbody)) =
@@ -531,7 +536,7 @@ fn reserve<A: Asset>(world: &World) -> UntypedHandle {
 
 /// The bytes of the buffer a view refers to: `Ok(None)` while they have not arrived, an error
 /// when the buffer was refused.
-fn buffer_of(
+pub(crate) fn buffer_of(
     import: &AssetImport,
     link: Entity,
     view: &BufferView,
@@ -565,14 +570,20 @@ fn asset_kind(ty: u16) -> &'static str {
 }
 
 fn refuse(world: &mut World, msg: String) {
-    warn!("{msg}");
-    let mut s = world.resource_mut::<AssetStats>();
-    s.refused += 1;
-    if s.recent_refusals.len() >= AssetStats::RECENT {
-        s.recent_refusals.pop_front();
+    world.resource_mut::<AssetStats>().refuse(msg);
+}
+
+impl AssetStats {
+    /// Log a refusal (`warn!`) and count it.
+    pub(crate) fn refuse(&mut self, msg: String) {
+        warn!("{msg}");
+        self.refused += 1;
+        if self.recent_refusals.len() >= AssetStats::RECENT {
+            self.recent_refusals.pop_front();
+        }
+        self.recent_refusals.push_back(msg.clone());
+        self.last_refusal = Some(msg);
     }
-    s.recent_refusals.push_back(msg.clone());
-    s.last_refusal = Some(msg);
 }
 
 /// Decode received asset bodies into Bevy assets.
@@ -853,4 +864,30 @@ pub(crate) fn build(app: &mut App) {
                 .in_set(NoodlesSystems::Apply)
                 .after(crate::mirror::apply_incoming),
         );
+    if app
+        .world()
+        .contains_resource::<Assets<SkinnedMeshInverseBindposes>>()
+    {
+        app.init_resource::<skin::SkinExport>()
+            .init_resource::<skin::SkinImport>()
+            .mirror_component::<skin::Skin>()
+            .add_observer(
+                |_: On<Remove, Shared>, mut export: ResMut<skin::SkinExport>| export.mark_dirty(),
+            )
+            .add_systems(
+                PostUpdate,
+                skin::export_skins
+                    .in_set(NoodlesSystems::Send)
+                    .after(crate::mirror::track_links)
+                    .before(crate::mirror::assets_phase_marker),
+            )
+            .add_systems(
+                PreUpdate,
+                skin::apply_skins
+                    .in_set(NoodlesSystems::Apply)
+                    .after(import_assets),
+            );
+    } else {
+        debug!("no SkinnedMeshInverseBindposes assets in this app: skins are not mirrored");
+    }
 }

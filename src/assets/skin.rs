@@ -1,0 +1,539 @@
+//! Skinned meshes: Bevy's [`SkinnedMesh`] ↔ the NOODLES2 `SkinComponent` (Core component 23,
+//! `spec/core/components/skin.jaw`).
+//!
+//! The wire form is the mirrored component [`Skin`]: the joint entities in palette order, an
+//! optional skeleton root, and the inverse bind matrices as a slice of a Buffer asset (one
+//! column-major `Mat4` per joint, 64 bytes each; the slice is exactly `64 × joints` bytes).
+//!
+//! Bevy's joint matrices (`joint world × inverse bind`, giving world-space vertices) and the
+//! spec's (`inverse(mesh world) × joint world × inverse bind`, giving mesh-space vertices that
+//! the mesh entity's transform then places) put every vertex in the same place.
+//!
+//! - **Upstream**: nothing to do beyond `Shared`. A shared entity with a [`SkinnedMesh`] gets a
+//!   [`Skin`] derived from it; the [`SkinnedMeshInverseBindposes`] asset is exported once as a
+//!   Buffer asset (whatever the number of skins using it), kept while a shared skin uses it,
+//!   deleted when none does, and re-sent (as a new buffer) when the Bevy asset changes. A skin
+//!   whose joints are not all shared cannot be represented: it is not sent (a Downstream that had
+//!   it loses it) until they are. A skin with fewer inverse bind matrices than joints is not sent
+//!   (logged).
+//! - **Downstream**: a received [`Skin`] becomes a [`SkinnedMesh`] (plus Bevy's
+//!   `DynamicSkinnedMeshBounds`) whose joints are the local mirrored entities, once its buffer
+//!   has arrived, every joint has a `Transform` and the entity's mesh (if any) has arrived. A
+//!   joint that has not arrived is a placeholder entity (as for a `ChildOf` parent that arrives
+//!   later): the skin waits for it, then applies. A view whose length is not 64 × the joint
+//!   count, a view outside its buffer, or a mesh whose joint indices (with a weight above zero)
+//!   reach past the joint list (checked when the skin or the entity's `Mesh3d` changes) is
+//!   refused: logged and counted in
+//!   [`AssetStats`](super::AssetStats), the entity keeps no `SkinnedMesh`, and the rest of the
+//!   world goes on.
+
+use std::collections::{HashMap, HashSet};
+
+use bevy::asset::AssetId;
+use bevy::camera::visibility::DynamicSkinnedMeshBounds;
+use bevy::mesh::VertexAttributeValues;
+use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
+use bevy::prelude::*;
+
+use super::sync::{AssetExport, AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
+use super::{OobServer, convert};
+use crate::codec::{
+    AssetID, BufferAssetID, BufferView, EntityID, SkinComponent, SkinComponentFlags, SkinJointList,
+};
+use crate::mirror::{
+    EntityIds, EntityResolver, MirrorComponent, MirrorError, Mirrored, NoodlesId, Outgoing, Shared,
+};
+
+/// Bytes of one inverse bind matrix on the wire (a column-major `Mat4` of f32).
+pub const MATRIX_BYTES: u64 = 64;
+
+/// A slice of a Buffer asset (the fields of a NOODLES2 `BufferView`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct BufferSlice {
+    /// The Buffer asset's `AssetID`.
+    pub buffer: u64,
+    /// Byte offset into the buffer.
+    pub offset: u64,
+    /// Byte length.
+    pub length: u64,
+}
+
+/// The NOODLES2 `SkinComponent` (Core component 23) of an entity: which entities are its joints
+/// and where their inverse bind matrices are.
+///
+/// The plugin derives it from [`SkinnedMesh`] on the Upstream and turns it into a
+/// [`SkinnedMesh`] on the Downstream (see the [module docs](self)); apps normally do not touch
+/// it. Spec: `spec/core/components/skin.jaw`.
+#[derive(Component, Debug, Clone, PartialEq, Default)]
+pub struct Skin {
+    /// Joint entities, in palette order (mesh joint indices index this list).
+    pub joints: Vec<Entity>,
+    /// Optional root of the joint hierarchy (`flags.is_root`).
+    pub skeleton_root: Option<Entity>,
+    /// The inverse bind matrices: `64 × joints.len()` bytes of column-major `Mat4`s.
+    pub inverse_bind_matrices: BufferSlice,
+}
+
+impl MirrorComponent for Skin {
+    type Wire = SkinComponent;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = 23;
+    /// `None` (not representable) while a joint is not shared or there are more than 65,535.
+    fn to_wire(&self, ids: &dyn EntityIds) -> Option<SkinComponent> {
+        if self.joints.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let joints = self
+            .joints
+            .iter()
+            .map(|j| ids.id_of(*j).map(EntityID::new))
+            .collect::<Option<Vec<_>>>()?;
+        let root = self.skeleton_root.and_then(|r| ids.id_of(r));
+        let s = self.inverse_bind_matrices;
+        Some(SkinComponent {
+            flags: SkinComponentFlags::default().with_is_root(u8::from(root.is_some())),
+            inverse_bind_matrices: BufferView::new(
+                s.offset,
+                s.length,
+                BufferAssetID::new(AssetID::new(s.buffer)),
+            ),
+            // Without a root the field is ignored (`is_root` is 0), but it is still an entity
+            // reference to the id machinery (proposals refuse unknown ids): name a joint.
+            skeleton_root: EntityID::new(root.or(joints.first().map(|j| j.id.get())).unwrap_or(0)),
+            joints: SkinJointList(joints),
+        })
+    }
+    fn from_wire(w: SkinComponent, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
+        let v = w.inverse_bind_matrices;
+        Ok(Skin {
+            joints: w.joints.iter().map(|j| ids.entity(j.id.get())).collect(),
+            skeleton_root: (w.flags.is_root() != 0).then(|| ids.entity(w.skeleton_root.id.get())),
+            inverse_bind_matrices: BufferSlice {
+                buffer: v.asset_id.id.id.get(),
+                offset: v.offset.get(),
+                length: v.length.get(),
+            },
+        })
+    }
+}
+
+/// Why a skin could not be turned into a Bevy [`SkinnedMesh`] (Downstream). The message names
+/// the entity and the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SkinError {
+    /// `inverse_bind_matrices.length` is not `64 × joints` (`skin.jaw`: "view length MUST be
+    /// 64 * joint_count").
+    #[error(
+        "skin of entity {entity}: inverse_bind_matrices view is {length} bytes, but {joints} joints need exactly {expected} (64 per joint)"
+    )]
+    ViewLength {
+        entity: u64,
+        length: u64,
+        joints: usize,
+        expected: u128,
+    },
+    /// The view reaches outside its buffer, or the buffer was refused.
+    #[error("skin of entity {entity}: inverse_bind_matrices: {reason}")]
+    Buffer { entity: u64, reason: String },
+    /// The entity's mesh uses a joint index past the skin's joint list.
+    #[error(
+        "skin of entity {entity}: its mesh uses joint index {index} (vertex {vertex}), but the skin has {joints} joints"
+    )]
+    JointIndex {
+        entity: u64,
+        index: u16,
+        vertex: usize,
+        joints: usize,
+    },
+}
+
+/// The inverse bind matrices in `bytes` (a multiple of 64 bytes, column-major f32).
+pub fn matrices_from_bytes(bytes: &[u8]) -> Vec<Mat4> {
+    bytes
+        .chunks_exact(MATRIX_BYTES as usize)
+        .map(|m| {
+            let mut cols = [0.0f32; 16];
+            for (c, b) in cols.iter_mut().zip(m.chunks_exact(4)) {
+                *c = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            Mat4::from_cols_array(&cols)
+        })
+        .collect()
+}
+
+/// The bytes of `matrices` on the wire (column-major f32, little-endian).
+pub fn matrices_to_bytes(matrices: &[Mat4]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(matrices.len() * MATRIX_BYTES as usize);
+    for m in matrices {
+        for x in m.to_cols_array() {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    out
+}
+
+/// The first joint index of `mesh` (with a weight above zero) that is not below `joints`, as
+/// (vertex, index).
+fn joint_past(mesh: &Mesh, joints: usize) -> Option<(usize, u16)> {
+    let Some(VertexAttributeValues::Uint16x4(indices)) =
+        mesh.attribute(Mesh::ATTRIBUTE_JOINT_INDEX)
+    else {
+        return None;
+    };
+    let weights = match mesh.attribute(Mesh::ATTRIBUTE_JOINT_WEIGHT) {
+        Some(VertexAttributeValues::Float32x4(w)) => Some(w),
+        _ => None,
+    };
+    indices.iter().enumerate().find_map(|(v, j)| {
+        let w = weights.and_then(|w| w.get(v)).copied().unwrap_or([1.0; 4]);
+        j.iter()
+            .zip(w)
+            .find(|(j, w)| usize::from(**j) >= joints && *w > 0.0)
+            .map(|(j, _)| (v, *j))
+    })
+}
+
+/// What the Upstream exported for skins.
+#[derive(Resource, Default)]
+pub struct SkinExport {
+    /// Inverse-bindposes asset → the Buffer asset it is exported as.
+    exported: HashMap<AssetId<SkinnedMeshInverseBindposes>, u64>,
+    /// Skinned entities whose inverse bindposes have not loaded yet; retried every frame.
+    waiting: HashSet<Entity>,
+    /// Skinned entities with a joint that is not shared (their `Skin` is not sent); re-checked
+    /// every frame.
+    waiting_joints: HashSet<Entity>,
+    /// Skinned entities that cannot be sent (logged once), until their `SkinnedMesh` changes.
+    refused: HashSet<Entity>,
+    /// Set when a reference may have gone away (a skin or `Shared` removed).
+    dirty: bool,
+}
+
+impl SkinExport {
+    /// A reference may have gone away (`Shared` removed): sweep unused buffers and re-check
+    /// joints next frame.
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+}
+
+/// Upstream: derive [`Skin`] from every shared [`SkinnedMesh`] and export its inverse bindposes.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one system exports skins, like export_assets"
+)]
+#[expect(clippy::type_complexity, reason = "change-detection filters")]
+pub(crate) fn export_skins(
+    mut skins: ResMut<SkinExport>,
+    mut export: ResMut<AssetExport>,
+    mut out: ResMut<Outgoing>,
+    mut stats: ResMut<AssetStats>,
+    bindposes: Res<Assets<SkinnedMeshInverseBindposes>>,
+    mut events: MessageReader<AssetEvent<SkinnedMeshInverseBindposes>>,
+    mut users: Query<(Entity, Ref<SkinnedMesh>, Ref<NoodlesId>, Option<&mut Skin>), With<Shared>>,
+    stale: Query<Entity, (With<Skin>, With<Shared>, Without<SkinnedMesh>)>,
+    shared: Query<(), With<NoodlesId>>,
+    mut removed: RemovedComponents<SkinnedMesh>,
+    oob: Option<Res<OobServer>>,
+    mut commands: Commands,
+) {
+    let oob = oob.as_deref();
+    // A modified inverse-bindposes asset is exported again, as a new buffer.
+    let mut refresh: HashSet<AssetId<SkinnedMeshInverseBindposes>> = HashSet::new();
+    for e in events.read() {
+        if let AssetEvent::Modified { id } = e
+            && let Some(buffer) = skins.exported.remove(id)
+        {
+            delete_buffer(&mut out, oob, buffer);
+            refresh.insert(*id);
+        }
+    }
+    if removed.read().count() > 0 {
+        skins.dirty = true;
+    }
+    let waiting: HashSet<Entity> = std::mem::take(&mut skins.waiting);
+    let dirty = std::mem::take(&mut skins.dirty);
+    for (e, sm, id, skin) in users.iter_mut() {
+        let ibm_id = sm.inverse_bindposes.id();
+        if sm.is_changed() {
+            skins.refused.remove(&e);
+        }
+        let wanted = sm.is_changed()
+            || id.is_added()
+            || waiting.contains(&e)
+            || refresh.contains(&ibm_id)
+            || (dirty && !skins.refused.contains(&e));
+        if !wanted || skins.refused.contains(&e) {
+            continue;
+        }
+        let Some(ibm) = bindposes.get(ibm_id) else {
+            skins.waiting.insert(e);
+            continue;
+        };
+        if ibm.len() < sm.joints.len() {
+            warn!(
+                "skin of entity {}: {} joints but only {} inverse bind matrices; not shared",
+                id.0,
+                sm.joints.len(),
+                ibm.len()
+            );
+            skins.refused.insert(e);
+            if skin.is_some() {
+                commands.entity(e).try_remove::<Skin>();
+            }
+            continue;
+        }
+        let buffer = match skins.exported.get(&ibm_id) {
+            Some(&b) => b,
+            None => {
+                let b = export.allocate();
+                let Some(body) = buffer_body(matrices_to_bytes(ibm), b, oob) else {
+                    continue;
+                };
+                out.modify_asset((0, super::asset_type::BUFFER, b), body);
+                stats.exported += 1;
+                skins.exported.insert(ibm_id, b);
+                b
+            }
+        };
+        let new = Skin {
+            joints: sm.joints.clone(),
+            skeleton_root: None,
+            inverse_bind_matrices: BufferSlice {
+                buffer,
+                offset: 0,
+                length: MATRIX_BYTES * sm.joints.len() as u64,
+            },
+        };
+        if new.joints.iter().any(|j| !shared.contains(*j)) {
+            skins.waiting_joints.insert(e);
+        }
+        match skin {
+            Some(mut s) => {
+                // A joint may have been unshared: the collector decides again (and sends the
+                // removal of a skin that is not representable any more).
+                if *s != new || (dirty && skins.waiting_joints.contains(&e)) {
+                    *s = new;
+                }
+            }
+            None => {
+                commands.entity(e).try_insert(new);
+            }
+        }
+    }
+    // Skins waiting for their joints to be shared: send them once they are.
+    if !skins.waiting_joints.is_empty() {
+        let waiting: Vec<Entity> = skins.waiting_joints.iter().copied().collect();
+        for e in waiting {
+            match users.get_mut(e) {
+                Ok((_, _, _, Some(mut skin))) => {
+                    if skin.joints.iter().all(|j| shared.contains(*j)) {
+                        skin.set_changed();
+                        skins.waiting_joints.remove(&e);
+                    }
+                }
+                // The `Skin` is inserted at the end of this system.
+                Ok(_) => {}
+                Err(_) => {
+                    skins.waiting_joints.remove(&e);
+                }
+            }
+        }
+    }
+    if dirty || !refresh.is_empty() {
+        // Forget refusals of entities that are gone or no longer shared.
+        let SkinExport { refused, .. } = &mut *skins;
+        refused.retain(|e| users.contains(*e));
+        // Skins whose `SkinnedMesh` went: their removal goes out.
+        for e in &stale {
+            commands.entity(e).try_remove::<Skin>();
+        }
+        let used: HashSet<AssetId<SkinnedMeshInverseBindposes>> = users
+            .iter()
+            .filter(|(e, ..)| !skins.refused.contains(e))
+            .map(|(_, sm, ..)| sm.inverse_bindposes.id())
+            .collect();
+        let gone: Vec<_> = skins
+            .exported
+            .keys()
+            .filter(|k| !used.contains(k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(buffer) = skins.exported.remove(&k) {
+                delete_buffer(&mut out, oob, buffer);
+            }
+        }
+    }
+}
+
+/// Downstream: skins waiting for their buffer, joints or mesh.
+#[derive(Resource, Default)]
+pub struct SkinImport {
+    pending: HashSet<Entity>,
+}
+
+/// What became of one received skin.
+enum Resolved {
+    /// Every check passed: the inverse bind matrices.
+    Ready(Vec<Mat4>),
+    /// Its buffer, a joint or its mesh has not arrived.
+    Waiting,
+}
+
+/// Downstream: turn received [`Skin`]s into [`SkinnedMesh`]es.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "reads the buffers, meshes and joints a skin needs"
+)]
+#[expect(clippy::type_complexity, reason = "change-detection filters")]
+pub(crate) fn apply_skins(
+    mut state: ResMut<SkinImport>,
+    import: Res<AssetImport>,
+    meshes: Res<Assets<Mesh>>,
+    mut bindposes: ResMut<Assets<SkinnedMeshInverseBindposes>>,
+    mut stats: ResMut<AssetStats>,
+    changed: Query<
+        Entity,
+        (
+            Or<(Changed<Skin>, Changed<Mesh3d>)>,
+            With<Skin>,
+            With<Mirrored>,
+        ),
+    >,
+    skins: Query<(&Skin, &Mirrored, &NoodlesId, Option<&Mesh3d>)>,
+    arrived: Query<(), With<Transform>>,
+    mut removed: RemovedComponents<Skin>,
+    mut commands: Commands,
+) {
+    for e in removed.read() {
+        state.pending.remove(&e);
+        if !skins.contains(e)
+            && let Ok(mut em) = commands.get_entity(e)
+        {
+            em.try_remove::<(SkinnedMesh, DynamicSkinnedMeshBounds)>();
+        }
+    }
+    let mut work: Vec<Entity> = state.pending.drain().collect();
+    work.extend(changed.iter());
+    work.sort_unstable();
+    work.dedup();
+    for e in work {
+        let Ok((skin, mirrored, id, mesh)) = skins.get(e) else {
+            continue;
+        };
+        match resolve(skin, mirrored.link, id.0, mesh, &import, &meshes, &arrived) {
+            Ok(Resolved::Ready(ibm)) => {
+                let sm = SkinnedMesh {
+                    inverse_bindposes: bindposes.add(SkinnedMeshInverseBindposes::from(ibm)),
+                    joints: skin.joints.clone(),
+                };
+                commands
+                    .entity(e)
+                    .try_insert((sm, DynamicSkinnedMeshBounds));
+            }
+            Ok(Resolved::Waiting) => {
+                state.pending.insert(e);
+            }
+            Err(err) => {
+                stats.refuse(format!("refused {err}"));
+                commands
+                    .entity(e)
+                    .try_remove::<(SkinnedMesh, DynamicSkinnedMeshBounds)>();
+            }
+        }
+    }
+}
+
+/// Check one received skin and read its matrices, or say what it waits for.
+fn resolve(
+    skin: &Skin,
+    link: Entity,
+    entity: u64,
+    mesh: Option<&Mesh3d>,
+    import: &AssetImport,
+    meshes: &Assets<Mesh>,
+    arrived: &Query<(), With<Transform>>,
+) -> Result<Resolved, SkinError> {
+    let s = skin.inverse_bind_matrices;
+    let n = skin.joints.len();
+    let expected = u128::from(MATRIX_BYTES) * n as u128;
+    if u128::from(s.length) != expected {
+        return Err(SkinError::ViewLength {
+            entity,
+            length: s.length,
+            joints: n,
+            expected,
+        });
+    }
+    let view = BufferView::new(
+        s.offset,
+        s.length,
+        BufferAssetID::new(AssetID::new(s.buffer)),
+    );
+    let buffer = match buffer_of(import, link, &view) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(Resolved::Waiting),
+        Err(reason) => return Err(SkinError::Buffer { entity, reason }),
+    };
+    let bytes = convert::view_bytes("skin", &view, &buffer).map_err(|e| SkinError::Buffer {
+        entity,
+        reason: e.to_string(),
+    })?;
+    if !skin.joints.iter().all(|j| arrived.contains(*j)) {
+        return Ok(Resolved::Waiting);
+    }
+    if let Some(m) = mesh {
+        let Some(mesh) = meshes.get(&m.0) else {
+            return Ok(Resolved::Waiting);
+        };
+        if let Some((vertex, index)) = joint_past(mesh, n) {
+            return Err(SkinError::JointIndex {
+                entity,
+                index,
+                vertex,
+                joints: n,
+            });
+        }
+    }
+    Ok(Resolved::Ready(matrices_from_bytes(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrices_are_column_major_and_round_trip() {
+        let m = Mat4::from_cols_array(&std::array::from_fn(|i| i as f32 + 0.5));
+        let t = Mat4::from_translation(Vec3::new(7.0, 8.0, 9.0));
+        let bytes = matrices_to_bytes(&[m, t]);
+        assert_eq!(bytes.len(), 128);
+        // The first column comes first; a translation is the last column.
+        assert_eq!(&bytes[0..4], &0.5f32.to_le_bytes());
+        assert_eq!(&bytes[64 + 48..64 + 52], &7.0f32.to_le_bytes());
+        assert_eq!(matrices_from_bytes(&bytes), vec![m, t]);
+        // A trailing partial matrix is ignored (lengths are checked before).
+        assert_eq!(matrices_from_bytes(&bytes[..100]), vec![m]);
+    }
+
+    #[test]
+    fn joint_indices_past_the_palette_are_found_only_with_weight() {
+        let mut mesh = Mesh::new(
+            bevy::mesh::PrimitiveTopology::TriangleList,
+            bevy::asset::RenderAssetUsages::default(),
+        );
+        mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, vec![[0.0f32; 3]; 2]);
+        mesh.insert_attribute(
+            Mesh::ATTRIBUTE_JOINT_INDEX,
+            VertexAttributeValues::Uint16x4(vec![[0, 9, 0, 0], [1, 0, 5, 0]]),
+        );
+        mesh.insert_attribute(
+            Mesh::ATTRIBUTE_JOINT_WEIGHT,
+            vec![[1.0f32, 0.0, 0.0, 0.0], [0.5, 0.25, 0.25, 0.0]],
+        );
+        // Joint 9 has no weight; joint 5 of vertex 1 has.
+        assert_eq!(joint_past(&mesh, 2), Some((1, 5)));
+        assert_eq!(joint_past(&mesh, 6), None);
+    }
+}
