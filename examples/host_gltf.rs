@@ -1,7 +1,7 @@
 //! Host a glTF/GLB file as a NOODLES2 Upstream.
 //!
 //! ```text
-//! cargo run --example host_gltf -- PATH [--listen HOST:PORT] [--name NAME] [-v]
+//! cargo run --example host_gltf -- PATH [--listen HOST:PORT] [--name NAME] [--animation N|none] [-v]
 //! ```
 //! Loads PATH with Bevy's glTF loader, spawns its default scene (hierarchy, meshes, materials,
 //! textures, lights) and marks every entity of it `Shared`, so meshes, materials and images are
@@ -11,8 +11,12 @@
 //!
 //! Skinned meshes are shared with their skins: the joints are entities of the scene (so they are
 //! `Shared` too), the mesh carries its joint indices and weights, and the `SkinComponent`
-//! references the joints and a buffer of inverse bind matrices. Animations are not shared yet:
-//! the skeleton stays in the pose the scene spawned it in (the bind pose for the Fox).
+//! references the joints and a buffer of inverse bind matrices.
+//!
+//! The file's first animation (`--animation N` picks another, `--animation none` none) plays on
+//! the host with Bevy's `AnimationPlayer`, looping. Downstreams see it move because the joints'
+//! `Transform`s are mirrored as they change (the skin deforms on their GPU); the clip itself is
+//! not sent as NOODLES2 animation assets.
 //!
 //! Try it: `cargo run --example host_gltf -- assets/Fox.glb`, then
 //! `cargo run --example viewer -- ws://127.0.0.1:50000`.
@@ -39,6 +43,8 @@ struct Args {
     path: PathBuf,
     listen: String,
     name: Option<String>,
+    /// Which of the file's animations to play (`None`: none).
+    animation: Option<usize>,
     verbose: bool,
 }
 
@@ -48,6 +54,7 @@ fn parse_args() -> anyhow::Result<Args> {
         path: PathBuf::new(),
         listen: "127.0.0.1:50000".into(),
         name: None,
+        animation: Some(0),
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -55,9 +62,17 @@ fn parse_args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--listen" => a.listen = it.next().context("--listen needs HOST:PORT")?,
             "--name" => a.name = Some(it.next().context("--name needs a value")?),
+            "--animation" => {
+                a.animation = match it.next().context("--animation needs N or none")?.as_str() {
+                    "none" => None,
+                    n => Some(n.parse().context("--animation needs a number or none")?),
+                }
+            }
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
-                println!("usage: host_gltf PATH [--listen HOST:PORT] [--name NAME] [-v]");
+                println!(
+                    "usage: host_gltf PATH [--listen HOST:PORT] [--name NAME] [--animation N|none] [-v]"
+                );
                 std::process::exit(0);
             }
             s if s.starts_with('-') => bail!("unknown argument `{s}` (try --help)"),
@@ -77,7 +92,9 @@ fn parse_args() -> anyhow::Result<Args> {
 #[derive(Resource)]
 struct Loading {
     file: String,
+    gltf: Handle<Gltf>,
     scene: Handle<WorldAsset>,
+    animation: Option<usize>,
     root: Option<Entity>,
     listen: String,
     listening: bool,
@@ -147,13 +164,14 @@ fn main() -> anyhow::Result<()> {
         session_name: args.name.clone().unwrap_or_else(|| file.clone()),
         ..default()
     });
-    let scene = app
-        .world()
-        .resource::<AssetServer>()
-        .load(GltfAssetLabel::Scene(0).from_asset(file.clone()));
+    let server = app.world().resource::<AssetServer>();
+    let scene = server.load(GltfAssetLabel::Scene(0).from_asset(file.clone()));
+    let gltf = server.load(file.clone());
     app.insert_resource(Loading {
         file,
+        gltf,
         scene,
+        animation: args.animation,
         root: None,
         listen: args.listen.clone(),
         listening: false,
@@ -201,15 +219,47 @@ fn spawn_when_loaded(
     }
 }
 
-/// Marks the spawned scene (the root and all its descendants) `Shared`, then starts listening.
+/// Marks the spawned scene (the root and all its descendants) `Shared`, starts its animation,
+/// then starts listening.
 fn share_scene(
     ready: On<WorldInstanceReady>,
     mut loading: ResMut<Loading>,
     children: Query<&Children>,
+    gltfs: Res<Assets<Gltf>>,
+    mut graphs: ResMut<Assets<AnimationGraph>>,
+    mut players: Query<&mut AnimationPlayer>,
     mut commands: Commands,
 ) {
     if loading.root != Some(ready.entity) || loading.listening {
         return;
+    }
+    let animations = gltfs
+        .get(&loading.gltf)
+        .map(|g| g.animations.as_slice())
+        .unwrap_or_default();
+    match loading.animation.map(|i| (i, animations.get(i))) {
+        Some((i, Some(clip))) => {
+            let (graph, node) = AnimationGraph::from_clip(clip.clone());
+            let graph = graphs.add(graph);
+            let mut playing = 0;
+            for e in children.iter_descendants(ready.entity) {
+                if let Ok(mut player) = players.get_mut(e) {
+                    player.play(node).repeat();
+                    commands
+                        .entity(e)
+                        .insert(AnimationGraphHandle(graph.clone()));
+                    playing += 1;
+                }
+            }
+            info!(
+                "playing animation {i} (of {}) on {playing} animation players",
+                animations.len()
+            );
+        }
+        Some((i, None)) if !animations.is_empty() => {
+            warn!("no animation {i}: the file has {}", animations.len());
+        }
+        _ => {}
     }
     let mut n = 1;
     commands.entity(ready.entity).insert(Shared);

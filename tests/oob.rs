@@ -636,3 +636,93 @@ fn a_game_connecting_as_upstream_pushes_its_world_and_serves_oob() {
         |a| mirrored_x(a[0], id) == Some(3.0),
     );
 }
+
+/// A material's image that changes is sent again (same image id, new buffer), also when it
+/// changes in the very frame it is first exported; the Downstream ends with the new pixels and
+/// nothing left waiting.
+#[test]
+fn a_changed_texture_is_sent_again() {
+    let mut up = asset_app(named("up"));
+    let mut down = asset_app(named("down"));
+    let url = listen(&mut up);
+    let image = |v: u8| {
+        Image::new(
+            bevy::render::render_resource::Extent3d {
+                width: 2,
+                height: 2,
+                depth_or_array_layers: 1,
+            },
+            bevy::render::render_resource::TextureDimension::D2,
+            vec![v; 16],
+            bevy::render::render_resource::TextureFormat::Rgba8UnormSrgb,
+            RenderAssetUsages::default(),
+        )
+    };
+    let texture = up
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(image(10));
+    let material = up
+        .world_mut()
+        .resource_mut::<Assets<StandardMaterial>>()
+        .add(StandardMaterial {
+            base_color_texture: Some(texture.clone()),
+            ..default()
+        });
+    let cube = up
+        .world_mut()
+        .resource_mut::<Assets<Mesh>>()
+        .add(Cuboid::default().mesh().build());
+    up.world_mut().spawn((
+        Shared,
+        Transform::default(),
+        Mesh3d(cube),
+        MeshMaterial3d(material),
+    ));
+    connect(&mut down, NoodlesConnect::new(url));
+    // Changed while the first export is under way.
+    up.update();
+    up.world_mut()
+        .resource_mut::<Assets<Image>>()
+        .get_mut(&texture)
+        .unwrap()
+        .data = Some(vec![20; 16]);
+    let first_pixel = |a: &mut App| -> Option<u8> {
+        let mut q = a
+            .world_mut()
+            .query_filtered::<&MeshMaterial3d<StandardMaterial>, With<Mirrored>>();
+        let m = q.iter(a.world()).next()?.0.clone();
+        let t = a
+            .world()
+            .resource::<Assets<StandardMaterial>>()
+            .get(&m)?
+            .base_color_texture
+            .clone()?;
+        a.world()
+            .resource::<Assets<Image>>()
+            .get(&t)?
+            .data
+            .as_ref()?
+            .first()
+            .copied()
+    };
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the changed texture",
+        |a| first_pixel(a[1]) == Some(20) && a[1].world().resource::<AssetStats>().pending == 0,
+    );
+    // Changed again once everything arrived.
+    up.world_mut()
+        .resource_mut::<Assets<Image>>()
+        .get_mut(&texture)
+        .unwrap()
+        .data = Some(vec![30; 16]);
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the texture changed again",
+        |a| first_pixel(a[1]) == Some(30) && a[1].world().resource::<AssetStats>().pending == 0,
+    );
+    assert_eq!(down.world().resource::<AssetStats>().refused, 0);
+}

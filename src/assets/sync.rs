@@ -155,6 +155,41 @@ pub(super) fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> O
     .ok()
 }
 
+/// Export `img` (Bevy image `key`) as a Buffer asset and an Image asset, reusing the image's
+/// `AssetID` if it was exported before. `None` (logged) when it cannot be shared.
+fn export_image(
+    key: UntypedAssetId,
+    img: &Image,
+    export: &mut AssetExport,
+    ids: &mut AssetIdMap,
+    out: &mut Outgoing,
+    oob: Option<&OobServer>,
+) -> Option<u64> {
+    let (png, flags) = match convert::image_to_wire(img) {
+        Ok(x) => x,
+        Err(e) => {
+            warn!("image {key:?} cannot be shared: {e}");
+            return None;
+        }
+    };
+    let buffer = export.allocate();
+    let id = ids
+        .exported
+        .get(&key)
+        .copied()
+        .unwrap_or_else(|| export.allocate());
+    let view = whole_view(png.len(), buffer);
+    let body = ImageAsset { view, flags }.encode_bytes().ok()?;
+    out.modify_asset(
+        (0, asset_type::BUFFER, buffer),
+        buffer_body(png, buffer, oob)?,
+    );
+    out.modify_asset((0, asset_type::IMAGE, id), body);
+    export.exported.insert(key, (id, buffer, asset_type::IMAGE));
+    ids.exported.insert(key, id);
+    Some(id)
+}
+
 /// The asset a `Modified` event names, untyped.
 fn modified_id<A: Asset>(event: &AssetEvent<A>) -> Option<UntypedAssetId> {
     match event {
@@ -277,6 +312,18 @@ pub(crate) fn export_assets(
                 }
                 Err(e) => warn!("mesh {mesh_id:?} cannot be shared: {e}"),
             }
+        } else if let Ok(image_id) = asset.try_typed::<Image>() {
+            // A material's image that changed: sent again under the same id (the materials that
+            // use it refer to the id, so they need not be sent again).
+            if ids.exported.contains_key(&asset) {
+                let Some(img) = images.get(image_id) else {
+                    export.waiting.insert(asset);
+                    continue;
+                };
+                if export_image(asset, img, &mut export, &mut ids, &mut out, oob).is_some() {
+                    stats.exported += 1;
+                }
+            }
         } else if let Ok(mat_id) = asset.try_typed::<StandardMaterial>() {
             let Some(mat) = materials.get(mat_id) else {
                 export.waiting.insert(asset);
@@ -295,24 +342,7 @@ pub(crate) fn export_assets(
                     missing = true;
                     return None;
                 };
-                let (png, flags) = match convert::image_to_wire(img) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        warn!("image {key:?} cannot be shared: {e}");
-                        return None;
-                    }
-                };
-                let buffer = export.allocate();
-                let id = export.allocate();
-                let view = whole_view(png.len(), buffer);
-                let body = ImageAsset { view, flags }.encode_bytes().ok()?;
-                out.modify_asset(
-                    (0, asset_type::BUFFER, buffer),
-                    buffer_body(png, buffer, oob)?,
-                );
-                out.modify_asset((0, asset_type::IMAGE, id), body);
-                export.exported.insert(key, (id, buffer, asset_type::IMAGE));
-                ids.exported.insert(key, id);
+                let id = export_image(key, img, &mut export, &mut ids, &mut out, oob)?;
                 stats.exported += 1;
                 used.push(key);
                 Some(id)
@@ -635,7 +665,18 @@ pub(crate) fn import_assets(world: &mut World) {
         }
         work.push((link, ty, id, m.content.0));
     }
-    // Buffers first: later assets in the same batch reference them.
+    // A newer body of the same asset replaces one still waiting (for a buffer that may never
+    // come: an Upstream that re-sends an asset deletes the buffer the old body used).
+    let mut newest: HashMap<(Entity, u16, u64), usize> = HashMap::new();
+    for (i, (link, ty, id, _)) in work.iter().enumerate() {
+        newest.insert((*link, *ty, *id), i);
+    }
+    let mut i = 0;
+    work.retain(|(link, ty, id, _)| {
+        i += 1;
+        newest.get(&(*link, *ty, *id)) == Some(&(i - 1))
+    });
+    // Buffers first: later assets in the same batch reference them (stable: order kept).
     work.sort_by_key(|(_, ty, _, _)| *ty != asset_type::BUFFER);
     for (link, ty, id, body) in work {
         let result = import_one(world, &mut import, fetch.as_mut(), link, ty, id, &body);
@@ -656,6 +697,9 @@ pub(crate) fn import_assets(world: &mut World) {
     }
     for (link, a) in deleted {
         let (ty, id) = (a.asset_type.identifier.get(), a.asset_id.id.get());
+        import
+            .waiting
+            .retain(|(l, t, i, _)| (*l, *t, *i) != (link, ty, id));
         if ty == asset_type::BUFFER {
             import.buffers.remove(&(link, id));
             import.failed.remove(&(link, id));
