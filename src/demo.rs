@@ -9,8 +9,9 @@
 use std::f32::consts::TAU;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bevy::app::ScheduleRunnerPlugin;
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{Image, ImageSampler};
 use bevy::prelude::*;
@@ -319,33 +320,33 @@ impl DemoHost {
             .name("demo host".into())
             .spawn(move || {
                 let mut app = App::new();
-                app.add_plugins(MinimalPlugins)
-                    .add_plugins(AssetPlugin::default())
-                    .init_asset::<Mesh>()
-                    .init_asset::<StandardMaterial>()
-                    .init_asset::<Image>()
-                    .add_plugins(NoodlesPlugin {
-                        session_name,
-                        ..default()
-                    })
-                    .add_plugins(scene)
-                    .add_systems(Startup, |mut commands: Commands| {
-                        commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
-                    })
-                    .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
-                        for r in ready.read() {
-                            let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
-                        }
-                    });
-                app.finish();
-                app.cleanup();
-                // About 60 frames a second, until dropped.
-                let frame = Duration::from_secs_f64(1.0 / 60.0);
-                while !stopped.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    app.update();
-                    std::thread::sleep(frame.saturating_sub(start.elapsed()));
-                }
+                // About 60 frames a second, until the host is dropped.
+                app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
+                    Duration::from_secs_f64(1.0 / 60.0),
+                )))
+                .add_plugins(AssetPlugin::default())
+                .init_asset::<Mesh>()
+                .init_asset::<StandardMaterial>()
+                .init_asset::<Image>()
+                .add_plugins(NoodlesPlugin {
+                    session_name,
+                    ..default()
+                })
+                .add_plugins(scene)
+                .add_systems(Startup, |mut commands: Commands| {
+                    commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
+                })
+                .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
+                    for r in ready.read() {
+                        let _ = tx.send(r.result.clone().map(|a| format!("ws://{a}")));
+                    }
+                })
+                .add_systems(Update, move |mut exit: MessageWriter<AppExit>| {
+                    if stopped.load(Ordering::Relaxed) {
+                        exit.write(AppExit::Success);
+                    }
+                });
+                app.run();
             })
             .map_err(|e| format!("cannot start the demo host thread: {e}"))?;
         // Built before waiting, so that returning an error below stops and joins the thread.

@@ -18,7 +18,7 @@ use bevy_noodles2::codec::Wire;
 use bevy_noodles2::prelude::*;
 use bytes::Bytes;
 
-use crate::common::{connect, listen, run_until};
+use crate::common::{asset_app, connect, listen, run_until};
 
 /// One linear color per face, in wgpu order (+X, −X, +Y, −Y, +Z, −Z); HDR values above 1 too.
 const FACES: [[f32; 3]; 6] = [
@@ -182,23 +182,6 @@ fn bad_environments_are_refused() {
     let back = w::EnvironmentAsset::decode(Bytes::from(a.encode().unwrap())).unwrap();
     assert_eq!(back, a);
     assert_eq!(environment_images(&back).unwrap(), (9, None));
-}
-
-/// A headless app with Bevy's asset collections, so assets are mirrored.
-fn asset_app(name: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(AssetPlugin::default())
-        .init_asset::<Mesh>()
-        .init_asset::<StandardMaterial>()
-        .init_asset::<Image>()
-        .add_plugins(NoodlesPlugin {
-            session_name: name.into(),
-            ..default()
-        });
-    app.finish();
-    app.cleanup();
-    app
 }
 
 #[test]

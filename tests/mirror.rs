@@ -16,17 +16,6 @@ use crate::common::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
-/// The Downstream entity mirroring the Upstream entity `e`.
-fn mirror_of(up: &mut App, down: &mut App, e: Entity) -> Option<Entity> {
-    let id = up.world().get::<NoodlesId>(e)?.0;
-    let mut q = down
-        .world_mut()
-        .query_filtered::<(Entity, &NoodlesId), With<Mirrored>>();
-    q.iter(down.world())
-        .find(|(_, n)| n.0 == id)
-        .map(|(e, _)| e)
-}
-
 fn pair() -> (App, App) {
     let mut up = app("up");
     let mut down = app("down");
@@ -56,7 +45,7 @@ fn spawn_modify_despawn_and_unshare() {
         let [u, d] = a else { unreachable!() };
         mirror_of(u, d, e).is_some_and(|m| d.world().get::<Transform>(m).is_some())
     });
-    let m = mirror_of(&mut up, &mut down, e).unwrap();
+    let m = mirror_of(&up, &mut down, e).unwrap();
     assert_eq!(down.world().get::<Name>(m).unwrap().as_str(), "box");
     assert_eq!(
         down.world().get::<Transform>(m).unwrap().translation,
@@ -103,7 +92,7 @@ fn spawn_modify_despawn_and_unshare() {
         let [u, d] = a else { unreachable!() };
         mirror_of(u, d, e).is_some()
     });
-    let m2 = mirror_of(&mut up, &mut down, e).unwrap();
+    let m2 = mirror_of(&up, &mut down, e).unwrap();
     assert_ne!(m2, m);
     assert!(new_id > 1);
     up.world_mut().entity_mut(e).despawn();
@@ -168,8 +157,8 @@ fn hierarchy_visibility_and_lights_arrive_as_bevy_components() {
         .id();
     settle(&mut up, &mut down, "world converges");
 
-    let mc = mirror_of(&mut up, &mut down, child).unwrap();
-    let mp = mirror_of(&mut up, &mut down, parent).unwrap();
+    let mc = mirror_of(&up, &mut down, child).unwrap();
+    let mp = mirror_of(&up, &mut down, parent).unwrap();
     assert_eq!(down.world().get::<ChildOf>(mc).unwrap().parent(), mp);
     assert_eq!(
         *down.world().get::<Visibility>(mc).unwrap(),
@@ -178,7 +167,7 @@ fn hierarchy_visibility_and_lights_arrive_as_bevy_components() {
     assert!(down.world().get::<Children>(mp).unwrap().contains(&mc));
 
     let d = {
-        let m = mirror_of(&mut up, &mut down, sun).unwrap();
+        let m = mirror_of(&up, &mut down, sun).unwrap();
         down.world().get::<DirectionalLight>(m)
     }
     .unwrap();
@@ -192,14 +181,14 @@ fn hierarchy_visibility_and_lights_arrive_as_bevy_components() {
         "{c:?}"
     );
     let p = {
-        let m = mirror_of(&mut up, &mut down, bulb).unwrap();
+        let m = mirror_of(&up, &mut down, bulb).unwrap();
         down.world().get::<PointLight>(m)
     }
     .unwrap();
     assert_eq!((p.intensity, p.range), (5000.0, 7.0));
     assert_eq!(p.color.to_srgba().to_u8_array(), [10, 20, 30, 255]);
     let s = {
-        let m = mirror_of(&mut up, &mut down, spot).unwrap();
+        let m = mirror_of(&up, &mut down, spot).unwrap();
         down.world().get::<SpotLight>(m)
     }
     .unwrap();
@@ -214,7 +203,7 @@ fn hierarchy_visibility_and_lights_arrive_as_bevy_components() {
         .entity_mut(child)
         .insert((ChildOf(other), Visibility::Visible));
     settle(&mut up, &mut down, "reparent converges");
-    let mo = mirror_of(&mut up, &mut down, other).unwrap();
+    let mo = mirror_of(&up, &mut down, other).unwrap();
     assert_eq!(down.world().get::<ChildOf>(mc).unwrap().parent(), mo);
     assert_eq!(
         *down.world().get::<Visibility>(mc).unwrap(),
@@ -237,8 +226,8 @@ fn a_parent_that_arrives_after_its_child_is_resolved() {
     up.world_mut().entity_mut(child).insert(ChildOf(parent));
     settle(&mut up, &mut down, "converge");
     let (mc, mp) = (
-        mirror_of(&mut up, &mut down, child).unwrap(),
-        mirror_of(&mut up, &mut down, parent).unwrap(),
+        mirror_of(&up, &mut down, child).unwrap(),
+        mirror_of(&up, &mut down, parent).unwrap(),
     );
     assert_eq!(down.world().get::<ChildOf>(mc).unwrap().parent(), mp);
     assert_eq!(down.world().get::<Name>(mp).unwrap().as_str(), "parent");
@@ -305,7 +294,7 @@ fn removed_and_reinserted_between_send_ticks_keeps_the_component() {
             .is_some_and(|n| n.as_str() == "b")
     });
     pump(&mut [&mut up, &mut down], 30);
-    let m = mirror_of(&mut up, &mut down, e).unwrap();
+    let m = mirror_of(&up, &mut down, e).unwrap();
     assert_eq!(down.world().get::<Name>(m).map(|n| n.as_str()), Some("b"));
 }
 
@@ -430,11 +419,11 @@ fn application_extension_component_is_mirrored_and_gated() {
                 && mirror_of(u, wo, e).is_some_and(|m| wo.world().get::<Name>(m).is_some())
         },
     );
-    let mw = mirror_of(&mut up, &mut with, e).unwrap();
+    let mw = mirror_of(&up, &mut with, e).unwrap();
     assert_eq!(with.world().get::<Health>(mw), Some(&Health(75.5)));
     // The link without the extension never carries it.
     pump(&mut [&mut up, &mut with, &mut without], 5);
-    let mwo = mirror_of(&mut up, &mut without, e).unwrap();
+    let mwo = mirror_of(&up, &mut without, e).unwrap();
     assert!(without.world().get::<Health>(mwo).is_none());
     let ext_of = |a: &mut App| {
         let mut q = a.world_mut().query::<&NoodlesLink>();

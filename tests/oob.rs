@@ -21,26 +21,6 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::common::*;
 
 /// A headless app with Bevy's asset collections (so assets are mirrored) and the plugin.
-fn asset_app(plugin: NoodlesPlugin) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(AssetPlugin::default())
-        .init_asset::<Mesh>()
-        .init_asset::<StandardMaterial>()
-        .init_asset::<Image>()
-        .add_plugins(plugin);
-    app.finish();
-    app.cleanup();
-    app
-}
-
-fn named(name: &str) -> NoodlesPlugin {
-    NoodlesPlugin {
-        session_name: name.into(),
-        ..default()
-    }
-}
-
 /// A mesh of positions only, whose wire buffer is a little over `bytes`.
 fn big_mesh(bytes: usize) -> Mesh {
     let n = (bytes / 12 + 3) / 3 * 3;
@@ -76,8 +56,8 @@ fn progress(app: &App) -> OobProgress {
 
 #[test]
 fn oob_buffer_of_50_mb_arrives_while_transforms_flow() {
-    let mut up = asset_app(named("up"));
-    let mut down = asset_app(named("down"));
+    let mut up = asset_app("up");
+    let mut down = asset_app("down");
     let url = listen(&mut up);
 
     let mesh = big_mesh(50 << 20);
@@ -288,7 +268,7 @@ fn oob_unknown_id_gets_a_failure_reply_and_unlinked_peers_are_refused() {
 #[test]
 fn oob_failure_refuses_only_that_buffer() {
     let mut up = app("up");
-    let mut down = asset_app(named("down"));
+    let mut down = asset_app("down");
     let url = listen(&mut up);
     // A buffer whose OOB id the server does not know, a mesh using it, and a good inline mesh.
     let (cube, cube_mesh) = mesh_to_wire(&Cuboid::default().mesh().build(), 11).unwrap();
@@ -422,7 +402,7 @@ fn buffers_from_urls_are_fetched_and_checked() {
     let base = format!("http://127.0.0.1:{port}");
 
     let mut up = app("up");
-    let mut down = asset_app(NoodlesPlugin {
+    let mut down = asset_app_with(NoodlesPlugin {
         session_name: "down".into(),
         fetch: bevy_noodles2::assets::FetchConfig {
             max_bytes: 1 << 20,
@@ -545,12 +525,12 @@ fn buffers_from_urls_are_fetched_and_checked() {
 
 #[test]
 fn unreachable_oob_channel_refuses_only_that_buffer() {
-    let mut up = asset_app(NoodlesPlugin {
+    let mut up = asset_app_with(NoodlesPlugin {
         session_name: "up".into(),
         oob: Some(bevy_noodles2::assets::OobConfig { threshold: 64 }),
         ..default()
     });
-    let mut down = asset_app(named("down"));
+    let mut down = asset_app("down");
     let url = listen(&mut up);
     // The port stays advertised, but nothing answers on it any more.
     up.world().resource::<OobServer>().stop();
@@ -594,12 +574,12 @@ fn unreachable_oob_channel_refuses_only_that_buffer() {
 /// channel it advertises in its `IntroductionReply`.
 #[test]
 fn a_game_connecting_as_upstream_pushes_its_world_and_serves_oob() {
-    let mut viewer = asset_app(NoodlesPlugin {
+    let mut viewer = asset_app_with(NoodlesPlugin {
         session_name: "viewer".into(),
         authority: AuthorityPolicy::Accept,
         ..default()
     });
-    let mut game = asset_app(NoodlesPlugin {
+    let mut game = asset_app_with(NoodlesPlugin {
         session_name: "game".into(),
         oob: Some(bevy_noodles2::assets::OobConfig { threshold: 1024 }),
         ..default()
@@ -642,8 +622,8 @@ fn a_game_connecting_as_upstream_pushes_its_world_and_serves_oob() {
 /// nothing left waiting.
 #[test]
 fn a_changed_texture_is_sent_again() {
-    let mut up = asset_app(named("up"));
-    let mut down = asset_app(named("down"));
+    let mut up = asset_app("up");
+    let mut down = asset_app("down");
     let url = listen(&mut up);
     let image = |v: u8| {
         Image::new(

@@ -4,6 +4,7 @@
 //! Without `xvfb-run` or a graphics adapter the test prints that it skips and passes, unless the
 //! environment variable `CI` is set or `NOODLES2_REQUIRE_RENDER=1`: then it fails instead.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -98,7 +99,7 @@ fn viewer_renders_the_demo_scene() {
     let _ = std::fs::remove_file(&shot);
 
     let started = Instant::now();
-    let mut child = Command::new("xvfb-run")
+    let child = Command::new("xvfb-run")
         .args(["-a", "-s", &format!("-screen 0 {W}x{H}x24")])
         .arg(&viewer)
         .arg(&url)
@@ -108,39 +109,48 @@ fn viewer_renders_the_demo_scene() {
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that a hung run can be killed whole (Xvfb included).
+        .process_group(0)
         .spawn()
         .expect("run xvfb-run");
+    let group = child.id();
+    // `wait_with_output` drains both pipes while it waits (a full pipe would stall the viewer);
+    // it runs on a thread so that the wait has a deadline.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
     // The viewer gives up by itself after its --timeout; this is a guard on top.
-    let deadline = started + Duration::from_secs(115);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for the viewer") {
-            break Some(s);
+    let (timed_out, output) = match rx.recv_timeout(Duration::from_secs(115)) {
+        Ok(output) => (false, output),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+            let output = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the killed viewer's output");
+            (true, output)
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
     };
     drop(host);
-    let output = child.wait_with_output().expect("viewer output");
+    let output = output.expect("viewer output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: String = {
         let lines: Vec<&str> = stderr.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     };
-    match status {
-        None => panic!("the viewer did not exit within 115 s; its stderr ends with:\n{tail}"),
-        Some(s) if !s.success() => {
-            // Bevy panics with this when wgpu finds no adapter (no Vulkan/GL driver).
-            let no_gpu = stderr.contains("Unable to find a GPU");
-            if no_gpu {
-                return skip(&format!("no graphics adapter ({s}):\n{tail}"));
-            }
-            panic!("the viewer failed ({s}); its stderr ends with:\n{tail}");
+    let s = output.status;
+    if timed_out {
+        panic!("the viewer did not exit within 115 s; its stderr ends with:\n{tail}");
+    }
+    if !s.success() {
+        // Bevy panics with this when wgpu finds no adapter (no Vulkan/GL driver).
+        let no_gpu = stderr.contains("Unable to find a GPU");
+        if no_gpu {
+            return skip(&format!("no graphics adapter ({s}):\n{tail}"));
         }
-        Some(_) => {}
+        panic!("the viewer failed ({s}); its stderr ends with:\n{tail}");
     }
     eprintln!(
         "render test: screenshot {} taken in {:.1}s",

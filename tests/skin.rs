@@ -84,24 +84,6 @@ fn joints(mesh: &Mesh) -> &Vec<[u16; 4]> {
     }
 }
 
-/// A headless app with Bevy's asset collections (skins included), so assets are mirrored.
-fn asset_app(name: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(AssetPlugin::default())
-        .init_asset::<Mesh>()
-        .init_asset::<StandardMaterial>()
-        .init_asset::<Image>()
-        .init_asset::<SkinnedMeshInverseBindposes>()
-        .add_plugins(NoodlesPlugin {
-            session_name: name.into(),
-            ..default()
-        });
-    app.finish();
-    app.cleanup();
-    app
-}
-
 fn pair() -> (App, App) {
     let mut up = asset_app("skin up");
     let mut down = asset_app("skin down");
@@ -112,21 +94,6 @@ fn pair() -> (App, App) {
         open_links(a[0]) == 1 && open_links(a[1]) == 1
     });
     (up, down)
-}
-
-/// The Downstream entity mirroring canonical id `id`.
-fn mirror_of_id(down: &mut App, id: u64) -> Option<Entity> {
-    let mut q = down
-        .world_mut()
-        .query_filtered::<(Entity, &NoodlesId), With<Mirrored>>();
-    q.iter(down.world())
-        .find(|(_, n)| n.0 == id)
-        .map(|(e, _)| e)
-}
-
-fn mirror_of(up: &App, down: &mut App, e: Entity) -> Option<Entity> {
-    let id = up.world().get::<NoodlesId>(e)?.0;
-    mirror_of_id(down, id)
 }
 
 /// The Downstream's skinned mesh mirroring `id` and its inverse bind matrices, once both exist.

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use bevy::mesh::skinning::SkinnedMeshInverseBindposes;
 use bevy::prelude::*;
 use bevy_noodles2::prelude::*;
 
@@ -15,6 +16,45 @@ pub fn app_with(plugin: NoodlesPlugin) -> App {
     app.finish();
     app.cleanup();
     app
+}
+
+/// A headless app with the plugin and Bevy's asset collections (meshes, materials, images,
+/// skins), so assets are mirrored too.
+pub fn asset_app_with(plugin: NoodlesPlugin) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(AssetPlugin::default())
+        .init_asset::<Mesh>()
+        .init_asset::<StandardMaterial>()
+        .init_asset::<Image>()
+        .init_asset::<SkinnedMeshInverseBindposes>()
+        .add_plugins(plugin);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+pub fn asset_app(name: &str) -> App {
+    asset_app_with(NoodlesPlugin {
+        session_name: name.into(),
+        ..default()
+    })
+}
+
+/// The Downstream entity mirroring canonical id `id`.
+pub fn mirror_of_id(down: &mut App, id: u64) -> Option<Entity> {
+    let mut q = down
+        .world_mut()
+        .query_filtered::<(Entity, &NoodlesId), With<Mirrored>>();
+    q.iter(down.world())
+        .find(|(_, n)| n.0 == id)
+        .map(|(e, _)| e)
+}
+
+/// The Downstream entity mirroring the Upstream entity `e`.
+pub fn mirror_of(up: &App, down: &mut App, e: Entity) -> Option<Entity> {
+    let id = up.world().get::<NoodlesId>(e)?.0;
+    mirror_of_id(down, id)
 }
 
 pub fn app(name: &str) -> App {
