@@ -20,9 +20,10 @@
 //!   the Upstream world before its update; entity i changes on tick t when
 //!   `i % (1/f) == t % (1/f)`, so exactly f·N entities change on every tick.
 //! - **Our Upstream cost per tick** is the time between two marker systems placed before and
-//!   after [`NoodlesSystems::Send`] in `PostUpdate`: that set holds everything the mirror does on
-//!   the Upstream (link tracking, the per-type `Changed<T>` collectors, encoding the transaction
-//!   once, handing the same `Bytes` to each link's queue). Timing sections inside one update
+//!   after the `PostUpdate` phases of [`NoodlesSystems`] (`ExportAssets`, `Collect`, `Send`):
+//!   they hold everything the mirror does on the Upstream each tick (the per-type `Changed<T>`
+//!   collectors, encoding the transaction once, handing the same `Bytes` to each link's queue;
+//!   noting links that joined, a few instructions, runs in `PreUpdate`). Timing sections inside one update
 //!   isolates our work from Bevy's per-update overhead without subtracting two noisy runs. The
 //!   whole `upstream.update()` is printed too. Our transport writes the websocket frames on its
 //!   tokio threads, outside these sections (and, on this 2-core machine, competing with them).
@@ -32,7 +33,7 @@
 //!   socket writes, which replicon does on the calling thread); and the whole `server.update()`.
 //!   The ratios use the `Send` set alone, which leaves replicon's socket writes out (a
 //!   conservative comparison for us), and the whole update.
-//! - **Downstream apply**: marker systems around [`NoodlesSystems::Apply`] in `PreUpdate` (validate
+//! - **Downstream apply**: marker systems around [`NoodlesSystems::ApplyTransactions`] in `PreUpdate` (validate
 //!   and apply every transaction of the tick to native components; decoding the frame into a
 //!   `Transaction` header happens in the transport, zero-copy for the component payload), and
 //!   around replicon's `ClientSystems::Receive` (deserialize and write). If a tick arrives in
@@ -237,14 +238,14 @@ fn noodles_app(name: &str) -> App {
             (
                 stamp::<0>
                     .after(NoodlesSystems::Receive)
-                    .before(NoodlesSystems::Apply),
-                stamp::<1>.after(NoodlesSystems::Apply),
+                    .before(NoodlesSystems::ApplyTransactions),
+                stamp::<1>.after(NoodlesSystems::ApplyTransactions),
             ),
         )
         .add_systems(
             PostUpdate,
             (
-                stamp::<2>.before(NoodlesSystems::Send),
+                stamp::<2>.before(NoodlesSystems::ExportAssets),
                 stamp::<3>.after(NoodlesSystems::Send),
             ),
         );

@@ -1,38 +1,42 @@
 #![doc = include_str!("../README.md")]
 
 pub mod assets;
-pub mod codec;
 pub mod demo;
-pub mod link;
 pub mod mirror;
 pub mod net;
-pub mod oob;
 pub mod plugin;
 pub mod proposals;
 pub mod rpc;
-pub mod transport;
+pub mod schedule;
 
-pub use plugin::{NoodlesPlugin, NoodlesSystems};
+/// The protocol crate this plugin is built on (the codec, links, transport), for applications
+/// that need more of it than the re-exports below.
+pub use noodles2;
+pub use noodles2::{codec, link, oob, transport};
+
+pub use plugin::NoodlesPlugin;
+pub use schedule::NoodlesSystems;
 
 /// The types most apps need.
 pub mod prelude {
-    pub use crate::assets::{FetchConfig, OobConfig, OobProgress, OobServer};
+    pub use crate::assets::{AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer};
     pub use crate::link::{AuthorityPolicy, ClientIntent, CloseReason, Role};
     pub use crate::mirror::{
-        AuthorityClock, Global, MirrorAppExt, MirrorComponent, Mirrored, NoodlesId, Shared,
-        TimeSync,
+        AuthorityClock, Global, MirrorAppExt, MirrorComponent, MirrorConfig, MirrorPlugin,
+        Mirrored, NoodlesId, Shared, TimeSync,
     };
     pub use crate::net::{
-        LinkClosed, LinkInbox, LinkOpened, LinkStatus, ListenerReady, NoodlesConfig,
+        LinkClosed, LinkInbox, LinkOpened, LinkStatus, ListenerReady, NetPlugin, NoodlesConfig,
         NoodlesConnect, NoodlesLink, NoodlesListener, ProbeAnswered,
     };
-    pub use crate::plugin::{NoodlesPlugin, NoodlesSystems};
+    pub use crate::plugin::NoodlesPlugin;
+    pub use crate::schedule::NoodlesSystems;
     pub use crate::proposals::{
         Placeholder, Proposal, ProposalApplied, ProposalDecision, ProposalPolicy, ProposalRejected,
-        ProposalReply, Proposals,
+        ProposalReply, Proposals, ProposalsPlugin,
     };
     pub use crate::rpc::{
-        RpcAppExt, RpcCall, RpcClient, RpcEndpoint, RpcFailure, RpcReplyKind, RpcReplyReceived,
-        RpcResponder, RpcResult,
+        RpcAppExt, RpcCall, RpcClient, RpcEndpoint, RpcFailure, RpcPlugin, RpcReplyKind,
+        RpcReplyReceived, RpcResponder, RpcResult,
     };
 }

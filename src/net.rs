@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::task::AbortHandle;
 
 use crate::codec::MainSequenceMessage;
+use crate::schedule::{self, NoodlesSystems};
 use crate::link::{
     AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, MessageKind, Role, Side,
 };
@@ -193,10 +194,108 @@ impl NoodlesLink {
     }
 }
 
-/// Main-sequence messages that arrived on a link, oldest first. The mirror drains it.
+/// Main-sequence messages that arrived on a link, oldest first. The router drains it each frame,
+/// handing every message to the handler registered for its kind.
 #[derive(Component, Debug, Default)]
 pub struct LinkInbox {
+    /// The messages, in arrival order.
     pub messages: VecDeque<MainSequenceMessage>,
+}
+
+// ============================================================================================
+// The router
+// ============================================================================================
+
+/// Why a [`MessageHandler`] refused a message: the router closes the link with this reason and
+/// drops the rest of the link's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CloseLink(pub String);
+
+/// Handles one main-sequence message that arrived on a link (the link entity is the second
+/// argument). Registered per [`MessageKind`] with [`RouterAppExt::add_message_handler`].
+pub type MessageHandler = fn(&mut World, Entity, MainSequenceMessage) -> Result<(), CloseLink>;
+
+/// The handler of each kind of main-sequence message (one per kind; the feature plugins register
+/// theirs: mirroring handles `Transaction`, proposals `ProposedChangeTransaction` and
+/// `ProposedTransactionReply`, RPC `RPCInvoke` and `RPCReply`).
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct MessageHandlers {
+    by_kind: [Option<MessageHandler>; 5],
+}
+
+impl MessageHandlers {
+    fn slot(kind: MessageKind) -> usize {
+        match kind {
+            MessageKind::Transaction => 0,
+            MessageKind::ProposedChangeTransaction => 1,
+            MessageKind::ProposedTransactionReply => 2,
+            MessageKind::RPCInvoke => 3,
+            MessageKind::RPCReply => 4,
+        }
+    }
+
+    /// The handler of `kind`, if a plugin registered one.
+    pub fn get(&self, kind: MessageKind) -> Option<MessageHandler> {
+        self.by_kind[Self::slot(kind)]
+    }
+}
+
+/// Registering message handlers on an [`App`].
+pub trait RouterAppExt {
+    /// Route every main-sequence message of `kind` to `handler`, in arrival order with the other
+    /// kinds of its link. A later registration for the same kind replaces the earlier one.
+    fn add_message_handler(&mut self, kind: MessageKind, handler: MessageHandler) -> &mut Self;
+}
+
+impl RouterAppExt for App {
+    fn add_message_handler(&mut self, kind: MessageKind, handler: MessageHandler) -> &mut Self {
+        self.world_mut()
+            .get_resource_or_init::<MessageHandlers>()
+            .by_kind[MessageHandlers::slot(kind)] = Some(handler);
+        self
+    }
+}
+
+/// Drain the inboxes of links where this node plays `role`, oldest message first, each through
+/// the handler of its kind. A handler's [`CloseLink`] (or a kind nobody handles) closes the link
+/// and drops what is left of its inbox.
+fn route(world: &mut World, role: Role) {
+    let handlers = *world.get_resource_or_init::<MessageHandlers>();
+    let mut links = world.query::<(Entity, &NoodlesLink, &mut LinkInbox)>();
+    let work: Vec<(Entity, VecDeque<MainSequenceMessage>)> = links
+        .iter_mut(world)
+        .filter(|(_, l, inbox)| l.role == Some(role) && !inbox.messages.is_empty())
+        .map(|(e, _, mut inbox)| (e, std::mem::take(&mut inbox.messages)))
+        .collect();
+    for (link, messages) in work {
+        for msg in messages {
+            let kind = MessageKind::of(&msg);
+            let result = match handlers.get(kind) {
+                Some(handler) => handler(world, link, msg),
+                None => Err(CloseLink(format!(
+                    "this node does not handle {kind:?} messages (no plugin registered for them)"
+                ))),
+            };
+            if let Err(reason) = result {
+                warn!("closing link: {reason}");
+                if let Some(l) = world.get::<NoodlesLink>(link) {
+                    l.close(reason.0);
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// Route the links where this node is Downstream (phase [`NoodlesSystems::ApplyTransactions`]).
+fn route_downstream_links(world: &mut World) {
+    route(world, Role::Downstream);
+}
+
+/// Route the links where this node is Upstream (phase [`NoodlesSystems::Dispatch`]).
+fn route_upstream_links(world: &mut World) {
+    route(world, Role::Upstream);
 }
 
 /// Listens for connections. Spawn one to accept links; despawn it to stop listening (open links
@@ -293,7 +392,7 @@ pub struct ListenerReady {
 #[derive(Component)]
 pub(crate) struct DespawnNextFrame;
 
-pub(crate) fn start_listener(
+fn start_listener(
     add: On<Add, NoodlesListener>,
     mut net: ResMut<NoodlesNet>,
     config: Res<NoodlesConfig>,
@@ -311,7 +410,7 @@ pub(crate) fn start_listener(
     net.listeners.insert(id, add.entity);
 }
 
-pub(crate) fn stop_listener(
+fn stop_listener(
     remove: On<Remove, NoodlesListener>,
     mut net: ResMut<NoodlesNet>,
     q: Query<&NoodlesListener>,
@@ -326,7 +425,7 @@ pub(crate) fn stop_listener(
     }
 }
 
-pub(crate) fn start_connect(
+fn start_connect(
     add: On<Add, NoodlesConnect>,
     mut net: ResMut<NoodlesNet>,
     config: Res<NoodlesConfig>,
@@ -360,7 +459,7 @@ pub(crate) fn start_connect(
 }
 
 /// Keep the links' config in step with [`NoodlesConfig`] (for example OOB ports bound later).
-pub(crate) fn sync_link_config(config: Res<NoodlesConfig>, net: Res<NoodlesNet>) {
+fn sync_link_config(config: Res<NoodlesConfig>, net: Res<NoodlesNet>) {
     if config.is_changed()
         && let Ok(mut c) = net.link_config.write()
     {
@@ -373,7 +472,7 @@ pub(crate) fn sync_link_config(config: Res<NoodlesConfig>, net: Res<NoodlesNet>)
     clippy::too_many_arguments,
     reason = "one system moves every kind of transport report"
 )]
-pub(crate) fn receive_transport(
+fn receive_transport(
     mut commands: Commands,
     mut net: ResMut<NoodlesNet>,
     config: Res<NoodlesConfig>,
@@ -524,10 +623,57 @@ fn with_link(
 }
 
 /// Close every link when the app exits, so peers get a close frame.
-pub(crate) fn close_links_on_exit(mut exit: MessageReader<AppExit>, links: Query<&NoodlesLink>) {
+fn close_links_on_exit(mut exit: MessageReader<AppExit>, links: Query<&NoodlesLink>) {
     if exit.read().next().is_some() {
         for l in &links {
             l.close("application exiting");
         }
+    }
+}
+
+/// Links, transport and the message router: the base every other plugin of this crate builds on.
+/// Added by [`NoodlesPlugin`](crate::NoodlesPlugin), which fills it from its own fields.
+///
+/// On its own it makes a node that connects, listens, answers probes and keeps its links alive;
+/// a main-sequence message whose kind no plugin handles closes its link with a reason.
+#[derive(Debug, Clone)]
+pub struct NetPlugin {
+    /// The node's settings.
+    pub config: NoodlesConfig,
+}
+
+impl Plugin for NetPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<bevy_tokio_tasks::TokioTasksPlugin>() {
+            app.add_plugins(bevy_tokio_tasks::TokioTasksPlugin::default());
+        }
+        let runtime = app
+            .world()
+            .resource::<bevy_tokio_tasks::TokioTasksRuntime>()
+            .runtime()
+            .handle()
+            .clone();
+        schedule::configure(app);
+        app.insert_resource(NoodlesNet::new(Transport::new(runtime), &self.config))
+            .insert_resource(self.config.clone())
+            .init_resource::<MessageHandlers>()
+            .add_message::<LinkOpened>()
+            .add_message::<LinkClosed>()
+            .add_message::<ProbeAnswered>()
+            .add_message::<ListenerReady>()
+            .add_observer(start_listener)
+            .add_observer(stop_listener)
+            .add_observer(start_connect)
+            .add_systems(
+                PreUpdate,
+                (
+                    (sync_link_config, receive_transport)
+                        .chain()
+                        .in_set(NoodlesSystems::Receive),
+                    route_downstream_links.in_set(NoodlesSystems::ApplyTransactions),
+                    route_upstream_links.in_set(NoodlesSystems::Dispatch),
+                ),
+            )
+            .add_systems(Last, close_links_on_exit);
     }
 }

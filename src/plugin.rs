@@ -1,25 +1,20 @@
-//! [`NoodlesPlugin`]: the one plugin an app adds.
+//! [`NoodlesPlugin`]: the one plugin an app adds. It composes the plugin of each feature:
+//! [`NetPlugin`] (links, transport, the message router), [`MirrorPlugin`], [`AssetsPlugin`],
+//! [`ProposalsPlugin`] and [`RpcPlugin`]. An app that wants fewer adds [`NetPlugin`] and the
+//! ones it needs itself.
 
 use std::time::Duration;
 
 use bevy::prelude::*;
 use bytes::Bytes;
 
-use crate::assets::{FetchConfig, OobConfig};
+use crate::assets::{AssetsPlugin, FetchConfig, OobConfig};
 use crate::link::{AuthorityPolicy, CORE_EXTENSION};
-use crate::net::{self, NoodlesConfig, NoodlesNet};
-use crate::transport::{Transport, TransportLimits};
-
-/// System sets of the plugin, so apps can order their own systems around mirroring.
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NoodlesSystems {
-    /// `PreUpdate`: transport reports become link state, messages land in inboxes.
-    Receive,
-    /// `PreUpdate`, after `Receive`: incoming transactions, proposals and calls are applied.
-    Apply,
-    /// `PostUpdate`: changes of shared entities are gathered, encoded once and sent.
-    Send,
-}
+use crate::mirror::MirrorPlugin;
+use crate::net::{NetPlugin, NoodlesConfig};
+use crate::proposals::ProposalsPlugin;
+use crate::rpc::RpcPlugin;
+use crate::transport::TransportLimits;
 
 /// Adds NOODLES2 to an app: links, transport and (with the mirror layer) world mirroring.
 ///
@@ -113,50 +108,19 @@ impl NoodlesPlugin {
 
 impl Plugin for NoodlesPlugin {
     fn build(&self, app: &mut App) {
-        if !app.is_plugin_added::<bevy_tokio_tasks::TokioTasksPlugin>() {
-            app.add_plugins(bevy_tokio_tasks::TokioTasksPlugin::default());
-        }
-        let config = self.config();
-        let runtime = app
-            .world()
-            .resource::<bevy_tokio_tasks::TokioTasksRuntime>()
-            .runtime()
-            .handle()
-            .clone();
-        app.insert_resource(NoodlesNet::new(Transport::new(runtime), &config))
-            .insert_resource(config)
-            .add_message::<net::LinkOpened>()
-            .add_message::<net::LinkClosed>()
-            .add_message::<net::ProbeAnswered>()
-            .add_message::<net::ListenerReady>()
-            .configure_sets(
-                PreUpdate,
-                (NoodlesSystems::Receive, NoodlesSystems::Apply).chain(),
-            )
-            .configure_sets(PostUpdate, NoodlesSystems::Send)
-            .add_observer(net::start_listener)
-            .add_observer(net::stop_listener)
-            .add_observer(net::start_connect)
-            .add_systems(
-                PreUpdate,
-                (net::sync_link_config, net::receive_transport)
-                    .chain()
-                    .in_set(NoodlesSystems::Receive),
-            )
-            .add_systems(Last, net::close_links_on_exit);
-        crate::mirror::build(app, self.mirror.clone());
-        crate::proposals::build(app);
-        crate::rpc::build(app);
-        app.init_resource::<crate::assets::IncomingAssets>();
-        if let Some(oob) = &self.oob {
-            app.insert_resource(oob.clone());
-        }
-        app.insert_resource(self.fetch.clone());
-        crate::assets::remote::build(app);
-    }
-
-    fn finish(&self, app: &mut App) {
-        // After every plugin is built: mirror assets if the app has Bevy's asset collections.
-        crate::assets::sync::build(app);
+        app.add_plugins((
+            NetPlugin {
+                config: self.config(),
+            },
+            MirrorPlugin {
+                config: self.mirror.clone(),
+            },
+            AssetsPlugin {
+                oob: self.oob.clone(),
+                fetch: self.fetch.clone(),
+            },
+            ProposalsPlugin,
+            RpcPlugin,
+        ));
     }
 }

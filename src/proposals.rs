@@ -71,13 +71,13 @@ use crate::codec::{
     MeshAsset, PBRMaterialAsset, ProposedChangeTransaction, ProposedTransactionReply,
     RemappedAssets, RemappedEntities, Transaction, VisitIds, Wire,
 };
-use crate::link::Role;
+use crate::link::{MessageKind, Role};
 use crate::mirror::{
     ComponentRegistry, EntityIds, EntityIndex, MirrorComponent, Mirrored, NoodlesId,
-    PATCH_LOCAL_BIT, PendingMessages, Shared,
+    PATCH_LOCAL_BIT, Shared,
 };
-use crate::net::{LinkClosed, LinkSendError, NoodlesLink};
-use crate::plugin::NoodlesSystems;
+use crate::net::{CloseLink, LinkClosed, LinkSendError, NoodlesLink, RouterAppExt};
+use crate::schedule::{self, NoodlesSystems};
 
 /// `ProposedTransactionReply` codes (spec: `main_sequence.jaw`).
 pub mod codes {
@@ -1438,22 +1438,20 @@ fn handle_reply(world: &mut World, link: Entity, r: ProposedTransactionReply) {
 // Dispatch
 // ============================================================================================
 
-/// Drain [`PendingMessages`] in strict arrival order: proposals and their replies here, RPC
-/// invocations and replies in [`crate::rpc`].
-pub(crate) fn dispatch_pending(world: &mut World) {
-    sync_proposed_assets(world);
-    let messages = std::mem::take(&mut world.resource_mut::<PendingMessages>().messages);
-    for (link, msg) in messages {
-        match msg {
-            MainSequenceMessage::ProposedChangeTransaction(p) => handle_proposal(world, link, p),
-            MainSequenceMessage::ProposedTransactionReply(r) => handle_reply(world, link, r),
-            MainSequenceMessage::RPCInvoke(i) => crate::rpc::handle_invoke(world, link, i),
-            MainSequenceMessage::RPCReply(r) => crate::rpc::handle_reply(world, link, r),
-            // Applied by the mirror; a Transaction on a link where we are Upstream is refused by the link.
-            MainSequenceMessage::Transaction(_) => {}
-        }
+/// The router's handler of `ProposedChangeTransaction`s (links where this node is Upstream).
+fn route_proposal(world: &mut World, link: Entity, msg: MainSequenceMessage) -> Result<(), CloseLink> {
+    if let MainSequenceMessage::ProposedChangeTransaction(p) = msg {
+        handle_proposal(world, link, p);
     }
-    crate::rpc::flush_replies(world);
+    Ok(())
+}
+
+/// The router's handler of `ProposedTransactionReply`s (links where this node is Downstream).
+fn route_reply(world: &mut World, link: Entity, msg: MainSequenceMessage) -> Result<(), CloseLink> {
+    if let MainSequenceMessage::ProposedTransactionReply(r) = msg {
+        handle_reply(world, link, r);
+    }
+    Ok(())
 }
 
 /// Forget proposals that will never be answered on links that closed.
@@ -1464,21 +1462,34 @@ fn forget_closed(mut closed: MessageReader<LinkClosed>, mut client: ResMut<Propo
     }
 }
 
-/// Sets up proposals. Added by [`NoodlesPlugin`](crate::NoodlesPlugin).
-pub(crate) fn build(app: &mut App) {
-    app.init_resource::<ProposalClient>()
-        .init_resource::<ProposedAssets>()
-        .init_resource::<ProposalPolicy>()
-        .add_message::<ProposalReply>()
-        .add_message::<ProposalApplied>()
-        .add_message::<ProposalRejected>()
-        .add_systems(
-            PreUpdate,
-            (dispatch_pending, forget_closed)
-                .chain()
-                .in_set(NoodlesSystems::Apply)
-                .after(crate::mirror::apply_incoming),
-        );
+/// Proposals: a Downstream proposes changes with [`Proposals`] and reads [`ProposalReply`]; an
+/// Upstream validates each proposal whole, asks its [`ProposalPolicy`], applies accepted ones and
+/// answers every one. Needs [`MirrorPlugin`](crate::mirror::MirrorPlugin); added by
+/// [`NoodlesPlugin`](crate::NoodlesPlugin).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProposalsPlugin;
+
+impl Plugin for ProposalsPlugin {
+    fn build(&self, app: &mut App) {
+        schedule::configure(app);
+        app.init_resource::<ProposalClient>()
+            .init_resource::<ProposedAssets>()
+            .init_resource::<ProposalPolicy>()
+            .add_message::<ProposalReply>()
+            .add_message::<ProposalApplied>()
+            .add_message::<ProposalRejected>()
+            .add_message_handler(MessageKind::ProposedChangeTransaction, route_proposal)
+            .add_message_handler(MessageKind::ProposedTransactionReply, route_reply)
+            .add_systems(
+                PreUpdate,
+                forget_closed.in_set(NoodlesSystems::ApplyTransactions),
+            )
+            // Links that opened this frame get the proposals' assets before their snapshot.
+            .add_systems(
+                PostUpdate,
+                sync_proposed_assets.in_set(NoodlesSystems::ExportAssets),
+            );
+    }
 }
 
 #[cfg(test)]

@@ -63,13 +63,13 @@ use crate::codec::{
     RPCArgumentHintList, RPCArgumentList, RPCComplete, RPCEndpointComponent, RPCError, RPCInvoke,
     RPCName, RPCReply, RPCReplyContent, RPCStreamResult, any_type, any_type_name,
 };
-use crate::link::Role;
+use crate::link::{MessageKind, Role};
 use crate::mirror::{
     EntityIds, EntityIndex, EntityResolver, MirrorAppExt, MirrorComponent, MirrorError, Mirrored,
     NoodlesId, PATCH_LOCAL_BIT,
 };
-use crate::net::{LinkClosed, LinkSendError, NoodlesLink};
-use crate::plugin::NoodlesSystems;
+use crate::net::{CloseLink, LinkClosed, LinkSendError, NoodlesLink, RouterAppExt};
+use crate::schedule::{self, NoodlesSystems};
 
 /// `RPCError` codes this crate sends. Handlers choose their own codes (see [`RpcFailure`]).
 pub mod codes {
@@ -496,7 +496,7 @@ fn send_error(world: &World, link: Entity, invoke_id: u32, code: u16, message: S
 }
 
 /// Upstream: handle one `RPCInvoke`.
-pub(crate) fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
+fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
     if world
         .get::<NoodlesLink>(link)
         .is_none_or(|l| l.role != Some(Role::Upstream))
@@ -620,7 +620,7 @@ pub(crate) fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
 }
 
 /// Send what responders queued; a final reply ends the call's time in flight.
-pub(crate) fn flush_replies(world: &mut World) {
+fn flush_replies(world: &mut World) {
     let Some(server) = world.get_resource::<RpcServer>() else {
         return;
     };
@@ -881,7 +881,7 @@ pub struct RpcReplyReceived {
 }
 
 /// Downstream: handle one `RPCReply`.
-pub(crate) fn handle_reply(world: &mut World, link: Entity, r: RPCReply) {
+fn handle_reply(world: &mut World, link: Entity, r: RPCReply) {
     let kind = match r.content {
         RPCReplyContent::RPCComplete(c) => RpcReplyKind::Complete(c.result),
         RPCReplyContent::RPCStreamResult(s) => RpcReplyKind::Stream(s.result),
@@ -1006,23 +1006,49 @@ fn run_countdowns(mut q: Query<(Entity, &mut Countdown)>, mut commands: Commands
     }
 }
 
-/// Sets up RPC. Added by [`NoodlesPlugin`](crate::NoodlesPlugin).
-pub(crate) fn build(app: &mut App) {
-    app.init_resource::<RpcServer>()
-        .init_resource::<RpcClientState>()
-        .init_resource::<RpcHandlers>()
-        .add_message::<RpcReplyReceived>()
-        .mirror_component::<RpcEndpoint>()
-        .add_systems(
-            PreUpdate,
-            forget_closed
-                .in_set(NoodlesSystems::Apply)
-                .after(crate::mirror::apply_incoming),
-        )
-        .add_systems(
-            PostUpdate,
-            flush_replies_system.in_set(NoodlesSystems::Send),
-        );
+/// The router's handler of `RPCInvoke`s (links where this node is Upstream).
+fn route_invoke(world: &mut World, link: Entity, msg: MainSequenceMessage) -> Result<(), CloseLink> {
+    if let MainSequenceMessage::RPCInvoke(i) = msg {
+        handle_invoke(world, link, i);
+    }
+    Ok(())
+}
+
+/// The router's handler of `RPCReply`s (links where this node is Downstream).
+fn route_reply(world: &mut World, link: Entity, msg: MainSequenceMessage) -> Result<(), CloseLink> {
+    if let MainSequenceMessage::RPCReply(r) = msg {
+        handle_reply(world, link, r);
+    }
+    Ok(())
+}
+
+/// RPC: endpoints are entities with an [`RpcEndpoint`] (mirrored as `RPCEndpointComponent`);
+/// an Upstream runs the handler registered for a called endpoint and answers every call once; a
+/// Downstream calls with [`RpcClient`] and reads [`RpcReplyReceived`]. Needs
+/// [`MirrorPlugin`](crate::mirror::MirrorPlugin); added by [`NoodlesPlugin`](crate::NoodlesPlugin).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcPlugin;
+
+impl Plugin for RpcPlugin {
+    fn build(&self, app: &mut App) {
+        schedule::configure(app);
+        app.init_resource::<RpcServer>()
+            .init_resource::<RpcClientState>()
+            .init_resource::<RpcHandlers>()
+            .add_message::<RpcReplyReceived>()
+            .mirror_component::<RpcEndpoint>()
+            .add_message_handler(MessageKind::RPCInvoke, route_invoke)
+            .add_message_handler(MessageKind::RPCReply, route_reply)
+            .add_systems(
+                PreUpdate,
+                (
+                    forget_closed.in_set(NoodlesSystems::ApplyTransactions),
+                    // Answers of handlers that completed at once go out this frame.
+                    flush_replies_system.after(NoodlesSystems::Dispatch),
+                ),
+            )
+            .add_systems(PostUpdate, flush_replies_system.in_set(NoodlesSystems::Send));
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The property every fuzz target checks, shared by all of them.
 
-use bevy_noodles2::codec::Wire;
+use noodles2::codec::Wire;
 use bytes::Bytes;
 
 /// Decode `data` as `T`. Decoding must never panic; an error must render (with its path). A value

@@ -4,7 +4,7 @@
 
 mod common;
 
-use bevy_noodles2::codec::*;
+use noodles2::codec::*;
 use libfuzzer_sys::fuzz_target;
 
 macro_rules! checkers {

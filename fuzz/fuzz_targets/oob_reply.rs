@@ -3,7 +3,7 @@
 
 mod common;
 
-use bevy_noodles2::codec::OOBReply;
+use noodles2::codec::OOBReply;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| common::check::<OOBReply>(data));

@@ -1,4 +1,5 @@
-//! NOODLES2 assets (buffers, images, meshes, materials, ...) and their Bevy counterparts.
+//! NOODLES2 assets (buffers, images, meshes, materials, skins, environments) and their Bevy
+//! counterparts, with out-of-band and URL fetching of large buffers: [`AssetsPlugin`].
 
 pub mod convert;
 pub mod environment;
@@ -18,20 +19,41 @@ pub use convert::{
 
 use bevy::prelude::*;
 
-use crate::codec::{AnAsset, ContentModifyAsset};
-
-/// Asset messages received on Downstream links, waiting to be turned into Bevy assets.
-#[derive(Resource, Debug, Default)]
-pub struct IncomingAssets {
-    pub modified: Vec<(Entity, ContentModifyAsset)>,
-    pub deleted: Vec<(Entity, AnAsset)>,
+/// Assets: meshes, materials and images used by shared entities are exported (Upstream) and
+/// imported as Bevy assets (Downstream) when the app has Bevy's asset collections
+/// (`Assets<Mesh>`, `Assets<StandardMaterial>`, `Assets<Image>`); skins when it has
+/// `Assets<SkinnedMeshInverseBindposes>`. Large buffers go out of band; `BufferFromURL` buffers
+/// are fetched. Needs [`MirrorPlugin`](crate::mirror::MirrorPlugin); added by
+/// [`NoodlesPlugin`](crate::NoodlesPlugin).
+#[derive(Debug, Clone)]
+pub struct AssetsPlugin {
+    /// Large buffers out of band (Upstream): `None` sends every buffer inline.
+    pub oob: Option<OobConfig>,
+    /// Fetching OOB and URL buffers (Downstream): size limit, URL timeout.
+    pub fetch: FetchConfig,
 }
 
-impl IncomingAssets {
-    pub fn push(&mut self, link: Entity, m: ContentModifyAsset) {
-        self.modified.push((link, m));
+impl Default for AssetsPlugin {
+    fn default() -> Self {
+        AssetsPlugin {
+            oob: Some(OobConfig::default()),
+            fetch: FetchConfig::default(),
+        }
     }
-    pub fn delete(&mut self, link: Entity, a: AnAsset) {
-        self.deleted.push((link, a));
+}
+
+impl Plugin for AssetsPlugin {
+    fn build(&self, app: &mut App) {
+        crate::schedule::configure(app);
+        if let Some(oob) = &self.oob {
+            app.insert_resource(oob.clone());
+        }
+        app.insert_resource(self.fetch.clone());
+        remote::build(app);
+    }
+
+    fn finish(&self, app: &mut App) {
+        // After every plugin is built: mirror assets if the app has Bevy's asset collections.
+        sync::build(app);
     }
 }

@@ -530,9 +530,7 @@ pub(crate) fn build(app: &mut App) {
         .add_observer(start_oob_server)
         .add_systems(
             PreUpdate,
-            track_oob_links
-                .after(crate::plugin::NoodlesSystems::Receive)
-                .before(crate::plugin::NoodlesSystems::Apply),
+            track_oob_links.in_set(crate::schedule::NoodlesSystems::ApplyTransactions),
         );
 }
 

@@ -22,7 +22,6 @@ use bevy::mesh::skinning::SkinnedMeshInverseBindposes;
 use bevy::prelude::*;
 use bytes::Bytes;
 
-use super::IncomingAssets;
 use super::convert;
 use super::environment;
 use super::remote::{FetchConfig, OobProgress, OobServer, RemoteFetch};
@@ -34,6 +33,7 @@ use crate::codec::{
     PBRMaterialAssetID, PBRMaterialComponent, Wire,
 };
 use crate::mirror::{
+    IncomingAssets,
     AssetIdMap, EntityIds, EntityResolver, MirrorComponent, MirrorError, NoodlesId, Outgoing,
     Shared,
 };
@@ -858,7 +858,7 @@ fn import_one(
 /// Wire the asset layer into an app that has Bevy's mesh, material and image assets.
 pub(crate) fn build(app: &mut App) {
     use crate::mirror::MirrorAppExt;
-    use crate::plugin::NoodlesSystems;
+    use crate::schedule::NoodlesSystems;
     app.init_resource::<AssetStats>();
     let has_assets = app.world().contains_resource::<Assets<Mesh>>()
         && app.world().contains_resource::<Assets<StandardMaterial>>()
@@ -890,23 +890,15 @@ pub(crate) fn build(app: &mut App) {
         )
         .add_systems(
             PostUpdate,
-            export_assets
-                .in_set(NoodlesSystems::Send)
-                .after(crate::mirror::track_links)
-                .before(crate::mirror::assets_phase_marker),
+            export_assets.in_set(NoodlesSystems::ExportAssets),
         )
         .add_systems(
             PostUpdate,
-            export_environments
-                .in_set(NoodlesSystems::Send)
-                .after(crate::mirror::track_links)
-                .before(crate::mirror::assets_phase_marker),
+            export_environments.in_set(NoodlesSystems::ExportAssets),
         )
         .add_systems(
             PreUpdate,
-            import_assets
-                .in_set(NoodlesSystems::Apply)
-                .after(crate::mirror::apply_incoming),
+            import_assets.in_set(NoodlesSystems::ImportAssets),
         );
     if app
         .world()
@@ -920,15 +912,12 @@ pub(crate) fn build(app: &mut App) {
             )
             .add_systems(
                 PostUpdate,
-                skin::export_skins
-                    .in_set(NoodlesSystems::Send)
-                    .after(crate::mirror::track_links)
-                    .before(crate::mirror::assets_phase_marker),
+                skin::export_skins.in_set(NoodlesSystems::ExportAssets),
             )
             .add_systems(
                 PreUpdate,
                 skin::apply_skins
-                    .in_set(NoodlesSystems::Apply)
+                    .in_set(NoodlesSystems::ImportAssets)
                     .after(import_assets),
             );
     } else {

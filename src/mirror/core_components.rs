@@ -26,7 +26,7 @@ use crate::codec::{
 };
 use crate::link::Role;
 use crate::net::NoodlesLink;
-use crate::plugin::NoodlesSystems;
+use crate::schedule::NoodlesSystems;
 
 use super::MirrorError;
 
@@ -327,8 +327,6 @@ pub(crate) fn register(app: &mut App) {
         .mirror_component::<TimeSync>()
         .add_systems(
             PreUpdate,
-            sample_time_sync
-                .in_set(NoodlesSystems::Apply)
-                .after(super::downstream::apply_incoming),
+            sample_time_sync.after(NoodlesSystems::ApplyTransactions),
         );
 }

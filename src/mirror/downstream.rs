@@ -7,7 +7,7 @@ use super::upstream::MirrorStats;
 use super::{EntityIndex, MirrorConfig, Mirrored, NoodlesId, RemoteIds};
 use crate::codec::{ContentMessage, DecodeError, MainSequenceMessage, Transaction};
 use crate::link::Role;
-use crate::net::{LinkClosed, LinkInbox, NoodlesLink};
+use crate::net::{CloseLink, LinkClosed, NoodlesLink};
 
 /// What happens to a link's mirrored entities when the link closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,13 +39,6 @@ pub enum MirrorError {
     PatchLocalInTransaction(u64),
     #[error("{0}")]
     Invalid(String),
-}
-
-/// Main-sequence messages other than `Transaction`s (proposals and their replies, RPC invocations
-/// and replies), in arrival order, with the link they came on. The proposal and RPC layers drain it.
-#[derive(Resource, Debug, Default)]
-pub struct PendingMessages {
-    pub messages: Vec<(Entity, MainSequenceMessage)>,
 }
 
 /// Validate a whole transaction before any of it is applied.
@@ -232,13 +225,13 @@ fn apply_with(
                 }
             }
             ContentMessage::ContentModifyAsset(m) => {
-                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>()
+                if let Some(mut assets) = world.get_resource_mut::<super::IncomingAssets>()
                 {
                     assets.push(link, m);
                 }
             }
             ContentMessage::ContentDeleteAsset(m) => {
-                if let Some(mut assets) = world.get_resource_mut::<crate::assets::IncomingAssets>()
+                if let Some(mut assets) = world.get_resource_mut::<super::IncomingAssets>()
                 {
                     assets.delete(link, m.an_asset);
                 }
@@ -248,47 +241,26 @@ fn apply_with(
     Ok(())
 }
 
-/// Drain every Downstream link's inbox: transactions are validated whole, then applied in order.
-pub(crate) fn apply_incoming(world: &mut World) {
-    let registry = world.resource::<ComponentRegistry>().clone();
-    let mut links = world.query::<(Entity, &NoodlesLink, &mut LinkInbox)>();
-    let mut work: Vec<(Entity, Vec<MainSequenceMessage>, Vec<u16>)> = Vec::new();
-    for (e, l, mut inbox) in links.iter_mut(world) {
-        if inbox.messages.is_empty() {
-            continue;
-        }
-        work.push((e, inbox.messages.drain(..).collect(), l.extensions.clone()));
-    }
-    let mut applied = 0u64;
-    for (link, messages, _) in work {
-        for msg in messages {
-            let role = world.get::<NoodlesLink>(link).and_then(|l| l.role);
-            match msg {
-                MainSequenceMessage::Transaction(tx) if role == Some(Role::Downstream) => {
-                    let Some(l) = world.get::<NoodlesLink>(link) else {
-                        break;
-                    };
-                    let checked =
-                        validate(&tx, &registry, l).and_then(|_| apply(world, link, tx, &registry));
-                    match checked {
-                        Ok(()) => applied += 1,
-                        Err(e) => {
-                            warn!("closing link: bad transaction: {e}");
-                            if let Some(l) = world.get::<NoodlesLink>(link) {
-                                l.close(format!("bad transaction: {e}"));
-                            }
-                            break;
-                        }
-                    }
-                }
-                other => world
-                    .get_resource_or_init::<PendingMessages>()
-                    .messages
-                    .push((link, other)),
-            }
-        }
-    }
-    world.resource_mut::<MirrorStats>().transactions_applied += applied;
+/// The router's handler of `Transaction`s (on links where this node is Downstream): each is
+/// validated whole, then applied; a bad one closes the link.
+pub(crate) fn handle_transaction(
+    world: &mut World,
+    link: Entity,
+    msg: MainSequenceMessage,
+) -> Result<(), CloseLink> {
+    let MainSequenceMessage::Transaction(tx) = msg else {
+        return Ok(());
+    };
+    world.resource_scope(|world, registry: Mut<ComponentRegistry>| {
+        let Some(l) = world.get::<NoodlesLink>(link) else {
+            return Ok(());
+        };
+        validate(&tx, &registry, l)
+            .and_then(|_| apply(world, link, tx, &registry))
+            .map_err(|e| CloseLink(format!("bad transaction: {e}")))
+    })?;
+    world.resource_mut::<MirrorStats>().transactions_applied += 1;
+    Ok(())
 }
 
 /// When a Downstream link closes, despawn (or keep) what it mirrored.

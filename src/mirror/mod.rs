@@ -20,19 +20,40 @@ use bevy::platform::hash::RandomState as FoldHash;
 use bevy::prelude::*;
 
 pub use core_components::{AuthorityClock, Global, TimeSync};
-pub use downstream::{LinkClosedPolicy, MirrorError, PendingMessages};
-pub(crate) use downstream::{apply_incoming, detach_and_despawn};
+pub use downstream::{LinkClosedPolicy, MirrorError};
+pub(crate) use downstream::detach_and_despawn;
 pub use registry::{
     AssetIdMap, ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent,
     imported_handle,
 };
 pub use upstream::{MirrorStats, Outgoing};
-pub(crate) use upstream::{collect_phase_marker, track_links};
 
-/// Ordering point in `PostUpdate`: asset exporters run before it, component collectors after.
-pub(crate) fn assets_phase_marker() {}
+use crate::codec::{AnAsset, ContentModifyAsset};
+use crate::link::MessageKind;
+use crate::net::RouterAppExt;
+use crate::schedule::{self, NoodlesSystems};
 
-use crate::plugin::NoodlesSystems;
+/// Asset messages received in transactions on Downstream links, in arrival order, waiting for the
+/// asset layer ([`AssetsPlugin`](crate::assets::AssetsPlugin)) to turn them into Bevy assets in
+/// [`NoodlesSystems::ImportAssets`]. Without it they are dropped each frame.
+#[derive(Resource, Debug, Default)]
+pub struct IncomingAssets {
+    /// `ContentModifyAsset`s, with the link they came on.
+    pub modified: Vec<(Entity, ContentModifyAsset)>,
+    /// `ContentDeleteAsset`s, with the link they came on.
+    pub deleted: Vec<(Entity, AnAsset)>,
+}
+
+impl IncomingAssets {
+    /// Queue an asset body from `link`.
+    pub fn push(&mut self, link: Entity, m: ContentModifyAsset) {
+        self.modified.push((link, m));
+    }
+    /// Queue an asset deletion from `link`.
+    pub fn delete(&mut self, link: Entity, a: AnAsset) {
+        self.deleted.push((link, a));
+    }
+}
 
 /// Opt-in marker: this entity is mirrored to every Downstream.
 #[derive(Component, Debug, Default, Clone, Copy)]
@@ -181,37 +202,62 @@ impl Default for MirrorConfig {
     }
 }
 
-/// Sets up mirroring. Added by [`NoodlesPlugin`](crate::NoodlesPlugin).
-pub(crate) fn build(app: &mut App, config: MirrorConfig) {
-    app.insert_resource(config)
-        .init_resource::<EntityIndex>()
-        .init_resource::<ComponentRegistry>()
-        .init_resource::<AssetIdMap>()
-        .init_resource::<Outgoing>()
-        .init_resource::<MirrorStats>()
-        .init_resource::<AuthorityClock>()
-        .init_resource::<PendingMessages>()
-        .add_observer(upstream::on_share)
-        .add_observer(upstream::on_unshare)
-        .add_systems(
-            PreUpdate,
-            (downstream::apply_incoming, downstream::despawn_closed_links)
-                .chain()
-                .in_set(NoodlesSystems::Apply),
-        )
-        .add_systems(
-            PostUpdate,
-            (
-                upstream::track_links,
-                core_components::publish_time_sync,
-                assets_phase_marker,
-                collect_phase_marker,
-                upstream::send_transactions,
+/// World mirroring: shared entities' registered components go out as transactions (Upstream),
+/// transactions come back as native Bevy components (Downstream), with the Core components
+/// (`Transform`, `Name`, `ChildOf`, `Visibility`, lights, `TimeSync`) registered. Needs
+/// [`NetPlugin`](crate::net::NetPlugin); added by [`NoodlesPlugin`](crate::NoodlesPlugin).
+#[derive(Debug, Clone, Default)]
+pub struct MirrorPlugin {
+    /// Send rate, transaction size, what happens on link close.
+    pub config: MirrorConfig,
+}
+
+impl Plugin for MirrorPlugin {
+    fn build(&self, app: &mut App) {
+        schedule::configure(app);
+        app.insert_resource(self.config.clone())
+            .init_resource::<EntityIndex>()
+            .init_resource::<ComponentRegistry>()
+            .init_resource::<AssetIdMap>()
+            .init_resource::<Outgoing>()
+            .init_resource::<MirrorStats>()
+            .init_resource::<AuthorityClock>()
+            .init_resource::<IncomingAssets>()
+            .add_message_handler(MessageKind::Transaction, downstream::handle_transaction)
+            .add_observer(upstream::on_share)
+            .add_observer(upstream::on_unshare)
+            .add_systems(
+                PreUpdate,
+                (
+                    downstream::despawn_closed_links.in_set(NoodlesSystems::ApplyTransactions),
+                    // After the asset layer took this frame's asset messages (if there is one).
+                    discard_unclaimed_assets.after(NoodlesSystems::ImportAssets),
+                    // Links that opened this frame join at the next send.
+                    upstream::track_links.in_set(NoodlesSystems::Dispatch),
+                ),
             )
-                .chain()
-                .in_set(NoodlesSystems::Send),
+            .add_systems(
+                PostUpdate,
+                (
+                    core_components::publish_time_sync.in_set(NoodlesSystems::ExportAssets),
+                    upstream::send_transactions.in_set(NoodlesSystems::Send),
+                ),
+            );
+        core_components::register(app);
+    }
+}
+
+/// Asset messages nobody imported this frame (an app without the asset layer) are dropped, so
+/// the queue cannot grow.
+fn discard_unclaimed_assets(mut incoming: ResMut<IncomingAssets>) {
+    if !incoming.modified.is_empty() || !incoming.deleted.is_empty() {
+        debug!(
+            "{} asset messages not imported (no asset layer in this app)",
+            incoming.modified.len() + incoming.deleted.len()
         );
-    core_components::register(app);
+        incoming.modified.clear();
+        incoming.deleted.clear();
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::NoodlesId;
 use super::upstream::{self, Outgoing};
 use crate::codec::rt::Reader;
 use crate::codec::{DecodeError, EntityID, Wire};
-use crate::plugin::NoodlesSystems;
+use crate::schedule::NoodlesSystems;
 
 /// Entity → canonical id, for encoding references (`ChildOf`, skin joints, ...).
 pub trait EntityIds {
@@ -224,13 +224,10 @@ impl MirrorAppExt for App {
         self.add_systems(
             PostUpdate,
             (
-                upstream::collect_changes::<T>
-                    .run_if(upstream::send_tick)
-                    .after(super::assets_phase_marker)
-                    .before(upstream::collect_phase_marker),
+                upstream::collect_changes::<T>.run_if(upstream::send_tick),
                 upstream::collect_removals::<T>,
             )
-                .in_set(NoodlesSystems::Send),
+                .in_set(NoodlesSystems::Collect),
         );
         self
     }

@@ -198,9 +198,6 @@ pub(crate) fn send_tick(out: Res<Outgoing>) -> bool {
     out.active
 }
 
-/// Ordering point: every collector runs before it.
-pub(crate) fn collect_phase_marker() {}
-
 /// Gather changed (and, for joining links, all) components of type `T` on shared entities.
 #[expect(clippy::type_complexity, reason = "change-detection filters")]
 pub(crate) fn collect_changes<T: MirrorComponent>(

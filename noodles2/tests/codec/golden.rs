@@ -10,7 +10,7 @@
 
 use std::fmt::Debug;
 
-use bevy_noodles2::codec::*;
+use noodles2::codec::*;
 use bytes::Bytes;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 

@@ -172,7 +172,7 @@ pub fn spawn_server(
             {
                 Ok(l) => l,
                 Err(e) => {
-                    bevy::log::warn!("OOB listener {addr:?} unusable: {e}");
+                    tracing::warn!("OOB listener {addr:?} unusable: {e}");
                     return;
                 }
             };
@@ -181,7 +181,7 @@ pub fn spawn_server(
                 let (stream, peer) = match listener.accept().await {
                     Ok(x) => x,
                     Err(e) => {
-                        bevy::log::warn!("OOB accept on {addr:?} failed: {e}");
+                        tracing::warn!("OOB accept on {addr:?} failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -229,11 +229,11 @@ async fn serve_connection(
     {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
-            bevy::log::debug!("OOB websocket handshake with {peer} failed: {e}");
+            tracing::debug!("OOB websocket handshake with {peer} failed: {e}");
             return;
         }
         Err(_) => {
-            bevy::log::debug!("OOB websocket handshake with {peer} timed out");
+            tracing::debug!("OOB websocket handshake with {peer} timed out");
             return;
         }
     };
@@ -245,7 +245,7 @@ async fn serve_connection(
         }))
     };
     if admitted.await != Ok(true) {
-        bevy::log::debug!("OOB connection from {peer} refused: no main link from that address");
+        tracing::debug!("OOB connection from {peer} refused: no main link from that address");
         let _ = sink
             .send(close(
                 CloseCode::Policy,
@@ -254,14 +254,14 @@ async fn serve_connection(
             .await;
         return;
     }
-    bevy::log::debug!("OOB connection from {peer} open");
+    tracing::debug!("OOB connection from {peer} open");
     while let Some(msg) = stream.next().await {
         match msg {
             Ok(Message::Binary(b)) => {
                 let request = match OOBRequest::decode(b) {
                     Ok(r) => r,
                     Err(e) => {
-                        bevy::log::debug!("OOB peer {peer} sent a bad request: {e}");
+                        tracing::debug!("OOB peer {peer} sent a bad request: {e}");
                         let _ = sink
                             .send(close(CloseCode::Protocol, "not an OOBRequest"))
                             .await;
@@ -270,7 +270,7 @@ async fn serve_connection(
                 };
                 let reply = answer(&store, &request);
                 if let OOBReply::OOBReplyFailure(f) = &reply {
-                    bevy::log::debug!("OOB peer {peer}: {}", f.reason.0);
+                    tracing::debug!("OOB peer {peer}: {}", f.reason.0);
                 }
                 let frame = match reply.encode_bytes() {
                     Ok(f) => f,
@@ -303,7 +303,7 @@ async fn serve_connection(
             }
             Ok(_) => {}
             Err(e) => {
-                bevy::log::debug!("OOB connection from {peer} failed: {e}");
+                tracing::debug!("OOB connection from {peer} failed: {e}");
                 return;
             }
         }
@@ -313,7 +313,9 @@ async fn serve_connection(
 /// What a background fetch produced, for the ticket it was started with.
 #[derive(Debug)]
 pub struct FetchDone {
+    /// The ticket the fetch was started with (e.g. in [`OobClient::request`]).
     pub ticket: u64,
+    /// The asset's content, or why it could not be fetched.
     pub result: Result<Bytes, String>,
 }
 

@@ -35,22 +35,31 @@ pub struct ListenerId(pub u64);
 /// Byte and message counters of one link, updated by its tasks.
 #[derive(Debug, Default)]
 pub struct LinkCounters {
+    /// Payload bytes of binary frames received.
     pub bytes_in: AtomicU64,
+    /// Payload bytes of binary frames sent.
     pub bytes_out: AtomicU64,
+    /// Binary frames (NOODLES2 messages, preamble included) received.
     pub messages_in: AtomicU64,
+    /// Binary frames (NOODLES2 messages, preamble included) sent.
     pub messages_out: AtomicU64,
 }
 
 /// A snapshot of [`LinkCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
+    /// Payload bytes of binary frames received.
     pub bytes_in: u64,
+    /// Payload bytes of binary frames sent.
     pub bytes_out: u64,
+    /// Binary frames (NOODLES2 messages, preamble included) received.
     pub messages_in: u64,
+    /// Binary frames (NOODLES2 messages, preamble included) sent.
     pub messages_out: u64,
 }
 
 impl LinkCounters {
+    /// Read the current counter values.
     pub fn snapshot(&self) -> LinkStats {
         LinkStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
@@ -98,10 +107,13 @@ enum Command {
 /// Why [`LinkHandle::send`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
+    /// The outgoing queue (of this many frames) is full because the peer is not reading; the
+    /// frame was not queued. The caller should close the link (see [`LinkHandle::fail`]).
     #[error(
         "the outgoing queue of {0} frames is full: the peer is not reading, so the link is closed"
     )]
     Full(usize),
+    /// The connection task has ended; the link is closed.
     #[error("the link is closed")]
     Closed,
 }
@@ -109,6 +121,7 @@ pub enum QueueError {
 /// The application's end of one connection.
 #[derive(Debug, Clone)]
 pub struct LinkHandle {
+    /// The link this handle drives (the `link` of its [`TransportEvent::Link`] reports).
     pub id: LinkId,
     tx: mpsc::Sender<Command>,
     counters: Arc<LinkCounters>,
@@ -162,6 +175,7 @@ impl LinkHandle {
         });
     }
 
+    /// The link's current byte and message counts.
     pub fn stats(&self) -> LinkStats {
         self.counters.snapshot()
     }
@@ -172,24 +186,41 @@ impl LinkHandle {
 pub enum TransportEvent {
     /// A listener is bound and accepting.
     Listening {
+        /// The listener, as returned by [`Transport::listen`].
         listener: ListenerId,
+        /// The address actually bound (with the chosen port if port 0 was asked for).
         addr: SocketAddr,
     },
     /// A listener could not bind.
-    ListenFailed { listener: ListenerId, error: String },
+    ListenFailed {
+        /// The listener, as returned by [`Transport::listen`].
+        listener: ListenerId,
+        /// What went wrong, in text.
+        error: String,
+    },
     /// A connection was accepted; its link is in the preamble.
     Accepted {
+        /// The listener that accepted it.
         listener: ListenerId,
+        /// The application's handle to the new link.
         handle: LinkHandle,
+        /// The remote address.
         peer: SocketAddr,
     },
     /// An outgoing connection reached the websocket layer; its link is in the preamble.
     Connected {
+        /// The link, as in the handle returned by [`Transport::connect`].
         link: LinkId,
+        /// The remote address (`None` over TLS or if it could not be read).
         peer: Option<SocketAddr>,
     },
     /// Something happened on a link. `LinkEvent::Closed` is always the last for a link.
-    Link { link: LinkId, event: LinkEvent },
+    Link {
+        /// The link it happened on.
+        link: LinkId,
+        /// What happened.
+        event: LinkEvent,
+    },
 }
 
 /// Spawns connection tasks on a tokio runtime and collects their reports.
@@ -201,6 +232,8 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// A transport that spawns its tasks on `runtime`. Nothing runs until
+    /// [`Transport::listen`] or [`Transport::connect`] is called.
     pub fn new(runtime: tokio::runtime::Handle) -> Transport {
         let (events_tx, events_rx) = crossbeam_channel::unbounded();
         Transport {
@@ -265,7 +298,7 @@ impl Transport {
                 let (stream, peer) = match socket.accept().await {
                     Ok(x) => x,
                     Err(e) => {
-                        bevy::log::warn!("accept on {addr} failed: {e}");
+                        tracing::warn!("accept on {addr} failed: {e}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -285,11 +318,11 @@ impl Transport {
                     {
                         Ok(Ok(ws)) => ws,
                         Ok(Err(e)) => {
-                            bevy::log::debug!("websocket handshake with {peer} failed: {e}");
+                            tracing::debug!("websocket handshake with {peer} failed: {e}");
                             return;
                         }
                         Err(_) => {
-                            bevy::log::debug!("websocket handshake with {peer} timed out");
+                            tracing::debug!("websocket handshake with {peer} timed out");
                             return;
                         }
                     };
@@ -518,7 +551,7 @@ async fn run_link<S>(
             cmd = commands.recv() => match cmd {
                 Some(Command::Send(frame)) => {
                     if let Err(e) = link.send_encoded(frame) {
-                        bevy::log::warn!("link {}: dropped an outgoing frame: {e}", id.0);
+                        tracing::warn!("link {}: dropped an outgoing frame: {e}", id.0);
                     }
                 }
                 Some(Command::Close(reason)) => link.close(CloseReason::Local(reason)),

@@ -1,7 +1,7 @@
 //! Parser and resolver for the Jaw schema language (see `jaw/` and the spec's `doc/example.jaw`).
 //!
-//! Used by `build.rs` to generate the codec, and included by the integration tests to test the
-//! parser itself. It has no dependencies beyond `std`.
+//! Used by `build.rs` to generate the codec and by [`crate::codegen`] for applications' schemas.
+//! It has no dependencies beyond `std`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -1192,18 +1192,17 @@ impl Schema {
 }
 
 /// Every `.jaw` file under `dir`, as paths relative to `root` with `/` separators, sorted.
-pub fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("the schema directory is readable")
-        .flatten()
-        .collect();
+pub fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?
+        .collect::<Result<Vec<_>, _>>()?;
     entries.sort_by_key(|e| e.path());
     for e in entries {
         let p = e.path();
         if p.is_dir() {
-            jaw_files(root, &p, out);
+            jaw_files(root, &p, out)?;
         } else if p.extension().is_some_and(|x| x == "jaw") {
-            let rel = p.strip_prefix(root).expect("under root");
+            let rel = p.strip_prefix(root).unwrap_or(&p);
             out.push(
                 rel.components()
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -1212,4 +1211,5 @@ pub fn jaw_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
             );
         }
     }
+    Ok(())
 }

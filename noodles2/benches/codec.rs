@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bevy_noodles2::codec::*;
+use noodles2::codec::*;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};

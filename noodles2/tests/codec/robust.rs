@@ -1,7 +1,7 @@
 //! Robustness of decoding: hostile, truncated and mutated frames give typed errors (never a panic,
 //! a stack overflow or a huge allocation), and the errors say where they happened.
 
-use bevy_noodles2::codec::*;
+use noodles2::codec::*;
 use bytes::Bytes;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};

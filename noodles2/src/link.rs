@@ -48,6 +48,7 @@ pub enum Role {
 }
 
 impl Role {
+    /// The opposite role: the peer's role on the same link.
     pub fn other(self) -> Role {
         match self {
             Role::Upstream => Role::Downstream,
@@ -111,10 +112,18 @@ impl Default for LinkConfig {
 /// The main-sequence message kinds, for role checks and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
+    /// `Transaction` (tag 1): a batch of authoritative world changes, Upstream to Downstream.
     Transaction,
+    /// `ProposedChangeTransaction` (tag 2): a Downstream's proposed changes, Downstream to
+    /// Upstream.
     ProposedChangeTransaction,
+    /// `ProposedTransactionReply` (tag 3): the Upstream's verdict on a proposal, Upstream to
+    /// Downstream.
     ProposedTransactionReply,
+    /// `RPCInvoke` (tag 4): a remote procedure call on an endpoint entity, Downstream to Upstream.
     RPCInvoke,
+    /// `RPCReply` (tag 5): a result, stream item or error for an `RPCInvoke`, Upstream to
+    /// Downstream.
     RPCReply,
 }
 
@@ -131,6 +140,7 @@ impl MessageKind {
         })
     }
 
+    /// The kind of a decoded `MainSequenceMessage`.
     pub fn of(msg: &MainSequenceMessage) -> MessageKind {
         match msg {
             MainSequenceMessage::Transaction(_) => MessageKind::Transaction,
@@ -160,28 +170,56 @@ impl MessageKind {
 /// A broken protocol rule (the reason a link was closed).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProtocolError {
+    /// A frame could not be decoded as the message expected in the current phase (`PreMessage`
+    /// during the preamble, `MainSequenceMessage` after it).
     #[error("undecodable frame: {0}")]
     Decode(DecodeError),
+    /// A valid `PreMessage` arrived at the wrong point of the preamble: the message received and
+    /// what was expected instead.
     #[error("{0} during the preamble, where {1} was expected")]
     UnexpectedPreMessage(&'static str, &'static str),
+    /// The peer's `IntroductionHeader.protocol_version` differs from ours.
     #[error("protocol version mismatch: we speak {ours}, the peer {theirs}")]
-    VersionMismatch { ours: u16, theirs: u16 },
+    VersionMismatch {
+        /// The version this crate speaks ([`PROTOCOL_VERSION`]).
+        ours: u16,
+        /// The version the peer announced.
+        theirs: u16,
+    },
+    /// The Core extension is not advertised by both sides.
     #[error(
         "the Core extension (0x0000) is not in the shared capabilities (ours {ours:?}, theirs {theirs:?})"
     )]
-    MissingCore { ours: Vec<u16>, theirs: Vec<u16> },
+    MissingCore {
+        /// The extensions we advertise.
+        ours: Vec<u16>,
+        /// The extensions the peer advertised (`IntroductionHeader.capabilities`).
+        theirs: Vec<u16>,
+    },
+    /// Server side: the Client set `authority_request` and our [`AuthorityPolicy`] is `Refuse`.
     #[error("the peer asked to be Upstream and this node's policy refuses")]
     AuthorityRefused,
+    /// Client side: we set `authority_request`, but the Server answered with an
+    /// `IntroductionReply` (keeping authority) instead of its own `Introduction`.
     #[error(
         "we asked to be Upstream but the server answered with IntroductionReply instead of agreeing"
     )]
     AuthorityIgnored,
+    /// The peer sent a main-sequence message its role may not send (see [`MessageKind::sender`]).
     #[error("a {role:?} may not send {kind:?}")]
-    RoleViolation { role: Role, kind: MessageKind },
+    RoleViolation {
+        /// The peer's role.
+        role: Role,
+        /// The kind of message it sent.
+        kind: MessageKind,
+    },
+    /// A `PreMessage` (named here) arrived in the main sequence.
     #[error("a preamble message ({0}) arrived after the preamble ended")]
     PreMessageAfterPreamble(&'static str),
+    /// The peer sent a text websocket frame; all NOODLES2 frames are binary.
     #[error("text websocket frame (NOODLES2 frames are binary)")]
     TextFrame,
+    /// Any other rule violation, described in text.
     #[error("{0}")]
     Other(String),
 }
@@ -236,7 +274,12 @@ pub enum LinkEvent {
     /// The preamble finished; the main sequence begins.
     Established(Established),
     /// A probe was answered (client side).
-    ProbeReply { name: String, icon: Bytes },
+    ProbeReply {
+        /// The session name the Server gave.
+        name: String,
+        /// The session icon (encoded image bytes; may be empty).
+        icon: Bytes,
+    },
     /// A main-sequence message from the peer, role-checked.
     Message(MainSequenceMessage),
     /// The link closed. No further events follow.
@@ -246,12 +289,21 @@ pub enum LinkEvent {
 /// Errors from [`Link::send`].
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SendError {
+    /// The link is still in the preamble or already closed.
     #[error("the link is not in the main sequence")]
     NotOpen,
+    /// Our role may not send this kind of message (see [`MessageKind::sender`]).
     #[error("a {role:?} may not send {kind:?}")]
-    Role { role: Role, kind: MessageKind },
+    Role {
+        /// Our role on the link.
+        role: Role,
+        /// The kind of message we tried to send.
+        kind: MessageKind,
+    },
+    /// The frame's first byte (`None` if the frame is empty) is not a `MainSequenceMessage` tag.
     #[error("not a main-sequence message (first byte {0:?})")]
     NotAMessage(Option<u8>),
+    /// The message could not be encoded.
     #[error("cannot encode: {0}")]
     Encode(EncodeError),
 }
@@ -341,10 +393,12 @@ impl Link {
         }
     }
 
+    /// Whether we opened ([`Side::Client`]) or accepted ([`Side::Server`]) this link.
     pub fn side(&self) -> Side {
         self.side
     }
 
+    /// Where the link is in its life: preamble, main sequence or closed.
     pub fn state(&self) -> &LinkState {
         &self.state
     }
@@ -354,10 +408,12 @@ impl Link {
         self.established.as_ref().map(|e| e.role)
     }
 
+    /// What the preamble decided, once it is over (kept after the link closes).
     pub fn established(&self) -> Option<&Established> {
         self.established.as_ref()
     }
 
+    /// Whether the link is closed.
     pub fn is_closed(&self) -> bool {
         matches!(self.state, LinkState::Closed(_))
     }

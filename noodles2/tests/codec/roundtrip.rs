@@ -23,7 +23,7 @@ pub fn config() -> Config {
 }
 
 /// The round-trip property for one value.
-pub fn roundtrip<T: bevy_noodles2::codec::Wire + std::fmt::Debug>(
+pub fn roundtrip<T: noodles2::codec::Wire + std::fmt::Debug>(
     x: &T,
 ) -> Result<(), TestCaseError> {
     let bytes = x
@@ -46,7 +46,7 @@ macro_rules! roundtrip_test {
         #[allow(non_snake_case)]
         fn $t() {
             let mut runner = TestRunner::new(config());
-            if let Err(e) = runner.run(&$s(DEPTH), |x: bevy_noodles2::codec::$t| roundtrip(&x)) {
+            if let Err(e) = runner.run(&$s(DEPTH), |x: noodles2::codec::$t| roundtrip(&x)) {
                 panic!("{} round trip: {e}", stringify!($t));
             }
         }
@@ -66,7 +66,7 @@ fn every_type_is_covered() {
     }
     for_every_codec_type!(count);
     let declared: usize = {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jaw");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../jaw");
         let mut count = 0;
         let mut stack = vec![root];
         while let Some(d) = stack.pop() {

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use bevy_noodles2::codec::*;
-use bevy_noodles2::link::*;
+use noodles2::codec::*;
+use noodles2::link::*;
 use bytes::Bytes;
 
 /// Two links and a virtual clock. Frames move between them until both are idle.

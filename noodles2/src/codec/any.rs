@@ -1,8 +1,8 @@
 //! Conversions between [`Any`] (the protocol's tagged value, used by RPC arguments and results)
-//! and ordinary Rust and Bevy values, plus the names of `AnyTypeID` values.
+//! and ordinary Rust values (and glam's vectors and quaternions, with the `glam` feature), plus the names of `AnyTypeID` values.
 //!
 //! ```
-//! use bevy_noodles2::codec::Any;
+//! use noodles2::codec::Any;
 //!
 //! let args: Vec<Any> = vec![3i64.into(), "three".into(), 0.5f64.into(), true.into()];
 //! assert_eq!(i64::try_from(args[0].clone()), Ok(3));
@@ -13,7 +13,8 @@
 
 use std::fmt;
 
-use bevy::math::{Quat, Vec3, Vec4};
+#[cfg(feature = "glam")]
+use glam::{Quat, Vec3, Vec4};
 
 use super::{Any, AnyArray, AnyString, UnitQuaternion};
 
@@ -175,18 +176,21 @@ impl From<Vec<Any>> for Any {
     }
 }
 
+#[cfg(feature = "glam")]
 impl From<Vec3> for Any {
     fn from(v: Vec3) -> Self {
         Any::Vec3(super::Vec3::new(v.x, v.y, v.z))
     }
 }
 
+#[cfg(feature = "glam")]
 impl From<Vec4> for Any {
     fn from(v: Vec4) -> Self {
         Any::Vec4(super::Vec4::new(v.x, v.y, v.z, v.w))
     }
 }
 
+#[cfg(feature = "glam")]
 impl From<Quat> for Any {
     fn from(v: Quat) -> Self {
         Any::UnitQuaternion(UnitQuaternion::new(v.x, v.y, v.z, v.w))
@@ -251,6 +255,7 @@ impl TryFrom<Any> for Vec<Any> {
     }
 }
 
+#[cfg(feature = "glam")]
 impl TryFrom<Any> for Vec3 {
     type Error = AnyTypeError;
     fn try_from(v: Any) -> Result<Self, AnyTypeError> {
@@ -261,6 +266,7 @@ impl TryFrom<Any> for Vec3 {
     }
 }
 
+#[cfg(feature = "glam")]
 impl TryFrom<Any> for Vec4 {
     type Error = AnyTypeError;
     fn try_from(v: Any) -> Result<Self, AnyTypeError> {
@@ -271,6 +277,7 @@ impl TryFrom<Any> for Vec4 {
     }
 }
 
+#[cfg(feature = "glam")]
 impl TryFrom<Any> for Quat {
     type Error = AnyTypeError;
     fn try_from(v: Any) -> Result<Self, AnyTypeError> {
@@ -383,6 +390,11 @@ mod tests {
             Vec::<Any>::try_from(Any::from(vec![Any::from(1i64)])),
             Ok(vec![Any::I64(1)])
         );
+    }
+
+    #[cfg(feature = "glam")]
+    #[test]
+    fn glam_round_trips() {
         assert_eq!(
             Vec3::try_from(Any::from(Vec3::new(1.0, 2.0, 3.0))),
             Ok(Vec3::new(1.0, 2.0, 3.0))

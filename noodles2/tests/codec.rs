@@ -9,18 +9,18 @@
 //! - [`drift`]: the compiled codec equals what `jaw/` generates now, and `jaw/` equals the spec.
 
 /// See [`jaw`].
-#[path = "../build/gen.rs"]
+#[path = "../src/codegen/gen.rs"]
 #[allow(dead_code)]
 mod r#gen;
-/// The Jaw parser and the code generator, exactly as `build.rs` uses them.
-#[path = "../build/jaw.rs"]
+/// The Jaw parser and the code generator, exactly as `build.rs` and `codegen` use them.
+#[path = "../src/codegen/jaw.rs"]
 #[allow(dead_code)]
 mod jaw;
 
 // proptest strategies for every codec type (`strategies::strat_<Name>`) and `for_every_codec_type!`.
 include!(concat!(env!("OUT_DIR"), "/codec/strategies.rs"));
 
-// Explicit paths: this file is a module of the `integration` test binary (tests/main.rs).
+// Explicit paths: this file is a module of the `protocol` test binary (tests/main.rs).
 #[path = "codec/alloc.rs"]
 mod alloc;
 #[path = "codec/drift.rs"]

@@ -5,7 +5,7 @@
 //! ([`Wire::decode`]), encoding ([`Wire::encode`]) and an id visitor ([`VisitIds`]).
 //!
 //! - `pack`s are `#[repr(C, packed)]` structs of explicit little-endian fields that derive
-//!   zerocopy's traits, so runs of them can be viewed in place (see [`keyed_slice`]).
+//!   zerocopy's traits, so runs of them can be viewed in place (`<[T]>::ref_from_bytes`).
 //! - `seq`s are structs, `variant`s enums with one tuple option per discriminant, `enum`s Rust
 //!   enums (unknown values become the `>` default or an error), `bits` newtypes with accessors,
 //!   `dyn_array`s newtypes over `Vec`, `String` (arrays marked UTF-8 in `jaw/`) or `Bytes`.

@@ -1,0 +1,5 @@
+//! The one integration-test binary of `noodles2`: the codec and its generator, and the sans-IO
+//! link. No Bevy anywhere (`cargo test -p noodles2`).
+
+mod codec;
+mod link;
