@@ -19,7 +19,9 @@ pub use schedule::NoodlesSystems;
 
 /// The types most apps need.
 pub mod prelude {
-    pub use crate::assets::{AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer};
+    pub use crate::assets::{
+        AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer,
+    };
     pub use crate::link::{AuthorityPolicy, ClientIntent, CloseReason, Role};
     pub use crate::mirror::{
         AuthorityClock, Global, MirrorAppExt, MirrorComponent, MirrorConfig, MirrorPlugin,
@@ -30,7 +32,6 @@ pub mod prelude {
         NoodlesConnect, NoodlesLink, NoodlesListener, ProbeAnswered,
     };
     pub use crate::plugin::NoodlesPlugin;
-    pub use crate::schedule::NoodlesSystems;
     pub use crate::proposals::{
         Placeholder, Proposal, ProposalApplied, ProposalDecision, ProposalPolicy, ProposalRejected,
         ProposalReply, Proposals, ProposalsPlugin,
@@ -39,4 +40,5 @@ pub mod prelude {
         RpcAppExt, RpcCall, RpcClient, RpcEndpoint, RpcFailure, RpcPlugin, RpcReplyKind,
         RpcReplyReceived, RpcResponder, RpcResult,
     };
+    pub use crate::schedule::NoodlesSystems;
 }

@@ -17,10 +17,10 @@ use bytes::Bytes;
 use tokio::task::AbortHandle;
 
 use crate::codec::MainSequenceMessage;
-use crate::schedule::{self, NoodlesSystems};
 use crate::link::{
     AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, MessageKind, Role, Side,
 };
+use crate::schedule::{self, NoodlesSystems};
 use crate::transport::{
     LinkHandle, LinkId, LinkStats, ListenerId, QueueError, Transport, TransportEvent,
     TransportLimits,

@@ -1439,7 +1439,11 @@ fn handle_reply(world: &mut World, link: Entity, r: ProposedTransactionReply) {
 // ============================================================================================
 
 /// The router's handler of `ProposedChangeTransaction`s (links where this node is Upstream).
-fn route_proposal(world: &mut World, link: Entity, msg: MainSequenceMessage) -> Result<(), CloseLink> {
+fn route_proposal(
+    world: &mut World,
+    link: Entity,
+    msg: MainSequenceMessage,
+) -> Result<(), CloseLink> {
     if let MainSequenceMessage::ProposedChangeTransaction(p) = msg {
         handle_proposal(world, link, p);
     }

@@ -1007,7 +1007,11 @@ fn run_countdowns(mut q: Query<(Entity, &mut Countdown)>, mut commands: Commands
 }
 
 /// The router's handler of `RPCInvoke`s (links where this node is Upstream).
-fn route_invoke(world: &mut World, link: Entity, msg: MainSequenceMessage) -> Result<(), CloseLink> {
+fn route_invoke(
+    world: &mut World,
+    link: Entity,
+    msg: MainSequenceMessage,
+) -> Result<(), CloseLink> {
     if let MainSequenceMessage::RPCInvoke(i) = msg {
         handle_invoke(world, link, i);
     }
@@ -1047,7 +1051,10 @@ impl Plugin for RpcPlugin {
                     flush_replies_system.after(NoodlesSystems::Dispatch),
                 ),
             )
-            .add_systems(PostUpdate, flush_replies_system.in_set(NoodlesSystems::Send));
+            .add_systems(
+                PostUpdate,
+                flush_replies_system.in_set(NoodlesSystems::Send),
+            );
     }
 }
 

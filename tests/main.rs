@@ -3,9 +3,7 @@
 mod common;
 
 mod assets;
-mod codec;
 mod environment;
-mod link;
 mod mirror;
 mod net;
 mod oob;

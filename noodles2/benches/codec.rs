@@ -8,9 +8,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use noodles2::codec::*;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
+use noodles2::codec::*;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// One record of the payload, read in place.

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use noodles2::codec::*;
 use noodles2::link::*;
-use bytes::Bytes;
 
 /// Two links and a virtual clock. Frames move between them until both are idle.
 struct Pair {

@@ -33,9 +33,8 @@ use crate::codec::{
     PBRMaterialAssetID, PBRMaterialComponent, Wire,
 };
 use crate::mirror::{
-    IncomingAssets,
-    AssetIdMap, EntityIds, EntityResolver, MirrorComponent, MirrorError, NoodlesId, Outgoing,
-    Shared,
+    AssetIdMap, EntityIds, EntityResolver, IncomingAssets, MirrorComponent, MirrorError, NoodlesId,
+    Outgoing, Shared,
 };
 
 /// Core asset type identifiers (extension 0), from `spec/core/extension.md`.

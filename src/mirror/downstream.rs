@@ -6,7 +6,6 @@ use super::registry::ComponentRegistry;
 use super::upstream::MirrorStats;
 use super::{EntityIndex, MirrorConfig, Mirrored, NoodlesId, RemoteIds};
 use crate::codec::{ContentMessage, DecodeError, MainSequenceMessage, Transaction};
-use crate::link::Role;
 use crate::net::{CloseLink, LinkClosed, NoodlesLink};
 
 /// What happens to a link's mirrored entities when the link closes.
@@ -225,14 +224,12 @@ fn apply_with(
                 }
             }
             ContentMessage::ContentModifyAsset(m) => {
-                if let Some(mut assets) = world.get_resource_mut::<super::IncomingAssets>()
-                {
+                if let Some(mut assets) = world.get_resource_mut::<super::IncomingAssets>() {
                     assets.push(link, m);
                 }
             }
             ContentMessage::ContentDeleteAsset(m) => {
-                if let Some(mut assets) = world.get_resource_mut::<super::IncomingAssets>()
-                {
+                if let Some(mut assets) = world.get_resource_mut::<super::IncomingAssets>() {
                     assets.delete(link, m.an_asset);
                 }
             }

@@ -20,8 +20,8 @@ use bevy::platform::hash::RandomState as FoldHash;
 use bevy::prelude::*;
 
 pub use core_components::{AuthorityClock, Global, TimeSync};
-pub use downstream::{LinkClosedPolicy, MirrorError};
 pub(crate) use downstream::detach_and_despawn;
+pub use downstream::{LinkClosedPolicy, MirrorError};
 pub use registry::{
     AssetIdMap, ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent,
     imported_handle,
@@ -34,7 +34,7 @@ use crate::net::RouterAppExt;
 use crate::schedule::{self, NoodlesSystems};
 
 /// Asset messages received in transactions on Downstream links, in arrival order, waiting for the
-/// asset layer ([`AssetsPlugin`](crate::assets::AssetsPlugin)) to turn them into Bevy assets in
+/// asset layer (`AssetsPlugin`) to turn them into Bevy assets in
 /// [`NoodlesSystems::ImportAssets`]. Without it they are dropped each frame.
 #[derive(Resource, Debug, Default)]
 pub struct IncomingAssets {

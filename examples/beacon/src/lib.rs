@@ -102,7 +102,11 @@ mod tests {
     fn run_until(up: &mut App, down: &mut App, what: &str, mut done: impl FnMut(&mut App) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !done(down) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            if Instant::now() > deadline {
+                let mut links = down.world_mut().query::<&NoodlesLink>();
+                let links: Vec<_> = links.iter(down.world()).map(|l| l.status.clone()).collect();
+                panic!("timed out waiting for {what} (Downstream links: {links:?})");
+            }
             up.update();
             down.update();
             std::thread::yield_now();
@@ -117,7 +121,11 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             up.update();
-            if let Some(addr) = up.world().get::<NoodlesListener>(listener).and_then(|l| l.local_addr) {
+            if let Some(addr) = up
+                .world()
+                .get::<NoodlesListener>(listener)
+                .and_then(|l| l.local_addr)
+            {
                 return format!("ws://{addr}");
             }
             assert!(Instant::now() < deadline, "the listener never bound");
@@ -149,7 +157,10 @@ mod tests {
         assert_eq!(beacon.color, Color::srgb_u8(255, 128, 0));
         assert_eq!(beacon.period, 0.5);
         let target_id = up.world().get::<NoodlesId>(target).expect("shared").0;
-        assert_eq!(down.world().get::<NoodlesId>(beacon.target), Some(&NoodlesId(target_id)));
+        assert_eq!(
+            down.world().get::<NoodlesId>(beacon.target),
+            Some(&NoodlesId(target_id))
+        );
         run_until(&mut up, &mut down, "the target's name", |down| {
             down.world().get::<Name>(beacon.target).map(Name::as_str) == Some("tower")
         });
@@ -172,14 +183,18 @@ mod tests {
             Shared,
         ));
         down.world_mut().spawn(NoodlesConnect::new(url));
-        run_until(&mut up, &mut down, "both names", |down| {
+        run_until(&mut up, &mut down, "the tower and the beacon", |down| {
             let mut q = down.world_mut().query_filtered::<&Name, With<Mirrored>>();
-            q.iter(down.world()).count() == 2
+            let names: Vec<&str> = q.iter(down.world()).map(Name::as_str).collect();
+            names.contains(&"tower") && names.contains(&"beacon")
         });
         let mut q = down.world_mut().query_filtered::<(), With<Beacon>>();
         assert_eq!(q.iter(down.world()).count(), 0);
         let mut links = down.world_mut().query::<&NoodlesLink>();
-        assert!(links.iter(down.world()).all(|l| l.is_open()), "the link stays open");
+        assert!(
+            links.iter(down.world()).all(|l| l.is_open()),
+            "the link stays open"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::fmt;
 #[cfg(feature = "glam")]
 use glam::{Quat, Vec3, Vec4};
 
-use super::{Any, AnyArray, AnyString, UnitQuaternion};
+use super::{Any, AnyArray, AnyString};
 
 /// `AnyTypeID` values: the discriminants of [`Any`]'s options (spec: `any.jaw`).
 pub mod any_type {
@@ -193,7 +193,7 @@ impl From<Vec4> for Any {
 #[cfg(feature = "glam")]
 impl From<Quat> for Any {
     fn from(v: Quat) -> Self {
-        Any::UnitQuaternion(UnitQuaternion::new(v.x, v.y, v.z, v.w))
+        Any::UnitQuaternion(super::UnitQuaternion::new(v.x, v.y, v.z, v.w))
     }
 }
 

@@ -4,9 +4,9 @@
 use std::fmt;
 
 pub use bytes::Bytes;
-pub use zerocopy::little_endian::{F32, F64, I16, I32, I64, U16, U32, U64};
 /// zerocopy, for the derives of code generated in other crates (`#[zerocopy(crate = ...)]`).
 pub use zerocopy;
+pub use zerocopy::little_endian::{F32, F64, I16, I32, I64, U16, U32, U64};
 pub use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// How deep variants may nest (`Any` inside `Any` ...) before decoding gives up.

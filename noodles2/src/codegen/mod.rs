@@ -130,14 +130,16 @@ impl Builder {
             }
         }
         let entries: Vec<&str> = files.iter().map(String::as_str).collect();
-        let schema = jaw::load_schema(&entries, &mut |rel| match rel.strip_prefix(NOODLES2_PREFIX)
-        {
-            Some(ours) => embedded::FILES
-                .iter()
-                .find(|(path, _)| *path == ours)
-                .map(|(_, text)| text.to_string()),
-            None => std::fs::read_to_string(dir.join(rel)).ok(),
-        })
+        let schema = jaw::load_schema(
+            &entries,
+            &mut |rel| match rel.strip_prefix(NOODLES2_PREFIX) {
+                Some(ours) => embedded::FILES
+                    .iter()
+                    .find(|(path, _)| *path == ours)
+                    .map(|(_, text)| text.to_string()),
+                None => std::fs::read_to_string(dir.join(rel)).ok(),
+            },
+        )
         .map_err(|error| CodegenError::Schema {
             dir: shown.clone(),
             error,

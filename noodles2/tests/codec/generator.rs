@@ -885,8 +885,8 @@ mod fixture {
     include!("fixture_gen.rs");
 
     mod tests {
-        use noodles2::codec::{DecodeErrorKind, Wire};
         use bytes::Bytes;
+        use noodles2::codec::{DecodeErrorKind, Wire};
         use proptest::test_runner::TestRunner;
 
         use super::strategies::*;

@@ -10,8 +10,8 @@
 
 use std::fmt::Debug;
 
-use noodles2::codec::*;
 use bytes::Bytes;
+use noodles2::codec::*;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 use super::{hex, to_hex};

@@ -1,8 +1,8 @@
 //! Robustness of decoding: hostile, truncated and mutated frames give typed errors (never a panic,
 //! a stack overflow or a huge allocation), and the errors say where they happened.
 
-use noodles2::codec::*;
 use bytes::Bytes;
+use noodles2::codec::*;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 

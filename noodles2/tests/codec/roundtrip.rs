@@ -23,9 +23,7 @@ pub fn config() -> Config {
 }
 
 /// The round-trip property for one value.
-pub fn roundtrip<T: noodles2::codec::Wire + std::fmt::Debug>(
-    x: &T,
-) -> Result<(), TestCaseError> {
+pub fn roundtrip<T: noodles2::codec::Wire + std::fmt::Debug>(x: &T) -> Result<(), TestCaseError> {
     let bytes = x
         .encode()
         .map_err(|e| TestCaseError::fail(format!("encode: {e}")))?;
