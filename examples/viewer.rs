@@ -481,11 +481,12 @@ fn status(
     };
     let peer = link.map(|l| l.peer_name.as_str()).unwrap_or("");
     let s = format!(
-        "{state} {peer}\nentities: {}   assets: {} imported, {} waiting, {} refused",
+        "{state} {peer}\nentities: {}   assets: {} imported, {} waiting, {} refused, {} ignored",
         mirrored.iter().count(),
         assets.imported,
         assets.pending,
-        assets.refused
+        assets.refused,
+        assets.ignored
     );
     let s = if oob.assets_pending + oob.assets_done + oob.failed > 0 {
         format!(

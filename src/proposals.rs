@@ -55,7 +55,7 @@
 //! }));
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use bevy::ecs::system::{SystemParam, SystemState};
@@ -63,17 +63,16 @@ use bevy::prelude::*;
 use bytes::Bytes;
 
 use crate::codec::{
-    AnAsset, AnimSamplerAsset, AnimationAsset, AssetID, AssetPairMap, AssetTypeID, BufferAsset,
-    BufferAssetFlags, BufferSource, ComponentTypeID, Content, ContentArray, ContentCreateEntities,
-    ContentDeleteComponents, ContentDeleteEntities, ContentMessage, ContentModifyAsset,
-    ContentModifyComponents, DecodeError, EncodeError, EntityID, EntityList, EntityPairMap,
-    EnvironmentAsset, ExtensionID, IdMut, ImageAsset, InlineContent, MainSequenceMessage,
-    MeshAsset, PBRMaterialAsset, ProposedChangeTransaction, ProposedTransactionReply,
-    RemappedAssets, RemappedEntities, Transaction, VisitIds, Wire,
+    AnAsset, AssetID, AssetPairMap, AssetTypeID, BufferAsset, BufferAssetFlags, BufferSource,
+    ComponentTypeID, Content, ContentArray, ContentCreateEntities, ContentDeleteComponents,
+    ContentDeleteEntities, ContentMessage, ContentModifyAsset, ContentModifyComponents,
+    EncodeError, EntityID, EntityList, EntityPairMap, ExtensionID, IdMut, InlineContent,
+    MainSequenceMessage, ProposedChangeTransaction, ProposedTransactionReply, RemappedAssets,
+    RemappedEntities, Wire,
 };
 use crate::link::{MessageKind, Role};
 use crate::mirror::{
-    ComponentRegistry, EntityIds, EntityIndex, MirrorComponent, Mirrored, NoodlesId,
+    ComponentRegistry, EntityIds, EntityIndex, MirrorComponent, Mirrored, NoodlesId, Outgoing,
     PATCH_LOCAL_BIT, Shared,
 };
 use crate::net::{CloseLink, LinkClosed, LinkSendError, NoodlesLink, RouterAppExt};
@@ -734,22 +733,24 @@ pub struct ProposalRejected {
     pub reason: String,
 }
 
-/// Assets created by accepted proposals (Upstream): canonical `(extension, type, id)` → encoded
-/// asset. They are sent to every Downstream (and to links that join later), and kept for the
-/// session. The asset layer may take them over.
+/// Assets created by accepted proposals (Upstream), by canonical `(extension, type, id)`. Their
+/// bodies go out like every other change, through the mirror's [`Outgoing`] (encoded once, sent
+/// to every Downstream and to links that join later).
 #[derive(Resource, Debug, Default)]
 pub struct ProposedAssets {
-    /// Encoded asset content by canonical asset.
-    pub assets: BTreeMap<(u16, u16, u64), Bytes>,
+    created: HashSet<(u16, u16, u64)>,
     next_id: u64,
-    /// Links that have every asset so far.
-    synced: HashSet<Entity>,
 }
 
 impl ProposedAssets {
     fn allocate(&mut self) -> u64 {
         self.next_id += 1;
         PROPOSED_ASSET_ID_BASE + self.next_id
+    }
+
+    /// Whether `(extension, type, id)` was created by an accepted proposal.
+    pub fn contains(&self, key: (u16, u16, u64)) -> bool {
+        self.created.contains(&key)
     }
 }
 
@@ -762,42 +763,23 @@ fn malformed(s: impl Into<String>) -> Malformed {
     Malformed(s.into())
 }
 
-macro_rules! core_assets {
-    ($($n:literal => $v:ident($t:ty)),* $(,)?) => {
-        /// A decoded Core asset (the types a proposal may carry).
-        enum CoreAsset { $($v($t)),* }
-        impl CoreAsset {
-            fn decode(identifier: u16, bytes: Bytes) -> Option<Result<Self, DecodeError>> {
-                match identifier {
-                    $($n => Some(<$t as Wire>::decode(bytes).map(CoreAsset::$v)),)*
-                    _ => None,
-                }
-            }
-            fn visit(&mut self, f: &mut dyn FnMut(IdMut<'_>)) {
-                match self { $(CoreAsset::$v(a) => a.visit_ids_mut(f)),* }
-            }
-            fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-                match self { $(CoreAsset::$v(a) => a.encode()),* }
-            }
-        }
-    };
-}
-
-core_assets! {
-    0 => Buffer(BufferAsset),
-    1 => Environment(EnvironmentAsset),
-    2 => Image(ImageAsset),
-    3 => Mesh(MeshAsset),
-    4 => PbrMaterial(PBRMaterialAsset),
-    5 => Animation(AnimationAsset),
-    6 => AnimSampler(AnimSamplerAsset),
-}
-
 enum Step {
-    Modify { rule: usize, bytes: Bytes },
-    Remove { rule: usize, ids: Vec<u64> },
-    Delete { ids: Vec<u64> },
-    Asset { an_asset: AnAsset, asset: CoreAsset },
+    Modify {
+        rule: usize,
+        bytes: Bytes,
+    },
+    Remove {
+        rule: usize,
+        ids: Vec<u64>,
+    },
+    Delete {
+        ids: Vec<u64>,
+    },
+    Asset {
+        an_asset: AnAsset,
+        rule: usize,
+        bytes: Bytes,
+    },
 }
 
 /// A checked proposal, ready to apply.
@@ -889,8 +871,8 @@ fn check(
     let exported = world.get_resource::<crate::mirror::AssetIdMap>();
     let known_assets = |asset_type: Option<(u16, u16)>, id: u64| -> bool {
         let in_proposed = proposed.is_some_and(|p| match asset_type {
-            Some((e, t)) => p.assets.contains_key(&(e, t, id)),
-            None => p.assets.keys().any(|k| k.2 == id),
+            Some((e, t)) => p.contains((e, t, id)),
+            None => p.created.iter().any(|k| k.2 == id),
         });
         in_proposed || exported.is_some_and(|m| m.exported.values().any(|v| *v == id))
     };
@@ -1041,57 +1023,37 @@ fn check(
                 if id & PATCH_LOCAL_BIT == 0 && !(known_assets)(Some((ext, ty)), id) {
                     return Err(malformed(format!("content[{i}]: unknown asset id {id}")));
                 }
-                if id & PATCH_LOCAL_BIT == 0
-                    && !proposed.is_some_and(|p| p.assets.contains_key(&(ext, ty, id)))
+                if id & PATCH_LOCAL_BIT == 0 && !proposed.is_some_and(|p| p.contains((ext, ty, id)))
                 {
                     return Err(malformed(format!(
                         "content[{i}]: asset {id} was not created by a proposal and cannot be replaced by one"
                     )));
                 }
-                let decoded = if ext == 0 {
-                    CoreAsset::decode(ty, m.content.0.clone())
-                } else {
-                    None
+                let Some((rule, asset_rule)) = registry.asset(ext, ty) else {
+                    return Err(malformed(format!(
+                        "content[{i}]: asset type ({ext}, {ty}) cannot be proposed (this Upstream does not mirror it)"
+                    )));
                 };
-                let mut asset = match decoded {
-                    None => {
-                        return Err(malformed(format!(
-                            "content[{i}]: asset type ({ext}, {ty}) cannot be proposed"
-                        )));
-                    }
-                    Some(Err(e)) => {
-                        return Err(malformed(format!(
-                            "content[{i}]: undecodable asset ({ext}, {ty}): {e}"
-                        )));
-                    }
-                    Some(Ok(a)) => a,
-                };
-                if let CoreAsset::Buffer(b) = &asset {
-                    match &b.source {
-                        BufferSource::InlineContent(_) => {}
-                        BufferSource::BufferFromURL(_) => {
-                            return Err(malformed(format!(
-                                "content[{i}]: buffer {id:#x} is given by URL; proposals must inline buffers"
-                            )));
-                        }
-                        BufferSource::OOBAssetID(_) => {
-                            return Err(malformed(format!(
-                                "content[{i}]: buffer {id:#x} is an OOB asset; proposals must inline buffers"
-                            )));
-                        }
-                    }
-                }
                 let mut first = None;
-                asset.visit(&mut |x| ids.visit(&mut first, x));
+                (asset_rule.propose)(&m.content.0, &mut |x| ids.visit(&mut first, x)).map_err(
+                    |e| {
+                        malformed(format!(
+                            "content[{i}]: {} asset {id:#x}: {e}",
+                            asset_rule.name
+                        ))
+                    },
+                )?;
                 if let Some(m) = first {
                     return Err(malformed(format!(
-                        "content[{i}] (asset ({ext}, {ty})): {m}"
+                        "content[{i}] ({} asset {id:#x}): {m}",
+                        asset_rule.name
                     )));
                 }
                 changes.push(ProposedChange::SetAsset(m.an_asset));
                 steps.push(Step::Asset {
                     an_asset: m.an_asset,
-                    asset,
+                    rule,
+                    bytes: m.content.0.clone(),
                 });
             }
             ContentMessage::ContentDeleteAsset(m) => {
@@ -1290,15 +1252,15 @@ fn apply(
             }
             Step::Asset {
                 an_asset,
-                mut asset,
+                rule,
+                bytes,
             } => {
-                asset.visit(&mut remap_inner);
                 let canonical = asset_map
                     .get(&asset_key(&an_asset))
                     .copied()
                     .unwrap_or(an_asset);
-                match asset.encode() {
-                    Ok(b) => new_assets.push((canonical, Bytes::from(b))),
+                match (registry.assets[rule].propose)(&bytes, &mut remap_inner) {
+                    Ok(b) => new_assets.push((canonical, b)),
                     Err(e) => error!("proposal {transaction_id}: re-encoding an asset failed: {e}"),
                 }
             }
@@ -1329,8 +1291,14 @@ fn apply(
             .map(|(f, t)| AssetPairMap::new(*f, *t))
             .collect(),
     );
-    if !new_assets.is_empty() {
-        broadcast_assets(world, &new_assets);
+    // The new assets go out with the next transaction, before the components that use them.
+    for (a, body) in new_assets {
+        let key = asset_key(&a);
+        world
+            .get_resource_or_init::<ProposedAssets>()
+            .created
+            .insert(key);
+        world.resource_mut::<Outgoing>().modify_asset(key, body);
     }
     debug!(
         "proposal {transaction_id} from link {link} applied: {} new entities, {} new assets",
@@ -1343,68 +1311,6 @@ fn apply(
         entities,
         assets,
     });
-}
-
-/// Store new assets and send them to every synced Downstream (after the proposer's reply).
-fn broadcast_assets(world: &mut World, new_assets: &[(AnAsset, Bytes)]) {
-    let synced: Vec<Entity> = {
-        let mut store = world.get_resource_or_init::<ProposedAssets>();
-        for (a, b) in new_assets {
-            store.assets.insert(asset_key(a), b.clone());
-        }
-        store.synced.iter().copied().collect()
-    };
-    for link in synced {
-        if let Some(l) = world.get::<NoodlesLink>(link) {
-            send_assets(l, new_assets.iter().map(|(a, b)| (asset_key(a), b)));
-        }
-    }
-}
-
-fn send_assets<'a>(l: &NoodlesLink, assets: impl Iterator<Item = ((u16, u16, u64), &'a Bytes)>) {
-    let content: Vec<ContentMessage> = assets
-        .filter(|(k, _)| l.has_extension(k.0))
-        .map(|((e, t, id), b)| {
-            ContentMessage::ContentModifyAsset(ContentModifyAsset {
-                an_asset: an_asset((e, t), id),
-                content: Content(b.clone()),
-            })
-        })
-        .collect();
-    if content.is_empty() {
-        return;
-    }
-    let msg = MainSequenceMessage::Transaction(Transaction {
-        content: ContentArray(content),
-    });
-    if let Err(e) = l.send_message(&msg) {
-        warn!("cannot send proposed assets: {e}");
-    }
-}
-
-/// Links that opened since the last frame get every asset created by proposals so far.
-fn sync_proposed_assets(world: &mut World) {
-    let mut links = world.query::<(Entity, &NoodlesLink)>();
-    let open: Vec<Entity> = links
-        .iter(world)
-        .filter(|(_, l)| l.is_open() && l.role == Some(Role::Upstream))
-        .map(|(e, _)| e)
-        .collect();
-    let Some(store) = world.get_resource::<ProposedAssets>() else {
-        return;
-    };
-    let mut fresh = Vec::new();
-    for &e in &open {
-        if !store.synced.contains(&e) {
-            if let Some(l) = world.get::<NoodlesLink>(e) {
-                send_assets(l, store.assets.iter().map(|(k, b)| (*k, b)));
-            }
-            fresh.push(e);
-        }
-    }
-    let mut store = world.resource_mut::<ProposedAssets>();
-    store.synced.retain(|e| open.contains(e));
-    store.synced.extend(fresh);
 }
 
 // ============================================================================================
@@ -1487,11 +1393,6 @@ impl Plugin for ProposalsPlugin {
             .add_systems(
                 PreUpdate,
                 forget_closed.in_set(NoodlesSystems::ApplyTransactions),
-            )
-            // Links that opened this frame get the proposals' assets before their snapshot.
-            .add_systems(
-                PostUpdate,
-                sync_proposed_assets.in_set(NoodlesSystems::ExportAssets),
             );
     }
 }

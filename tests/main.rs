@@ -2,6 +2,7 @@
 
 mod common;
 
+mod asset_registry;
 mod assets;
 mod environment;
 mod mirror;

@@ -586,7 +586,7 @@ fn a_proposed_buffer_gets_a_canonical_id_and_reaches_every_downstream() {
     let store =
         s.up.world()
             .resource::<bevy_noodles2::proposals::ProposedAssets>();
-    assert!(store.assets.contains_key(&(0, 0, id)));
+    assert!(store.contains((0, 0, id)));
     // A canonical asset created by a proposal may be replaced by a later proposal.
     let tid = {
         send_raw(

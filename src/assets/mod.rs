@@ -2,6 +2,7 @@
 //! counterparts, with out-of-band and URL fetching of large buffers: [`AssetsPlugin`].
 
 pub mod convert;
+mod core_assets;
 pub mod environment;
 pub mod remote;
 pub mod skin;
@@ -50,6 +51,7 @@ impl Plugin for AssetsPlugin {
         }
         app.insert_resource(self.fetch.clone());
         remote::build(app);
+        sync::build_import(app);
     }
 
     fn finish(&self, app: &mut App) {

@@ -24,17 +24,16 @@ use bytes::Bytes;
 
 use super::convert;
 use super::environment;
-use super::remote::{FetchConfig, OobProgress, OobServer, RemoteFetch};
+use super::remote::{OobProgress, OobServer, RemoteFetch};
 use super::skin;
-use crate::codec as w;
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
-    InlineContent, MeshAsset, MeshAssetID, MeshComponent, OOBAssetID, PBRMaterialAsset,
-    PBRMaterialAssetID, PBRMaterialComponent, Wire,
+    InlineContent, MeshAssetID, MeshComponent, OOBAssetID, PBRMaterialAsset, PBRMaterialAssetID,
+    PBRMaterialComponent, Wire,
 };
 use crate::mirror::{
-    AssetIdMap, EntityIds, EntityResolver, IncomingAssets, MirrorComponent, MirrorError, NoodlesId,
-    Outgoing, Shared,
+    AssetIdMap, AssetImported, ComponentRegistry, EntityIds, EntityResolver, IncomingAssets,
+    MirrorAppExt, MirrorComponent, MirrorError, NoodlesId, Outgoing, Shared,
 };
 
 /// Core asset type identifiers (extension 0), from `spec/core/extension.md`.
@@ -108,6 +107,9 @@ pub struct AssetStats {
     pub recent_refusals: std::collections::VecDeque<String>,
     /// Assets waiting for a buffer they reference.
     pub pending: usize,
+    /// Assets received but not used: types this app registers no rule for, and Core types not
+    /// handled yet (animations and their samplers).
+    pub ignored: u64,
 }
 
 /// What the Upstream has exported.
@@ -543,11 +545,11 @@ fn mark_dirty(mut export: ResMut<AssetExport>) {
 #[derive(Resource, Default)]
 pub struct AssetImport {
     /// Buffer bodies by (link, id).
-    buffers: HashMap<(Entity, u64), Bytes>,
+    pub(crate) buffers: HashMap<(Entity, u64), Bytes>,
     /// Buffers whose fetch failed, with the reason (assets using them are refused).
-    failed: HashMap<(Entity, u64), String>,
-    /// Assets waiting for a buffer: (link, type identifier, id, body).
-    waiting: Vec<(Entity, u16, u64, Bytes)>,
+    pub(crate) failed: HashMap<(Entity, u64), String>,
+    /// Assets waiting for something they refer to: (link, asset type, id, body).
+    waiting: Vec<(Entity, (u16, u16), u64, Bytes)>,
 }
 
 impl AssetImport {
@@ -557,10 +559,6 @@ impl AssetImport {
         self.failed.retain(|(l, _), _| *l != link);
         self.waiting.retain(|(l, ..)| *l != link);
     }
-}
-
-fn reserve<A: Asset>(world: &World) -> UntypedHandle {
-    world.resource::<Assets<A>>().reserve_handle().untyped()
 }
 
 /// The bytes of the buffer a view refers to: `Ok(None)` while they have not arrived, an error
@@ -575,27 +573,6 @@ pub(crate) fn buffer_of(
         return Err(format!("its buffer {} was refused ({reason})", key.1));
     }
     Ok(import.buffers.get(&key).cloned())
-}
-
-/// What became of one asset body.
-enum Imported {
-    /// Turned into a Bevy asset (or a buffer's bytes are in).
-    Done,
-    /// Waits for a buffer that has not arrived.
-    Waiting,
-    /// A buffer being fetched in the background; counted when it arrives.
-    Fetching,
-}
-
-fn asset_kind(ty: u16) -> &'static str {
-    match ty {
-        asset_type::BUFFER => "buffer",
-        asset_type::IMAGE => "image",
-        asset_type::MESH => "mesh",
-        asset_type::PBR_MATERIAL => "material",
-        asset_type::ENVIRONMENT => "environment",
-        _ => "asset",
-    }
 }
 
 fn refuse(world: &mut World, msg: String) {
@@ -615,7 +592,43 @@ impl AssetStats {
     }
 }
 
-/// Decode received asset bodies into Bevy assets.
+/// Buffers fetched in the background since the last frame join the received ones.
+pub(crate) fn collect_fetched_buffers(world: &mut World) {
+    let Some(mut fetch) = world.remove_resource::<RemoteFetch>() else {
+        return;
+    };
+    let done = {
+        let mut progress = world.resource_mut::<OobProgress>();
+        fetch.poll(&mut progress)
+    };
+    world.insert_resource(fetch);
+    for c in done {
+        match c.result {
+            Ok(bytes) => {
+                debug!("buffer asset {} arrived ({} bytes)", c.buffer, bytes.len());
+                world
+                    .resource_mut::<AssetImport>()
+                    .buffers
+                    .insert((c.link, c.buffer), bytes);
+                world.resource_mut::<AssetStats>().imported += 1;
+            }
+            Err(reason) => {
+                refuse(
+                    world,
+                    format!("refused buffer asset {}: {reason}", c.buffer),
+                );
+                world
+                    .resource_mut::<AssetImport>()
+                    .failed
+                    .insert((c.link, c.buffer), reason);
+            }
+        }
+    }
+}
+
+/// Turn received asset bodies into this node's assets, each through the rule its type
+/// registered ([`MirrorAppExt::mirror_asset`]); bodies that wait for a buffer or an image are
+/// retried every frame. Types without a rule are counted as ignored.
 pub(crate) fn import_assets(world: &mut World) {
     let (modified, deleted) = {
         let Some(mut incoming) = world.get_resource_mut::<IncomingAssets>() else {
@@ -626,47 +639,24 @@ pub(crate) fn import_assets(world: &mut World) {
             std::mem::take(&mut incoming.deleted),
         )
     };
-    let mut import = world.remove_resource::<AssetImport>().unwrap_or_default();
-    let mut fetch = world.remove_resource::<RemoteFetch>();
-    // Buffers fetched in the background since the last frame.
-    if let Some(f) = fetch.as_mut() {
-        let done = {
-            let mut progress = world.resource_mut::<OobProgress>();
-            f.poll(&mut progress)
-        };
-        for c in done {
-            match c.result {
-                Ok(bytes) => {
-                    debug!("buffer asset {} arrived ({} bytes)", c.buffer, bytes.len());
-                    import.buffers.insert((c.link, c.buffer), bytes);
-                    world.resource_mut::<AssetStats>().imported += 1;
-                }
-                Err(reason) => {
-                    refuse(
-                        world,
-                        format!("refused buffer asset {}: {reason}", c.buffer),
-                    );
-                    import.failed.insert((c.link, c.buffer), reason);
-                }
-            }
-        }
-    }
-    let mut work: Vec<(Entity, u16, u64, Bytes)> = std::mem::take(&mut import.waiting);
+    let registry = world.resource::<ComponentRegistry>().clone();
+    let mut work = std::mem::take(&mut world.resource_mut::<AssetImport>().waiting);
     for (link, m) in modified {
         let (ext, ty, id) = (
             m.an_asset.asset_type.extension.id.get(),
             m.an_asset.asset_type.identifier.get(),
             m.an_asset.asset_id.id.get(),
         );
-        if ext != 0 {
+        if registry.asset(ext, ty).is_none() {
             debug!("ignoring asset type ({ext}, {ty}): not handled by this app");
+            world.resource_mut::<AssetStats>().ignored += 1;
             continue;
         }
-        work.push((link, ty, id, m.content.0));
+        work.push((link, (ext, ty), id, m.content.0));
     }
     // A newer body of the same asset replaces one still waiting (for a buffer that may never
     // come: an Upstream that re-sends an asset deletes the buffer the old body used).
-    let mut newest: HashMap<(Entity, u16, u64), usize> = HashMap::new();
+    let mut newest: HashMap<(Entity, (u16, u16), u64), usize> = HashMap::new();
     for (i, (link, ty, id, _)) in work.iter().enumerate() {
         newest.insert((*link, *ty, *id), i);
     }
@@ -675,190 +665,74 @@ pub(crate) fn import_assets(world: &mut World) {
         i += 1;
         newest.get(&(*link, *ty, *id)) == Some(&(i - 1))
     });
-    // Buffers first: later assets in the same batch reference them (stable: order kept).
-    work.sort_by_key(|(_, ty, _, _)| *ty != asset_type::BUFFER);
-    for (link, ty, id, body) in work {
-        let result = import_one(world, &mut import, fetch.as_mut(), link, ty, id, &body);
-        match result {
-            Ok(Imported::Done) => world.resource_mut::<AssetStats>().imported += 1,
-            Ok(Imported::Waiting) => import.waiting.push((link, ty, id, body)),
-            Ok(Imported::Fetching) => {}
-            Err(reason) => {
-                if ty == asset_type::BUFFER {
-                    import.failed.insert((link, id), reason.clone());
-                }
-                refuse(
-                    world,
-                    format!("refused {} asset {id}: {reason}", asset_kind(ty)),
+    // In registration order of the types (stable: arrival order kept within a type), so the
+    // types others refer to (buffers) come first.
+    work.sort_by_key(|(_, (ext, ty), _, _)| registry.asset(*ext, *ty).map(|(i, _)| i));
+    let mut waiting = Vec::new();
+    for (link, key, id, body) in work {
+        let Some((_, rule)) = registry.asset(key.0, key.1) else {
+            continue;
+        };
+        match (rule.import)(world, link, id, &body) {
+            Ok(AssetImported::Done) => world.resource_mut::<AssetStats>().imported += 1,
+            Ok(AssetImported::Waiting) => waiting.push((link, key, id, body)),
+            Ok(AssetImported::Fetching) => {}
+            Ok(AssetImported::Ignored) => {
+                debug!(
+                    "ignoring {} asset {id}: not used by this app yet",
+                    rule.name
                 );
+                world.resource_mut::<AssetStats>().ignored += 1;
+            }
+            Err(reason) => {
+                (rule.refused)(world, link, id, &reason);
+                refuse(world, format!("refused {} asset {id}: {reason}", rule.name));
             }
         }
     }
     for (link, a) in deleted {
-        let (ty, id) = (a.asset_type.identifier.get(), a.asset_id.id.get());
-        import
-            .waiting
-            .retain(|(l, t, i, _)| (*l, *t, *i) != (link, ty, id));
-        if ty == asset_type::BUFFER {
-            import.buffers.remove(&(link, id));
-            import.failed.remove(&(link, id));
-            if let Some(f) = fetch.as_mut() {
-                f.cancel(link, id);
-            }
+        let (ext, ty, id) = (
+            a.asset_type.extension.id.get(),
+            a.asset_type.identifier.get(),
+            a.asset_id.id.get(),
+        );
+        waiting.retain(|(l, k, i, _)| (*l, *k, *i) != (link, (ext, ty), id));
+        if let Some((_, rule)) = registry.asset(ext, ty) {
+            (rule.delete)(world, link, id);
         }
         // Dropping our handle lets Bevy free the asset once no entity uses it.
-        world
-            .resource_mut::<AssetIdMap>()
-            .imported
-            .remove(&(link, ty, id));
-    }
-    world.resource_mut::<AssetStats>().pending = import.waiting.len();
-    world.insert_resource(import);
-    if let Some(f) = fetch {
-        world.insert_resource(f);
-    }
-}
-
-/// Start fetching a buffer that is not inline.
-fn fetch_buffer(
-    world: &mut World,
-    fetch: Option<&mut RemoteFetch>,
-    link: Entity,
-    id: u64,
-    source: BufferSource,
-) -> Result<Imported, String> {
-    let Some(fetch) = fetch else {
-        return Err("this app does not fetch remote buffers".into());
-    };
-    let config = world
-        .get_resource::<FetchConfig>()
-        .cloned()
-        .unwrap_or_default();
-    let mut progress = world.remove_resource::<OobProgress>().unwrap_or_default();
-    let result = match source {
-        BufferSource::OOBAssetID(o) => match world.get::<crate::net::NoodlesLink>(link) {
-            Some(l) => fetch.request_oob(l, link, id, o.id.get(), &config, &mut progress),
-            None => Err("its link is gone".into()),
-        },
-        BufferSource::BufferFromURL(u) => {
-            fetch.request_url(link, id, u.url.0, u.byte_size, &config, &mut progress)
-        }
-        BufferSource::InlineContent(_) => Ok(()),
-    };
-    world.insert_resource(progress);
-    result.map(|_| Imported::Fetching)
-}
-
-fn import_one(
-    world: &mut World,
-    import: &mut AssetImport,
-    mut fetch: Option<&mut RemoteFetch>,
-    link: Entity,
-    ty: u16,
-    id: u64,
-    body: &Bytes,
-) -> Result<Imported, String> {
-    match ty {
-        asset_type::BUFFER => {
-            let b = BufferAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            // A new body replaces whatever the buffer had or waited for.
-            import.buffers.remove(&(link, id));
-            import.failed.remove(&(link, id));
-            if let Some(f) = fetch.as_deref_mut() {
-                f.cancel(link, id);
-            }
-            match b.source {
-                BufferSource::InlineContent(c) => {
-                    import.buffers.insert((link, id), c.0);
-                    Ok(Imported::Done)
-                }
-                remote => fetch_buffer(world, fetch, link, id, remote),
-            }
-        }
-        asset_type::IMAGE => {
-            let a = ImageAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let Some(buf) = buffer_of(import, link, &a.view)? else {
-                return Ok(Imported::Waiting);
-            };
-            let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
-            let image = convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())?;
-            let h = crate::mirror::imported_handle(world, link, ty, id)
-                .ok_or("no image assets in this app")?;
+        if ext == 0 {
             world
-                .resource_mut::<Assets<Image>>()
-                .insert(h.id().typed::<Image>(), image)
-                .map_err(|e| e.to_string())?;
-            Ok(Imported::Done)
-        }
-        asset_type::MESH => {
-            let a = MeshAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let Some(buf) = buffer_of(import, link, &a.view)? else {
-                return Ok(Imported::Waiting);
-            };
-            let mesh = convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string())?;
-            let h = crate::mirror::imported_handle(world, link, ty, id)
-                .ok_or("no mesh assets in this app")?;
-            world
-                .resource_mut::<Assets<Mesh>>()
-                .insert(h.id().typed::<Mesh>(), mesh)
-                .map_err(|e| e.to_string())?;
-            Ok(Imported::Done)
-        }
-        asset_type::PBR_MATERIAL => {
-            let a = PBRMaterialAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let mut image = |img: u64| {
-                crate::mirror::imported_handle(world, link, asset_type::IMAGE, img)
-                    .map(|h| h.typed::<Image>())
-            };
-            let mat = convert::material_from_wire(&a, &mut image).map_err(|e| e.to_string())?;
-            let h = crate::mirror::imported_handle(world, link, ty, id)
-                .ok_or("no material assets in this app")?;
-            world
-                .resource_mut::<Assets<StandardMaterial>>()
-                .insert(h.id().typed::<StandardMaterial>(), mat)
-                .map_err(|e| e.to_string())?;
-            Ok(Imported::Done)
-        }
-        asset_type::ENVIRONMENT => {
-            let a = w::EnvironmentAsset::decode(body.clone()).map_err(|e| e.to_string())?;
-            let (light, _) = environment::environment_images(&a).map_err(|e| e.to_string())?;
-            let Some(img) = crate::mirror::imported_handle(world, link, asset_type::IMAGE, light)
-            else {
-                return Err("no image assets in this app".into());
-            };
-            let cube = {
-                let images = world.resource::<Assets<Image>>();
-                let Some(equirect) = images.get(img.id().typed::<Image>()) else {
-                    // The image has not arrived yet.
-                    return Ok(Imported::Waiting);
-                };
-                environment::equirect_to_cubemap(equirect).map_err(|e| e.to_string())?
-            };
-            let h = crate::mirror::imported_handle(world, link, ty, id)
-                .ok_or("no image assets in this app")?;
-            let key = h.id().typed::<Image>();
-            world
-                .resource_mut::<Assets<Image>>()
-                .insert(key, cube)
-                .map_err(|e| e.to_string())?;
-            world
-                .get_resource_or_init::<environment::ImportedEnvironments>()
-                .skybox_visible
-                .insert(key, a.flags.is_skybox_visible() != 0);
-            Ok(Imported::Done)
-        }
-        other => {
-            debug!("ignoring Core asset type {other}: not handled yet");
-            Ok(Imported::Done)
+                .resource_mut::<AssetIdMap>()
+                .imported
+                .remove(&(link, ty, id));
         }
     }
+    let mut import = world.resource_mut::<AssetImport>();
+    import.waiting = waiting;
+    let pending = import.waiting.len();
+    world.resource_mut::<AssetStats>().pending = pending;
 }
 
-/// Wire the asset layer into an app that has Bevy's mesh, material and image assets.
-pub(crate) fn build(app: &mut App) {
-    use crate::mirror::MirrorAppExt;
+/// The Downstream half, in every app: received bodies go through the registry's asset rules
+/// (Core's registered here; a type whose Bevy collection the app lacks is ignored).
+pub(crate) fn build_import(app: &mut App) {
     use crate::schedule::NoodlesSystems;
-    app.init_resource::<AssetStats>();
+    super::core_assets::register(app);
+    app.init_resource::<AssetStats>()
+        .init_resource::<AssetImport>()
+        .add_systems(
+            PreUpdate,
+            (collect_fetched_buffers, import_assets)
+                .chain()
+                .in_set(NoodlesSystems::ImportAssets),
+        );
+}
+
+/// Export and the asset-referring components, in an app that has Bevy's mesh, material and
+/// image assets (checked once every plugin is built).
+pub(crate) fn build(app: &mut App) {
+    use crate::schedule::NoodlesSystems;
     let has_assets = app.world().contains_resource::<Assets<Mesh>>()
         && app.world().contains_resource::<Assets<StandardMaterial>>()
         && app.world().contains_resource::<Assets<Image>>();
@@ -866,18 +740,7 @@ pub(crate) fn build(app: &mut App) {
         debug!("no mesh/material/image assets in this app: assets are not mirrored");
         return;
     }
-    {
-        let mut map = app.world_mut().resource_mut::<AssetIdMap>();
-        map.reservers.insert(asset_type::MESH, reserve::<Mesh>);
-        map.reservers
-            .insert(asset_type::PBR_MATERIAL, reserve::<StandardMaterial>);
-        map.reservers.insert(asset_type::IMAGE, reserve::<Image>);
-        // An environment is imported as its cubemap image.
-        map.reservers
-            .insert(asset_type::ENVIRONMENT, reserve::<Image>);
-    }
     app.init_resource::<AssetExport>()
-        .init_resource::<AssetImport>()
         .mirror_component::<Mesh3d>()
         .mirror_component::<MeshMaterial3d<StandardMaterial>>()
         .init_resource::<EnvironmentExport>()
@@ -894,10 +757,6 @@ pub(crate) fn build(app: &mut App) {
         .add_systems(
             PostUpdate,
             export_environments.in_set(NoodlesSystems::ExportAssets),
-        )
-        .add_systems(
-            PreUpdate,
-            import_assets.in_set(NoodlesSystems::ImportAssets),
         );
     if app
         .world()

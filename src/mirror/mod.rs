@@ -23,8 +23,8 @@ pub use core_components::{AuthorityClock, Global, TimeSync};
 pub(crate) use downstream::detach_and_despawn;
 pub use downstream::{LinkClosedPolicy, MirrorError};
 pub use registry::{
-    AssetIdMap, ComponentRegistry, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent,
-    imported_handle,
+    AssetIdMap, AssetImported, AssetRule, ComponentRegistry, EntityIds, EntityResolver,
+    MirrorAppExt, MirrorAsset, MirrorComponent, imported_handle,
 };
 pub use upstream::{MirrorStats, Outgoing};
 

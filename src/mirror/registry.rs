@@ -51,8 +51,8 @@ pub struct AssetIdMap {
     /// Downstream: (link, asset type identifier, `AssetID`) → the Bevy handle that holds it
     /// (reserved before the asset arrives, filled when it does).
     pub imported: HashMap<(Entity, u16, u64), UntypedHandle>,
-    /// Downstream: how to reserve a handle for a Core asset type identifier.
-    pub reservers: HashMap<u16, fn(&World) -> UntypedHandle>,
+    /// Downstream: how to reserve a handle, per asset type (from [`MirrorAsset::reserve`]).
+    reservers: HashMap<(u16, u16), ReserveFn>,
 }
 
 /// The handle for an imported asset, reserving one if it has not arrived yet.
@@ -66,8 +66,9 @@ pub fn imported_handle(
     if let Some(h) = map.imported.get(&(link, asset_type, id)) {
         return Some(h.clone());
     }
-    let reserve = *map.reservers.get(&asset_type)?;
-    let h = reserve(world);
+    // Components refer to Core assets only (the resolver's asset types are Core identifiers).
+    let reserve = *map.reservers.get(&(0, asset_type))?;
+    let h = reserve(world)?;
     world
         .resource_mut::<AssetIdMap>()
         .imported
@@ -170,11 +171,16 @@ pub type VisitIdsFn = fn(
     &mut dyn FnMut(crate::codec::IdMut<'_>),
 ) -> Result<Bytes, super::MirrorError>;
 
-/// Every registered component type, by `(extension, identifier)`, in registration order.
+/// Every registered component type, by `(extension, identifier)`, in registration order, and
+/// every registered asset type likewise.
 #[derive(Resource, Default, Clone)]
 pub struct ComponentRegistry {
     pub rules: Vec<ComponentRule>,
     pub by_id: HashMap<(u16, u16), usize>,
+    /// Asset rules, in registration order (which is also the order in which a batch of received
+    /// bodies is imported: register the types others refer to first, as Core does buffers).
+    pub assets: Vec<AssetRule>,
+    pub asset_by_id: HashMap<(u16, u16), usize>,
 }
 
 impl ComponentRegistry {
@@ -183,15 +189,162 @@ impl ComponentRegistry {
             .get(&(extension, identifier))
             .map(|&i| &self.rules[i])
     }
+
+    /// The rule of asset type `(extension, identifier)`, with its registration index.
+    pub fn asset(&self, extension: u16, identifier: u16) -> Option<(usize, &AssetRule)> {
+        self.asset_by_id
+            .get(&(extension, identifier))
+            .map(|&i| (i, &self.assets[i]))
+    }
 }
 
-/// Registers component mappings on an [`App`].
+/// What became of one asset body a Downstream received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetImported {
+    /// Turned into this node's form (a Bevy asset, a buffer's bytes).
+    Done,
+    /// Waits for something it refers to (a buffer, an image); retried every frame.
+    Waiting,
+    /// Its bytes are being fetched in the background; counted when they arrive.
+    Fetching,
+    /// A type this node knows but does not use (yet): kept out of the world, counted apart.
+    Ignored,
+}
+
+/// Mapping of one asset type between the wire and this node, registered with
+/// [`MirrorAppExt::mirror_asset`]. Core's asset types are registered by
+/// [`AssetsPlugin`](crate::assets::AssetsPlugin) through the same call; an application extension
+/// registers its own.
+///
+/// The Upstream side of an asset type (which Bevy assets become which wire assets) is the
+/// exporting plugin's business; the rule says how a received body is checked and imported, how a
+/// deletion is applied, and what a Downstream may propose.
+pub trait MirrorAsset: 'static {
+    /// The wire type of the asset's body.
+    type Wire: Wire + crate::codec::VisitIds;
+    /// Extension namespace of the asset type.
+    const EXTENSION: u16;
+    /// Identifier of the asset type within its extension.
+    const IDENTIFIER: u16;
+    /// A short name for logs and refusals (`"mesh"`).
+    const NAME: &'static str;
+
+    /// Downstream: check a decoded body and make it part of this node (usually a Bevy asset under
+    /// the handle [`imported_handle`] reserves). An `Err` refuses the asset with that reason; the
+    /// link goes on.
+    fn import(
+        wire: Self::Wire,
+        world: &mut World,
+        link: Entity,
+        id: u64,
+    ) -> Result<AssetImported, String>;
+
+    /// Downstream: the Upstream deleted the asset (the handle kept for it is dropped by the
+    /// caller).
+    fn delete(_world: &mut World, _link: Entity, _id: u64) {}
+
+    /// Downstream: the body was refused (undecodable, or [`MirrorAsset::import`] said why);
+    /// called before the refusal is logged and counted.
+    fn refused(_world: &mut World, _link: Entity, _id: u64, _reason: &str) {}
+
+    /// A handle for components that refer to the asset before its body arrives; `None` when the
+    /// type has no Bevy asset behind it.
+    fn reserve(_world: &World) -> Option<UntypedHandle> {
+        None
+    }
+
+    /// Upstream: whether a Downstream may propose this body (beyond its ids, which the proposal
+    /// layer checks). `Err` rejects the proposal as malformed with that reason.
+    fn check_proposed(_wire: &Self::Wire) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The type-erased form of a [`MirrorAsset`], kept in the [`ComponentRegistry`].
+#[derive(Clone)]
+pub struct AssetRule {
+    pub name: &'static str,
+    pub extension: u16,
+    pub identifier: u16,
+    /// Decode and import a received body.
+    pub import: fn(&mut World, Entity, u64, &Bytes) -> Result<AssetImported, String>,
+    /// Apply a deletion.
+    pub delete: fn(&mut World, Entity, u64),
+    /// Note a refusal.
+    pub refused: fn(&mut World, Entity, u64, &str),
+    /// Reserve a handle for early references.
+    pub reserve: ReserveFn,
+    /// Proposals: decode, check what a Downstream may propose, visit (and remap) every id, and
+    /// encode again.
+    pub propose: ProposeAssetFn,
+}
+
+/// See [`MirrorAsset::reserve`].
+pub type ReserveFn = fn(&World) -> Option<UntypedHandle>;
+
+/// See [`AssetRule::propose`].
+pub type ProposeAssetFn =
+    fn(&Bytes, &mut dyn FnMut(crate::codec::IdMut<'_>)) -> Result<Bytes, String>;
+
+fn import_asset<T: MirrorAsset>(
+    world: &mut World,
+    link: Entity,
+    id: u64,
+    body: &Bytes,
+) -> Result<AssetImported, String> {
+    let wire = T::Wire::decode(body.clone()).map_err(|e| e.to_string())?;
+    T::import(wire, world, link, id)
+}
+
+fn propose_asset<T: MirrorAsset>(
+    body: &Bytes,
+    visit: &mut dyn FnMut(crate::codec::IdMut<'_>),
+) -> Result<Bytes, String> {
+    use crate::codec::VisitIds;
+    let mut wire = T::Wire::decode(body.clone()).map_err(|e| format!("undecodable asset: {e}"))?;
+    T::check_proposed(&wire)?;
+    wire.visit_ids_mut(visit);
+    wire.encode_bytes().map_err(|e| e.to_string())
+}
+
+/// Registers component and asset mappings on an [`App`].
 pub trait MirrorAppExt {
     /// Mirror `T` between Upstream and Downstreams.
     fn mirror_component<T: MirrorComponent>(&mut self) -> &mut Self;
+    /// Mirror asset type `T`: received bodies are imported through it, proposed ones checked.
+    fn mirror_asset<T: MirrorAsset>(&mut self) -> &mut Self;
 }
 
 impl MirrorAppExt for App {
+    fn mirror_asset<T: MirrorAsset>(&mut self) -> &mut Self {
+        let key = (T::EXTENSION, T::IDENTIFIER);
+        let mut registry = self.world_mut().get_resource_or_init::<ComponentRegistry>();
+        if registry.asset_by_id.contains_key(&key) {
+            warn!(
+                "asset type {key:?} ({}) is already mirrored; ignoring the second registration",
+                T::NAME
+            );
+            return self;
+        }
+        let index = registry.assets.len();
+        registry.assets.push(AssetRule {
+            name: T::NAME,
+            extension: T::EXTENSION,
+            identifier: T::IDENTIFIER,
+            import: import_asset::<T>,
+            delete: T::delete,
+            refused: T::refused,
+            reserve: T::reserve,
+            propose: propose_asset::<T>,
+        });
+        registry.asset_by_id.insert(key, index);
+        self.world_mut()
+            .get_resource_or_init::<AssetIdMap>()
+            .reservers
+            .insert(key, T::reserve);
+        self
+    }
+
     fn mirror_component<T: MirrorComponent>(&mut self) -> &mut Self {
         let key = (T::EXTENSION, T::IDENTIFIER);
         let mut registry = self.world_mut().get_resource_or_init::<ComponentRegistry>();

@@ -1,0 +1,314 @@
+//! The Core extension's asset types as registry rules ([`MirrorAsset`]): how a Downstream checks
+//! and imports each received body, and what a Downstream may propose. Registered by
+//! [`AssetsPlugin`](super::AssetsPlugin) with [`MirrorAppExt::mirror_asset`], the call an
+//! application extension uses for its own asset types.
+//!
+//! | type | identifier | becomes |
+//! | --- | --- | --- |
+//! | `BufferAsset` | 0 | bytes kept per link for the assets that refer to them (inline, or fetched OOB/by URL) |
+//! | `EnvironmentAsset` | 1 | a cubemap `Image` (from its equirectangular image) for `GeneratedEnvironmentMapLight` |
+//! | `ImageAsset` | 2 | `Image` |
+//! | `MeshAsset` | 3 | `Mesh` |
+//! | `PBRMaterialAsset` | 4 | `StandardMaterial` |
+//! | `AnimationAsset`, `AnimSamplerAsset` | 5, 6 | ignored for now (counted in `AssetStats::ignored`) |
+
+use bevy::prelude::*;
+
+use super::convert;
+use super::environment;
+use super::remote::{FetchConfig, OobProgress, RemoteFetch};
+use super::sync::{AssetImport, asset_type, buffer_of};
+use crate::codec as w;
+use crate::codec::BufferSource;
+use crate::mirror::{AssetImported, MirrorAppExt, MirrorAsset, imported_handle};
+
+fn reserve<A: Asset>(world: &World) -> Option<UntypedHandle> {
+    Some(
+        world
+            .get_resource::<Assets<A>>()?
+            .reserve_handle()
+            .untyped(),
+    )
+}
+
+/// Put `value` under the handle reserved for asset `id` of type `ty` on `link`. An app without
+/// Bevy's collection of `A` (a headless node) does not keep it: [`AssetImported::Ignored`].
+fn store<A: Asset>(
+    world: &mut World,
+    link: Entity,
+    ty: u16,
+    id: u64,
+    value: A,
+) -> Result<AssetImported, String> {
+    if !world.contains_resource::<Assets<A>>() {
+        return Ok(AssetImported::Ignored);
+    }
+    let h = imported_handle(world, link, ty, id).ok_or("no handle could be reserved for it")?;
+    world
+        .resource_mut::<Assets<A>>()
+        .insert(h.id().typed::<A>(), value)
+        .map_err(|e| e.to_string())?;
+    Ok(AssetImported::Done)
+}
+
+/// The bytes a view refers to: `Ok(None)` while its buffer has not arrived.
+fn view_buffer(
+    world: &World,
+    link: Entity,
+    view: &w::BufferView,
+) -> Result<Option<bytes::Bytes>, String> {
+    buffer_of(world.resource::<AssetImport>(), link, view)
+}
+
+struct Buffer;
+
+impl MirrorAsset for Buffer {
+    type Wire = w::BufferAsset;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = asset_type::BUFFER;
+    const NAME: &'static str = "buffer";
+
+    fn import(
+        b: w::BufferAsset,
+        world: &mut World,
+        link: Entity,
+        id: u64,
+    ) -> Result<AssetImported, String> {
+        // A new body replaces whatever the buffer had or waited for.
+        forget(world, link, id);
+        match b.source {
+            BufferSource::InlineContent(c) => {
+                world
+                    .resource_mut::<AssetImport>()
+                    .buffers
+                    .insert((link, id), c.0);
+                Ok(AssetImported::Done)
+            }
+            remote => fetch(world, link, id, remote),
+        }
+    }
+
+    fn delete(world: &mut World, link: Entity, id: u64) {
+        forget(world, link, id);
+    }
+
+    fn refused(world: &mut World, link: Entity, id: u64, reason: &str) {
+        // The assets that use it are refused in turn, with this reason.
+        world
+            .resource_mut::<AssetImport>()
+            .failed
+            .insert((link, id), reason.to_string());
+    }
+
+    fn check_proposed(b: &w::BufferAsset) -> Result<(), String> {
+        match &b.source {
+            BufferSource::InlineContent(_) => Ok(()),
+            BufferSource::BufferFromURL(_) => {
+                Err("the buffer is given by URL; proposals must inline buffers".into())
+            }
+            BufferSource::OOBAssetID(_) => {
+                Err("the buffer is an OOB asset; proposals must inline buffers".into())
+            }
+        }
+    }
+}
+
+/// Drop a buffer's bytes, its refusal and its fetch.
+fn forget(world: &mut World, link: Entity, id: u64) {
+    let mut import = world.resource_mut::<AssetImport>();
+    import.buffers.remove(&(link, id));
+    import.failed.remove(&(link, id));
+    if let Some(mut f) = world.get_resource_mut::<RemoteFetch>() {
+        f.cancel(link, id);
+    }
+}
+
+/// Start fetching a buffer that is not inline.
+fn fetch(
+    world: &mut World,
+    link: Entity,
+    id: u64,
+    source: BufferSource,
+) -> Result<AssetImported, String> {
+    let Some(mut fetch) = world.remove_resource::<RemoteFetch>() else {
+        return Err("this app does not fetch remote buffers".into());
+    };
+    let config = world
+        .get_resource::<FetchConfig>()
+        .cloned()
+        .unwrap_or_default();
+    let mut progress = world.remove_resource::<OobProgress>().unwrap_or_default();
+    let result = match source {
+        BufferSource::OOBAssetID(o) => match world.get::<crate::net::NoodlesLink>(link) {
+            Some(l) => fetch.request_oob(l, link, id, o.id.get(), &config, &mut progress),
+            None => Err("its link is gone".into()),
+        },
+        BufferSource::BufferFromURL(u) => {
+            fetch.request_url(link, id, u.url.0, u.byte_size, &config, &mut progress)
+        }
+        BufferSource::InlineContent(_) => Ok(()),
+    };
+    world.insert_resource(progress);
+    world.insert_resource(fetch);
+    result.map(|_| AssetImported::Fetching)
+}
+
+struct ImageRule;
+
+impl MirrorAsset for ImageRule {
+    type Wire = w::ImageAsset;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = asset_type::IMAGE;
+    const NAME: &'static str = "image";
+
+    fn import(
+        a: w::ImageAsset,
+        world: &mut World,
+        link: Entity,
+        id: u64,
+    ) -> Result<AssetImported, String> {
+        let Some(buf) = view_buffer(world, link, &a.view)? else {
+            return Ok(AssetImported::Waiting);
+        };
+        let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
+        let image = convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())?;
+        store(world, link, asset_type::IMAGE, id, image)
+    }
+
+    fn reserve(world: &World) -> Option<UntypedHandle> {
+        reserve::<Image>(world)
+    }
+}
+
+struct MeshRule;
+
+impl MirrorAsset for MeshRule {
+    type Wire = w::MeshAsset;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = asset_type::MESH;
+    const NAME: &'static str = "mesh";
+
+    fn import(
+        a: w::MeshAsset,
+        world: &mut World,
+        link: Entity,
+        id: u64,
+    ) -> Result<AssetImported, String> {
+        let Some(buf) = view_buffer(world, link, &a.view)? else {
+            return Ok(AssetImported::Waiting);
+        };
+        let mesh = convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string())?;
+        store(world, link, asset_type::MESH, id, mesh)
+    }
+
+    fn reserve(world: &World) -> Option<UntypedHandle> {
+        reserve::<Mesh>(world)
+    }
+}
+
+struct MaterialRule;
+
+impl MirrorAsset for MaterialRule {
+    type Wire = w::PBRMaterialAsset;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = asset_type::PBR_MATERIAL;
+    const NAME: &'static str = "material";
+
+    fn import(
+        a: w::PBRMaterialAsset,
+        world: &mut World,
+        link: Entity,
+        id: u64,
+    ) -> Result<AssetImported, String> {
+        let mut image = |img: u64| {
+            imported_handle(world, link, asset_type::IMAGE, img).map(|h| h.typed::<Image>())
+        };
+        let mat = convert::material_from_wire(&a, &mut image).map_err(|e| e.to_string())?;
+        store(world, link, asset_type::PBR_MATERIAL, id, mat)
+    }
+
+    fn reserve(world: &World) -> Option<UntypedHandle> {
+        reserve::<StandardMaterial>(world)
+    }
+}
+
+struct EnvironmentRule;
+
+impl MirrorAsset for EnvironmentRule {
+    type Wire = w::EnvironmentAsset;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = asset_type::ENVIRONMENT;
+    const NAME: &'static str = "environment";
+
+    fn import(
+        a: w::EnvironmentAsset,
+        world: &mut World,
+        link: Entity,
+        id: u64,
+    ) -> Result<AssetImported, String> {
+        let (light, _) = environment::environment_images(&a).map_err(|e| e.to_string())?;
+        let img = imported_handle(world, link, asset_type::IMAGE, light)
+            .ok_or("this app has no image assets")?;
+        let cube = {
+            let images = world.resource::<Assets<Image>>();
+            let Some(equirect) = images.get(img.id().typed::<Image>()) else {
+                // The image has not arrived yet.
+                return Ok(AssetImported::Waiting);
+            };
+            environment::equirect_to_cubemap(equirect).map_err(|e| e.to_string())?
+        };
+        let h = imported_handle(world, link, asset_type::ENVIRONMENT, id)
+            .ok_or("this app has no image assets")?;
+        let key = h.id().typed::<Image>();
+        world
+            .resource_mut::<Assets<Image>>()
+            .insert(key, cube)
+            .map_err(|e| e.to_string())?;
+        world
+            .get_resource_or_init::<environment::ImportedEnvironments>()
+            .skybox_visible
+            .insert(key, a.flags.is_skybox_visible() != 0);
+        Ok(AssetImported::Done)
+    }
+
+    /// An environment is imported as its cubemap image.
+    fn reserve(world: &World) -> Option<UntypedHandle> {
+        reserve::<Image>(world)
+    }
+}
+
+/// Core types that are decoded and checked (and may be proposed) but not used yet.
+struct Unused<T>(std::marker::PhantomData<T>);
+
+macro_rules! unused_core_asset {
+    ($wire:ty, $id:expr, $name:literal) => {
+        impl MirrorAsset for Unused<$wire> {
+            type Wire = $wire;
+            const EXTENSION: u16 = 0;
+            const IDENTIFIER: u16 = $id;
+            const NAME: &'static str = $name;
+
+            fn import(_: $wire, _: &mut World, _: Entity, _: u64) -> Result<AssetImported, String> {
+                Ok(AssetImported::Ignored)
+            }
+        }
+    };
+}
+
+unused_core_asset!(w::AnimationAsset, asset_type::ANIMATION, "animation");
+unused_core_asset!(
+    w::AnimSamplerAsset,
+    asset_type::ANIM_SAMPLER,
+    "animation sampler"
+);
+
+/// Register every Core asset type, buffers first (the others refer to them).
+pub(crate) fn register(app: &mut App) {
+    app.mirror_asset::<Buffer>()
+        .mirror_asset::<ImageRule>()
+        .mirror_asset::<EnvironmentRule>()
+        .mirror_asset::<MeshRule>()
+        .mirror_asset::<MaterialRule>()
+        .mirror_asset::<Unused<w::AnimationAsset>>()
+        .mirror_asset::<Unused<w::AnimSamplerAsset>>();
+}
