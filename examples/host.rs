@@ -85,24 +85,26 @@ fn main() -> anyhow::Result<()> {
     if args.verbose {
         app.add_plugins(LogPlugin::default());
     }
-    // Headless: assets exist (so meshes and materials can be shared) but nothing renders.
+    // Headless: assets exist (so meshes, images and, with Bevy's renderer compiled in,
+    // materials can be shared) but nothing renders.
     app.add_plugins(AssetPlugin::default())
         .init_asset::<Mesh>()
-        .init_asset::<StandardMaterial>()
-        .init_asset::<Image>()
-        .add_plugins(NoodlesPlugin {
-            session_name: args.name.clone(),
-            ..default()
-        })
-        .add_plugins(DemoScenePlugin {
-            entities: args.entities,
-        })
-        .add_plugins(DemoEndpointsPlugin)
-        .insert_resource(if args.deny_proposals {
-            ProposalPolicy::deny_all()
-        } else {
-            ProposalPolicy::accept_all()
-        });
+        .init_asset::<Image>();
+    #[cfg(feature = "render")]
+    app.init_asset::<StandardMaterial>();
+    app.add_plugins(NoodlesPlugin {
+        session_name: args.name.clone(),
+        ..default()
+    })
+    .add_plugins(DemoScenePlugin {
+        entities: args.entities,
+    })
+    .add_plugins(DemoEndpointsPlugin)
+    .insert_resource(if args.deny_proposals {
+        ProposalPolicy::deny_all()
+    } else {
+        ProposalPolicy::accept_all()
+    });
     match args.connect.clone() {
         None => {
             let listen = args.listen.clone();

@@ -247,7 +247,12 @@ fn kinds(e: EntityRef) -> Vec<&'static str> {
     }
     has!(Transform => "Transform", Visibility => "Visibility", DirectionalLight => "DirectionalLight",
          PointLight => "PointLight", SpotLight => "SpotLight", Global => "Global", TimeSync => "TimeSync",
-         Mesh3d => "Mesh", MeshMaterial3d<StandardMaterial> => "PBRMaterial", RpcEndpoint => "RPCEndpoint");
+         Mesh3d => "Mesh", RpcEndpoint => "RPCEndpoint");
+    // Bevy's PBR material exists only with its renderer.
+    #[cfg(feature = "render")]
+    if e.contains::<MeshMaterial3d<StandardMaterial>>() {
+        k.push("PBRMaterial");
+    }
     k
 }
 

@@ -2,9 +2,9 @@
 //! argument, and what the tests mirror.
 //!
 //! A named root with `entities` named children moving on circles, one light of each kind, a
-//! hidden entity, and (when the app has mesh and material assets) a lit ground, several meshes and
-//! materials, a textured cube and a small hierarchy, so a screenshot shows at once whether
-//! mirroring works.
+//! hidden entity, and (when the app has mesh and image assets) a lit ground, several meshes, a
+//! textured cube and a small hierarchy, with materials when the app has Bevy's renderer (feature
+//! `render`), so a screenshot shows at once whether mirroring works.
 
 use std::f32::consts::TAU;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{Image, ImageSampler};
 use bevy::prelude::*;
-use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use wgpu_types::{Extent3d, TextureDimension, TextureFormat};
 
 use crate::mirror::Shared;
 use crate::net::{ListenerReady, NoodlesListener};
@@ -55,6 +55,68 @@ impl Plugin for DemoScenePlugin {
         app.insert_resource(DemoCount(self.entities))
             .add_systems(Startup, spawn_demo)
             .add_systems(Update, animate_demo);
+        #[cfg(feature = "render")]
+        app.add_systems(Update, paint_demo);
+    }
+}
+
+/// How a demo object looks. With Bevy's renderer (feature `render`) it becomes a
+/// `StandardMaterial` (one per distinct look); a headless build shares the meshes without
+/// materials.
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct DemoLook {
+    /// Base color.
+    pub color: Color,
+    /// Base color texture.
+    pub texture: Option<Handle<Image>>,
+    /// Metallic factor.
+    pub metallic: f32,
+    /// Perceptual roughness.
+    pub roughness: f32,
+    /// Emitted light.
+    pub emissive: LinearRgba,
+}
+
+impl DemoLook {
+    fn color(color: Color) -> Self {
+        DemoLook {
+            color,
+            texture: None,
+            metallic: 0.0,
+            roughness: 0.5,
+            emissive: LinearRgba::BLACK,
+        }
+    }
+}
+
+/// Give every new [`DemoLook`] its material (objects that look the same share one).
+#[cfg(feature = "render")]
+fn paint_demo(
+    mut commands: Commands,
+    new: Query<(Entity, &DemoLook), Added<DemoLook>>,
+    materials: Option<ResMut<Assets<StandardMaterial>>>,
+    mut made: Local<Vec<(DemoLook, Handle<StandardMaterial>)>>,
+) {
+    let Some(mut materials) = materials else {
+        return;
+    };
+    for (e, look) in &new {
+        let handle = match made.iter().find(|(l, _)| l == look) {
+            Some((_, h)) => h.clone(),
+            None => {
+                let h = materials.add(StandardMaterial {
+                    base_color: look.color,
+                    base_color_texture: look.texture.clone(),
+                    metallic: look.metallic,
+                    perceptual_roughness: look.roughness,
+                    emissive: look.emissive,
+                    ..default()
+                });
+                made.push((look.clone(), h.clone()));
+                h
+            }
+        };
+        commands.entity(e).insert(MeshMaterial3d(handle));
     }
 }
 
@@ -91,7 +153,6 @@ fn spawn_demo(
     mut commands: Commands,
     count: Res<DemoCount>,
     meshes: Option<ResMut<Assets<Mesh>>>,
-    materials: Option<ResMut<Assets<StandardMaterial>>>,
     images: Option<ResMut<Assets<Image>>>,
 ) {
     let root = commands
@@ -104,83 +165,68 @@ fn spawn_demo(
         ))
         .id();
 
-    // Render data, when the app has the asset types.
-    let render = match (meshes, materials, images) {
-        (Some(m), Some(mat), Some(img)) => Some((m, mat, img)),
-        _ => None,
-    };
-    let mut mover_look: Option<(Handle<Mesh>, Vec<Handle<StandardMaterial>>)> = None;
-    if let Some((mut meshes, mut materials, mut images)) = render {
+    // Meshes, when the app has the asset types (their looks become materials with `render`).
+    let mut mover_look: Option<(Handle<Mesh>, Vec<DemoLook>)> = None;
+    if let (Some(mut meshes), Some(mut images)) = (meshes, images) {
         let ground = meshes.add(Plane3d::default().mesh().size(12.0, 12.0));
-        let ground_mat = materials.add(StandardMaterial {
-            base_color: Color::srgb(0.35, 0.38, 0.42),
-            perceptual_roughness: 0.9,
-            ..default()
-        });
         commands.spawn((
             Name::new("ground"),
             Mesh3d(ground),
-            MeshMaterial3d(ground_mat),
+            DemoLook {
+                roughness: 0.9,
+                ..DemoLook::color(Color::srgb(0.35, 0.38, 0.42))
+            },
             Transform::default(),
             ChildOf(root),
             Shared,
         ));
 
         let checker = images.add(checker_image());
-        let textured = materials.add(StandardMaterial {
-            base_color_texture: Some(checker),
-            perceptual_roughness: 0.6,
-            ..default()
-        });
         let cube = meshes.add(Cuboid::new(1.5, 1.5, 1.5));
         let pedestal = commands
             .spawn((
                 Name::new("textured cube"),
                 Mesh3d(cube),
-                MeshMaterial3d(textured),
+                DemoLook {
+                    texture: Some(checker),
+                    roughness: 0.6,
+                    ..DemoLook::color(Color::WHITE)
+                },
                 Transform::from_xyz(0.0, 0.75, 0.0),
                 ChildOf(root),
                 Shared,
             ))
             .id();
-        let red = materials.add(StandardMaterial {
-            base_color: Color::srgb(0.9, 0.1, 0.1),
-            metallic: 0.2,
-            perceptual_roughness: 0.4,
-            ..default()
-        });
         let sphere = meshes.add(Sphere::new(0.45).mesh().uv(32, 16));
         commands.spawn((
             Name::new("red sphere"),
             Mesh3d(sphere.clone()),
-            MeshMaterial3d(red),
+            DemoLook {
+                metallic: 0.2,
+                roughness: 0.4,
+                ..DemoLook::color(Color::srgb(0.9, 0.1, 0.1))
+            },
             Transform::from_xyz(0.0, 1.3, 0.0),
             ChildOf(pedestal),
             Shared,
         ));
-        let green = materials.add(StandardMaterial {
-            base_color: Color::srgb(0.1, 0.8, 0.2),
-            ..default()
-        });
         let torus = meshes.add(Torus::new(0.3, 0.6));
         commands.spawn((
             Name::new("green torus"),
             Mesh3d(torus),
-            MeshMaterial3d(green),
+            DemoLook::color(Color::srgb(0.1, 0.8, 0.2)),
             Transform::from_xyz(-3.5, 0.6, 2.0),
             ChildOf(root),
             Shared,
         ));
-        let glow = materials.add(StandardMaterial {
-            base_color: Color::WHITE,
-            emissive: LinearRgba::rgb(0.2, 0.6, 2.0),
-            ..default()
-        });
         let cyl = meshes.add(Cylinder::new(0.4, 1.6));
         commands.spawn((
             Name::new("glowing pillar"),
             Mesh3d(cyl),
-            MeshMaterial3d(glow),
+            DemoLook {
+                emissive: LinearRgba::rgb(0.2, 0.6, 2.0),
+                ..DemoLook::color(Color::WHITE)
+            },
             Transform::from_xyz(3.5, 0.8, -2.0),
             ChildOf(root),
             Shared,
@@ -191,15 +237,6 @@ fn spawn_demo(
             Color::srgb(0.6, 0.2, 0.9),
             Color::srgb(0.1, 0.7, 0.9),
         ];
-        let mats = palette
-            .iter()
-            .map(|c| {
-                materials.add(StandardMaterial {
-                    base_color: *c,
-                    ..default()
-                })
-            })
-            .collect();
         mover_look = Some((
             meshes.add(
                 Sphere::new(0.12)
@@ -207,7 +244,7 @@ fn spawn_demo(
                     .ico(2)
                     .unwrap_or_else(|_| Sphere::new(0.12).mesh().uv(12, 8)),
             ),
-            mats,
+            palette.into_iter().map(DemoLook::color).collect(),
         ));
     }
 
@@ -225,11 +262,8 @@ fn spawn_demo(
             ChildOf(root),
             Shared,
         ));
-        if let Some((mesh, mats)) = &mover_look {
-            e.insert((
-                Mesh3d(mesh.clone()),
-                MeshMaterial3d(mats[i % mats.len()].clone()),
-            ));
+        if let Some((mesh, looks)) = &mover_look {
+            e.insert((Mesh3d(mesh.clone()), looks[i % looks.len()].clone()));
         }
     }
 
@@ -326,9 +360,10 @@ impl DemoHost {
                 )))
                 .add_plugins(AssetPlugin::default())
                 .init_asset::<Mesh>()
-                .init_asset::<StandardMaterial>()
-                .init_asset::<Image>()
-                .add_plugins(NoodlesPlugin {
+                .init_asset::<Image>();
+                #[cfg(feature = "render")]
+                app.init_asset::<StandardMaterial>();
+                app.add_plugins(NoodlesPlugin {
                     session_name,
                     ..default()
                 })

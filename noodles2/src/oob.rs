@@ -15,7 +15,8 @@
 //!   link open (the protocol has no other way for an OOB client to identify itself); when the
 //!   last main link from an address closes, its OOB connections are dropped.
 //! - [`OobClient`]: the Downstream's one OOB connection per link, pipelining requests.
-//! - [`fetch_url`]: a blocking HTTP(S) fetch (ureq) with size checks, for `BufferFromURL`.
+//! - `fetch_url` (feature `url`): a blocking HTTP(S) fetch (ureq) with size checks, for
+//!   `BufferFromURL`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -501,7 +502,8 @@ async fn client_loop(
 /// Fetch a `BufferFromURL` (blocking: run it on a blocking thread). The body must be exactly
 /// `byte_size` bytes (spec: clients MUST reject the asset if the fetched size differs); a
 /// `Content-Length` that differs fails before the body is read, and reading stops past
-/// `byte_size`. Only `http` and `https` URLs are fetched.
+/// `byte_size`. Only `http` and `https` URLs are fetched. Feature `url`.
+#[cfg(feature = "url")]
 pub fn fetch_url(url: &str, byte_size: u64, timeout: Duration) -> Result<Bytes, String> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     if !matches!(scheme.as_deref(), Some("http") | Some("https")) {
@@ -584,6 +586,7 @@ mod tests {
         store.link_closed(ip); // unknown address: no panic
     }
 
+    #[cfg(feature = "url")]
     #[test]
     fn url_schemes_are_checked() {
         let e = fetch_url("file:///etc/passwd", 10, Duration::from_secs(1)).unwrap_err();

@@ -9,7 +9,7 @@
 //! | `EnvironmentAsset` | 1 | a cubemap `Image` (from its equirectangular image) for `GeneratedEnvironmentMapLight` |
 //! | `ImageAsset` | 2 | `Image` |
 //! | `MeshAsset` | 3 | `Mesh` |
-//! | `PBRMaterialAsset` | 4 | `StandardMaterial` |
+//! | `PBRMaterialAsset` | 4 | `StandardMaterial` (feature `render`; ignored without it) |
 //! | `AnimationAsset`, `AnimSamplerAsset` | 5, 6 | ignored for now (counted in `AssetStats::ignored`) |
 
 use bevy::prelude::*;
@@ -206,8 +206,10 @@ impl MirrorAsset for MeshRule {
     }
 }
 
+#[cfg(feature = "render")]
 struct MaterialRule;
 
+#[cfg(feature = "render")]
 impl MirrorAsset for MaterialRule {
     type Wire = w::PBRMaterialAsset;
     const EXTENSION: u16 = 0;
@@ -296,6 +298,9 @@ macro_rules! unused_core_asset {
 }
 
 unused_core_asset!(w::AnimationAsset, asset_type::ANIMATION, "animation");
+// Without Bevy's renderer there is no `StandardMaterial` to import into.
+#[cfg(not(feature = "render"))]
+unused_core_asset!(w::PBRMaterialAsset, asset_type::PBR_MATERIAL, "material");
 unused_core_asset!(
     w::AnimSamplerAsset,
     asset_type::ANIM_SAMPLER,
@@ -308,7 +313,10 @@ pub(crate) fn register(app: &mut App) {
         .mirror_asset::<ImageRule>()
         .mirror_asset::<EnvironmentRule>()
         .mirror_asset::<MeshRule>()
-        .mirror_asset::<MaterialRule>()
         .mirror_asset::<Unused<w::AnimationAsset>>()
         .mirror_asset::<Unused<w::AnimSamplerAsset>>();
+    #[cfg(feature = "render")]
+    app.mirror_asset::<MaterialRule>();
+    #[cfg(not(feature = "render"))]
+    app.mirror_asset::<Unused<w::PBRMaterialAsset>>();
 }

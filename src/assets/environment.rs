@@ -35,7 +35,7 @@ use bevy::image::{Image, ImageSampler};
 use bevy::light::GeneratedEnvironmentMapLight;
 use bevy::math::{Quat, Vec3};
 use bevy::prelude::Resource;
-use bevy::render::render_resource::{
+use wgpu_types::{
     Extent3d, TextureDataOrder, TextureDimension, TextureFormat, TextureViewDescriptor,
     TextureViewDimension,
 };

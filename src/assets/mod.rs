@@ -14,9 +14,10 @@ pub use sync::{AssetExport, AssetImport, AssetStats, EnvironmentExport, asset_ty
 
 pub use convert::{
     AssetError, flags_to_sampler, image_from_wire, image_from_wire_with, image_to_wire,
-    material_from_wire, material_to_wire, mesh_from_wire, mesh_to_wire, sampler_to_flags,
-    view_bytes,
+    mesh_from_wire, mesh_to_wire, sampler_to_flags, view_bytes,
 };
+#[cfg(feature = "render")]
+pub use convert::{material_from_wire, material_to_wire};
 
 use bevy::prelude::*;
 

@@ -266,14 +266,24 @@ impl RemoteFetch {
                 config.max_bytes
             ));
         }
-        let ticket = self.ticket(link, buffer, byte_size, progress);
-        let tx = self.tx.clone();
-        let timeout = config.url_timeout;
-        self.runtime.spawn_blocking(move || {
-            let result = crate::oob::fetch_url(&url, byte_size, timeout);
-            let _ = tx.send(FetchDone { ticket, result });
-        });
-        Ok(())
+        #[cfg(not(feature = "url"))]
+        {
+            let _ = (link, buffer, progress);
+            Err(format!(
+                "it comes from URL {url} and this build fetches no URLs (feature `url`)"
+            ))
+        }
+        #[cfg(feature = "url")]
+        {
+            let ticket = self.ticket(link, buffer, byte_size, progress);
+            let tx = self.tx.clone();
+            let timeout = config.url_timeout;
+            self.runtime.spawn_blocking(move || {
+                let result = crate::oob::fetch_url(&url, byte_size, timeout);
+                let _ = tx.send(FetchDone { ticket, result });
+            });
+            Ok(())
+        }
     }
 
     /// Results that arrived, for buffers still waiting for them. Updates `progress`.

@@ -220,7 +220,7 @@ impl SkinExport {
 /// Upstream: derive [`Skin`] from every shared [`SkinnedMesh`] and export its inverse bindposes.
 #[expect(
     clippy::too_many_arguments,
-    reason = "one system exports skins, like export_assets"
+    reason = "one system exports skins, like export_meshes"
 )]
 #[expect(clippy::type_complexity, reason = "change-detection filters")]
 pub(crate) fn export_skins(

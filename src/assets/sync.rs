@@ -26,10 +26,10 @@ use super::convert;
 use super::environment;
 use super::remote::{OobProgress, OobServer, RemoteFetch};
 use super::skin;
+use crate::codec as w;
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
-    InlineContent, MeshAssetID, MeshComponent, OOBAssetID, PBRMaterialAsset, PBRMaterialAssetID,
-    PBRMaterialComponent, Wire,
+    InlineContent, MeshAssetID, MeshComponent, OOBAssetID, Wire,
 };
 use crate::mirror::{
     AssetIdMap, AssetImported, ComponentRegistry, EntityIds, EntityResolver, IncomingAssets,
@@ -66,18 +66,19 @@ impl MirrorComponent for Mesh3d {
     }
 }
 
+#[cfg(feature = "render")]
 impl MirrorComponent for MeshMaterial3d<StandardMaterial> {
-    type Wire = PBRMaterialComponent;
+    type Wire = w::PBRMaterialComponent;
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = 13;
-    fn to_wire(&self, ids: &dyn EntityIds) -> Option<PBRMaterialComponent> {
+    fn to_wire(&self, ids: &dyn EntityIds) -> Option<w::PBRMaterialComponent> {
         let id = ids.asset_id(self.0.id().untyped())?;
-        Some(PBRMaterialComponent::new(PBRMaterialAssetID::new(
+        Some(w::PBRMaterialComponent::new(w::PBRMaterialAssetID::new(
             crate::codec::AssetID::new(id),
         )))
     }
     fn from_wire(
-        w: PBRMaterialComponent,
+        w: w::PBRMaterialComponent,
         ids: &mut dyn EntityResolver,
     ) -> Result<Self, MirrorError> {
         let id = w.asset.id.id.get();
@@ -120,10 +121,14 @@ pub struct AssetExport {
     exported: HashMap<UntypedAssetId, (u64, u64, u16)>,
     /// Material → the images its table uses.
     material_images: HashMap<UntypedAssetId, Vec<UntypedAssetId>>,
-    /// Assets whose Bevy data was not loaded yet; retried every frame.
-    waiting: HashSet<UntypedAssetId>,
-    /// Set when a reference may have gone away; triggers a sweep of unused assets.
-    dirty: bool,
+    /// Meshes whose Bevy data was not loaded yet; retried every frame.
+    waiting_meshes: HashSet<UntypedAssetId>,
+    /// Materials (and their images) whose Bevy data was not loaded yet; retried every frame.
+    waiting_materials: HashSet<UntypedAssetId>,
+    /// Set when a reference may have gone away; triggers a sweep of unused meshes.
+    dirty_meshes: bool,
+    /// Likewise for materials and their images.
+    dirty_materials: bool,
 }
 
 impl AssetStats {
@@ -156,6 +161,7 @@ pub(super) fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> O
     .ok()
 }
 
+#[cfg(feature = "render")]
 /// Export `img` (Bevy image `key`) as a Buffer asset and an Image asset, reusing the image's
 /// `AssetID` if it was exported before. `None` (logged) when it cannot be shared.
 fn export_image(
@@ -215,207 +221,297 @@ fn whole_view(len: usize, buffer: u64) -> BufferView {
     )
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one system exports every asset kind"
-)]
-pub(crate) fn export_assets(
+/// Upstream: export the meshes of shared `Mesh3d`s (once per Bevy mesh, whatever the number of
+/// entities using it), re-export modified ones, and delete those no shared entity uses any more.
+#[expect(clippy::too_many_arguments, reason = "one system per exported kind")]
+pub(crate) fn export_meshes(
     mut export: ResMut<AssetExport>,
     mut ids: ResMut<AssetIdMap>,
     mut out: ResMut<Outgoing>,
     mut stats: ResMut<AssetStats>,
     meshes: Res<Assets<Mesh>>,
-    materials: Res<Assets<StandardMaterial>>,
-    images: Res<Assets<Image>>,
     mut mesh_events: MessageReader<AssetEvent<Mesh>>,
-    mut material_events: MessageReader<AssetEvent<StandardMaterial>>,
-    mut image_events: MessageReader<AssetEvent<Image>>,
-    mut mesh_users: Query<(&mut Mesh3d, Ref<NoodlesId>), With<Shared>>,
-    mut material_users: Query<
-        (&mut MeshMaterial3d<StandardMaterial>, Ref<NoodlesId>),
-        With<Shared>,
-    >,
-    removed_mesh: RemovedComponents<Mesh3d>,
-    removed_material: RemovedComponents<MeshMaterial3d<StandardMaterial>>,
+    mut users: Query<(&mut Mesh3d, Ref<NoodlesId>), With<Shared>>,
+    removed: RemovedComponents<Mesh3d>,
     oob: Option<Res<OobServer>>,
 ) {
     let oob = oob.as_deref();
-    // Which assets must be (re-)exported this frame.
-    let mut want: Vec<UntypedAssetId> = Vec::new();
-    for (m, id) in mesh_users.iter_mut() {
-        if m.is_changed() || id.is_added() {
-            want.push(m.0.id().untyped());
-        }
-    }
-    for (m, id) in material_users.iter_mut() {
-        if m.is_changed() || id.is_added() {
-            want.push(m.0.id().untyped());
-        }
-    }
-    // A modified Bevy asset that was exported is exported again; its old buffer goes.
-    let modified = (mesh_events.read().filter_map(modified_id))
-        .chain(material_events.read().filter_map(modified_id))
-        .chain(image_events.read().filter_map(modified_id));
-    for id in modified {
-        if let Some((_, buffer, _)) = export.exported.remove(&id) {
-            if buffer != 0 {
-                delete_buffer(&mut out, oob, buffer);
-            }
-            want.push(id);
-        }
-    }
-    want.extend(export.waiting.drain().collect::<Vec<_>>());
-
+    let mut want = wanted(&mut users, |m| m.0.id().untyped());
+    want.extend(re_export(
+        &mut export,
+        &mut out,
+        oob,
+        mesh_events.read().filter_map(modified_id),
+    ));
+    want.extend(std::mem::take(&mut export.waiting_meshes));
     let mut newly: HashSet<UntypedAssetId> = HashSet::new();
     for asset in want {
         if export.exported.contains_key(&asset) {
             continue;
         }
-        if let Ok(mesh_id) = asset.try_typed::<Mesh>() {
-            let Some(mesh) = meshes.get(mesh_id) else {
-                export.waiting.insert(asset);
+        let Ok(mesh_id) = asset.try_typed::<Mesh>() else {
+            continue;
+        };
+        let Some(mesh) = meshes.get(mesh_id) else {
+            export.waiting_meshes.insert(asset);
+            continue;
+        };
+        let id = ids
+            .exported
+            .get(&asset)
+            .copied()
+            .unwrap_or_else(|| export.allocate());
+        let buffer = export.allocate();
+        let (bytes, wire) = match convert::mesh_to_wire(mesh, buffer) {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("mesh {mesh_id:?} cannot be shared: {e}");
                 continue;
-            };
-            let reuse = ids.exported.get(&asset).copied();
-            let id = reuse.unwrap_or_else(|| export.allocate());
-            let buffer = export.allocate();
-            match convert::mesh_to_wire(mesh, buffer) {
-                Ok((bytes, wire)) => {
-                    // Joint indices and weights travel together or not at all.
-                    let lone_skin = wire.flags.has_joint_0() == 0;
-                    let skipped: Vec<&str> = [
-                        (Mesh::ATTRIBUTE_JOINT_INDEX, lone_skin),
-                        (Mesh::ATTRIBUTE_JOINT_WEIGHT, lone_skin),
-                        (Mesh::ATTRIBUTE_COLOR, true),
-                    ]
-                    .into_iter()
-                    .filter(|(a, skipped)| *skipped && mesh.contains_attribute(*a))
-                    .map(|(a, _)| a.name)
-                    .collect();
-                    if !skipped.is_empty() {
-                        info!(
-                            "mesh {mesh_id:?}: attributes {skipped:?} are not sent (vertex colors are not supported yet; joint indices are only sent with joint weights)"
-                        );
-                    }
-                    let (Some(bbody), Ok(mbody)) =
-                        (buffer_body(bytes, buffer, oob), wire.encode_bytes())
-                    else {
-                        continue;
-                    };
-                    out.modify_asset((0, asset_type::BUFFER, buffer), bbody);
-                    out.modify_asset((0, asset_type::MESH, id), mbody);
-                    export
-                        .exported
-                        .insert(asset, (id, buffer, asset_type::MESH));
-                    ids.exported.insert(asset, id);
-                    stats.exported += 1;
-                    newly.insert(asset);
-                }
-                Err(e) => warn!("mesh {mesh_id:?} cannot be shared: {e}"),
             }
-        } else if let Ok(image_id) = asset.try_typed::<Image>() {
+        };
+        // Joint indices and weights travel together or not at all.
+        let lone_skin = wire.flags.has_joint_0() == 0;
+        let skipped: Vec<&str> = [
+            (Mesh::ATTRIBUTE_JOINT_INDEX, lone_skin),
+            (Mesh::ATTRIBUTE_JOINT_WEIGHT, lone_skin),
+            (Mesh::ATTRIBUTE_COLOR, true),
+        ]
+        .into_iter()
+        .filter(|(a, skipped)| *skipped && mesh.contains_attribute(*a))
+        .map(|(a, _)| a.name)
+        .collect();
+        if !skipped.is_empty() {
+            info!(
+                "mesh {mesh_id:?}: attributes {skipped:?} are not sent (vertex colors are not supported yet; joint indices are only sent with joint weights)"
+            );
+        }
+        let (Some(bbody), Ok(mbody)) = (buffer_body(bytes, buffer, oob), wire.encode_bytes())
+        else {
+            continue;
+        };
+        out.modify_asset((0, asset_type::BUFFER, buffer), bbody);
+        out.modify_asset((0, asset_type::MESH, id), mbody);
+        export
+            .exported
+            .insert(asset, (id, buffer, asset_type::MESH));
+        ids.exported.insert(asset, id);
+        stats.exported += 1;
+        newly.insert(asset);
+    }
+    mark_users(&mut users, &newly, |m| m.0.id().untyped());
+    // Sweep meshes no shared entity uses any more (unsharing marks the sweep through an observer).
+    if !removed.is_empty() {
+        export.dirty_meshes = true;
+    }
+    if std::mem::take(&mut export.dirty_meshes) {
+        let used: HashSet<UntypedAssetId> = users.iter().map(|(m, _)| m.0.id().untyped()).collect();
+        sweep(
+            &mut export,
+            &mut ids,
+            &mut out,
+            oob,
+            asset_type::MESH,
+            &used,
+        );
+    }
+}
+
+/// Upstream: export the materials of shared `MeshMaterial3d<StandardMaterial>`s with their
+/// images (each image once, whatever the number of materials using it), re-export modified ones,
+/// and delete those no shared entity uses any more.
+#[cfg(feature = "render")]
+#[expect(clippy::too_many_arguments, reason = "one system per exported kind")]
+pub(crate) fn export_materials(
+    mut export: ResMut<AssetExport>,
+    mut ids: ResMut<AssetIdMap>,
+    mut out: ResMut<Outgoing>,
+    mut stats: ResMut<AssetStats>,
+    materials: Res<Assets<StandardMaterial>>,
+    images: Res<Assets<Image>>,
+    mut material_events: MessageReader<AssetEvent<StandardMaterial>>,
+    mut image_events: MessageReader<AssetEvent<Image>>,
+    mut users: Query<(&mut MeshMaterial3d<StandardMaterial>, Ref<NoodlesId>), With<Shared>>,
+    removed: RemovedComponents<MeshMaterial3d<StandardMaterial>>,
+    oob: Option<Res<OobServer>>,
+) {
+    let oob = oob.as_deref();
+    let mut want = wanted(&mut users, |m| m.0.id().untyped());
+    let modified = material_events
+        .read()
+        .filter_map(modified_id)
+        .chain(image_events.read().filter_map(modified_id));
+    want.extend(re_export(&mut export, &mut out, oob, modified));
+    want.extend(std::mem::take(&mut export.waiting_materials));
+    let mut newly: HashSet<UntypedAssetId> = HashSet::new();
+    for asset in want {
+        if export.exported.contains_key(&asset) {
+            continue;
+        }
+        if let Ok(image_id) = asset.try_typed::<Image>() {
             // A material's image that changed: sent again under the same id (the materials that
             // use it refer to the id, so they need not be sent again).
             if ids.exported.contains_key(&asset) {
                 let Some(img) = images.get(image_id) else {
-                    export.waiting.insert(asset);
+                    export.waiting_materials.insert(asset);
                     continue;
                 };
                 if export_image(asset, img, &mut export, &mut ids, &mut out, oob).is_some() {
                     stats.exported += 1;
                 }
             }
-        } else if let Ok(mat_id) = asset.try_typed::<StandardMaterial>() {
-            let Some(mat) = materials.get(mat_id) else {
-                export.waiting.insert(asset);
-                continue;
-            };
-            // Export the images first.
-            let mut used = Vec::new();
-            let mut missing = false;
-            let mut slot = |h: &Handle<Image>| -> Option<u64> {
-                let key = h.id().untyped();
-                if let Some((id, _, _)) = export.exported.get(&key) {
-                    used.push(key);
-                    return Some(*id);
-                }
-                let Some(img) = images.get(h) else {
-                    missing = true;
-                    return None;
-                };
-                let id = export_image(key, img, &mut export, &mut ids, &mut out, oob)?;
-                stats.exported += 1;
+            continue;
+        }
+        let Ok(mat_id) = asset.try_typed::<StandardMaterial>() else {
+            continue;
+        };
+        let Some(mat) = materials.get(mat_id) else {
+            export.waiting_materials.insert(asset);
+            continue;
+        };
+        // Export the images first.
+        let mut used = Vec::new();
+        let mut missing = false;
+        let mut slot = |h: &Handle<Image>| -> Option<u64> {
+            let key = h.id().untyped();
+            if let Some((id, _, _)) = export.exported.get(&key) {
                 used.push(key);
-                Some(id)
-            };
-            let wire: PBRMaterialAsset = convert::material_to_wire(mat, &mut slot);
-            if missing {
-                export.waiting.insert(asset);
-                continue;
+                return Some(*id);
             }
-            let Ok(body) = wire.encode_bytes() else {
-                continue;
+            let Some(img) = images.get(h) else {
+                missing = true;
+                return None;
             };
-            let id = ids
-                .exported
-                .get(&asset)
-                .copied()
-                .unwrap_or_else(|| export.allocate());
-            out.modify_asset((0, asset_type::PBR_MATERIAL, id), body);
-            export
-                .exported
-                .insert(asset, (id, 0, asset_type::PBR_MATERIAL));
-            export.material_images.insert(asset, used);
-            ids.exported.insert(asset, id);
+            let id = export_image(key, img, &mut export, &mut ids, &mut out, oob)?;
             stats.exported += 1;
-            newly.insert(asset);
+            used.push(key);
+            Some(id)
+        };
+        let wire: w::PBRMaterialAsset = convert::material_to_wire(mat, &mut slot);
+        if missing {
+            export.waiting_materials.insert(asset);
+            continue;
         }
+        let Ok(body) = wire.encode_bytes() else {
+            continue;
+        };
+        let id = ids
+            .exported
+            .get(&asset)
+            .copied()
+            .unwrap_or_else(|| export.allocate());
+        out.modify_asset((0, asset_type::PBR_MATERIAL, id), body);
+        export
+            .exported
+            .insert(asset, (id, 0, asset_type::PBR_MATERIAL));
+        export.material_images.insert(asset, used);
+        ids.exported.insert(asset, id);
+        stats.exported += 1;
+        newly.insert(asset);
     }
-    // Entities whose asset was exported late: send their component now.
-    if !newly.is_empty() {
-        for (mut m, _) in mesh_users.iter_mut() {
-            if newly.contains(&m.0.id().untyped()) {
-                m.set_changed();
-            }
-        }
-        for (mut m, _) in material_users.iter_mut() {
-            if newly.contains(&m.0.id().untyped()) {
-                m.set_changed();
-            }
-        }
+    mark_users(&mut users, &newly, |m| m.0.id().untyped());
+    if !removed.is_empty() {
+        export.dirty_materials = true;
     }
-
-    // Sweep assets no shared entity uses any more.
-    // (Unsharing marks the sweep through an observer.)
-    if !removed_mesh.is_empty() || !removed_material.is_empty() {
-        export.dirty = true;
-    }
-    if export.dirty {
-        export.dirty = false;
+    if std::mem::take(&mut export.dirty_materials) {
         let mut used: HashSet<UntypedAssetId> = HashSet::new();
-        used.extend(mesh_users.iter().map(|(m, _)| m.0.id().untyped()));
-        for (m, _) in material_users.iter() {
+        for (m, _) in users.iter() {
             let key = m.0.id().untyped();
             used.insert(key);
             if let Some(imgs) = export.material_images.get(&key) {
                 used.extend(imgs.iter().copied());
             }
         }
-        let gone: Vec<UntypedAssetId> = export
-            .exported
-            .keys()
-            .filter(|k| !used.contains(k))
-            .copied()
-            .collect();
-        for key in gone {
-            if let Some((id, buffer, ty)) = export.exported.remove(&key) {
-                out.delete_asset((0, ty, id));
-                if buffer != 0 {
-                    delete_buffer(&mut out, oob, buffer);
-                }
-                ids.exported.remove(&key);
-                export.material_images.remove(&key);
+        sweep(
+            &mut export,
+            &mut ids,
+            &mut out,
+            oob,
+            asset_type::PBR_MATERIAL,
+            &used,
+        );
+        sweep(
+            &mut export,
+            &mut ids,
+            &mut out,
+            oob,
+            asset_type::IMAGE,
+            &used,
+        );
+    }
+}
+
+/// The assets that shared entities started to use this frame (a changed component, or an entity
+/// that became shared).
+fn wanted<C: Component<Mutability = bevy::ecs::component::Mutable>>(
+    users: &mut Query<(&mut C, Ref<NoodlesId>), With<Shared>>,
+    asset: impl Fn(&C) -> UntypedAssetId,
+) -> Vec<UntypedAssetId> {
+    users
+        .iter_mut()
+        .filter(|(c, id)| c.is_changed() || id.is_added())
+        .map(|(c, _)| asset(&c))
+        .collect()
+}
+
+/// Modified Bevy assets that were exported are exported again (under the same id); their old
+/// buffers go.
+fn re_export(
+    export: &mut AssetExport,
+    out: &mut Outgoing,
+    oob: Option<&OobServer>,
+    modified: impl Iterator<Item = UntypedAssetId>,
+) -> Vec<UntypedAssetId> {
+    let mut again = Vec::new();
+    for id in modified {
+        if let Some((_, buffer, _)) = export.exported.remove(&id) {
+            if buffer != 0 {
+                delete_buffer(out, oob, buffer);
             }
+            again.push(id);
+        }
+    }
+    again
+}
+
+/// Entities whose asset was exported late send their component now (until then it had no id).
+fn mark_users<C: Component<Mutability = bevy::ecs::component::Mutable>>(
+    users: &mut Query<(&mut C, Ref<NoodlesId>), With<Shared>>,
+    newly: &HashSet<UntypedAssetId>,
+    asset: impl Fn(&C) -> UntypedAssetId,
+) {
+    if newly.is_empty() {
+        return;
+    }
+    for (mut c, _) in users.iter_mut() {
+        if newly.contains(&asset(&c)) {
+            c.set_changed();
+        }
+    }
+}
+
+/// Delete the exported assets of type `ty` that are not in `used` (and their buffers).
+fn sweep(
+    export: &mut AssetExport,
+    ids: &mut AssetIdMap,
+    out: &mut Outgoing,
+    oob: Option<&OobServer>,
+    ty: u16,
+    used: &HashSet<UntypedAssetId>,
+) {
+    let gone: Vec<UntypedAssetId> = export
+        .exported
+        .iter()
+        .filter(|(k, (_, _, t))| *t == ty && !used.contains(*k))
+        .map(|(k, _)| *k)
+        .collect();
+    for key in gone {
+        if let Some((id, buffer, ty)) = export.exported.remove(&key) {
+            out.delete_asset((0, ty, id));
+            if buffer != 0 {
+                delete_buffer(out, oob, buffer);
+            }
+            ids.exported.remove(&key);
+            export.material_images.remove(&key);
         }
     }
 }
@@ -435,7 +531,7 @@ pub struct EnvironmentExport {
 /// `EnvironmentAsset` with one equirectangular image (see [`environment`]).
 #[expect(
     clippy::too_many_arguments,
-    reason = "one system exports environments, like export_assets"
+    reason = "one system exports environments, like export_meshes"
 )]
 pub(crate) fn export_environments(
     mut env_export: ResMut<EnvironmentExport>,
@@ -536,9 +632,10 @@ pub(crate) fn export_environments(
     }
 }
 
-/// Marks the export sweep as needed (every removal of `Shared`, `Mesh3d` or a material).
+/// Marks the export sweeps as needed (every removal of `Shared`).
 fn mark_dirty(mut export: ResMut<AssetExport>) {
-    export.dirty = true;
+    export.dirty_meshes = true;
+    export.dirty_materials = true;
 }
 
 /// Downstream: what arrived, per link.
@@ -734,15 +831,23 @@ pub(crate) fn build_import(app: &mut App) {
 pub(crate) fn build(app: &mut App) {
     use crate::schedule::NoodlesSystems;
     let has_assets = app.world().contains_resource::<Assets<Mesh>>()
-        && app.world().contains_resource::<Assets<StandardMaterial>>()
         && app.world().contains_resource::<Assets<Image>>();
     if !has_assets {
-        debug!("no mesh/material/image assets in this app: assets are not mirrored");
+        debug!("no mesh/image assets in this app: assets are not mirrored");
         return;
+    }
+    #[cfg(feature = "render")]
+    if app.world().contains_resource::<Assets<StandardMaterial>>() {
+        app.mirror_component::<MeshMaterial3d<StandardMaterial>>()
+            .add_systems(
+                PostUpdate,
+                export_materials.in_set(NoodlesSystems::ExportAssets),
+            );
+    } else {
+        debug!("no StandardMaterial assets in this app: materials are not mirrored");
     }
     app.init_resource::<AssetExport>()
         .mirror_component::<Mesh3d>()
-        .mirror_component::<MeshMaterial3d<StandardMaterial>>()
         .init_resource::<EnvironmentExport>()
         .init_resource::<environment::ImportedEnvironments>()
         .mirror_component::<GeneratedEnvironmentMapLight>()
@@ -752,7 +857,7 @@ pub(crate) fn build(app: &mut App) {
         )
         .add_systems(
             PostUpdate,
-            export_assets.in_set(NoodlesSystems::ExportAssets),
+            export_meshes.in_set(NoodlesSystems::ExportAssets),
         )
         .add_systems(
             PostUpdate,
