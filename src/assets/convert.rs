@@ -12,15 +12,12 @@
 
 use std::io::Cursor;
 
-use bevy::asset::{Handle, RenderAssetUsages};
-use bevy::color::{Color, ColorToPacked, LinearRgba, Srgba};
+use bevy::asset::RenderAssetUsages;
 use bevy::image::{
     CompressedImageFormats, Image, ImageAddressMode, ImageFilterMode, ImageFormat, ImageSampler,
     ImageSamplerBorderColor, ImageSamplerDescriptor, ImageType,
 };
-use bevy::mesh::{
-    Indices, Mesh, MeshVertexAttribute, PrimitiveTopology, UvChannel, VertexAttributeValues,
-};
+use bevy::mesh::{Indices, Mesh, MeshVertexAttribute, PrimitiveTopology, VertexAttributeValues};
 use thiserror::Error;
 use wgpu_types::{TextureDimension, TextureFormat};
 

@@ -26,6 +26,7 @@ use super::convert;
 use super::environment;
 use super::remote::{OobProgress, OobServer, RemoteFetch};
 use super::skin;
+#[cfg(feature = "render")]
 use crate::codec as w;
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
@@ -124,6 +125,7 @@ pub struct AssetExport {
     /// Meshes whose Bevy data was not loaded yet; retried every frame.
     waiting_meshes: HashSet<UntypedAssetId>,
     /// Materials (and their images) whose Bevy data was not loaded yet; retried every frame.
+    #[cfg(feature = "render")]
     waiting_materials: HashSet<UntypedAssetId>,
     /// Set when a reference may have gone away; triggers a sweep of unused meshes.
     dirty_meshes: bool,

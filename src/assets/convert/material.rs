@@ -1,7 +1,10 @@
 //! `StandardMaterial` ↔ `PBRMaterialAsset` (feature `render`: Bevy's PBR material lives in its
 //! renderer).
 
+use bevy::asset::Handle;
+use bevy::color::{Color, ColorToPacked, LinearRgba, Srgba};
 use bevy::material::AlphaMode;
+use bevy::mesh::UvChannel;
 use bevy::pbr::StandardMaterial;
 use wgpu_types::Face;
 
