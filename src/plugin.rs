@@ -16,7 +16,8 @@ use crate::proposals::ProposalsPlugin;
 use crate::rpc::RpcPlugin;
 use crate::transport::TransportLimits;
 
-/// Adds NOODLES2 to an app: links, transport and (with the mirror layer) world mirroring.
+/// Adds NOODLES2 to an app: links and transport, mirroring, assets, proposals and RPC (the five
+/// feature plugins, configured from these fields).
 ///
 /// A config struct with public fields and [`Default`]:
 ///

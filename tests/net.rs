@@ -376,3 +376,53 @@ fn good_messages(app: &mut App) -> u64 {
     let mut q = app.world_mut().query::<&NoodlesLink>();
     q.iter(app.world()).map(|l| l.stats.messages_in).sum()
 }
+
+/// The feature plugins stand alone: an Upstream with links and mirroring but no RPC plugin
+/// mirrors its world, and an RPC call (a kind nobody on that node handles) closes the caller's
+/// link with a reason that names the kind, instead of going unanswered.
+#[test]
+fn a_message_kind_no_plugin_handles_closes_the_link_with_a_reason() {
+    let mut up = App::new();
+    up.add_plugins(MinimalPlugins).add_plugins((
+        NetPlugin {
+            config: NoodlesPlugin::default().config(),
+        },
+        MirrorPlugin::default(),
+    ));
+    up.finish();
+    up.cleanup();
+    let mut down = app("down");
+    log_closed(&mut down);
+    let url = listen(&mut up);
+    up.world_mut()
+        .spawn((Name::new("mirrored without RPC"), Shared));
+    let link = connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the mirrored name",
+        |a| {
+            let mut q = a[1].world_mut().query_filtered::<&Name, With<Mirrored>>();
+            q.iter(a[1].world())
+                .any(|n| n.as_str() == "mirrored without RPC")
+        },
+    );
+    let invoke = MainSequenceMessage::RPCInvoke(RPCInvoke {
+        this_invoke_id: 1,
+        endpoint: EntityID::new(1),
+        args: RPCArgumentList(vec![]),
+    });
+    down.world()
+        .get::<NoodlesLink>(link)
+        .expect("link")
+        .send_message(&invoke)
+        .expect("a Downstream may send RPCInvoke");
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the link to close",
+        |a| !closed_reasons(a[1]).is_empty(),
+    );
+    let reasons = closed_reasons(&down);
+    assert!(reasons[0].to_string().contains("RPCInvoke"), "{reasons:?}");
+}

@@ -4,13 +4,15 @@
 pub mod convert;
 mod core_assets;
 pub mod environment;
+pub mod export;
 pub mod remote;
 pub mod skin;
 pub mod sync;
 
+pub use export::{AssetExport, AssetUser, ExportAppExt, ExportAsset, ExportCx};
 pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};
 pub use skin::{Skin, SkinError};
-pub use sync::{AssetExport, AssetImport, AssetStats, EnvironmentExport, asset_type};
+pub use sync::{AssetImport, AssetStats, EnvironmentExport, asset_type};
 
 pub use convert::{
     AssetError, flags_to_sampler, image_from_wire, image_from_wire_with, image_to_wire,

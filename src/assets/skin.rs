@@ -35,7 +35,8 @@ use bevy::mesh::VertexAttributeValues;
 use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
 use bevy::prelude::*;
 
-use super::sync::{AssetExport, AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
+use super::export::AssetExport;
+use super::sync::{AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
 use super::{OobServer, convert};
 use crate::codec::{
     AssetID, BufferAssetID, BufferView, EntityID, SkinComponent, SkinComponentFlags, SkinJointList,
@@ -218,10 +219,7 @@ impl SkinExport {
 }
 
 /// Upstream: derive [`Skin`] from every shared [`SkinnedMesh`] and export its inverse bindposes.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one system exports skins, like export_meshes"
-)]
+#[expect(clippy::too_many_arguments, reason = "one system exports skins")]
 #[expect(clippy::type_complexity, reason = "change-detection filters")]
 pub(crate) fn export_skins(
     mut skins: ResMut<SkinExport>,

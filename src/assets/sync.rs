@@ -1,10 +1,11 @@
-//! Moving assets between Upstream and Downstream: automatic export of the meshes, materials and
-//! images used by shared entities, and import into Bevy's asset collections on the Downstream.
+//! Moving assets between Upstream and Downstream: the asset-referring Core components, the
+//! export of environment lights, and the import of received bodies through the registry's asset
+//! rules into Bevy's asset collections on the Downstream.
 //!
 //! Upstream: a shared entity with `Mesh3d` / `MeshMaterial3d<StandardMaterial>` needs nothing
-//! more. Each Bevy asset is exported once (whatever the number of entities using it) as a
-//! `BufferAsset` plus a `MeshAsset` / `ImageAsset` / `PBRMaterialAsset`, kept while a shared
-//! entity uses it, deleted when none does, and re-sent when the Bevy asset changes.
+//! more: [`export`](super::export) sends each Bevy asset once (whatever the number of entities
+//! using it) as a `BufferAsset` plus a `MeshAsset` / `ImageAsset` / `PBRMaterialAsset`, kept
+//! while a shared entity uses it, deleted when none does, and re-sent when the Bevy asset changes.
 //!
 //! Buffers above the OOB threshold are exported out of band when an [`OobServer`] runs (see
 //! [`remote`](super::remote)).
@@ -22,8 +23,8 @@ use bevy::mesh::skinning::SkinnedMeshInverseBindposes;
 use bevy::prelude::*;
 use bytes::Bytes;
 
-use super::convert;
 use super::environment;
+use super::export::{AssetExport, ExportAppExt};
 use super::remote::{OobProgress, OobServer, RemoteFetch};
 use super::skin;
 #[cfg(feature = "render")]
@@ -114,35 +115,9 @@ pub struct AssetStats {
     pub ignored: u64,
 }
 
-/// What the Upstream has exported.
-#[derive(Resource, Default)]
-pub struct AssetExport {
-    next_id: u64,
-    /// Bevy asset → (its asset id, its buffer's asset id, asset type identifier).
-    exported: HashMap<UntypedAssetId, (u64, u64, u16)>,
-    /// Material → the images its table uses.
-    material_images: HashMap<UntypedAssetId, Vec<UntypedAssetId>>,
-    /// Meshes whose Bevy data was not loaded yet; retried every frame.
-    waiting_meshes: HashSet<UntypedAssetId>,
-    /// Materials (and their images) whose Bevy data was not loaded yet; retried every frame.
-    #[cfg(feature = "render")]
-    waiting_materials: HashSet<UntypedAssetId>,
-    /// Set when a reference may have gone away; triggers a sweep of unused meshes.
-    dirty_meshes: bool,
-    /// Likewise for materials and their images.
-    dirty_materials: bool,
-}
-
 impl AssetStats {
     /// How many refusals [`AssetStats::recent_refusals`] keeps.
     pub const RECENT: usize = 32;
-}
-
-impl AssetExport {
-    pub(crate) fn allocate(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
 }
 
 /// The body of buffer `id`: inline, or out of band when an OOB server runs and the bytes exceed
@@ -163,50 +138,6 @@ pub(super) fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> O
     .ok()
 }
 
-#[cfg(feature = "render")]
-/// Export `img` (Bevy image `key`) as a Buffer asset and an Image asset, reusing the image's
-/// `AssetID` if it was exported before. `None` (logged) when it cannot be shared.
-fn export_image(
-    key: UntypedAssetId,
-    img: &Image,
-    export: &mut AssetExport,
-    ids: &mut AssetIdMap,
-    out: &mut Outgoing,
-    oob: Option<&OobServer>,
-) -> Option<u64> {
-    let (png, flags) = match convert::image_to_wire(img) {
-        Ok(x) => x,
-        Err(e) => {
-            warn!("image {key:?} cannot be shared: {e}");
-            return None;
-        }
-    };
-    let buffer = export.allocate();
-    let id = ids
-        .exported
-        .get(&key)
-        .copied()
-        .unwrap_or_else(|| export.allocate());
-    let view = whole_view(png.len(), buffer);
-    let body = ImageAsset { view, flags }.encode_bytes().ok()?;
-    out.modify_asset(
-        (0, asset_type::BUFFER, buffer),
-        buffer_body(png, buffer, oob)?,
-    );
-    out.modify_asset((0, asset_type::IMAGE, id), body);
-    export.exported.insert(key, (id, buffer, asset_type::IMAGE));
-    ids.exported.insert(key, id);
-    Some(id)
-}
-
-/// The asset a `Modified` event names, untyped.
-fn modified_id<A: Asset>(event: &AssetEvent<A>) -> Option<UntypedAssetId> {
-    match event {
-        AssetEvent::Modified { id } => Some(id.untyped()),
-        _ => None,
-    }
-}
-
 /// Delete an exported buffer (and stop serving it out of band).
 pub(super) fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer: u64) {
     out.delete_asset((0, asset_type::BUFFER, buffer));
@@ -215,307 +146,12 @@ pub(super) fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer:
     }
 }
 
-fn whole_view(len: usize, buffer: u64) -> BufferView {
+pub(super) fn whole_view(len: usize, buffer: u64) -> BufferView {
     BufferView::new(
         0,
         len as u64,
         BufferAssetID::new(crate::codec::AssetID::new(buffer)),
     )
-}
-
-/// Upstream: export the meshes of shared `Mesh3d`s (once per Bevy mesh, whatever the number of
-/// entities using it), re-export modified ones, and delete those no shared entity uses any more.
-#[expect(clippy::too_many_arguments, reason = "one system per exported kind")]
-pub(crate) fn export_meshes(
-    mut export: ResMut<AssetExport>,
-    mut ids: ResMut<AssetIdMap>,
-    mut out: ResMut<Outgoing>,
-    mut stats: ResMut<AssetStats>,
-    meshes: Res<Assets<Mesh>>,
-    mut mesh_events: MessageReader<AssetEvent<Mesh>>,
-    mut users: Query<(&mut Mesh3d, Ref<NoodlesId>), With<Shared>>,
-    removed: RemovedComponents<Mesh3d>,
-    oob: Option<Res<OobServer>>,
-) {
-    let oob = oob.as_deref();
-    let mut want = wanted(&mut users, |m| m.0.id().untyped());
-    want.extend(re_export(
-        &mut export,
-        &mut out,
-        oob,
-        mesh_events.read().filter_map(modified_id),
-    ));
-    want.extend(std::mem::take(&mut export.waiting_meshes));
-    let mut newly: HashSet<UntypedAssetId> = HashSet::new();
-    for asset in want {
-        if export.exported.contains_key(&asset) {
-            continue;
-        }
-        let Ok(mesh_id) = asset.try_typed::<Mesh>() else {
-            continue;
-        };
-        let Some(mesh) = meshes.get(mesh_id) else {
-            export.waiting_meshes.insert(asset);
-            continue;
-        };
-        let id = ids
-            .exported
-            .get(&asset)
-            .copied()
-            .unwrap_or_else(|| export.allocate());
-        let buffer = export.allocate();
-        let (bytes, wire) = match convert::mesh_to_wire(mesh, buffer) {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("mesh {mesh_id:?} cannot be shared: {e}");
-                continue;
-            }
-        };
-        // Joint indices and weights travel together or not at all.
-        let lone_skin = wire.flags.has_joint_0() == 0;
-        let skipped: Vec<&str> = [
-            (Mesh::ATTRIBUTE_JOINT_INDEX, lone_skin),
-            (Mesh::ATTRIBUTE_JOINT_WEIGHT, lone_skin),
-            (Mesh::ATTRIBUTE_COLOR, true),
-        ]
-        .into_iter()
-        .filter(|(a, skipped)| *skipped && mesh.contains_attribute(*a))
-        .map(|(a, _)| a.name)
-        .collect();
-        if !skipped.is_empty() {
-            info!(
-                "mesh {mesh_id:?}: attributes {skipped:?} are not sent (vertex colors are not supported yet; joint indices are only sent with joint weights)"
-            );
-        }
-        let (Some(bbody), Ok(mbody)) = (buffer_body(bytes, buffer, oob), wire.encode_bytes())
-        else {
-            continue;
-        };
-        out.modify_asset((0, asset_type::BUFFER, buffer), bbody);
-        out.modify_asset((0, asset_type::MESH, id), mbody);
-        export
-            .exported
-            .insert(asset, (id, buffer, asset_type::MESH));
-        ids.exported.insert(asset, id);
-        stats.exported += 1;
-        newly.insert(asset);
-    }
-    mark_users(&mut users, &newly, |m| m.0.id().untyped());
-    // Sweep meshes no shared entity uses any more (unsharing marks the sweep through an observer).
-    if !removed.is_empty() {
-        export.dirty_meshes = true;
-    }
-    if std::mem::take(&mut export.dirty_meshes) {
-        let used: HashSet<UntypedAssetId> = users.iter().map(|(m, _)| m.0.id().untyped()).collect();
-        sweep(
-            &mut export,
-            &mut ids,
-            &mut out,
-            oob,
-            asset_type::MESH,
-            &used,
-        );
-    }
-}
-
-/// Upstream: export the materials of shared `MeshMaterial3d<StandardMaterial>`s with their
-/// images (each image once, whatever the number of materials using it), re-export modified ones,
-/// and delete those no shared entity uses any more.
-#[cfg(feature = "render")]
-#[expect(clippy::too_many_arguments, reason = "one system per exported kind")]
-pub(crate) fn export_materials(
-    mut export: ResMut<AssetExport>,
-    mut ids: ResMut<AssetIdMap>,
-    mut out: ResMut<Outgoing>,
-    mut stats: ResMut<AssetStats>,
-    materials: Res<Assets<StandardMaterial>>,
-    images: Res<Assets<Image>>,
-    mut material_events: MessageReader<AssetEvent<StandardMaterial>>,
-    mut image_events: MessageReader<AssetEvent<Image>>,
-    mut users: Query<(&mut MeshMaterial3d<StandardMaterial>, Ref<NoodlesId>), With<Shared>>,
-    removed: RemovedComponents<MeshMaterial3d<StandardMaterial>>,
-    oob: Option<Res<OobServer>>,
-) {
-    let oob = oob.as_deref();
-    let mut want = wanted(&mut users, |m| m.0.id().untyped());
-    let modified = material_events
-        .read()
-        .filter_map(modified_id)
-        .chain(image_events.read().filter_map(modified_id));
-    want.extend(re_export(&mut export, &mut out, oob, modified));
-    want.extend(std::mem::take(&mut export.waiting_materials));
-    let mut newly: HashSet<UntypedAssetId> = HashSet::new();
-    for asset in want {
-        if export.exported.contains_key(&asset) {
-            continue;
-        }
-        if let Ok(image_id) = asset.try_typed::<Image>() {
-            // A material's image that changed: sent again under the same id (the materials that
-            // use it refer to the id, so they need not be sent again).
-            if ids.exported.contains_key(&asset) {
-                let Some(img) = images.get(image_id) else {
-                    export.waiting_materials.insert(asset);
-                    continue;
-                };
-                if export_image(asset, img, &mut export, &mut ids, &mut out, oob).is_some() {
-                    stats.exported += 1;
-                }
-            }
-            continue;
-        }
-        let Ok(mat_id) = asset.try_typed::<StandardMaterial>() else {
-            continue;
-        };
-        let Some(mat) = materials.get(mat_id) else {
-            export.waiting_materials.insert(asset);
-            continue;
-        };
-        // Export the images first.
-        let mut used = Vec::new();
-        let mut missing = false;
-        let mut slot = |h: &Handle<Image>| -> Option<u64> {
-            let key = h.id().untyped();
-            if let Some((id, _, _)) = export.exported.get(&key) {
-                used.push(key);
-                return Some(*id);
-            }
-            let Some(img) = images.get(h) else {
-                missing = true;
-                return None;
-            };
-            let id = export_image(key, img, &mut export, &mut ids, &mut out, oob)?;
-            stats.exported += 1;
-            used.push(key);
-            Some(id)
-        };
-        let wire: w::PBRMaterialAsset = convert::material_to_wire(mat, &mut slot);
-        if missing {
-            export.waiting_materials.insert(asset);
-            continue;
-        }
-        let Ok(body) = wire.encode_bytes() else {
-            continue;
-        };
-        let id = ids
-            .exported
-            .get(&asset)
-            .copied()
-            .unwrap_or_else(|| export.allocate());
-        out.modify_asset((0, asset_type::PBR_MATERIAL, id), body);
-        export
-            .exported
-            .insert(asset, (id, 0, asset_type::PBR_MATERIAL));
-        export.material_images.insert(asset, used);
-        ids.exported.insert(asset, id);
-        stats.exported += 1;
-        newly.insert(asset);
-    }
-    mark_users(&mut users, &newly, |m| m.0.id().untyped());
-    if !removed.is_empty() {
-        export.dirty_materials = true;
-    }
-    if std::mem::take(&mut export.dirty_materials) {
-        let mut used: HashSet<UntypedAssetId> = HashSet::new();
-        for (m, _) in users.iter() {
-            let key = m.0.id().untyped();
-            used.insert(key);
-            if let Some(imgs) = export.material_images.get(&key) {
-                used.extend(imgs.iter().copied());
-            }
-        }
-        sweep(
-            &mut export,
-            &mut ids,
-            &mut out,
-            oob,
-            asset_type::PBR_MATERIAL,
-            &used,
-        );
-        sweep(
-            &mut export,
-            &mut ids,
-            &mut out,
-            oob,
-            asset_type::IMAGE,
-            &used,
-        );
-    }
-}
-
-/// The assets that shared entities started to use this frame (a changed component, or an entity
-/// that became shared).
-fn wanted<C: Component<Mutability = bevy::ecs::component::Mutable>>(
-    users: &mut Query<(&mut C, Ref<NoodlesId>), With<Shared>>,
-    asset: impl Fn(&C) -> UntypedAssetId,
-) -> Vec<UntypedAssetId> {
-    users
-        .iter_mut()
-        .filter(|(c, id)| c.is_changed() || id.is_added())
-        .map(|(c, _)| asset(&c))
-        .collect()
-}
-
-/// Modified Bevy assets that were exported are exported again (under the same id); their old
-/// buffers go.
-fn re_export(
-    export: &mut AssetExport,
-    out: &mut Outgoing,
-    oob: Option<&OobServer>,
-    modified: impl Iterator<Item = UntypedAssetId>,
-) -> Vec<UntypedAssetId> {
-    let mut again = Vec::new();
-    for id in modified {
-        if let Some((_, buffer, _)) = export.exported.remove(&id) {
-            if buffer != 0 {
-                delete_buffer(out, oob, buffer);
-            }
-            again.push(id);
-        }
-    }
-    again
-}
-
-/// Entities whose asset was exported late send their component now (until then it had no id).
-fn mark_users<C: Component<Mutability = bevy::ecs::component::Mutable>>(
-    users: &mut Query<(&mut C, Ref<NoodlesId>), With<Shared>>,
-    newly: &HashSet<UntypedAssetId>,
-    asset: impl Fn(&C) -> UntypedAssetId,
-) {
-    if newly.is_empty() {
-        return;
-    }
-    for (mut c, _) in users.iter_mut() {
-        if newly.contains(&asset(&c)) {
-            c.set_changed();
-        }
-    }
-}
-
-/// Delete the exported assets of type `ty` that are not in `used` (and their buffers).
-fn sweep(
-    export: &mut AssetExport,
-    ids: &mut AssetIdMap,
-    out: &mut Outgoing,
-    oob: Option<&OobServer>,
-    ty: u16,
-    used: &HashSet<UntypedAssetId>,
-) {
-    let gone: Vec<UntypedAssetId> = export
-        .exported
-        .iter()
-        .filter(|(k, (_, _, t))| *t == ty && !used.contains(*k))
-        .map(|(k, _)| *k)
-        .collect();
-    for key in gone {
-        if let Some((id, buffer, ty)) = export.exported.remove(&key) {
-            out.delete_asset((0, ty, id));
-            if buffer != 0 {
-                delete_buffer(out, oob, buffer);
-            }
-            ids.exported.remove(&key);
-            export.material_images.remove(&key);
-        }
-    }
 }
 
 /// What the Upstream has exported for environment lights.
@@ -531,10 +167,7 @@ pub struct EnvironmentExport {
 
 /// Upstream: export the cubemap of every shared [`GeneratedEnvironmentMapLight`] as an
 /// `EnvironmentAsset` with one equirectangular image (see [`environment`]).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one system exports environments, like export_meshes"
-)]
+#[expect(clippy::too_many_arguments, reason = "one system exports environments")]
 pub(crate) fn export_environments(
     mut env_export: ResMut<EnvironmentExport>,
     mut export: ResMut<AssetExport>,
@@ -632,12 +265,6 @@ pub(crate) fn export_environments(
             }
         }
     }
-}
-
-/// Marks the export sweeps as needed (every removal of `Shared`).
-fn mark_dirty(mut export: ResMut<AssetExport>) {
-    export.dirty_meshes = true;
-    export.dirty_materials = true;
 }
 
 /// Downstream: what arrived, per link.
@@ -838,28 +465,26 @@ pub(crate) fn build(app: &mut App) {
         debug!("no mesh/image assets in this app: assets are not mirrored");
         return;
     }
+    app.init_resource::<AssetExport>()
+        .mirror_component::<Mesh3d>()
+        .export_asset_users::<Mesh3d>()
+        // Images are exported as what other assets refer to (material textures).
+        .add_systems(
+            PostUpdate,
+            super::export::reexport_images.in_set(NoodlesSystems::ExportAssets),
+        );
     #[cfg(feature = "render")]
     if app.world().contains_resource::<Assets<StandardMaterial>>() {
         app.mirror_component::<MeshMaterial3d<StandardMaterial>>()
-            .add_systems(
-                PostUpdate,
-                export_materials.in_set(NoodlesSystems::ExportAssets),
-            );
+            .export_asset_users::<MeshMaterial3d<StandardMaterial>>();
     } else {
         debug!("no StandardMaterial assets in this app: materials are not mirrored");
     }
-    app.init_resource::<AssetExport>()
-        .mirror_component::<Mesh3d>()
-        .init_resource::<EnvironmentExport>()
+    app.init_resource::<EnvironmentExport>()
         .init_resource::<environment::ImportedEnvironments>()
         .mirror_component::<GeneratedEnvironmentMapLight>()
-        .add_observer(|_: On<Remove, Shared>, export: ResMut<AssetExport>| mark_dirty(export))
         .add_observer(
             |_: On<Remove, Shared>, mut export: ResMut<EnvironmentExport>| export.dirty = true,
-        )
-        .add_systems(
-            PostUpdate,
-            export_meshes.in_set(NoodlesSystems::ExportAssets),
         )
         .add_systems(
             PostUpdate,
