@@ -32,8 +32,9 @@ pub mod oob;
 #[cfg(feature = "transport")]
 pub mod transport;
 
-/// Include the modules that [`codegen::compile`] wrote from an application's schemas (in the
-/// application's crate, where its `build.rs` ran): `noodles2::include_schema!();` inside a module.
+/// Include the modules that `codegen::compile` (feature `codegen`) wrote from an application's
+/// schemas (in the application's crate, where its `build.rs` ran): `noodles2::include_schema!();`
+/// inside a module.
 #[macro_export]
 macro_rules! include_schema {
     () => {

@@ -10,7 +10,7 @@
 //! The wire carries equirectangular images, Bevy cubemaps, so both directions resample on the
 //! CPU: the Upstream turns the cubemap (mip 0; `Rgba8Unorm[Srgb]`, `Rgba16Float`, `Rgba32Float`
 //! or `Rgb9e5Ufloat`) into a 2:1 equirectangular Radiance HDR image ([`environment_to_wire`]), the
-//! Downstream turns the equirectangular image (any format [`image_from_wire`] decodes) into an
+//! Downstream turns the equirectangular image (any format [`image_from_wire`](super::convert::image_from_wire) decodes) into an
 //! `Rgba16Float` cubemap with power-of-two faces ([`equirect_to_cubemap`]), which is what
 //! [`GeneratedEnvironmentMapLight`] requires.
 //!

@@ -24,7 +24,7 @@
 //!   count, a view outside its buffer, or a mesh whose joint indices (with a weight above zero)
 //!   reach past the joint list (checked when the skin or the entity's `Mesh3d` changes) is
 //!   refused: logged and counted in
-//!   [`AssetStats`](super::AssetStats), the entity keeps no `SkinnedMesh`, and the rest of the
+//!   [`AssetStats`], the entity keeps no `SkinnedMesh`, and the rest of the
 //!   world goes on.
 
 use std::collections::{HashMap, HashSet};

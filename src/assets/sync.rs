@@ -103,7 +103,7 @@ pub struct AssetStats {
     /// Assets received and turned into Bevy assets (Downstream).
     pub imported: u64,
     /// Assets refused (Downstream), with the last reason. Skins that cannot become a
-    /// `SkinnedMesh` are counted here too (see [`skin`](super::skin)).
+    /// `SkinnedMesh` are counted here too (see [`skin`]).
     pub refused: u64,
     pub last_refusal: Option<String>,
     /// The last refusals (at most [`AssetStats::RECENT`]), oldest first.
