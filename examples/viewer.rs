@@ -142,6 +142,11 @@ struct ViewerState {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    // Before anything starts: winit would panic with a backtrace without a display.
+    if let Err(e) = bevy_noodles2::display::check_display() {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
     // With neither a url nor --listen, the demo scene is hosted in this process (until the
     // viewer exits).
     let (peer, _demo_host) = match (args.url.clone(), args.listen.clone()) {

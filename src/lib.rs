@@ -2,6 +2,8 @@
 
 pub mod assets;
 pub mod demo;
+#[cfg(feature = "render")]
+pub mod display;
 pub mod mirror;
 pub mod net;
 pub mod plugin;

@@ -632,3 +632,49 @@ proptest! {
         });
     }
 }
+
+/// A parent without `VisibilityComponent` (the spec's "inherit") still gives Bevy the hierarchy
+/// its visibility propagation needs: every mirrored entity has `Visibility` (and so
+/// `InheritedVisibility`, so Bevy's propagation has no B0004 gap), and deleting a child's
+/// `VisibilityComponent` puts "inherit" back. Nothing is sent back to the Upstream.
+#[test]
+fn mirrored_hierarchies_without_visibility_components_inherit() {
+    let (mut up, mut down) = pair();
+    let parent = up
+        .world_mut()
+        .spawn((Name::new("bare parent"), Shared))
+        .id();
+    let child = up
+        .world_mut()
+        .spawn((
+            Name::new("visible child"),
+            ChildOf(parent),
+            Visibility::Visible,
+            Shared,
+        ))
+        .id();
+    settle(&mut up, &mut down, "the hierarchy");
+    let dp = mirror_of(&up, &mut down, parent).expect("parent mirrored");
+    let dc = mirror_of(&up, &mut down, child).expect("child mirrored");
+    assert_eq!(
+        down.world().get::<Visibility>(dp),
+        Some(&Visibility::Inherited)
+    );
+    assert!(down.world().get::<InheritedVisibility>(dp).is_some());
+    assert_eq!(
+        down.world().get::<Visibility>(dc),
+        Some(&Visibility::Visible)
+    );
+    assert!(down.world().get::<InheritedVisibility>(dc).is_some());
+    up.world_mut().entity_mut(child).remove::<Visibility>();
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "the child's visibility to inherit",
+        |a| a[1].world().get::<Visibility>(dc) == Some(&Visibility::Inherited),
+    );
+    assert!(
+        up.world().get::<Visibility>(parent).is_none(),
+        "nothing is sent back to the Upstream"
+    );
+}

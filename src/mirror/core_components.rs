@@ -108,6 +108,10 @@ impl MirrorComponent for Visibility {
             VisibilityComponent::Invisible => Visibility::Hidden,
         })
     }
+    /// No `VisibilityComponent` means "inherit" (spec), which Bevy spells `Visibility::Inherited`.
+    fn remove(entity: &mut EntityWorldMut<'_>) {
+        entity.insert(Visibility::Inherited);
+    }
 }
 
 /// A Bevy color as sRGB8 (rounded per channel; alpha dropped).

@@ -138,8 +138,15 @@ impl LinkIds {
         {
             return e;
         }
+        // `Visibility::Inherited` is the spec's default without a `VisibilityComponent`; Bevy's
+        // visibility propagation needs it on every entity of a hierarchy (B0004 otherwise). It is
+        // local: mirrored entities send nothing back.
         let e = world
-            .spawn((NoodlesId(id), Mirrored { link: self.link }))
+            .spawn((
+                NoodlesId(id),
+                Mirrored { link: self.link },
+                Visibility::Inherited,
+            ))
             .id();
         self.map.insert(id, e);
         e

@@ -134,6 +134,11 @@ pub trait MirrorComponent: Component + Sized {
     fn store(self, entity: &mut EntityWorldMut<'_>) {
         entity.insert(self);
     }
+    /// The Upstream deleted the component from `entity` (default: remove it; a component whose
+    /// absence means a default, such as `Visibility`, puts that default back instead).
+    fn remove(entity: &mut EntityWorldMut<'_>) {
+        entity.remove::<Self>();
+    }
 }
 
 /// Type-erased operations of one registered component type.
@@ -364,7 +369,7 @@ impl MirrorAppExt for App {
             apply: apply_pairs::<T>,
             remove: |world, e| {
                 if let Ok(mut em) = world.get_entity_mut(e) {
-                    em.remove::<T>();
+                    T::remove(&mut em);
                 }
             },
             encode_one: encode_one::<T>,

@@ -174,10 +174,21 @@ pub fn world_digest(app: &mut App) -> u64 {
     let mut ents: Vec<(u64, Entity)> = q.iter(app.world()).map(|(e, id)| (id.0, e)).collect();
     ents.sort_unstable();
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    let inherited = {
+        use bevy_noodles2::codec::Wire;
+        bevy_noodles2::codec::VisibilityComponent::Inherited
+            .encode()
+            .expect("encodes")
+    };
     for (id, e) in ents {
         id.hash(&mut h);
         for rule in &registry.rules {
             if let Some(bytes) = (rule.encode_one)(app.world_mut(), e) {
+                // `Visibility::Inherited` is what no `VisibilityComponent` means (the spec's
+                // default); a Downstream spawns every mirrored entity with it.
+                if (rule.extension, rule.identifier) == (0, 21) && bytes == inherited {
+                    continue;
+                }
                 (rule.extension, rule.identifier).hash(&mut h);
                 bytes.hash(&mut h);
             }
