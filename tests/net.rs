@@ -426,3 +426,82 @@ fn a_message_kind_no_plugin_handles_closes_the_link_with_a_reason() {
     let reasons = closed_reasons(&down);
     assert!(reasons[0].to_string().contains("RPCInvoke"), "{reasons:?}");
 }
+
+/// RFC 6455 §5.5.1: the endpoint that receives a close frame sends one back, whichever side
+/// opened the connection. Here a raw peer closes first with 1001, before the preamble.
+#[test]
+fn a_peer_close_frame_is_answered_in_both_roles() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let going_away = || {
+        Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "going away".into(),
+        }))
+    };
+    let rt = rt();
+
+    // We accept: a raw client closes, our server answers.
+    let mut server = app("server");
+    let url = listen(&mut server);
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("raw connect");
+    rt.block_on(ws.send(going_away())).unwrap();
+    let mut answered = false;
+    for _ in 0..200 {
+        server.update();
+        match rt
+            .block_on(async { tokio::time::timeout(Duration::from_millis(50), ws.next()).await })
+        {
+            Ok(Some(Ok(Message::Close(_)))) => {
+                answered = true;
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => break,
+            _ => {}
+        }
+    }
+    assert!(answered, "our server answers a client's close frame");
+
+    // We connect: a raw server closes, our client answers.
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel::<bool>();
+    rt.spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(tcp)
+            .await
+            .expect("handshake");
+        ws.send(going_away()).await.expect("send close");
+        let reply = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(m) = ws.next().await {
+                match m {
+                    Ok(Message::Close(_)) => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+            false
+        })
+        .await;
+        let _ = tx.send(reply.unwrap_or(false));
+    });
+    let mut client = app("client");
+    connect(&mut client, NoodlesConnect::new(format!("ws://{addr}")));
+    let deadline = std::time::Instant::now() + LIMIT;
+    let answered = loop {
+        client.update();
+        if let Ok(a) = rx.try_recv() {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the raw server never finished"
+        );
+        std::thread::yield_now();
+    };
+    assert!(answered, "our client answers a server's close frame");
+}

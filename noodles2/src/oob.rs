@@ -488,6 +488,8 @@ async fn client_loop(
                 }
                 Some(Ok(Message::Text(_))) => return format!("OOB channel {url} sent a text frame"),
                 Some(Ok(Message::Close(f))) => {
+                    // Answer the close frame (RFC 6455 §5.5.1) before going.
+                    let _ = sink.close().await;
                     let why = f.map(|f| f.reason.to_string()).filter(|r| !r.is_empty());
                     return format!("OOB channel {url} closed by the Upstream ({})", why.as_deref().unwrap_or("no reason given"));
                 }

@@ -511,8 +511,9 @@ async fn run_link<S>(
         }
         if let Some(reason) = closed {
             let code = close_code(&reason);
-            let polite = !matches!(reason, CloseReason::Remote(_))
-                && !matches!(&reason, CloseReason::Transport(r) if r.contains("queue"));
+            // A close frame answers the peer's too (RFC 6455 §5.5.1); only a peer that stopped
+            // reading, or a broken connection, gets none.
+            let polite = !matches!(&reason, CloseReason::Transport(r) if r.contains("queue"));
             if polite {
                 let _ = wtx.try_send(Outgoing::Close(code, close_text(&reason)));
             }
