@@ -706,3 +706,44 @@ fn a_changed_texture_is_sent_again() {
     );
     assert_eq!(down.world().resource::<AssetStats>().refused, 0);
 }
+
+/// RFC 6455 §5.5.1 on the OOB channel: a client that closes gets a close frame back.
+#[test]
+fn an_oob_client_close_frame_is_answered() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let mut up = app("up");
+    let mut down = app("down");
+    let url = listen(&mut up);
+    let port = up.world().resource::<NoodlesConfig>().oob_ports[0];
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(10),
+        "link open",
+        |a| open_links(a[0]) == 1 && open_links(a[1]) == 1,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answered = rt.block_on(async move {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}"))
+            .await
+            .expect("OOB connect");
+        ws.send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Away,
+            reason: "going away".into(),
+        })))
+        .await
+        .expect("send close");
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => {}
+                _ => return false,
+            }
+        }
+    });
+    assert!(answered, "the OOB server answers a close frame");
+}
