@@ -490,6 +490,7 @@ fn a_peer_close_frame_is_answered_in_both_roles() {
         let _ = tx.send(reply.unwrap_or(false));
     });
     let mut client = app("client");
+    log_closed(&mut client);
     connect(&mut client, NoodlesConnect::new(format!("ws://{addr}")));
     let deadline = std::time::Instant::now() + LIMIT;
     let answered = loop {
@@ -503,5 +504,10 @@ fn a_peer_close_frame_is_answered_in_both_roles() {
         );
         std::thread::yield_now();
     };
-    assert!(answered, "our client answers a server's close frame");
+    pump(&mut [&mut client], 3);
+    assert!(
+        answered,
+        "our client answers a server's close frame (its link closed: {:?})",
+        closed_reasons(&client)
+    );
 }

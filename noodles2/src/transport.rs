@@ -466,8 +466,10 @@ async fn run_link<S>(
             match o {
                 Outgoing::Frame(b) => {
                     let n = b.len() as u64;
+                    // Fails once the peer's close frame arrived (data may not follow it): stop
+                    // sending, but still answer the close below.
                     if sink.send(Message::Binary(b)).await.is_err() {
-                        return;
+                        break;
                     }
                     writer_counters.bytes_out.fetch_add(n, Ordering::Relaxed);
                     writer_counters.messages_out.fetch_add(1, Ordering::Relaxed);
@@ -479,11 +481,13 @@ async fn run_link<S>(
                             reason: reason.into(),
                         })))
                         .await;
-                    let _ = sink.close().await;
-                    return;
+                    break;
                 }
             }
         }
+        // Flushes a close frame (ours, or tungstenite's answer to the peer's) and ends the
+        // connection.
+        let _ = sink.close().await;
     });
 
     loop {
