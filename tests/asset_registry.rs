@@ -81,14 +81,7 @@ fn body(text: &str) -> Bytes {
 fn an_application_asset_type_is_imported_refused_and_deleted_through_its_rule() {
     let mut up = label_app("up");
     let mut down = label_app("down");
-    let url = listen(&mut up);
-    connect(&mut down, NoodlesConnect::new(url));
-    run_until(
-        &mut [&mut up, &mut down],
-        Duration::from_secs(20),
-        "the link",
-        |a| open_links(a[1]) == 1,
-    );
+    linked(&mut up, &mut down);
     {
         let mut out = up.world_mut().resource_mut::<Outgoing>();
         out.modify_asset((EXT, 0, 7), body("north gate"));
@@ -132,14 +125,7 @@ fn unused_core_assets_are_counted_as_ignored_and_headless_nodes_ignore_meshes() 
     let mut up = app("up");
     // No Bevy asset collections: meshes cannot become Bevy assets here.
     let mut down = app("down");
-    let url = listen(&mut up);
-    connect(&mut down, NoodlesConnect::new(url));
-    run_until(
-        &mut [&mut up, &mut down],
-        Duration::from_secs(20),
-        "the link",
-        |a| open_links(a[1]) == 1,
-    );
+    linked(&mut up, &mut down);
     let sampler = w::AnimSamplerAsset::default().encode_bytes();
     let sampler = sampler.expect("encodes");
     let (bytes, mesh) = bevy_noodles2::assets::mesh_to_wire(

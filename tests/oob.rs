@@ -714,15 +714,8 @@ fn an_oob_client_close_frame_is_answered() {
     use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     let mut up = app("up");
     let mut down = app("down");
-    let url = listen(&mut up);
+    linked(&mut up, &mut down);
     let port = up.world().resource::<NoodlesConfig>().oob_ports[0];
-    connect(&mut down, NoodlesConnect::new(url));
-    run_until(
-        &mut [&mut up, &mut down],
-        Duration::from_secs(10),
-        "link open",
-        |a| open_links(a[0]) == 1 && open_links(a[1]) == 1,
-    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

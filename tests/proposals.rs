@@ -380,6 +380,14 @@ fn malformed_proposals_are_rejected_with_code_3_and_change_nothing() {
             "outside the link's extensions",
         ),
         (
+            "an asset type no rule is registered for",
+            vec![ContentMessage::ContentModifyAsset(ContentModifyAsset {
+                an_asset: asset(0, 99, P | 1),
+                content: Content(Bytes::from_static(&[1, 2, 3])),
+            })],
+            "cannot be proposed (this Upstream does not mirror it)",
+        ),
+        (
             "a valid start and a bad end (no partial application)",
             vec![
                 create(&[P | 1, P | 2]),

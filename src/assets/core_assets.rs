@@ -172,7 +172,7 @@ impl MirrorAsset for ImageRule {
         };
         let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
         let image = convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())?;
-        store(world, link, asset_type::IMAGE, id, image)
+        store(world, link, Self::IDENTIFIER, id, image)
     }
 
     fn reserve(world: &World) -> Option<UntypedHandle> {
@@ -198,7 +198,7 @@ impl MirrorAsset for MeshRule {
             return Ok(AssetImported::Waiting);
         };
         let mesh = convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string())?;
-        store(world, link, asset_type::MESH, id, mesh)
+        store(world, link, Self::IDENTIFIER, id, mesh)
     }
 
     fn reserve(world: &World) -> Option<UntypedHandle> {
@@ -226,7 +226,7 @@ impl MirrorAsset for MaterialRule {
             imported_handle(world, link, asset_type::IMAGE, img).map(|h| h.typed::<Image>())
         };
         let mat = convert::material_from_wire(&a, &mut image).map_err(|e| e.to_string())?;
-        store(world, link, asset_type::PBR_MATERIAL, id, mat)
+        store(world, link, Self::IDENTIFIER, id, mat)
     }
 
     fn reserve(world: &World) -> Option<UntypedHandle> {
@@ -259,7 +259,7 @@ impl MirrorAsset for EnvironmentRule {
             };
             environment::equirect_to_cubemap(equirect).map_err(|e| e.to_string())?
         };
-        let h = imported_handle(world, link, asset_type::ENVIRONMENT, id)
+        let h = imported_handle(world, link, Self::IDENTIFIER, id)
             .ok_or("this app has no image assets")?;
         let key = h.id().typed::<Image>();
         world

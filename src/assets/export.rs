@@ -359,19 +359,17 @@ pub(crate) fn reexport_images(
             .exported
             .get(&key)
             .is_some_and(|(_, _, t)| *t == (0, asset_type::IMAGE));
-        if !is_image || !forget(&mut export, &mut out, oob, key) {
+        if !is_image {
             continue;
         }
-        match images.get(key.typed::<Image>()) {
-            Some(img) => {
-                if export_image(key, img, &mut export, &mut ids, &mut out, oob).is_some() {
-                    stats.exported += 1;
-                }
-            }
-            // Gone from Bevy's collection: its users will be swept.
-            None => {
-                ids.exported.remove(&key);
-            }
+        let Some(img) = images.get(key.typed::<Image>()) else {
+            // Gone from Bevy's collection: gone on the wire too.
+            delete(&mut export, &mut ids, &mut out, oob, key);
+            continue;
+        };
+        forget(&mut export, &mut out, oob, key);
+        if export_image(key, img, &mut export, &mut ids, &mut out, oob).is_some() {
+            stats.exported += 1;
         }
     }
 }

@@ -123,6 +123,20 @@ pub fn connect(app: &mut App, c: NoodlesConnect) -> Entity {
     app.world_mut().spawn(c).id()
 }
 
+/// `up` listens, `down` connects, and both are updated until the link is open on each side.
+/// Returns the link's entity in `down`.
+pub fn linked(up: &mut App, down: &mut App) -> Entity {
+    let url = listen(up);
+    let link = connect(down, NoodlesConnect::new(url));
+    run_until(
+        &mut [up, down],
+        Duration::from_secs(20),
+        "the link to open on both sides",
+        |a| open_links(a[0]) == 1 && open_links(a[1]) == 1,
+    );
+    link
+}
+
 /// All links of an app with their status and role.
 pub fn links(app: &mut App) -> Vec<(Entity, LinkStatus, Option<Role>)> {
     let mut q = app.world_mut().query::<(Entity, &NoodlesLink)>();

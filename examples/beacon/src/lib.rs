@@ -132,11 +132,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_beacon_is_mirrored_with_its_target_over_a_real_socket() {
-        let mut up = app("up", vec![EXTENSION]);
-        let mut down = app("down", vec![EXTENSION]);
-        let url = listen(&mut up);
+    /// A shared "tower" and a shared orange "beacon" aimed at it; returns the tower.
+    fn beacon_scene(up: &mut App) -> Entity {
         let target = up.world_mut().spawn((Name::new("tower"), Shared)).id();
         up.world_mut().spawn((
             Name::new("beacon"),
@@ -147,6 +144,15 @@ mod tests {
             },
             Shared,
         ));
+        target
+    }
+
+    #[test]
+    fn a_beacon_is_mirrored_with_its_target_over_a_real_socket() {
+        let mut up = app("up", vec![EXTENSION]);
+        let mut down = app("down", vec![EXTENSION]);
+        let url = listen(&mut up);
+        let target = beacon_scene(&mut up);
         down.world_mut().spawn(NoodlesConnect::new(url));
         run_until(&mut up, &mut down, "the mirrored beacon", |down| {
             let mut q = down.world_mut().query_filtered::<&Beacon, With<Mirrored>>();
@@ -172,16 +178,7 @@ mod tests {
         // This Downstream does not advertise the extension: the Upstream must not send beacons.
         let mut down = app("down", vec![]);
         let url = listen(&mut up);
-        let target = up.world_mut().spawn((Name::new("tower"), Shared)).id();
-        up.world_mut().spawn((
-            Name::new("beacon"),
-            Beacon {
-                color: Color::WHITE,
-                period: 1.0,
-                target,
-            },
-            Shared,
-        ));
+        beacon_scene(&mut up);
         down.world_mut().spawn(NoodlesConnect::new(url));
         run_until(&mut up, &mut down, "the tower and the beacon", |down| {
             let mut q = down.world_mut().query_filtered::<&Name, With<Mirrored>>();

@@ -165,3 +165,92 @@ impl Builder {
 pub fn compile(dir: impl AsRef<Path>) -> Result<(), CodegenError> {
     Builder::new().compile(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the system's temporary directory.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("noodles2-codegen-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        dir
+    }
+
+    fn quiet() -> Builder {
+        Builder::new().emit_rerun_if_changed(false)
+    }
+
+    const MARKER: &str = "from \"noodles2/common.jaw\" use {EntityID}\n\npack Marker\n- target : EntityID\n- weight : f32\n";
+
+    #[test]
+    fn a_schema_importing_the_protocol_names_its_types_in_the_crate() {
+        let dir = scratch("ok");
+        std::fs::write(dir.join("marker.jaw"), MARKER).unwrap();
+        let out = dir.join("out");
+        quiet()
+            .crate_path("::bevy_noodles2::noodles2")
+            .out_dir(&out)
+            .compile(&dir)
+            .expect("generates");
+        let module = std::fs::read_to_string(out.join("marker.rs")).expect("marker.rs");
+        assert!(
+            module.contains("use ::bevy_noodles2::noodles2::codec::rt::*;"),
+            "{module}"
+        );
+        assert!(
+            module.contains("pub use ::bevy_noodles2::noodles2::codec::common::{EntityID};"),
+            "{module}"
+        );
+        assert!(
+            module.contains(
+                "#[zerocopy(crate = \"::bevy_noodles2::noodles2::codec::rt::zerocopy\")]"
+            ),
+            "{module}"
+        );
+        assert!(module.contains("pub struct Marker"), "{module}");
+        // The protocol's own files are not generated again.
+        assert!(!out.join("common.rs").exists());
+        let index = std::fs::read_to_string(out.join("mod.rs")).expect("mod.rs");
+        assert!(index.contains("pub mod marker {"), "{index}");
+        assert!(index.contains("/noodles2_schema/marker.rs"), "{index}");
+        assert!(!index.contains("pub mod common"), "{index}");
+    }
+
+    #[test]
+    fn errors_name_the_directory_the_file_and_the_line() {
+        let empty = scratch("empty");
+        match quiet().out_dir(empty.join("out")).compile(&empty) {
+            Err(CodegenError::Empty(d)) => assert!(d.contains("noodles2-codegen"), "{d}"),
+            other => panic!("expected Empty, got {other:?}"),
+        }
+
+        let bad = scratch("bad");
+        std::fs::write(bad.join("bad.jaw"), "pack Broken\n- x : NoSuchType\n").unwrap();
+        let e = quiet().out_dir(bad.join("out")).compile(&bad).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, CodegenError::Schema { .. }), "{e:?}");
+        assert!(
+            text.contains("bad.jaw") && text.contains("NoSuchType"),
+            "{text}"
+        );
+
+        let missing = scratch("missing");
+        std::fs::write(
+            missing.join("m.jaw"),
+            "from \"noodles2/no_such.jaw\" use {Thing}\n",
+        )
+        .unwrap();
+        let text = quiet()
+            .out_dir(missing.join("out"))
+            .compile(&missing)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("noodles2/no_such.jaw"), "{text}");
+
+        let nowhere = quiet().compile(missing.join("not a folder")).unwrap_err();
+        assert!(matches!(nowhere, CodegenError::Io(_)), "{nowhere:?}");
+    }
+}
