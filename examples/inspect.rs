@@ -287,16 +287,16 @@ fn print_tree(world: &mut World, applied: u64) {
     let world: &World = world;
     let mut by_id: BTreeMap<u64, Entity> = BTreeMap::new();
     for e in world.iter_entities() {
-        if let (Some(id), true) = (e.get::<NoodlesId>(), e.contains::<Mirrored>()) {
-            by_id.insert(id.0, e.id());
+        if let Some(m) = e.get::<Mirrored>() {
+            by_id.insert(m.id, e.id());
         }
     }
     let mut children: BTreeMap<Option<u64>, Vec<u64>> = BTreeMap::new();
     for (&id, &e) in &by_id {
         let parent = world
             .get::<ChildOf>(e)
-            .and_then(|c| world.get::<NoodlesId>(c.parent()))
-            .map(|p| p.0);
+            .and_then(|c| world.get::<Mirrored>(c.parent()))
+            .map(|p| p.id);
         children.entry(parent).or_default().push(id);
     }
     fn walk(
@@ -350,7 +350,7 @@ type MovedMirror = (With<Mirrored>, Changed<Transform>);
 fn watch_changes(
     opts: Res<Opts>,
     progress: Res<Progress>,
-    q: Query<(&NoodlesId, Option<&Name>, &Transform), MovedMirror>,
+    q: Query<(&Mirrored, Option<&Name>, &Transform), MovedMirror>,
 ) {
     if !opts.watch || !progress.printed {
         return;
@@ -358,7 +358,7 @@ fn watch_changes(
     for (id, name, t) in &q {
         println!(
             "#{} {} {}",
-            id.0,
+            id.id,
             name.map(|n| n.as_str()).unwrap_or("<unnamed>"),
             fmt_transform(t)
         );

@@ -17,6 +17,7 @@ use bevy::image::{Image, ImageSampler};
 use bevy::prelude::*;
 use wgpu_types::{Extent3d, TextureDimension, TextureFormat};
 
+use crate::link::ListenError;
 use crate::mirror::Shared;
 use crate::net::{ListenerReady, NoodlesListener};
 use crate::plugin::NoodlesPlugin;
@@ -37,9 +38,13 @@ impl Default for DemoScenePlugin {
 /// A moving child of the demo root.
 #[derive(Component, Debug, Clone, Copy)]
 pub struct DemoMover {
+    /// The mover's number; sets its starting phase.
     pub index: usize,
+    /// Radius of its circle around the root.
     pub radius: f32,
+    /// Angular speed in radians per second.
     pub speed: f32,
+    /// Base height above the root.
     pub height: f32,
 }
 
@@ -339,16 +344,30 @@ pub struct DemoHost {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Why a [`DemoHost`] did not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DemoHostError {
+    /// The host's thread could not be spawned.
+    #[error("cannot start the demo host thread: {0}")]
+    Thread(String),
+    /// The host could not listen.
+    #[error("the demo host could not listen: {0}")]
+    Listen(ListenError),
+    /// The host did not report listening in time.
+    #[error("the demo host did not start within 30 s")]
+    Timeout,
+}
+
 impl DemoHost {
     /// Starts the host listening on a free loopback port, and waits (up to 30 s) until it
     /// accepts connections.
     pub fn spawn(
         session_name: impl Into<String>,
         scene: DemoScenePlugin,
-    ) -> Result<DemoHost, String> {
+    ) -> Result<DemoHost, DemoHostError> {
         let session_name = session_name.into();
         let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<String, ListenError>>();
         let stopped = stop.clone();
         let thread = std::thread::Builder::new()
             .name("demo host".into())
@@ -383,7 +402,7 @@ impl DemoHost {
                 });
                 app.run();
             })
-            .map_err(|e| format!("cannot start the demo host thread: {e}"))?;
+            .map_err(|e| DemoHostError::Thread(e.to_string()))?;
         // Built before waiting, so that returning an error below stops and joins the thread.
         let mut host = DemoHost {
             url: String::new(),
@@ -392,8 +411,8 @@ impl DemoHost {
         };
         host.url = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(Ok(url)) => url,
-            Ok(Err(e)) => return Err(format!("the demo host could not listen: {e}")),
-            Err(_) => return Err("the demo host did not start within 30 s".into()),
+            Ok(Err(e)) => return Err(DemoHostError::Listen(e)),
+            Err(_) => return Err(DemoHostError::Timeout),
         };
         Ok(host)
     }

@@ -1,4 +1,5 @@
 #![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
 
 pub mod assets;
 pub mod demo;
@@ -24,10 +25,13 @@ pub mod prelude {
     pub use crate::assets::{
         AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer,
     };
-    pub use crate::link::{AuthorityPolicy, ClientIntent, CloseReason, Role};
+    pub use crate::link::{
+        AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,
+    };
     pub use crate::mirror::{
-        AuthorityClock, Global, MirrorAppExt, MirrorComponent, MirrorConfig, MirrorPlugin,
-        Mirrored, NoodlesId, Shared, TimeSync,
+        AssetRefusal, AuthorityClock, Global, LinkClosedPolicy, MirrorAppExt, MirrorComponent,
+        MirrorConfig, MirrorError, MirrorFns, MirrorPlugin, MirrorStats, Mirrored, Shared,
+        SharedId, TimeSync,
     };
     pub use crate::net::{
         LinkClosed, LinkInbox, LinkOpened, LinkStatus, ListenerReady, NetPlugin, NoodlesConfig,
@@ -35,12 +39,13 @@ pub mod prelude {
     };
     pub use crate::plugin::NoodlesPlugin;
     pub use crate::proposals::{
-        Placeholder, Proposal, ProposalApplied, ProposalDecision, ProposalPolicy, ProposalRejected,
-        ProposalReply, Proposals, ProposalsPlugin,
+        AssetPlaceholder, Placeholder, Proposal, ProposalApplied, ProposalContext,
+        ProposalDecision, ProposalError, ProposalPolicy, ProposalRejected, ProposalReply,
+        Proposals, ProposalsPlugin, ProposedChange, ProposedEntity,
     };
     pub use crate::rpc::{
-        RpcAppExt, RpcCall, RpcClient, RpcEndpoint, RpcFailure, RpcPlugin, RpcReplyKind,
-        RpcReplyReceived, RpcResponder, RpcResult,
+        ArgumentError, RpcAppExt, RpcCall, RpcClient, RpcEndpoint, RpcFailure, RpcPlugin,
+        RpcReplyKind, RpcReplyReceived, RpcResponder, RpcResult,
     };
     pub use crate::schedule::NoodlesSystems;
 }

@@ -18,7 +18,8 @@ use tokio::task::AbortHandle;
 
 use crate::codec::MainSequenceMessage;
 use crate::link::{
-    AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, MessageKind, Role, Side,
+    AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, ListenError, MessageKind,
+    Role, Side, TransportError,
 };
 use crate::schedule::{self, NoodlesSystems};
 use crate::transport::{
@@ -63,6 +64,7 @@ impl NoodlesConfig {
 /// The transport, as a resource.
 #[derive(Resource)]
 pub struct NoodlesNet {
+    /// The underlying NOODLES2 transport.
     pub transport: Transport,
     index: HashMap<LinkId, Entity>,
     listeners: HashMap<ListenerId, Entity>,
@@ -71,6 +73,7 @@ pub struct NoodlesNet {
 }
 
 impl NoodlesNet {
+    /// Wrap `transport`; new links are built from `config`.
     pub fn new(transport: Transport, config: &NoodlesConfig) -> Self {
         NoodlesNet {
             transport,
@@ -110,9 +113,11 @@ pub enum LinkStatus {
 /// One connection. Lives on its own entity.
 #[derive(Component, Debug)]
 pub struct NoodlesLink {
+    /// The transport's id for this link.
     pub id: LinkId,
     /// Whether we opened (Client) or accepted (Server) the connection.
     pub side: Side,
+    /// Where the link is in its life.
     pub status: LinkStatus,
     /// Our role on this link once the preamble is over.
     pub role: Option<Role>,
@@ -134,14 +139,28 @@ pub struct NoodlesLink {
 /// Why [`NoodlesLink::send`] refused a frame.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LinkSendError {
+    /// The link is not in the main sequence.
     #[error("link {0:?} is not in the main sequence")]
     NotOpen(LinkId),
+    /// Our role on the link may not send this kind of message.
     #[error("a {role:?} may not send {kind:?}")]
-    Role { role: Role, kind: MessageKind },
+    Role {
+        /// Our role on the link.
+        role: Role,
+        /// The kind of message.
+        kind: MessageKind,
+    },
+    /// The frame is not an encoded `MainSequenceMessage`.
     #[error("not an encoded MainSequenceMessage")]
     NotAMessage,
+    /// The frame could not be queued.
     #[error("link {link:?}: {error}")]
-    Queue { link: LinkId, error: QueueError },
+    Queue {
+        /// The link.
+        link: LinkId,
+        /// Why queuing failed.
+        error: QueueError,
+    },
 }
 
 impl NoodlesLink {
@@ -171,8 +190,9 @@ impl NoodlesLink {
             return Err(LinkSendError::Role { role, kind });
         }
         self.handle.send(frame).map_err(|error| {
-            if let QueueError::Full(_) = error {
-                self.handle.fail(CloseReason::Transport(error.to_string()));
+            if let QueueError::Full(frames) = error {
+                self.handle
+                    .fail(CloseReason::Transport(TransportError::Stalled { frames }));
             }
             LinkSendError::Queue {
                 link: self.id,
@@ -307,12 +327,13 @@ pub struct NoodlesListener {
     /// The bound address, once listening.
     pub local_addr: Option<SocketAddr>,
     /// Why binding failed, if it did.
-    pub error: Option<String>,
+    pub error: Option<ListenError>,
     id: Option<ListenerId>,
     abort: Option<AbortHandle>,
 }
 
 impl NoodlesListener {
+    /// Listen on `addr` (`ws://HOST:PORT` or `HOST:PORT`) once spawned.
     pub fn new(addr: impl Into<String>) -> Self {
         NoodlesListener {
             addr: addr.into(),
@@ -361,31 +382,41 @@ impl NoodlesConnect {
 /// A link reached the main sequence.
 #[derive(Message, Debug, Clone)]
 pub struct LinkOpened {
+    /// The link entity.
     pub link: Entity,
+    /// Our role on the link.
     pub role: Role,
+    /// The peer's name from its introduction.
     pub peer_name: String,
 }
 
 /// A link closed (or failed to open).
 #[derive(Message, Debug, Clone)]
 pub struct LinkClosed {
+    /// The link entity.
     pub link: Entity,
+    /// Why it closed.
     pub reason: CloseReason,
 }
 
 /// A probe was answered.
 #[derive(Message, Debug, Clone)]
 pub struct ProbeAnswered {
+    /// The link entity that probed.
     pub link: Entity,
+    /// The session's name.
     pub name: String,
+    /// The session's icon (encoded image bytes).
     pub icon: Bytes,
 }
 
 /// A listener is accepting (or failed to bind).
 #[derive(Message, Debug, Clone)]
 pub struct ListenerReady {
+    /// The listener entity.
     pub listener: Entity,
-    pub result: Result<SocketAddr, String>,
+    /// The bound address, or why it could not bind.
+    pub result: Result<SocketAddr, ListenError>,
 }
 
 /// Marks a closed link to despawn on the next frame.

@@ -58,6 +58,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
+use bevy::asset::UntypedAssetId;
 use bevy::ecs::system::{SystemParam, SystemState};
 use bevy::prelude::*;
 use bytes::Bytes;
@@ -72,8 +73,8 @@ use crate::codec::{
 };
 use crate::link::{MessageKind, Role};
 use crate::mirror::{
-    ComponentRegistry, EntityIds, EntityIndex, MirrorComponent, Mirrored, NoodlesId, Outgoing,
-    PATCH_LOCAL_BIT, Shared,
+    AssetIdMap, AssetImported, ComponentRegistry, EntityIds, EntityIndex, MirrorComponent,
+    Mirrored, Outgoing, PATCH_LOCAL_BIT, Shared, SharedId, reserve_imported,
 };
 use crate::net::{CloseLink, LinkClosed, LinkSendError, NoodlesLink, RouterAppExt};
 use crate::schedule::{self, NoodlesSystems};
@@ -86,7 +87,7 @@ pub mod codes {
     pub const DENIED: u16 = 1;
     /// Not enough resources to complete it.
     pub const RESOURCE_EXHAUSTED: u16 = 2;
-    /// Malformed, or it contained disallowed content.
+    /// Rejection, or it contained disallowed content.
     pub const MALFORMED: u16 = 3;
     /// The first application-specific code.
     pub const APPLICATION_MIN: u16 = 256;
@@ -99,8 +100,13 @@ pub const BUFFER_ASSET_TYPE: (u16, u16) = (0, 0);
 /// collide with ids the asset layer allocates from 1.
 pub const PROPOSED_ASSET_ID_BASE: u64 = 1 << 62;
 
-/// Most placeholders one proposal may create (entities, and assets, each).
-pub const MAX_PLACEHOLDERS: u64 = 1 << 24;
+/// Most placeholders one proposal may create (entities, and assets, each): the reply's remap
+/// tables are counted in `u16`, so a larger proposal could never be answered. An Upstream rejects
+/// one that creates more with code 2 (resource exhausted) before applying anything.
+pub const MAX_PLACEHOLDERS: u64 = u16::MAX as u64;
+
+/// The first 64 bits of the UUID of a stand-in handle ([`AssetPlaceholder::handle`]).
+const STAND_IN_UUID: u64 = u64::from_be_bytes(*b"noodles2");
 
 // ============================================================================================
 // Downstream: building and sending proposals
@@ -141,6 +147,16 @@ impl AssetPlaceholder {
     /// The typed reference, as it appears on the wire.
     pub fn an_asset(self) -> AnAsset {
         an_asset(self.asset_type, self.id)
+    }
+
+    /// A stand-in handle for this new asset, for components that hold a handle
+    /// (`Mesh3d(placeholder.handle())`). Like [`Placeholder::entity`], it only means "this new
+    /// asset" while the proposal is encoded: a UUID handle that no collection holds.
+    pub fn handle<A: Asset>(self) -> Handle<A> {
+        Handle::Uuid(
+            bevy::asset::uuid::Uuid::from_u64_pair(STAND_IN_UUID, self.id),
+            std::marker::PhantomData,
+        )
     }
 }
 
@@ -183,14 +199,21 @@ pub enum ProposalError {
     #[error(
         "entity {entity} is not mirrored from link {link} (nor a placeholder of this proposal)"
     )]
-    NotMirrored { entity: Entity, link: Entity },
+    NotMirrored {
+        /// The entity.
+        entity: Entity,
+        /// The link the proposal goes to.
+        link: Entity,
+    },
     /// A component's `to_wire` declined to encode it (for example a reference to an entity that is
     /// neither mirrored nor a placeholder).
     #[error(
         "component {component} of {target:?} cannot be encoded (does it reference an entity that is not mirrored?)"
     )]
     NotEncodable {
+        /// The Bevy type.
         component: &'static str,
+        /// The entity it was for.
         target: ProposalTarget,
     },
     /// More than [`MAX_PLACEHOLDERS`] placeholders.
@@ -202,6 +225,9 @@ pub enum ProposalError {
     /// The link refused the frame.
     #[error("{0}")]
     Send(#[from] LinkSendError),
+    /// A buffer of the proposal is over 4 GiB.
+    #[error("a buffer of the proposal is too large to encode (over 4 GiB)")]
+    TooLarge,
     /// The proposal layer is not set up in this world (is the `NoodlesPlugin` added?).
     #[error("proposals are unavailable: {0}")]
     Unavailable(String),
@@ -237,6 +263,7 @@ pub struct Proposal {
     assets: Vec<AssetPlaceholder>,
     ops: Vec<Op>,
     overflow: bool,
+    too_large: bool,
 }
 
 impl fmt::Debug for Proposal {
@@ -258,7 +285,7 @@ impl Proposal {
     /// Create a new entity; returns its placeholder.
     pub fn spawn(&mut self) -> Placeholder {
         let k = self.entities.len() as u64 + 1;
-        if k >= MAX_PLACEHOLDERS {
+        if k > MAX_PLACEHOLDERS {
             self.overflow = true;
         }
         let p = Placeholder(PATCH_LOCAL_BIT | k.min(MAX_PLACEHOLDERS));
@@ -299,28 +326,37 @@ impl Proposal {
         self
     }
 
-    /// Add a buffer asset with inline content; returns its placeholder.
+    /// Add a buffer asset with inline content; returns its placeholder (its id goes in the
+    /// `BufferView`s of the assets that use it).
     pub fn add_buffer(&mut self, bytes: impl Into<Bytes>) -> AssetPlaceholder {
-        let k = self.assets.len() as u64 + 1;
-        if k >= MAX_PLACEHOLDERS {
-            self.overflow = true;
-        }
-        let p = AssetPlaceholder {
-            asset_type: BUFFER_ASSET_TYPE,
-            id: PATCH_LOCAL_BIT | k.min(MAX_PLACEHOLDERS),
-        };
         let asset = BufferAsset {
             flags: BufferAssetFlags::default(),
             source: BufferSource::InlineContent(InlineContent(bytes.into())),
         };
-        match asset.encode() {
-            Ok(content) => self.ops.push(Op::Asset(ContentModifyAsset {
-                an_asset: p.an_asset(),
-                content: Content(content.into()),
-            })),
-            // Only a buffer over 4 GiB fails to encode.
-            Err(_) => self.overflow = true,
+        // Only a buffer over 4 GiB fails to encode; `build` then reports it.
+        let body = asset.encode_bytes().unwrap_or_else(|_| {
+            self.too_large = true;
+            Bytes::new()
+        });
+        self.add_asset(BUFFER_ASSET_TYPE, body)
+    }
+
+    /// Add an asset of `asset_type` (`(extension, identifier)`) with an encoded body (for example
+    /// a `MeshAsset` whose view names a buffer placeholder's id); returns its placeholder. Refer
+    /// to it from components through [`AssetPlaceholder::handle`].
+    pub fn add_asset(&mut self, asset_type: (u16, u16), body: Bytes) -> AssetPlaceholder {
+        let k = self.assets.len() as u64 + 1;
+        if k > MAX_PLACEHOLDERS {
+            self.overflow = true;
         }
+        let p = AssetPlaceholder {
+            asset_type,
+            id: PATCH_LOCAL_BIT | k.min(MAX_PLACEHOLDERS),
+        };
+        self.ops.push(Op::Asset(ContentModifyAsset {
+            an_asset: p.an_asset(),
+            content: Content(body),
+        }));
         self.assets.push(p);
         p
     }
@@ -346,21 +382,23 @@ impl Proposal {
         self.entities.is_empty() && self.ops.is_empty()
     }
 
-    /// Encode into the content of a `ProposedChangeTransaction`. `canonical` maps an existing
-    /// entity to its canonical id (for the link the proposal goes to).
-    pub fn build(
-        self,
-        canonical: &dyn Fn(Entity) -> Option<u64>,
-        link: Entity,
-    ) -> Result<ContentArray, ProposalError> {
+    /// Encode into the content of a `ProposedChangeTransaction`. `ids` gives the id, on the link
+    /// the proposal goes to, of an existing entity or asset (its [`Mirrored::id`], its imported
+    /// asset id); placeholders and their stand-ins resolve to their patch-local ids.
+    pub fn build(self, ids: &dyn EntityIds, link: Entity) -> Result<ContentArray, ProposalError> {
         if self.overflow {
             return Err(ProposalError::TooManyPlaceholders);
         }
+        if self.too_large {
+            return Err(ProposalError::TooLarge);
+        }
         let stand_ins: HashMap<Entity, u64> =
             self.entities.iter().map(|p| (p.entity(), p.id())).collect();
+        let assets: HashSet<u64> = self.assets.iter().map(|a| a.id).collect();
         let ids = ProposalIds {
             stand_ins: &stand_ins,
-            canonical,
+            assets: &assets,
+            link: ids,
         };
         let target_id = |t: ProposalTarget| -> Result<u64, ProposalError> {
             match t {
@@ -433,9 +471,11 @@ impl Proposal {
     }
 }
 
+/// Ids while a proposal is encoded: its own placeholders' stand-ins, then the link's ids.
 struct ProposalIds<'a> {
     stand_ins: &'a HashMap<Entity, u64>,
-    canonical: &'a dyn Fn(Entity) -> Option<u64>,
+    assets: &'a HashSet<u64>,
+    link: &'a dyn EntityIds,
 }
 
 impl EntityIds for ProposalIds<'_> {
@@ -443,7 +483,37 @@ impl EntityIds for ProposalIds<'_> {
         self.stand_ins
             .get(&entity)
             .copied()
-            .or_else(|| (self.canonical)(entity))
+            .or_else(|| self.link.id_of(entity))
+    }
+
+    fn asset_id(&self, asset: UntypedAssetId) -> Option<u64> {
+        if let UntypedAssetId::Uuid { uuid, .. } = asset {
+            let (stand_in, id) = uuid.as_u64_pair();
+            return (stand_in == STAND_IN_UUID && self.assets.contains(&id)).then_some(id);
+        }
+        self.link.asset_id(asset)
+    }
+}
+
+/// The ids of one link where this node is Downstream: its mirrored entities and the assets
+/// imported from it.
+struct LinkIds<'a, 'w, 's> {
+    link: Entity,
+    mirrored: &'a Query<'w, 's, &'static Mirrored>,
+    assets: Option<&'a AssetIdMap>,
+}
+
+impl EntityIds for LinkIds<'_, '_, '_> {
+    fn id_of(&self, entity: Entity) -> Option<u64> {
+        self.mirrored
+            .get(entity)
+            .ok()
+            .filter(|m| m.link == self.link)
+            .map(|m| m.id)
+    }
+
+    fn asset_id(&self, asset: UntypedAssetId) -> Option<u64> {
+        self.assets?.imported_id(self.link, asset)
     }
 }
 
@@ -455,14 +525,6 @@ fn an_asset(asset_type: (u16, u16), id: u64) -> AnAsset {
     AnAsset::new(
         AssetTypeID::new(ExtensionID::new(asset_type.0), asset_type.1),
         AssetID::new(id),
-    )
-}
-
-fn asset_key(a: &AnAsset) -> (u16, u16, u64) {
-    (
-        a.asset_type.extension.id.get(),
-        a.asset_type.identifier.get(),
-        a.asset_id.id.get(),
     )
 }
 
@@ -478,7 +540,8 @@ pub struct ProposalClient {
 #[derive(SystemParam)]
 pub struct Proposals<'w, 's> {
     links: Query<'w, 's, &'static NoodlesLink>,
-    mirrored: Query<'w, 's, (&'static NoodlesId, &'static Mirrored)>,
+    mirrored: Query<'w, 's, &'static Mirrored>,
+    assets: Option<Res<'w, AssetIdMap>>,
     state: ResMut<'w, ProposalClient>,
 }
 
@@ -496,15 +559,12 @@ impl Proposals<'_, '_> {
         if l.role != Some(Role::Downstream) {
             return Err(ProposalError::NotDownstream(link));
         }
-        let mirrored = &self.mirrored;
-        let canonical = |e: Entity| {
-            mirrored
-                .get(e)
-                .ok()
-                .filter(|(_, m)| m.link == link)
-                .map(|(id, _)| id.0)
+        let ids = LinkIds {
+            link,
+            mirrored: &self.mirrored,
+            assets: self.assets.as_deref(),
         };
-        let content = proposal.build(&canonical, link)?;
+        let content = proposal.build(&ids, link)?;
         let next = self.state.next.entry(link).or_insert(0);
         *next = next.wrapping_add(1);
         let transaction_id = *next;
@@ -566,10 +626,10 @@ impl ProposalReply {
 
     /// The canonical asset an asset placeholder became.
     pub fn canonical_asset(&self, p: AssetPlaceholder) -> Option<AnAsset> {
-        let key = asset_key(&p.an_asset());
+        let key = p.an_asset().key();
         self.assets
             .iter()
-            .find(|(from, _)| asset_key(from) == key)
+            .find(|(from, _)| from.key() == key)
             .map(|(_, to)| *to)
     }
 }
@@ -738,7 +798,8 @@ pub struct ProposalRejected {
 /// to every Downstream and to links that join later).
 #[derive(Resource, Debug, Default)]
 pub struct ProposedAssets {
-    created: HashSet<(u16, u16, u64)>,
+    /// Canonical id → asset type (ids are unique across types).
+    created: HashMap<u64, (u16, u16)>,
     next_id: u64,
 }
 
@@ -750,17 +811,24 @@ impl ProposedAssets {
 
     /// Whether `(extension, type, id)` was created by an accepted proposal.
     pub fn contains(&self, key: (u16, u16, u64)) -> bool {
-        self.created.contains(&key)
+        self.created.get(&key.2) == Some(&(key.0, key.1))
     }
 }
 
-/// Why a proposal is malformed (code 3).
+/// Why a proposal is rejected before the policy sees it: its reply code and the reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-struct Malformed(String);
+#[error("{reason}")]
+struct Rejection {
+    code: u16,
+    reason: String,
+}
 
-fn malformed(s: impl Into<String>) -> Malformed {
-    Malformed(s.into())
+/// Code 3: malformed, or disallowed content.
+fn malformed(reason: impl Into<String>) -> Rejection {
+    Rejection {
+        code: codes::MALFORMED,
+        reason: reason.into(),
+    }
 }
 
 enum Step {
@@ -798,10 +866,11 @@ struct IdCheck<'a> {
     assets: HashSet<(u16, u16, u64)>,
     asset_ids: HashSet<u64>,
     known_assets: &'a dyn Fn(Option<(u16, u16)>, u64) -> bool,
+    registry: &'a ComponentRegistry,
 }
 
 impl IdCheck<'_> {
-    fn entity(&self, id: u64) -> Result<ProposedEntity, Malformed> {
+    fn entity(&self, id: u64) -> Result<ProposedEntity, Rejection> {
         if id & PATCH_LOCAL_BIT != 0 {
             return if self.entities.contains(&id) {
                 Ok(ProposedEntity::New(id))
@@ -819,7 +888,7 @@ impl IdCheck<'_> {
         }
     }
 
-    fn asset(&self, asset_type: Option<(u16, u16)>, id: u64) -> Result<(), Malformed> {
+    fn asset(&self, asset_type: Option<(u16, u16)>, id: u64) -> Result<(), Rejection> {
         if id & PATCH_LOCAL_BIT != 0 {
             let declared = match asset_type {
                 Some((e, t)) => self.assets.contains(&(e, t, id)),
@@ -836,20 +905,25 @@ impl IdCheck<'_> {
         if (self.known_assets)(asset_type, id) {
             Ok(())
         } else {
-            Err(malformed(format!("unknown asset id {id}")))
+            Err(malformed(match asset_type {
+                Some(t) => format!("asset id {id} names no asset of type {t:?}"),
+                None => format!("unknown asset id {id}"),
+            }))
         }
     }
 
     /// Check every id a visitor hands over; the first problem wins.
-    fn visit(&self, first: &mut Option<Malformed>, id: IdMut<'_>) {
+    fn visit(&self, first: &mut Option<Rejection>, id: IdMut<'_>) {
         if first.is_some() {
             return;
         }
         let r = match id {
             IdMut::Entity(e) => self.entity(e.id.get()).map(|_| ()),
-            IdMut::Asset { id, .. } => self.asset(None, id.id.get()),
+            IdMut::Asset { within, id } => {
+                self.asset(self.registry.asset_type_of_wrapper(within), id.id.get())
+            }
             IdMut::AnAsset(a) => {
-                let (e, t, i) = asset_key(a);
+                let (e, t, i) = a.key();
                 self.asset(Some((e, t)), i)
             }
         };
@@ -865,16 +939,15 @@ fn check(
     extensions: &[u16],
     registry: &ComponentRegistry,
     content: &ContentArray,
-) -> Result<Plan, Malformed> {
+) -> Result<Plan, Rejection> {
     let index = world.resource::<EntityIndex>();
     let proposed = world.get_resource::<ProposedAssets>();
-    let exported = world.get_resource::<crate::mirror::AssetIdMap>();
+    let exported = world.get_resource::<AssetIdMap>();
     let known_assets = |asset_type: Option<(u16, u16)>, id: u64| -> bool {
-        let in_proposed = proposed.is_some_and(|p| match asset_type {
-            Some((e, t)) => p.contains((e, t, id)),
-            None => p.created.iter().any(|k| k.2 == id),
-        });
-        in_proposed || exported.is_some_and(|m| m.exported.values().any(|v| *v == id))
+        let ty = proposed
+            .and_then(|p| p.created.get(&id).copied())
+            .or_else(|| exported.and_then(|m| m.exported_asset(id)).map(|(t, _)| t));
+        ty.is_some_and(|t| asset_type.is_none_or(|a| a == t))
     };
     let mut ids = IdCheck {
         local: &index.local,
@@ -883,21 +956,25 @@ fn check(
         assets: HashSet::new(),
         asset_ids: HashSet::new(),
         known_assets: &known_assets,
+        registry,
     };
     let mut new_entities = Vec::new();
     let mut new_assets = Vec::new();
     // The registry rule of a component type the proposal names, if this link may carry it.
-    let component_rule = |i: usize, ext: u16, ident: u16| -> Result<usize, Malformed> {
+    let component_rule = |i: usize, ext: u16, ident: u16| -> Result<usize, Rejection> {
         if !extensions.contains(&ext) {
             return Err(malformed(format!(
                 "content[{i}]: component type ({ext}, {ident}) is outside the link's extensions {extensions:?}"
             )));
         }
-        registry.by_id.get(&(ext, ident)).copied().ok_or_else(|| {
-            malformed(format!(
-                "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
-            ))
-        })
+        registry
+            .component(ext, ident)
+            .map(|(i, _)| i)
+            .ok_or_else(|| {
+                malformed(format!(
+                    "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
+                ))
+            })
     };
     // Pass 1: what the proposal creates.
     for (i, c) in content.iter().enumerate() {
@@ -919,7 +996,7 @@ fn check(
                 }
             }
             ContentMessage::ContentModifyAsset(m) => {
-                let key = asset_key(&m.an_asset);
+                let key = m.an_asset.key();
                 if key.2 & PATCH_LOCAL_BIT != 0 {
                     if !ids.assets.insert(key) {
                         return Err(malformed(format!(
@@ -933,6 +1010,17 @@ fn check(
             }
             _ => {}
         }
+    }
+    // The reply's remap tables are counted in u16: a larger proposal could not be answered.
+    if new_entities.len() as u64 > MAX_PLACEHOLDERS || new_assets.len() as u64 > MAX_PLACEHOLDERS {
+        return Err(Rejection {
+            code: codes::RESOURCE_EXHAUSTED,
+            reason: format!(
+                "creates {} entities and {} assets; a reply can remap at most {MAX_PLACEHOLDERS} of each",
+                new_entities.len(),
+                new_assets.len()
+            ),
+        });
     }
     // Pass 2: every change, every id, every payload.
     let mut steps = Vec::new();
@@ -963,11 +1051,11 @@ fn check(
             ContentMessage::ContentModifyComponents(m) => {
                 let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
                 let rule = component_rule(i, ext, ident)?;
-                let name = registry.rules[rule].name;
-                let mut target_err: Option<Malformed> = None;
-                let mut inner_err: Option<Malformed> = None;
+                let name = registry.rules()[rule].name;
+                let mut target_err: Option<Rejection> = None;
+                let mut inner_err: Option<Rejection> = None;
                 let mut targets = Vec::new();
-                (registry.rules[rule].visit_ids)(
+                (registry.rules()[rule].visit_ids)(
                     &m.content.0,
                     &mut |id: &mut u64| {
                         if target_err.is_none() {
@@ -998,7 +1086,7 @@ fn check(
             ContentMessage::ContentDeleteComponents(m) => {
                 let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
                 let rule = component_rule(i, ext, ident)?;
-                let name = registry.rules[rule].name;
+                let name = registry.rules()[rule].name;
                 let mut list = Vec::new();
                 for e in m.list.iter() {
                     let entity = ids
@@ -1014,7 +1102,7 @@ fn check(
                 steps.push(Step::Remove { rule, ids: list });
             }
             ContentMessage::ContentModifyAsset(m) => {
-                let (ext, ty, id) = asset_key(&m.an_asset);
+                let (ext, ty, id) = m.an_asset.key();
                 if !extensions.contains(&ext) {
                     return Err(malformed(format!(
                         "content[{i}]: asset type ({ext}, {ty}) is outside the link's extensions {extensions:?}"
@@ -1057,7 +1145,7 @@ fn check(
                 });
             }
             ContentMessage::ContentDeleteAsset(m) => {
-                let (ext, ty, id) = asset_key(&m.an_asset);
+                let (ext, ty, id) = m.an_asset.key();
                 return Err(malformed(format!(
                     "content[{i}]: proposes deleting asset ({ext}, {ty}):{id}; asset deletion cannot be proposed"
                 )));
@@ -1119,7 +1207,7 @@ fn handle_proposal(world: &mut World, link: Entity, p: ProposedChangeTransaction
     let registry = world.resource::<ComponentRegistry>().clone();
     let plan = match check(world, &extensions, &registry, &p.content) {
         Ok(plan) => plan,
-        Err(m) => return reject(world, link, transaction_id, codes::MALFORMED, m.0),
+        Err(r) => return reject(world, link, transaction_id, r.code, r.reason),
     };
     let decision = {
         let ctx = ProposalContext {
@@ -1149,8 +1237,10 @@ fn handle_proposal(world: &mut World, link: Entity, p: ProposedChangeTransaction
     apply(world, link, transaction_id, plan, &registry);
 }
 
-/// Apply a checked, accepted proposal: everything or (on an internal failure) as much as the
-/// registry could, never touching a proposal that failed its checks.
+/// Apply a checked, accepted proposal. Its new assets are imported first (this node needs them as
+/// Bevy assets, so components can refer to them); one that cannot be imported rejects the whole
+/// proposal (code 3) before any entity changes. Then its entities are created and its changes
+/// applied, in order.
 fn apply(
     world: &mut World,
     link: Entity,
@@ -1158,43 +1248,21 @@ fn apply(
     plan: Plan,
     registry: &ComponentRegistry,
 ) {
-    // Placeholders become shared entities; `on_share` allocates their canonical ids.
-    let spawned: Vec<(u64, Entity)> = plan
-        .new_entities
-        .iter()
-        .map(|&p| (p, world.spawn(Shared).id()))
-        .collect();
-    world.flush();
-    let mut entity_map: HashMap<u64, u64> = HashMap::with_capacity(spawned.len());
-    for (p, e) in &spawned {
-        match world.get::<NoodlesId>(*e) {
-            Some(id) => {
-                entity_map.insert(*p, id.0);
-            }
-            None => {
-                error!("a proposed entity got no canonical id (is the `Shared` observer missing?)")
-            }
-        }
-    }
+    // Canonical ids for the new assets.
     let mut asset_map: HashMap<(u16, u16, u64), AnAsset> = HashMap::new();
     {
         let mut store = world.get_resource_or_init::<ProposedAssets>();
         for a in &plan.new_assets {
-            let (e, t, id) = asset_key(a);
-            let canonical = store.allocate();
-            asset_map.insert((e, t, id), an_asset((e, t), canonical));
+            let (e, t, id) = a.key();
+            asset_map.insert((e, t, id), an_asset((e, t), store.allocate()));
         }
     }
     let asset_ids: HashMap<u64, u64> = asset_map
         .iter()
         .map(|(k, v)| (k.2, v.asset_id.id.get()))
         .collect();
-    let remap_entity = |id: &mut u64| {
-        if let Some(c) = entity_map.get(id) {
-            *id = *c;
-        }
-    };
-    let mut remap_inner = |x: IdMut<'_>| match x {
+    let mut entity_map: HashMap<u64, u64> = HashMap::new();
+    let remap = |entity_map: &HashMap<u64, u64>, x: IdMut<'_>| match x {
         IdMut::Entity(e) => {
             if let Some(c) = entity_map.get(&e.id.get()) {
                 *e = EntityID::new(*c);
@@ -1206,11 +1274,57 @@ fn apply(
             }
         }
         IdMut::AnAsset(a) => {
-            if let Some(c) = asset_map.get(&asset_key(a)) {
+            if let Some(c) = asset_map.get(&a.key()) {
                 *a = *c;
             }
         }
     };
+    // 1. Assets, with their asset ids made canonical.
+    let mut bodies: Vec<(AnAsset, usize, Bytes)> = Vec::new();
+    for step in &plan.steps {
+        if let Step::Asset {
+            an_asset,
+            rule,
+            bytes,
+        } = step
+        {
+            let canonical = asset_map.get(&an_asset.key()).copied().unwrap_or(*an_asset);
+            match (registry.asset_rules()[*rule].propose)(bytes, &mut |x| remap(&entity_map, x)) {
+                Ok(b) => bodies.push((canonical, *rule, b)),
+                Err(e) => {
+                    return reject(
+                        world,
+                        link,
+                        transaction_id,
+                        codes::MALFORMED,
+                        format!("asset {:#x}: {e}", an_asset.asset_id.id.get()),
+                    );
+                }
+            }
+        }
+    }
+    let kept = match import_proposed_assets(world, link, registry, &bodies) {
+        Ok(kept) => kept,
+        Err(r) => return reject(world, link, transaction_id, r.code, r.reason),
+    };
+    // 2. Placeholders become shared entities; `on_share` allocates their canonical ids.
+    let spawned: Vec<(u64, Entity)> = plan
+        .new_entities
+        .iter()
+        .map(|&p| (p, world.spawn(Shared).id()))
+        .collect();
+    world.flush();
+    entity_map.reserve(spawned.len());
+    for (p, e) in &spawned {
+        match world.get::<SharedId>(*e) {
+            Some(id) => {
+                entity_map.insert(*p, id.get());
+            }
+            None => {
+                error!("a proposed entity got no canonical id (is the `Shared` observer missing?)")
+            }
+        }
+    }
     let mut resolve = |w: &mut World, id: u64| {
         w.resource::<EntityIndex>()
             .local
@@ -1218,14 +1332,20 @@ fn apply(
             .copied()
             .unwrap_or(Entity::PLACEHOLDER)
     };
+    // 3. Every change, in order.
     let mut new_assets: Vec<(AnAsset, Bytes)> = Vec::new();
     for step in plan.steps {
         match step {
             Step::Modify { rule, bytes } => {
-                let r = &registry.rules[rule];
-                let mut remap_target = remap_entity;
-                let result = (r.visit_ids)(&bytes, &mut remap_target, &mut remap_inner)
-                    .and_then(|b| (r.apply)(world, link, &mut resolve, &b));
+                let r = &registry.rules()[rule];
+                let mut remap_target = |id: &mut u64| {
+                    if let Some(c) = entity_map.get(id) {
+                        *id = *c;
+                    }
+                };
+                let result =
+                    (r.visit_ids)(&bytes, &mut remap_target, &mut |x| remap(&entity_map, x))
+                        .and_then(|b| (r.apply)(world, link, &mut resolve, &b));
                 if let Err(e) = result {
                     error!(
                         "proposal {transaction_id} from link {link}: applying {} failed after it was checked: {e}",
@@ -1237,7 +1357,7 @@ fn apply(
                 for id in ids {
                     let id = entity_map.get(&id).copied().unwrap_or(id);
                     if let Some(&e) = world.resource::<EntityIndex>().local.get(&id) {
-                        (registry.rules[rule].remove)(world, e);
+                        (registry.rules()[rule].remove)(world, e);
                     }
                 }
             }
@@ -1255,11 +1375,10 @@ fn apply(
                 rule,
                 bytes,
             } => {
-                let canonical = asset_map
-                    .get(&asset_key(&an_asset))
-                    .copied()
-                    .unwrap_or(an_asset);
-                match (registry.assets[rule].propose)(&bytes, &mut remap_inner) {
+                let canonical = asset_map.get(&an_asset.key()).copied().unwrap_or(an_asset);
+                // Entity ids inside the body are canonical now too.
+                match (registry.asset_rules()[rule].propose)(&bytes, &mut |x| remap(&entity_map, x))
+                {
                     Ok(b) => new_assets.push((canonical, b)),
                     Err(e) => error!("proposal {transaction_id}: re-encoding an asset failed: {e}"),
                 }
@@ -1267,6 +1386,8 @@ fn apply(
         }
     }
     world.flush();
+    // The components that use the new assets hold them now.
+    drop(kept);
     let entities: Vec<(u64, u64)> = plan
         .new_entities
         .iter()
@@ -1275,7 +1396,7 @@ fn apply(
     let assets: Vec<(AnAsset, AnAsset)> = plan
         .new_assets
         .iter()
-        .filter_map(|a| asset_map.get(&asset_key(a)).map(|c| (*a, *c)))
+        .filter_map(|a| asset_map.get(&a.key()).map(|c| (*a, *c)))
         .collect();
     send_reply(
         world,
@@ -1293,12 +1414,14 @@ fn apply(
     );
     // The new assets go out with the next transaction, before the components that use them.
     for (a, body) in new_assets {
-        let key = asset_key(&a);
+        let (e, t, id) = a.key();
         world
             .get_resource_or_init::<ProposedAssets>()
             .created
-            .insert(key);
-        world.resource_mut::<Outgoing>().modify_asset(key, body);
+            .insert(id, (e, t));
+        world
+            .resource_mut::<Outgoing>()
+            .modify_asset((e, t, id), body);
     }
     debug!(
         "proposal {transaction_id} from link {link} applied: {} new entities, {} new assets",
@@ -1311,6 +1434,72 @@ fn apply(
         entities,
         assets,
     });
+}
+
+/// Import the assets of an accepted proposal into this node (as the Downstream import would,
+/// through each type's registry rule), under their canonical ids: new ones become exported Bevy
+/// assets ([`AssetIdMap::export`]) whose handles are returned, to be held until the components
+/// that use them are applied. A body that cannot be imported, or that waits for an asset the
+/// proposal does not carry (a buffer of this node's own exports, for example), rejects the
+/// proposal, and what was imported is dropped again.
+fn import_proposed_assets(
+    world: &mut World,
+    link: Entity,
+    registry: &ComponentRegistry,
+    bodies: &[(AnAsset, usize, Bytes)],
+) -> Result<Vec<UntypedHandle>, Rejection> {
+    if bodies.is_empty() || !world.contains_resource::<AssetIdMap>() {
+        return Ok(Vec::new());
+    }
+    let created = world.resource::<ProposedAssets>().created.clone();
+    let new: Vec<&(AnAsset, usize, Bytes)> = bodies
+        .iter()
+        .filter(|(a, ..)| !created.contains_key(&a.asset_id.id.get()))
+        .collect();
+    // New assets are imported under the proposing link, with handles reserved for them.
+    for (a, ..) in &new {
+        let (e, t, id) = a.key();
+        reserve_imported(world, link, (e, t), id);
+    }
+    // Types others refer to (buffers) first, as a Downstream imports a batch.
+    let mut order: Vec<&(AnAsset, usize, Bytes)> = bodies.iter().collect();
+    order.sort_by_key(|(_, rule, _)| *rule);
+    let mut failure = None;
+    for (a, rule, body) in &order {
+        let r = &registry.asset_rules()[*rule];
+        let (_, _, id) = a.key();
+        let why = match (r.import)(world, link, id, body) {
+            Ok(AssetImported::Waiting) => Some(
+                "it refers to an asset this proposal does not carry (buffers must be inline in the same proposal)"
+                    .to_string(),
+            ),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            failure = Some(malformed(format!("{} asset {id}: {why}", r.name)));
+            break;
+        }
+    }
+    // What the imports kept under the link (a buffer's bytes) is not needed any more.
+    for (a, rule, _) in bodies {
+        (registry.asset_rules()[*rule].delete)(world, link, a.asset_id.id.get());
+    }
+    let mut kept = Vec::new();
+    for (a, _, _) in &new {
+        let (e, t, id) = a.key();
+        let mut ids = world.resource_mut::<AssetIdMap>();
+        if let Some(h) = ids.forget_imported(link, (e, t), id)
+            && failure.is_none()
+        {
+            ids.export_unclaimed((e, t), h.id(), id);
+            kept.push(h);
+        }
+    }
+    match failure {
+        Some(r) => Err(r),
+        None => Ok(kept),
+    }
 }
 
 // ============================================================================================
@@ -1418,7 +1607,7 @@ mod tests {
         let parent = p.spawn();
         let child = p.spawn();
         p.insert(child, ChildOf(parent.entity()));
-        let content = p.build(&|_| None, Entity::PLACEHOLDER).unwrap();
+        let content = p.build(&NoIds, Entity::PLACEHOLDER).unwrap();
         assert_eq!(content.len(), 2);
         let ContentMessage::ContentModifyComponents(m) = &content[1] else {
             panic!("{content:?}")
@@ -1433,8 +1622,50 @@ mod tests {
         let mut p = Proposal::new();
         p.insert(Entity::from_raw_u32(5).unwrap(), Name::new("x"));
         assert!(matches!(
-            p.build(&|_| None, Entity::PLACEHOLDER),
+            p.build(&NoIds, Entity::PLACEHOLDER),
             Err(ProposalError::NotMirrored { .. })
+        ));
+    }
+
+    /// A link that mirrors nothing.
+    struct NoIds;
+
+    impl EntityIds for NoIds {
+        fn id_of(&self, _: Entity) -> Option<u64> {
+            None
+        }
+    }
+
+    #[test]
+    fn asset_stand_ins_encode_as_their_placeholders() {
+        let mut p = Proposal::new();
+        let mesh = p.add_asset((0, 3), Bytes::from_static(b"body"));
+        let e = p.spawn();
+        p.insert(e, Mesh3d(mesh.handle()));
+        let content = p.build(&NoIds, Entity::PLACEHOLDER).unwrap();
+        let ContentMessage::ContentModifyComponents(m) = &content[2] else {
+            panic!("{content:?}")
+        };
+        let mut expected = e.id().to_le_bytes().to_vec();
+        expected.extend_from_slice(&mesh.id.to_le_bytes());
+        assert_eq!(&m.content.0[..], &expected[..]);
+        // A stand-in of another proposal is not one of this proposal's assets.
+        let other = Proposal::new().add_asset((0, 3), Bytes::new());
+        let mut q = Proposal::new();
+        let e = q.spawn();
+        q.insert(
+            e,
+            Mesh3d(
+                AssetPlaceholder {
+                    id: other.id | 7,
+                    ..other
+                }
+                .handle(),
+            ),
+        );
+        assert!(matches!(
+            q.build(&NoIds, Entity::PLACEHOLDER),
+            Err(ProposalError::NotEncodable { .. })
         ));
     }
 

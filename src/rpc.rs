@@ -66,7 +66,7 @@ use crate::codec::{
 use crate::link::{MessageKind, Role};
 use crate::mirror::{
     EntityIds, EntityIndex, EntityResolver, MirrorAppExt, MirrorComponent, MirrorError, Mirrored,
-    NoodlesId, PATCH_LOCAL_BIT,
+    PATCH_LOCAL_BIT,
 };
 use crate::net::{CloseLink, LinkClosed, LinkSendError, NoodlesLink, RouterAppExt};
 use crate::schedule::{self, NoodlesSystems};
@@ -131,7 +131,7 @@ impl RpcEndpoint {
     }
 
     /// Check arguments against the hints; the error says what is wrong.
-    pub fn check_args(&self, args: &[Any]) -> Result<(), String> {
+    pub fn check_args(&self, args: &[Any]) -> Result<(), ArgumentError> {
         let fixed = if self.is_variadic() {
             &self.arguments[..self.arguments.len() - 1]
         } else {
@@ -143,28 +143,101 @@ impl RpcEndpoint {
             args.len() == fixed.len()
         };
         if !count_ok {
-            let names: Vec<&str> = self.arguments.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(format!(
-                "`{}` takes {}{} argument{} ({}), got {}",
-                self.name,
-                if self.is_variadic() { "at least " } else { "" },
-                fixed.len(),
-                if fixed.len() == 1 { "" } else { "s" },
-                names.join(", "),
-                args.len()
-            ));
+            return Err(ArgumentError::Count {
+                endpoint: self.name.clone(),
+                names: self.arguments.iter().map(|(n, _)| n.clone()).collect(),
+                expected: fixed.len(),
+                variadic: self.is_variadic(),
+                got: args.len(),
+            });
         }
         for (i, ((name, ty), a)) in fixed.iter().zip(args).enumerate() {
             if *ty != any_type::VOID && a.discriminant() != *ty {
-                return Err(format!(
-                    "`{}`: argument {i} (`{name}`) must be {}, got {}",
-                    self.name,
-                    any_type_name(*ty),
-                    a.kind_name()
-                ));
+                return Err(ArgumentError::Type {
+                    endpoint: self.name.clone(),
+                    index: i,
+                    name: Some(name.clone()),
+                    expected: any_type_name(*ty),
+                    got: a.kind_name(),
+                });
             }
         }
         Ok(())
+    }
+}
+
+/// Arguments that do not fit an endpoint (code [`codes::BAD_ARGUMENTS`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgumentError {
+    /// The wrong number of arguments.
+    #[error(
+        "`{endpoint}` takes {}{expected} argument{} ({}), got {got}",
+        if *variadic { "at least " } else { "" },
+        if *expected == 1 { "" } else { "s" },
+        names.join(", ")
+    )]
+    Count {
+        /// The endpoint.
+        endpoint: String,
+        /// Its argument names.
+        names: Vec<String>,
+        /// How many it takes (at least, if variadic).
+        expected: usize,
+        /// Does it take more?
+        variadic: bool,
+        /// How many came.
+        got: usize,
+    },
+    /// A missing argument (a handler asked for one past the end).
+    #[error("`{endpoint}`: missing {} (got {got} arguments)", label(*index, name.as_deref()))]
+    Missing {
+        /// The endpoint.
+        endpoint: String,
+        /// Which argument.
+        index: usize,
+        /// Its name, if the endpoint names it.
+        name: Option<String>,
+        /// How many came.
+        got: usize,
+    },
+    /// An argument of the wrong type.
+    #[error("`{endpoint}`: {} must be {expected}, got {got}", label(*index, name.as_deref()))]
+    Type {
+        /// The endpoint.
+        endpoint: String,
+        /// Which argument.
+        index: usize,
+        /// Its name, if the endpoint names it.
+        name: Option<String>,
+        /// The type it must have.
+        expected: &'static str,
+        /// What came instead.
+        got: &'static str,
+    },
+    /// An argument that does not convert to what the handler asked for.
+    #[error("`{endpoint}`: {}: {error}", label(*index, name.as_deref()))]
+    Convert {
+        /// The endpoint.
+        endpoint: String,
+        /// Which argument.
+        index: usize,
+        /// Its name, if the endpoint names it.
+        name: Option<String>,
+        /// Why it does not convert.
+        error: String,
+    },
+}
+
+fn label(index: usize, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("argument {index} (`{n}`)"),
+        None => format!("argument {index}"),
+    }
+}
+
+impl From<ArgumentError> for RpcFailure {
+    fn from(e: ArgumentError) -> Self {
+        RpcFailure::bad_arguments(e.to_string())
     }
 }
 
@@ -267,19 +340,34 @@ impl RpcCall {
         T: TryFrom<Any>,
         T::Error: fmt::Display,
     {
-        let label = match self.arg_names.get(index) {
-            Some(n) if n != VARIADIC => format!("argument {index} (`{n}`)"),
-            _ => format!("argument {index}"),
-        };
+        self.arg_checked(index).map_err(RpcFailure::from)
+    }
+
+    /// Argument `index` as a `T`, or the typed [`ArgumentError`].
+    pub fn arg_checked<T>(&self, index: usize) -> Result<T, ArgumentError>
+    where
+        T: TryFrom<Any>,
+        T::Error: fmt::Display,
+    {
+        let name = self
+            .arg_names
+            .get(index)
+            .filter(|n| *n != VARIADIC)
+            .cloned();
         let Some(a) = self.args.get(index) else {
-            return Err(RpcFailure::bad_arguments(format!(
-                "`{}`: missing {label} (got {} arguments)",
-                self.name,
-                self.args.len()
-            )));
+            return Err(ArgumentError::Missing {
+                endpoint: self.name.clone(),
+                index,
+                name,
+                got: self.args.len(),
+            });
         };
-        T::try_from(a.clone())
-            .map_err(|e| RpcFailure::bad_arguments(format!("`{}`: {label}: {e}", self.name)))
+        T::try_from(a.clone()).map_err(|e| ArgumentError::Convert {
+            endpoint: self.name.clone(),
+            index,
+            name,
+            error: e.to_string(),
+        })
     }
 
     /// Does the caller want a reply?
@@ -522,7 +610,7 @@ fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
     let entity = if eid & PATCH_LOCAL_BIT != 0 {
         None
     } else {
-        world.resource::<EntityIndex>().local.get(&eid).copied()
+        world.resource::<EntityIndex>().shared(eid)
     };
     let Some(entity) = entity.filter(|e| world.get_entity(*e).is_ok()) else {
         return send_error(
@@ -560,8 +648,8 @@ fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
         );
     };
     let args = inv.args.0;
-    if let Err(m) = endpoint.check_args(&args) {
-        return send_error(world, link, id, codes::BAD_ARGUMENTS, m);
+    if let Err(e) = endpoint.check_args(&args) {
+        return send_error(world, link, id, codes::BAD_ARGUMENTS, e.to_string());
     }
     let call = RpcCall {
         link,
@@ -691,7 +779,12 @@ pub enum RpcInvokeError {
     NotDownstream(Entity),
     /// The entity is not mirrored from this link.
     #[error("entity {entity} is not mirrored from link {link}")]
-    NotMirrored { entity: Entity, link: Entity },
+    NotMirrored {
+        /// The entity.
+        entity: Entity,
+        /// The link the call goes to.
+        link: Entity,
+    },
     /// More than 255 arguments.
     #[error("{0} arguments; at most 255 fit an RPCInvoke")]
     TooManyArguments(usize),
@@ -718,7 +811,7 @@ pub struct RpcClientState {
 #[derive(SystemParam)]
 pub struct RpcClient<'w, 's> {
     links: Query<'w, 's, &'static NoodlesLink>,
-    mirrored: Query<'w, 's, (&'static NoodlesId, &'static Mirrored)>,
+    mirrored: Query<'w, 's, &'static Mirrored>,
     endpoints: Query<'w, 's, (Entity, &'static RpcEndpoint, &'static Mirrored)>,
     state: ResMut<'w, RpcClientState>,
 }
@@ -807,8 +900,8 @@ impl RpcClient<'_, '_> {
                 .mirrored
                 .get(e)
                 .ok()
-                .filter(|(_, m)| m.link == link)
-                .map(|(id, _)| id.0)
+                .filter(|m| m.link == link)
+                .map(|m| m.id)
                 .ok_or(RpcInvokeError::NotMirrored { entity: e, link }),
         }
     }
@@ -1066,9 +1159,9 @@ mod tests {
     fn argument_checks() {
         let ep = RpcEndpoint::new("countdown").arg("n", any_type::I64);
         assert!(ep.check_args(&[Any::I64(3)]).is_ok());
-        let e = ep.check_args(&[]).unwrap_err();
+        let e = ep.check_args(&[]).unwrap_err().to_string();
         assert!(e.contains("takes 1 argument (n), got 0"), "{e}");
-        let e = ep.check_args(&[Any::from("x")]).unwrap_err();
+        let e = ep.check_args(&[Any::from("x")]).unwrap_err().to_string();
         assert!(
             e.contains("argument 0 (`n`) must be integer (i64), got string"),
             "{e}"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy_noodles2::codec as w;
 use bevy_noodles2::codec::Wire;
-use bevy_noodles2::mirror::{AssetImported, MirrorAsset, Outgoing};
+use bevy_noodles2::mirror::{AssetImported, MirrorAsset, Outgoing, RefusalReason, Refused};
 use bevy_noodles2::prelude::*;
 use bytes::Bytes;
 
@@ -98,9 +98,14 @@ fn an_application_asset_type_is_imported_refused_and_deleted_through_its_rule() 
     let s = stats(&down);
     assert_eq!((s.imported, s.refused), (1, 1), "{s:?}");
     assert!(
-        s.last_refusal
-            .as_deref()
-            .is_some_and(|r| r.contains("label asset 8") && r.contains("may not be empty")),
+        s.last_refusal.as_ref().is_some_and(|r| matches!(
+            r.what,
+            Refused::Asset {
+                id: 8,
+                name: "label",
+                ..
+            }
+        ) && matches!(&r.reason, RefusalReason::Invalid(why) if why.contains("may not be empty"))),
         "{s:?}"
     );
     up.world_mut()
@@ -157,4 +162,104 @@ fn unused_core_assets_are_counted_as_ignored_and_headless_nodes_ignore_meshes() 
     let s = stats(&down);
     // The buffer is kept (assets may refer to it); the sampler and the mesh are not used here.
     assert_eq!((s.imported, s.ignored, s.refused), (1, 2, 0), "{s:?}");
+}
+
+/// Send `content` from the Upstream as one raw `Transaction` on every link.
+fn send_transaction(up: &mut App, content: Vec<w::ContentMessage>) {
+    let tx = w::MainSequenceMessage::Transaction(w::Transaction {
+        content: w::ContentArray(content),
+    });
+    let mut q = up.world_mut().query::<&NoodlesLink>();
+    for l in q.iter(up.world()) {
+        l.send_message(&tx).expect("queued");
+    }
+}
+
+fn label_asset(id: u64) -> w::AnAsset {
+    w::AnAsset::new(
+        w::AssetTypeID::new(w::ExtensionID::new(EXT), 0),
+        w::AssetID::new(id),
+    )
+}
+
+fn modify_label(id: u64, text: &str) -> w::ContentMessage {
+    w::ContentMessage::ContentModifyAsset(w::ContentModifyAsset {
+        an_asset: label_asset(id),
+        content: w::Content(body(text)),
+    })
+}
+
+fn delete_label(id: u64) -> w::ContentMessage {
+    w::ContentMessage::ContentDeleteAsset(w::ContentDeleteAsset {
+        an_asset: label_asset(id),
+    })
+}
+
+#[test]
+fn asset_content_applies_in_array_order() {
+    let mut up = label_app("up");
+    let mut down = label_app("down");
+    linked(&mut up, &mut down);
+    // Asset 3: made, deleted, made again. Asset 4: made, then deleted. In one transaction.
+    send_transaction(
+        &mut up,
+        vec![
+            modify_label(3, "first"),
+            modify_label(4, "short-lived"),
+            delete_label(3),
+            modify_label(3, "second"),
+            delete_label(4),
+        ],
+    );
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the labels",
+        |a| {
+            a[1].world()
+                .get_resource::<Seen>()
+                .is_some_and(|s| s.deleted.len() >= 2)
+        },
+    );
+    pump(&mut [&mut up, &mut down], 3);
+    let seen = down.world().resource::<Seen>();
+    // The deletion of 3 cancelled its first body; the body after it made it again; 4 never
+    // became more than a body cancelled by its deletion.
+    assert_eq!(seen.imported, vec![(3, "second".to_string())], "{seen:?}");
+    assert_eq!(seen.deleted, vec![3, 4], "{seen:?}");
+}
+
+#[test]
+fn an_asset_deleted_and_made_again_in_one_tick_stays() {
+    let mut up = label_app("up");
+    let mut down = label_app("down");
+    linked(&mut up, &mut down);
+    up.world_mut()
+        .resource_mut::<Outgoing>()
+        .modify_asset((EXT, 0, 5), body("old"));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the first body",
+        |a| stats(a[1]).imported >= 1,
+    );
+    {
+        let mut out = up.world_mut().resource_mut::<Outgoing>();
+        out.delete_asset((EXT, 0, 5));
+        out.modify_asset((EXT, 0, 5), body("new"));
+    }
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the second body",
+        |a| stats(a[1]).imported >= 2,
+    );
+    pump(&mut [&mut up, &mut down], 5);
+    assert!(up.world().resource::<Outgoing>().is_live((EXT, 0, 5)));
+    let seen = down.world().resource::<Seen>();
+    assert_eq!(
+        seen.imported,
+        vec![(5, "old".to_string()), (5, "new".to_string())]
+    );
+    assert!(seen.deleted.is_empty(), "deleted after all: {seen:?}");
 }

@@ -32,12 +32,20 @@ fn big_mesh(bytes: usize) -> Mesh {
     .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
 }
 
-fn mirrored_x(app: &mut App, id: NoodlesId) -> Option<f32> {
-    let mut q = app
-        .world_mut()
-        .query_filtered::<(&NoodlesId, &Transform), With<Mirrored>>();
+/// The recent refusals, one per line, as they are logged.
+fn refusals(stats: &AssetStats) -> String {
+    stats
+        .recent_refusals
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn mirrored_x(app: &mut App, id: SharedId) -> Option<f32> {
+    let mut q = app.world_mut().query::<(&Mirrored, &Transform)>();
     q.iter(app.world())
-        .find(|(i, _)| **i == id)
+        .find(|(m, _)| m.id == id.get())
         .map(|(_, t)| t.translation.x)
 }
 
@@ -70,7 +78,7 @@ fn oob_buffer_of_50_mb_arrives_while_transforms_flow() {
     up.world_mut()
         .spawn((Shared, Transform::default(), Mesh3d(handle)));
     up.update();
-    let mover_id = *up.world().get::<NoodlesId>(mover).unwrap();
+    let mover_id = *up.world().get::<SharedId>(mover).unwrap();
     assert_eq!(
         progress(&down),
         OobProgress::default(),
@@ -298,7 +306,7 @@ fn oob_failure_refuses_only_that_buffer() {
         |a| a[1].world().resource::<AssetStats>().refused >= 2,
     );
     let stats = down.world().resource::<AssetStats>().clone();
-    let all = format!("{:?}", stats.recent_refusals);
+    let all = refusals(&stats);
     assert!(
         all.contains("buffer asset 10") && all.contains("999"),
         "{all}"
@@ -316,7 +324,7 @@ fn oob_failure_refuses_only_that_buffer() {
         .unwrap()
         .translation
         .x = 3.0;
-    let id = *up.world().get::<NoodlesId>(mover).unwrap();
+    let id = *up.world().get::<SharedId>(mover).unwrap();
     run_until(
         &mut [&mut up, &mut down],
         Duration::from_secs(10),
@@ -458,23 +466,22 @@ fn buffers_from_urls_are_fetched_and_checked() {
         },
     );
     let stats = down.world().resource::<AssetStats>().clone();
-    let all = stats
-        .recent_refusals
-        .iter()
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n");
+    let all = refusals(&stats);
     assert_eq!(stats.refused, 14, "{all}");
     for id in [201, 301, 401, 501, 601, 701, 801] {
+        let line = |start: String, then: &str| {
+            all.lines()
+                .any(|l| l.starts_with(&start) && l.contains(then))
+        };
         assert!(
-            all.contains(&format!("refused buffer asset {id}:")),
+            line(format!("refused buffer asset {id} from link "), ""),
             "no refusal names buffer {id}:\n{all}"
         );
         assert!(
-            all.contains(&format!(
-                "refused mesh asset {}: its buffer {id} was refused",
-                id + 1
-            )),
+            line(
+                format!("refused mesh asset {} from link ", id + 1),
+                &format!(": its buffer {id} was refused")
+            ),
             "no refusal names mesh {}:\n{all}",
             id + 1
         );
@@ -486,13 +493,12 @@ fn buffers_from_urls_are_fetched_and_checked() {
         "{all}"
     );
     // The good one is a Bevy mesh.
+    let link = links(&mut down)[0].0;
     let handle = down
         .world()
         .resource::<bevy_noodles2::mirror::AssetIdMap>()
-        .imported
-        .iter()
-        .find(|((_, ty, id), _)| *ty == asset_type::MESH && *id == 102)
-        .map(|(_, h)| h.clone())
+        .imported(link, (0, asset_type::MESH), 102)
+        .cloned()
         .expect("mesh 102 imported");
     let mesh = down
         .world()
@@ -514,7 +520,7 @@ fn buffers_from_urls_are_fetched_and_checked() {
         .unwrap()
         .translation
         .x = 7.0;
-    let id = *up.world().get::<NoodlesId>(mover).unwrap();
+    let id = *up.world().get::<SharedId>(mover).unwrap();
     run_until(
         &mut [&mut up, &mut down],
         Duration::from_secs(10),
@@ -549,7 +555,7 @@ fn unreachable_oob_channel_refuses_only_that_buffer() {
         |a| a[1].world().resource::<AssetStats>().refused >= 2,
     );
     let stats = down.world().resource::<AssetStats>().clone();
-    let all = format!("{:?}", stats.recent_refusals);
+    let all = refusals(&stats);
     assert!(all.contains("refused buffer asset"), "{all}");
     assert!(all.contains("cannot open the OOB channel"), "{all}");
     assert!(all.contains("refused mesh asset"), "{all}");
@@ -559,7 +565,7 @@ fn unreachable_oob_channel_refuses_only_that_buffer() {
         .unwrap()
         .translation
         .x = 5.0;
-    let id = *up.world().get::<NoodlesId>(mover).unwrap();
+    let id = *up.world().get::<SharedId>(mover).unwrap();
     run_until(
         &mut [&mut up, &mut down],
         Duration::from_secs(10),
@@ -608,7 +614,7 @@ fn a_game_connecting_as_upstream_pushes_its_world_and_serves_oob() {
         .unwrap()
         .translation
         .x = 3.0;
-    let id = *game.world().get::<NoodlesId>(mover).unwrap();
+    let id = *game.world().get::<SharedId>(mover).unwrap();
     run_until(
         &mut [&mut viewer, &mut game],
         Duration::from_secs(10),

@@ -149,8 +149,9 @@ fn send_raw(d: &mut App, link: Entity, invoke_id: u32, endpoint: u64, args: Vec<
         .unwrap();
 }
 
+/// The Upstream's id of the mirrored entity `e`.
 fn canonical(d: &App, e: Entity) -> u64 {
-    d.world().get::<NoodlesId>(e).unwrap().0
+    d.world().get::<Mirrored>(e).unwrap().id
 }
 
 fn error_code(r: &[RpcReplyKind]) -> (u16, String) {

@@ -361,8 +361,7 @@ fn skinned_mesh_is_mirrored_with_its_joints_and_bind_matrices() {
     let live = |up: &App| {
         up.world()
             .resource::<Outgoing>()
-            .live_assets
-            .contains_key(&(0, asset_type::BUFFER, buffer))
+            .is_live((0, asset_type::BUFFER, buffer))
     };
     assert!(live(&up));
 
@@ -396,8 +395,7 @@ fn skinned_mesh_is_mirrored_with_its_joints_and_bind_matrices() {
     let buffers = up
         .world()
         .resource::<Outgoing>()
-        .live_assets
-        .keys()
+        .live_assets()
         .filter(|k| k.1 == asset_type::BUFFER)
         .count();
     assert_eq!(buffers, 1, "only the mesh's buffer is left");
@@ -552,7 +550,7 @@ fn refusals(down: &App) -> Vec<String> {
         .resource::<AssetStats>()
         .recent_refusals
         .iter()
-        .cloned()
+        .map(|r| r.to_string())
         .collect()
 }
 

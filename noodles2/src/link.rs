@@ -241,7 +241,59 @@ pub enum CloseReason {
     PreambleTimeout(Duration),
     /// The connection failed or the peer stopped reading.
     #[error("transport: {0}")]
-    Transport(String),
+    Transport(TransportError),
+}
+
+/// What went wrong below the protocol: connecting, the socket, or a peer that does not keep up.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TransportError {
+    /// The connection could not be opened.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// Where to.
+        url: String,
+        /// Why (the websocket or I/O error, in text).
+        reason: String,
+    },
+    /// Opening the connection took too long.
+    #[error("connecting to {url} timed out after {timeout:?}")]
+    ConnectTimeout {
+        /// Where to.
+        url: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The peer does not read: the outgoing queue reached its bound. No close frame is sent (it
+    /// would wait behind the queue).
+    #[error("the outgoing queue of {frames} frames is full: the peer is not reading")]
+    Stalled {
+        /// The bound that was reached.
+        frames: usize,
+    },
+    /// The websocket failed (reset, protocol violation below NOODLES2, I/O error).
+    #[error("websocket: {0}")]
+    Websocket(String),
+}
+
+/// A listener that could not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ListenError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// Why (the I/O error, in text).
+        reason: String,
+    },
+    /// The socket has no local address.
+    #[error("no local address for {addr}: {reason}")]
+    LocalAddr {
+        /// The address asked for.
+        addr: String,
+        /// Why (the I/O error, in text).
+        reason: String,
+    },
 }
 
 /// Where a link is in its life.

@@ -22,7 +22,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{WebSocketStream, accept_async_with_config, connect_async_with_config};
 
-use crate::link::{ClientIntent, CloseReason, Link, LinkConfig, LinkEvent, ProtocolError};
+use crate::link::{
+    ClientIntent, CloseReason, Link, LinkConfig, LinkEvent, ListenError, ProtocolError,
+    TransportError,
+};
 
 /// Identifies a connection for the lifetime of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -195,8 +198,8 @@ pub enum TransportEvent {
     ListenFailed {
         /// The listener, as returned by [`Transport::listen`].
         listener: ListenerId,
-        /// What went wrong, in text.
-        error: String,
+        /// What went wrong.
+        error: ListenError,
     },
     /// A connection was accepted; its link is in the preamble.
     Accepted {
@@ -277,7 +280,10 @@ impl Transport {
                 Err(e) => {
                     let _ = events.send(TransportEvent::ListenFailed {
                         listener,
-                        error: format!("cannot listen on {addr}: {e}"),
+                        error: ListenError::Bind {
+                            addr: addr.clone(),
+                            reason: e.to_string(),
+                        },
                     });
                     return;
                 }
@@ -289,7 +295,10 @@ impl Transport {
                 Err(e) => {
                     let _ = events.send(TransportEvent::ListenFailed {
                         listener,
-                        error: format!("no local address for {addr}: {e}"),
+                        error: ListenError::LocalAddr {
+                            addr: addr.clone(),
+                            reason: e.to_string(),
+                        },
                     });
                     return;
                 }
@@ -367,7 +376,10 @@ impl Transport {
             let ws = match tokio::time::timeout(limits.connect_timeout, connecting).await {
                 Ok(Ok((ws, _response))) => ws,
                 Ok(Err(e)) => {
-                    let reason = CloseReason::Transport(format!("cannot connect to {url}: {e}"));
+                    let reason = CloseReason::Transport(TransportError::Connect {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    });
                     let _ = events.send(TransportEvent::Link {
                         link: id,
                         event: LinkEvent::Closed(reason),
@@ -375,10 +387,10 @@ impl Transport {
                     return;
                 }
                 Err(_) => {
-                    let reason = CloseReason::Transport(format!(
-                        "connecting to {url} timed out after {:?}",
-                        limits.connect_timeout
-                    ));
+                    let reason = CloseReason::Transport(TransportError::ConnectTimeout {
+                        url: url.clone(),
+                        timeout: limits.connect_timeout,
+                    });
                     let _ = events.send(TransportEvent::Link {
                         link: id,
                         event: LinkEvent::Closed(reason),
@@ -494,10 +506,9 @@ async fn run_link<S>(
         // Flush what the link wants to send, then hand its events to the application.
         while let Some(frame) = link.poll_transmit() {
             if wtx.try_send(Outgoing::Frame(frame)).is_err() {
-                link.close(CloseReason::Transport(format!(
-                    "outgoing queue of {} frames is full: the peer is not reading",
-                    limits.queue_len
-                )));
+                link.close(CloseReason::Transport(TransportError::Stalled {
+                    frames: limits.queue_len,
+                }));
                 break;
             }
         }
@@ -517,7 +528,10 @@ async fn run_link<S>(
             let code = close_code(&reason);
             // A close frame answers the peer's too (RFC 6455 §5.5.1); only a peer that stopped
             // reading, or a broken connection, gets none.
-            let polite = !matches!(&reason, CloseReason::Transport(r) if r.contains("queue"));
+            let polite = !matches!(
+                &reason,
+                CloseReason::Transport(TransportError::Stalled { .. })
+            );
             if polite {
                 let _ = wtx.try_send(Outgoing::Close(code, close_text(&reason)));
             }
@@ -549,7 +563,7 @@ async fn run_link<S>(
                         link.close(CloseReason::Remote(why));
                     }
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => link.close(CloseReason::Transport(e.to_string())),
+                    Some(Err(e)) => link.close(CloseReason::Transport(TransportError::Websocket(e.to_string()))),
                     None => link.close(CloseReason::Remote("connection closed without a close frame".into())),
                 }
             }

@@ -54,37 +54,56 @@ pub enum AssetError {
     /// A Bevy vertex attribute is stored in a format this conversion does not handle.
     #[error("mesh: attribute {attribute} is {found}, expected {expected}")]
     AttributeFormat {
+        /// The attribute's name.
         attribute: &'static str,
+        /// The format the attribute is stored in.
         found: String,
+        /// The format this conversion expects.
         expected: &'static str,
     },
     /// A Bevy vertex attribute does not have one value per vertex.
     #[error("mesh: attribute {attribute} has {found} values but the mesh has {expected} positions")]
     AttributeLength {
+        /// The attribute's name.
         attribute: &'static str,
+        /// How many values the attribute has.
         found: usize,
+        /// How many positions (vertices) the mesh has.
         expected: usize,
     },
     /// Some count or size does not fit the wire type that carries it.
     #[error("{asset}: {what} is {value}, more than the wire format allows ({limit})")]
     TooLarge {
+        /// The asset kind.
         asset: &'static str,
+        /// The count or size that is too large.
         what: &'static str,
+        /// Its value.
         value: u64,
+        /// The largest value the wire type allows.
         limit: u64,
     },
     /// Offset arithmetic would overflow `u64`.
     #[error("{asset}: {what} overflows a 64-bit offset")]
-    Overflow { asset: &'static str, what: String },
+    Overflow {
+        /// The asset kind.
+        asset: &'static str,
+        /// The computation that overflows.
+        what: String,
+    },
     /// A `BufferView` reaches outside its buffer (`buffer.jaw`: "Any slice that escapes the
     /// bounds of the buffer is illegal").
     #[error(
         "{asset}: buffer view (offset {offset}, length {length}) escapes its buffer of {buffer_len} bytes"
     )]
     ViewOutOfBuffer {
+        /// The asset kind.
         asset: &'static str,
+        /// The view's byte offset in the buffer.
         offset: u64,
+        /// The view's length in bytes.
         length: u64,
+        /// The buffer's length in bytes.
         buffer_len: u64,
     },
     /// An attribute's stride is smaller than one element.
@@ -92,8 +111,11 @@ pub enum AssetError {
         "mesh: attribute {attribute} has vertex_stride {stride}, smaller than its {size}-byte element"
     )]
     StrideTooSmall {
+        /// The attribute's name.
         attribute: String,
+        /// The attribute's `vertex_stride` in bytes.
         stride: u16,
+        /// The size of one element in bytes.
         size: u64,
     },
     /// An attribute's last element ends past the end of the mesh's view.
@@ -101,12 +123,19 @@ pub enum AssetError {
         "mesh: attribute {attribute} (view_byte_offset {offset}, vertex_stride {stride}, {count} vertices of {size} bytes) ends at byte {end}, past the {view_len}-byte view"
     )]
     AttributePastView {
+        /// The attribute's name.
         attribute: String,
+        /// The attribute's `view_byte_offset`.
         offset: u32,
+        /// The attribute's `vertex_stride` in bytes.
         stride: u16,
+        /// The number of vertices.
         count: u32,
+        /// The size of one element in bytes.
         size: u64,
+        /// The byte where the last element ends.
         end: u64,
+        /// The view's length in bytes.
         view_len: u64,
     },
     /// The index block ends past the end of the mesh's view.
@@ -114,10 +143,15 @@ pub enum AssetError {
         "mesh: index block (view_byte_offset {offset}, index_count {count} of {size} bytes) ends at byte {end}, past the {view_len}-byte view"
     )]
     IndicesPastView {
+        /// The index block's `view_byte_offset`.
         offset: u32,
+        /// The number of indices (`index_count`).
         count: u32,
+        /// The size of one index in bytes.
         size: u64,
+        /// The byte where the index block ends.
         end: u64,
+        /// The view's length in bytes.
         view_len: u64,
     },
     /// An index refers to a vertex that does not exist.
@@ -125,28 +159,47 @@ pub enum AssetError {
         "mesh: index {index} (at position {position}) is out of range for {vertex_count} vertices"
     )]
     IndexOutOfRange {
+        /// The index's position in the index list.
         position: usize,
+        /// The index value.
         index: u64,
+        /// The number of vertices in the mesh.
         vertex_count: u64,
     },
     /// A triangle list needs a multiple of three indices (or vertices, without indices).
     #[error("mesh: {what} {count} is not a multiple of 3, as a triangle list needs")]
-    NotTriangles { what: &'static str, count: u64 },
+    NotTriangles {
+        /// What was counted (the index count, or the vertex count without indices).
+        what: &'static str,
+        /// The count.
+        count: u64,
+    },
     /// An enum field holds a value the spec does not define.
     #[error("{asset}: {field} has unknown value {value}")]
     UnknownValue {
+        /// The asset kind.
         asset: &'static str,
+        /// The field's name.
         field: String,
+        /// The undefined value.
         value: u64,
     },
     /// A joint stream without its weight stream, or the reverse.
     #[error("mesh: {present} is flagged but {missing} is not (joints and weights come in pairs)")]
-    UnpairedSkinStream { present: String, missing: String },
+    UnpairedSkinStream {
+        /// The stream that is flagged.
+        present: String,
+        /// The paired stream that is not flagged.
+        missing: String,
+    },
     /// A skinning weight is negative, infinite or NaN.
     #[error("mesh: {attribute} of vertex {vertex} is {value}, not a finite weight >= 0")]
     BadWeight {
+        /// The weight attribute's name.
         attribute: String,
+        /// The vertex the weight belongs to.
         vertex: usize,
+        /// The weight's value.
         value: f32,
     },
     /// The mesh says it has no morph targets but lists some (`mesh.jaw`).
@@ -167,7 +220,10 @@ pub enum AssetError {
     #[error(
         "image: unknown encoded format (first bytes: {first_bytes}); expected PNG, JPEG, WEBP, KTX2, HDR or EXR"
     )]
-    UnknownImageFormat { first_bytes: String },
+    UnknownImageFormat {
+        /// The first bytes of the image, in hex.
+        first_bytes: String,
+    },
     /// The encoded format is known but this build of Bevy cannot decode it.
     #[error("image: {0} images are not supported by this build (Bevy feature not enabled)")]
     ImageFormatNotEnabled(&'static str),
@@ -176,14 +232,19 @@ pub enum AssetError {
         "image: {format} image of {width}x{height} pixels exceeds the limit ({MAX_IMAGE_SIDE} per side, {MAX_IMAGE_PIXELS} pixels)"
     )]
     ImageTooLarge {
+        /// The encoded format's name.
         format: &'static str,
+        /// The image's width in pixels.
         width: u64,
+        /// The image's height in pixels.
         height: u64,
     },
     /// Decoding the encoded image failed.
     #[error("image: decoding {format} failed: {reason}")]
     Decode {
+        /// The encoded format's name.
         format: &'static str,
+        /// Why decoding failed.
         reason: String,
     },
     /// The material image table has more than [`MAX_MATERIAL_IMAGES`] entries.
@@ -194,16 +255,29 @@ pub enum AssetError {
         "material: {field} refers to image table entry {index}, but the table has {table_len} entries"
     )]
     ImageIndexOutOfRange {
+        /// The texture reference's field name.
         field: &'static str,
+        /// The image table entry it refers to.
         index: u8,
+        /// The number of entries in the image table.
         table_len: usize,
     },
     /// A texture reference names a UV channel other than 0 or 1.
     #[error("material: {field} uses UV channel {channel}, only 0 and 1 exist")]
-    BadUvChannel { field: &'static str, channel: u8 },
+    BadUvChannel {
+        /// The texture reference's field name.
+        field: &'static str,
+        /// The UV channel it names.
+        channel: u8,
+    },
     /// The image asset a texture reference resolves to is not known to the caller.
     #[error("material: {field} refers to image asset {image_id}, which is not available")]
-    UnknownImage { field: &'static str, image_id: u64 },
+    UnknownImage {
+        /// The texture reference's field name.
+        field: &'static str,
+        /// The image asset it resolves to.
+        image_id: u64,
+    },
 }
 
 // ---------------------------------------------------------------------------------------------

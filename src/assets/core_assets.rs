@@ -20,7 +20,7 @@ use super::remote::{FetchConfig, OobProgress, RemoteFetch};
 use super::sync::{AssetImport, asset_type, buffer_of};
 use crate::codec as w;
 use crate::codec::BufferSource;
-use crate::mirror::{AssetImported, MirrorAppExt, MirrorAsset, imported_handle};
+use crate::mirror::{AssetImported, MirrorAppExt, MirrorAsset, asset_handle};
 
 fn reserve<A: Asset>(world: &World) -> Option<UntypedHandle> {
     Some(
@@ -43,7 +43,7 @@ fn store<A: Asset>(
     if !world.contains_resource::<Assets<A>>() {
         return Ok(AssetImported::Ignored);
     }
-    let h = imported_handle(world, link, ty, id).ok_or("no handle could be reserved for it")?;
+    let h = asset_handle(world, link, (0, ty), id).ok_or("no handle could be reserved for it")?;
     world
         .resource_mut::<Assets<A>>()
         .insert(h.id().typed::<A>(), value)
@@ -67,6 +67,7 @@ impl MirrorAsset for Buffer {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = asset_type::BUFFER;
     const NAME: &'static str = "buffer";
+    const ID_WRAPPER: Option<&'static str> = Some("BufferAssetID");
 
     fn import(
         b: w::BufferAsset,
@@ -160,6 +161,7 @@ impl MirrorAsset for ImageRule {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = asset_type::IMAGE;
     const NAME: &'static str = "image";
+    const ID_WRAPPER: Option<&'static str> = Some("ImageAssetID");
 
     fn import(
         a: w::ImageAsset,
@@ -187,6 +189,7 @@ impl MirrorAsset for MeshRule {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = asset_type::MESH;
     const NAME: &'static str = "mesh";
+    const ID_WRAPPER: Option<&'static str> = Some("MeshAssetID");
 
     fn import(
         a: w::MeshAsset,
@@ -215,6 +218,7 @@ impl MirrorAsset for MaterialRule {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = asset_type::PBR_MATERIAL;
     const NAME: &'static str = "material";
+    const ID_WRAPPER: Option<&'static str> = Some("PBRMaterialAssetID");
 
     fn import(
         a: w::PBRMaterialAsset,
@@ -223,7 +227,7 @@ impl MirrorAsset for MaterialRule {
         id: u64,
     ) -> Result<AssetImported, String> {
         let mut image = |img: u64| {
-            imported_handle(world, link, asset_type::IMAGE, img).map(|h| h.typed::<Image>())
+            asset_handle(world, link, (0, asset_type::IMAGE), img).map(|h| h.typed::<Image>())
         };
         let mat = convert::material_from_wire(&a, &mut image).map_err(|e| e.to_string())?;
         store(world, link, Self::IDENTIFIER, id, mat)
@@ -241,6 +245,7 @@ impl MirrorAsset for EnvironmentRule {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = asset_type::ENVIRONMENT;
     const NAME: &'static str = "environment";
+    const ID_WRAPPER: Option<&'static str> = Some("EnvironmentAssetID");
 
     fn import(
         a: w::EnvironmentAsset,
@@ -249,7 +254,7 @@ impl MirrorAsset for EnvironmentRule {
         id: u64,
     ) -> Result<AssetImported, String> {
         let (light, _) = environment::environment_images(&a).map_err(|e| e.to_string())?;
-        let img = imported_handle(world, link, asset_type::IMAGE, light)
+        let img = asset_handle(world, link, (0, asset_type::IMAGE), light)
             .ok_or("this app has no image assets")?;
         let cube = {
             let images = world.resource::<Assets<Image>>();
@@ -259,7 +264,7 @@ impl MirrorAsset for EnvironmentRule {
             };
             environment::equirect_to_cubemap(equirect).map_err(|e| e.to_string())?
         };
-        let h = imported_handle(world, link, Self::IDENTIFIER, id)
+        let h = asset_handle(world, link, (0, Self::IDENTIFIER), id)
             .ok_or("this app has no image assets")?;
         let key = h.id().typed::<Image>();
         world
@@ -283,12 +288,13 @@ impl MirrorAsset for EnvironmentRule {
 struct Unused<T>(std::marker::PhantomData<T>);
 
 macro_rules! unused_core_asset {
-    ($wire:ty, $id:expr, $name:literal) => {
+    ($wire:ty, $id:expr, $name:literal, $wrapper:literal) => {
         impl MirrorAsset for Unused<$wire> {
             type Wire = $wire;
             const EXTENSION: u16 = 0;
             const IDENTIFIER: u16 = $id;
             const NAME: &'static str = $name;
+            const ID_WRAPPER: Option<&'static str> = Some($wrapper);
 
             fn import(_: $wire, _: &mut World, _: Entity, _: u64) -> Result<AssetImported, String> {
                 Ok(AssetImported::Ignored)
@@ -297,14 +303,25 @@ macro_rules! unused_core_asset {
     };
 }
 
-unused_core_asset!(w::AnimationAsset, asset_type::ANIMATION, "animation");
+unused_core_asset!(
+    w::AnimationAsset,
+    asset_type::ANIMATION,
+    "animation",
+    "AnimationAssetID"
+);
 // Without Bevy's renderer there is no `StandardMaterial` to import into.
 #[cfg(not(feature = "render"))]
-unused_core_asset!(w::PBRMaterialAsset, asset_type::PBR_MATERIAL, "material");
+unused_core_asset!(
+    w::PBRMaterialAsset,
+    asset_type::PBR_MATERIAL,
+    "material",
+    "PBRMaterialAssetID"
+);
 unused_core_asset!(
     w::AnimSamplerAsset,
     asset_type::ANIM_SAMPLER,
-    "animation sampler"
+    "animation sampler",
+    "AnimSamplerAssetID"
 );
 
 /// Register every Core asset type, buffers first (the others refer to them).

@@ -71,12 +71,8 @@ impl MirrorComponent for GeneratedEnvironmentMapLight {
     ) -> Result<Self, MirrorError> {
         let id = w.environment.id.id.get();
         let h = ids
-            .asset_handle(asset_type::ENVIRONMENT, id)
-            .ok_or_else(|| {
-                MirrorError::Invalid(format!(
-                    "environment asset {id}: this app has no image assets"
-                ))
-            })?;
+            .asset_handle((0, asset_type::ENVIRONMENT), id)
+            .ok_or_else(|| MirrorError::no_asset::<Self>((0, asset_type::ENVIRONMENT), id))?;
         let r = w.rotation;
         let rotation = Quat::from_xyzw(r.x.get(), r.y.get(), r.z.get(), r.w.get());
         Ok(GeneratedEnvironmentMapLight {

@@ -21,7 +21,7 @@ use super::convert;
 use super::remote::OobServer;
 use super::sync::{AssetStats, asset_type, buffer_body, delete_buffer, whole_view};
 use crate::codec::{ImageAsset, Wire};
-use crate::mirror::{AssetIdMap, NoodlesId, Outgoing, Shared};
+use crate::mirror::{AssetIdMap, Outgoing, Shared, SharedId, upgrade};
 use crate::schedule::NoodlesSystems;
 
 /// A Bevy asset type the Upstream exports as a NOODLES2 asset.
@@ -51,6 +51,10 @@ pub trait ExportAppExt {
 
 impl ExportAppExt for App {
     fn export_asset_users<U: AssetUser>(&mut self) -> &mut Self {
+        // Proposals that refer to an exported asset by its id get a handle to it.
+        self.world_mut()
+            .get_resource_or_init::<AssetIdMap>()
+            .set_upgrade(U::Asset::ASSET_TYPE, upgrade::<U::Asset>);
         self.init_resource::<ExportState<U>>()
             .add_observer(|_: On<Remove, Shared>, mut state: ResMut<ExportState<U>>| {
                 state.dirty = true
@@ -165,11 +169,7 @@ fn export_image(
         }
     };
     let buffer = export.allocate();
-    let id = ids
-        .exported
-        .get(&key)
-        .copied()
-        .unwrap_or_else(|| export.allocate());
+    let id = ids.exported_id(key).unwrap_or_else(|| export.allocate());
     let view = whole_view(png.len(), buffer);
     let body = ImageAsset { view, flags }.encode_bytes().ok()?;
     out.modify_asset(
@@ -180,7 +180,7 @@ fn export_image(
     export
         .exported
         .insert(key, (id, buffer, (0, asset_type::IMAGE)));
-    ids.exported.insert(key, id);
+    ids.export((0, asset_type::IMAGE), key, id);
     Some(id)
 }
 
@@ -222,7 +222,7 @@ fn export_used<U: AssetUser>(
     assets: Res<Assets<U::Asset>>,
     images: Option<Res<Assets<Image>>>,
     mut events: MessageReader<AssetEvent<U::Asset>>,
-    mut users: Query<(&mut U, Ref<NoodlesId>), With<Shared>>,
+    mut users: Query<(&mut U, Ref<SharedId>), With<Shared>>,
     removed: RemovedComponents<U>,
     oob: Option<Res<OobServer>>,
 ) {
@@ -241,6 +241,12 @@ fn export_used<U: AssetUser>(
     let mut newly: HashSet<UntypedAssetId> = HashSet::new();
     for key in want {
         if export.exported.contains_key(&key) {
+            continue;
+        }
+        // Created by an accepted proposal: its body already went out as proposed (under this
+        // id); from now on it is this exporter's, re-sent when it changes, deleted when unused.
+        if let Some(id) = ids.claim(key) {
+            export.exported.insert(key, (id, 0, U::Asset::ASSET_TYPE));
             continue;
         }
         let Some(asset) = assets.get(key.typed::<U::Asset>()) else {
@@ -271,16 +277,12 @@ fn export_used<U: AssetUser>(
                 continue;
             }
         };
-        let id = ids
-            .exported
-            .get(&key)
-            .copied()
-            .unwrap_or_else(|| export.allocate());
+        let id = ids.exported_id(key).unwrap_or_else(|| export.allocate());
         let (ext, ty) = U::Asset::ASSET_TYPE;
         out.modify_asset((ext, ty, id), body);
         export.exported.insert(key, (id, buffer, (ext, ty)));
         export.dependencies.insert(key, dependencies);
-        ids.exported.insert(key, id);
+        ids.export((ext, ty), key, id);
         stats.exported += 1;
         newly.insert(key);
     }
@@ -337,7 +339,7 @@ fn delete(
         if buffer != 0 {
             delete_buffer(out, oob, buffer);
         }
-        ids.exported.remove(&key);
+        ids.unexport(key);
         export.dependencies.remove(&key);
     }
 }

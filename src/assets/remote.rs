@@ -115,11 +115,17 @@ impl OobServer {
 /// arrived. `failed` counts refused fetches, `last_failure` names the last one.
 #[derive(Resource, Debug, Default, Clone, PartialEq, Eq)]
 pub struct OobProgress {
+    /// Buffers still being fetched.
     pub assets_pending: u64,
+    /// Buffers fetched.
     pub assets_done: u64,
+    /// Bytes the pending URL fetches declare.
     pub bytes_pending: u64,
+    /// Bytes that arrived.
     pub bytes_done: u64,
+    /// Fetches that were refused.
     pub failed: u64,
+    /// What the last refused fetch was and why, if any.
     pub last_failure: Option<String>,
 }
 

@@ -42,7 +42,8 @@ use crate::codec::{
     AssetID, BufferAssetID, BufferView, EntityID, SkinComponent, SkinComponentFlags, SkinJointList,
 };
 use crate::mirror::{
-    EntityIds, EntityResolver, MirrorComponent, MirrorError, Mirrored, NoodlesId, Outgoing, Shared,
+    AssetRefusal, EntityIds, EntityResolver, MirrorComponent, MirrorError, Mirrored, Outgoing,
+    RefusalReason, Refused, Shared, SharedId,
 };
 
 /// Bytes of one inverse bind matrix on the wire (a column-major `Mat4` of f32).
@@ -128,22 +129,35 @@ pub enum SkinError {
         "skin of entity {entity}: inverse_bind_matrices view is {length} bytes, but {joints} joints need exactly {expected} (64 per joint)"
     )]
     ViewLength {
+        /// The skinned entity.
         entity: u64,
+        /// The view's length in bytes.
         length: u64,
+        /// The number of joints in the skin.
         joints: usize,
+        /// The length the view must have (64 bytes per joint).
         expected: u128,
     },
     /// The view reaches outside its buffer, or the buffer was refused.
     #[error("skin of entity {entity}: inverse_bind_matrices: {reason}")]
-    Buffer { entity: u64, reason: String },
+    Buffer {
+        /// The skinned entity.
+        entity: u64,
+        /// Why the matrices could not be read.
+        reason: String,
+    },
     /// The entity's mesh uses a joint index past the skin's joint list.
     #[error(
         "skin of entity {entity}: its mesh uses joint index {index} (vertex {vertex}), but the skin has {joints} joints"
     )]
     JointIndex {
+        /// The skinned entity.
         entity: u64,
+        /// The joint index the mesh uses.
         index: u16,
+        /// The vertex that uses it.
         vertex: usize,
+        /// The number of joints in the skin.
         joints: usize,
     },
 }
@@ -228,9 +242,9 @@ pub(crate) fn export_skins(
     mut stats: ResMut<AssetStats>,
     bindposes: Res<Assets<SkinnedMeshInverseBindposes>>,
     mut events: MessageReader<AssetEvent<SkinnedMeshInverseBindposes>>,
-    mut users: Query<(Entity, Ref<SkinnedMesh>, Ref<NoodlesId>, Option<&mut Skin>), With<Shared>>,
+    mut users: Query<(Entity, Ref<SkinnedMesh>, Ref<SharedId>, Option<&mut Skin>), With<Shared>>,
     stale: Query<Entity, (With<Skin>, With<Shared>, Without<SkinnedMesh>)>,
-    shared: Query<(), With<NoodlesId>>,
+    shared: Query<(), With<SharedId>>,
     mut removed: RemovedComponents<SkinnedMesh>,
     oob: Option<Res<OobServer>>,
     mut commands: Commands,
@@ -399,7 +413,7 @@ pub(crate) fn apply_skins(
             With<Mirrored>,
         ),
     >,
-    skins: Query<(&Skin, &Mirrored, &NoodlesId, Option<&Mesh3d>)>,
+    skins: Query<(&Skin, &Mirrored, Option<&Mesh3d>)>,
     arrived: Query<(), With<Transform>>,
     mut removed: RemovedComponents<Skin>,
     mut commands: Commands,
@@ -417,10 +431,18 @@ pub(crate) fn apply_skins(
     work.sort_unstable();
     work.dedup();
     for e in work {
-        let Ok((skin, mirrored, id, mesh)) = skins.get(e) else {
+        let Ok((skin, mirrored, mesh)) = skins.get(e) else {
             continue;
         };
-        match resolve(skin, mirrored.link, id.0, mesh, &import, &meshes, &arrived) {
+        match resolve(
+            skin,
+            mirrored.link,
+            mirrored.id,
+            mesh,
+            &import,
+            &meshes,
+            &arrived,
+        ) {
             Ok(Resolved::Ready(ibm)) => {
                 let sm = SkinnedMesh {
                     inverse_bindposes: bindposes.add(SkinnedMeshInverseBindposes::from(ibm)),
@@ -434,7 +456,13 @@ pub(crate) fn apply_skins(
                 state.pending.insert(e);
             }
             Err(err) => {
-                stats.refuse(format!("refused {err}"));
+                stats.refuse(AssetRefusal {
+                    link: mirrored.link,
+                    what: Refused::Skin {
+                        entity: mirrored.id,
+                    },
+                    reason: RefusalReason::Invalid(err.to_string()),
+                });
                 commands
                     .entity(e)
                     .try_remove::<(SkinnedMesh, DynamicSkinnedMeshBounds)>();

@@ -34,18 +34,26 @@ use crate::codec::{
     InlineContent, MeshAssetID, MeshComponent, OOBAssetID, Wire,
 };
 use crate::mirror::{
-    AssetIdMap, AssetImported, ComponentRegistry, EntityIds, EntityResolver, IncomingAssets,
-    MirrorAppExt, MirrorComponent, MirrorError, NoodlesId, Outgoing, Shared,
+    AssetIdMap, AssetImported, AssetRefusal, ComponentRegistry, EntityIds, EntityResolver,
+    IncomingAsset, IncomingAssets, MirrorAppExt, MirrorComponent, MirrorError, Outgoing,
+    RefusalReason, Refused, Shared, SharedId, upgrade,
 };
 
 /// Core asset type identifiers (extension 0), from `spec/core/extension.md`.
 pub mod asset_type {
+    /// Buffer asset.
     pub const BUFFER: u16 = 0;
+    /// Environment asset.
     pub const ENVIRONMENT: u16 = 1;
+    /// Image asset.
     pub const IMAGE: u16 = 2;
+    /// Mesh asset.
     pub const MESH: u16 = 3;
+    /// PBR material asset.
     pub const PBR_MATERIAL: u16 = 4;
+    /// Animation asset.
     pub const ANIMATION: u16 = 5;
+    /// Animation sampler asset.
     pub const ANIM_SAMPLER: u16 = 6;
 }
 
@@ -61,9 +69,9 @@ impl MirrorComponent for Mesh3d {
     }
     fn from_wire(w: MeshComponent, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
         let id = w.asset.id.id.get();
-        let h = ids.asset_handle(asset_type::MESH, id).ok_or_else(|| {
-            MirrorError::Invalid(format!("mesh asset {id}: this app has no mesh assets"))
-        })?;
+        let h = ids
+            .asset_handle((0, asset_type::MESH), id)
+            .ok_or_else(|| MirrorError::no_asset::<Self>((0, asset_type::MESH), id))?;
         Ok(Mesh3d(h.typed_debug_checked()))
     }
 }
@@ -85,12 +93,8 @@ impl MirrorComponent for MeshMaterial3d<StandardMaterial> {
     ) -> Result<Self, MirrorError> {
         let id = w.asset.id.id.get();
         let h = ids
-            .asset_handle(asset_type::PBR_MATERIAL, id)
-            .ok_or_else(|| {
-                MirrorError::Invalid(format!(
-                    "material asset {id}: this app has no material assets"
-                ))
-            })?;
+            .asset_handle((0, asset_type::PBR_MATERIAL), id)
+            .ok_or_else(|| MirrorError::no_asset::<Self>((0, asset_type::PBR_MATERIAL), id))?;
         Ok(MeshMaterial3d(h.typed_debug_checked()))
     }
 }
@@ -105,9 +109,10 @@ pub struct AssetStats {
     /// Assets refused (Downstream), with the last reason. Skins that cannot become a
     /// `SkinnedMesh` are counted here too (see [`skin`]).
     pub refused: u64,
-    pub last_refusal: Option<String>,
+    /// The last refusal.
+    pub last_refusal: Option<AssetRefusal>,
     /// The last refusals (at most [`AssetStats::RECENT`]), oldest first.
-    pub recent_refusals: std::collections::VecDeque<String>,
+    pub recent_refusals: std::collections::VecDeque<AssetRefusal>,
     /// Assets waiting for a buffer they reference.
     pub pending: usize,
     /// Assets received but not used: types this app registers no rule for, and Core types not
@@ -176,7 +181,7 @@ pub(crate) fn export_environments(
     mut stats: ResMut<AssetStats>,
     images: Res<Assets<Image>>,
     mut image_events: MessageReader<AssetEvent<Image>>,
-    mut users: Query<(&mut GeneratedEnvironmentMapLight, Ref<NoodlesId>), With<Shared>>,
+    mut users: Query<(&mut GeneratedEnvironmentMapLight, Ref<SharedId>), With<Shared>>,
     removed: RemovedComponents<GeneratedEnvironmentMapLight>,
     oob: Option<Res<OobServer>>,
 ) {
@@ -230,7 +235,7 @@ pub(crate) fn export_environments(
         env_export
             .exported
             .insert(key, (env_id, image_id, buffer_id));
-        ids.exported.insert(key, env_id);
+        ids.export((0, asset_type::ENVIRONMENT), key, env_id);
         stats.exported += 1;
         newly.insert(key);
     }
@@ -261,7 +266,7 @@ pub(crate) fn export_environments(
                 out.delete_asset((0, asset_type::ENVIRONMENT, env));
                 out.delete_asset((0, asset_type::IMAGE, image));
                 delete_buffer(&mut out, oob, buffer);
-                ids.exported.remove(&key);
+                ids.unexport(key);
             }
         }
     }
@@ -301,20 +306,20 @@ pub(crate) fn buffer_of(
     Ok(import.buffers.get(&key).cloned())
 }
 
-fn refuse(world: &mut World, msg: String) {
-    world.resource_mut::<AssetStats>().refuse(msg);
+fn refuse(world: &mut World, refusal: AssetRefusal) {
+    world.resource_mut::<AssetStats>().refuse(refusal);
 }
 
 impl AssetStats {
     /// Log a refusal (`warn!`) and count it.
-    pub(crate) fn refuse(&mut self, msg: String) {
-        warn!("{msg}");
+    pub(crate) fn refuse(&mut self, refusal: AssetRefusal) {
+        warn!("{refusal}");
         self.refused += 1;
         if self.recent_refusals.len() >= AssetStats::RECENT {
             self.recent_refusals.pop_front();
         }
-        self.recent_refusals.push_back(msg.clone());
-        self.last_refusal = Some(msg);
+        self.recent_refusals.push_back(refusal.clone());
+        self.last_refusal = Some(refusal);
     }
 }
 
@@ -341,7 +346,15 @@ pub(crate) fn collect_fetched_buffers(world: &mut World) {
             Err(reason) => {
                 refuse(
                     world,
-                    format!("refused buffer asset {}: {reason}", c.buffer),
+                    AssetRefusal {
+                        link: c.link,
+                        what: Refused::Asset {
+                            asset_type: (0, asset_type::BUFFER),
+                            name: "buffer",
+                            id: c.buffer,
+                        },
+                        reason: RefusalReason::Fetch(reason.clone()),
+                    },
                 );
                 world
                     .resource_mut::<AssetImport>()
@@ -356,29 +369,38 @@ pub(crate) fn collect_fetched_buffers(world: &mut World) {
 /// registered ([`MirrorAppExt::mirror_asset`]); bodies that wait for a buffer or an image are
 /// retried every frame. Types without a rule are counted as ignored.
 pub(crate) fn import_assets(world: &mut World) {
-    let (modified, deleted) = {
-        let Some(mut incoming) = world.get_resource_mut::<IncomingAssets>() else {
-            return;
-        };
-        (
-            std::mem::take(&mut incoming.modified),
-            std::mem::take(&mut incoming.deleted),
-        )
+    let incoming = match world.get_resource_mut::<IncomingAssets>() {
+        Some(mut incoming) => incoming.take(),
+        None => return,
     };
     let registry = world.resource::<ComponentRegistry>().clone();
     let mut work = std::mem::take(&mut world.resource_mut::<AssetImport>().waiting);
-    for (link, m) in modified {
-        let (ext, ty, id) = (
-            m.an_asset.asset_type.extension.id.get(),
-            m.an_asset.asset_type.identifier.get(),
-            m.an_asset.asset_id.id.get(),
-        );
-        if registry.asset(ext, ty).is_none() {
-            debug!("ignoring asset type ({ext}, {ty}): not handled by this app");
-            world.resource_mut::<AssetStats>().ignored += 1;
-            continue;
+    // Content applies in array order (spec: "Transactions and Authority"): a deletion cancels the
+    // bodies of the same asset received before it (and still waiting), and is applied at once, so
+    // a body received after it creates the asset again.
+    for (link, message) in incoming {
+        match message {
+            IncomingAsset::Modify(m) => {
+                let (ext, ty, id) = m.an_asset.key();
+                if registry.asset(ext, ty).is_none() {
+                    debug!("ignoring asset type ({ext}, {ty}): not handled by this app");
+                    world.resource_mut::<AssetStats>().ignored += 1;
+                    continue;
+                }
+                work.push((link, (ext, ty), id, m.content.0));
+            }
+            IncomingAsset::Delete(a) => {
+                let (ext, ty, id) = a.key();
+                work.retain(|(l, k, i, _)| (*l, *k, *i) != (link, (ext, ty), id));
+                if let Some((_, rule)) = registry.asset(ext, ty) {
+                    (rule.delete)(world, link, id);
+                }
+                // Dropping our handle lets Bevy free the asset once no entity uses it.
+                world
+                    .resource_mut::<AssetIdMap>()
+                    .forget_imported(link, (ext, ty), id);
+            }
         }
-        work.push((link, (ext, ty), id, m.content.0));
     }
     // A newer body of the same asset replaces one still waiting (for a buffer that may never
     // come: an Upstream that re-sends an asset deletes the buffer the old body used).
@@ -411,27 +433,14 @@ pub(crate) fn import_assets(world: &mut World) {
                 world.resource_mut::<AssetStats>().ignored += 1;
             }
             Err(reason) => {
-                (rule.refused)(world, link, id, &reason);
-                refuse(world, format!("refused {} asset {id}: {reason}", rule.name));
+                (rule.refused)(world, link, id, &reason.to_string());
+                let what = Refused::Asset {
+                    asset_type: key,
+                    name: rule.name,
+                    id,
+                };
+                refuse(world, AssetRefusal { link, what, reason });
             }
-        }
-    }
-    for (link, a) in deleted {
-        let (ext, ty, id) = (
-            a.asset_type.extension.id.get(),
-            a.asset_type.identifier.get(),
-            a.asset_id.id.get(),
-        );
-        waiting.retain(|(l, k, i, _)| (*l, *k, *i) != (link, (ext, ty), id));
-        if let Some((_, rule)) = registry.asset(ext, ty) {
-            (rule.delete)(world, link, id);
-        }
-        // Dropping our handle lets Bevy free the asset once no entity uses it.
-        if ext == 0 {
-            world
-                .resource_mut::<AssetIdMap>()
-                .imported
-                .remove(&(link, ty, id));
         }
     }
     let mut import = world.resource_mut::<AssetImport>();
@@ -464,6 +473,12 @@ pub(crate) fn build(app: &mut App) {
     if !has_assets {
         debug!("no mesh/image assets in this app: assets are not mirrored");
         return;
+    }
+    {
+        let mut ids = app.world_mut().get_resource_or_init::<AssetIdMap>();
+        ids.set_upgrade((0, asset_type::IMAGE), upgrade::<Image>);
+        // An environment is exported from (and imported as) its cubemap image.
+        ids.set_upgrade((0, asset_type::ENVIRONMENT), upgrade::<Image>);
     }
     app.init_resource::<AssetExport>()
         .mirror_component::<Mesh3d>()

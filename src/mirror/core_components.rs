@@ -223,6 +223,7 @@ impl MirrorComponent for Global {
 /// publishes it on a shared [`Global`] entity about once a second while it is Upstream.
 #[derive(Component, Debug, Default, Clone, Copy, PartialEq)]
 pub struct TimeSync {
+    /// The Upstream's clock in seconds when it sent this.
     pub last: f64,
 }
 

@@ -4,7 +4,7 @@ use bevy::prelude::*;
 
 use super::registry::ComponentRegistry;
 use super::upstream::MirrorStats;
-use super::{EntityIndex, MirrorConfig, Mirrored, NoodlesId, RemoteIds};
+use super::{EntityIndex, MirrorConfig, Mirrored, RemoteIds};
 use crate::codec::{ContentMessage, DecodeError, MainSequenceMessage, Transaction};
 use crate::net::{CloseLink, LinkClosed, NoodlesLink};
 
@@ -22,22 +22,78 @@ pub enum LinkClosedPolicy {
 /// with this as the reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MirrorError {
+    /// A component payload does not decode.
     #[error("component {component} (pair {index}): {error}")]
     Decode {
+        /// The Bevy type it maps to.
         component: &'static str,
+        /// Which `(EntityID, value)` pair of the payload.
         index: usize,
+        /// What was wrong, and where.
         error: DecodeError,
     },
+    /// A component type of an extension the link did not negotiate: `(extension, identifier)`.
     #[error(
         "component type ({0}, {1}) belongs to extension {0}, which this link did not negotiate"
     )]
     NotNegotiatedComponent(u16, u16),
+    /// An asset type of an extension the link did not negotiate: `(extension, identifier)`.
     #[error("asset type ({0}, {1}) belongs to extension {0}, which this link did not negotiate")]
     NotNegotiatedAsset(u16, u16),
+    /// A patch-local id where only canonical ids may be.
     #[error("patch-local id {0:#x} (bit 63 set) in an authoritative transaction")]
     PatchLocalInTransaction(u64),
-    #[error("{0}")]
-    Invalid(String),
+    /// A decoded value the component does not accept (a [`MirrorComponent::from_wire`] check).
+    ///
+    /// [`MirrorComponent::from_wire`]: super::MirrorComponent::from_wire
+    #[error("component {component}: {reason}")]
+    Invalid {
+        /// The Bevy type.
+        component: &'static str,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// A component refers to an asset this app cannot hold.
+    #[error(
+        "component {component} refers to asset {id} of type ({}, {}), which this app cannot hold (it keeps no Bevy asset of that type)",
+        asset_type.0,
+        asset_type.1
+    )]
+    NoAsset {
+        /// The Bevy type.
+        component: &'static str,
+        /// `(extension, identifier)` of the asset type.
+        asset_type: (u16, u16),
+        /// The `AssetID`.
+        id: u64,
+    },
+    /// A decoded value could not be encoded again (an array too long for its count type).
+    #[error("component {component} cannot be encoded: {error}")]
+    Encode {
+        /// The Bevy type.
+        component: &'static str,
+        /// What was too long.
+        error: crate::codec::EncodeError,
+    },
+}
+
+impl MirrorError {
+    /// [`MirrorError::Invalid`] for component `C`.
+    pub fn invalid<C>(reason: impl Into<String>) -> Self {
+        MirrorError::Invalid {
+            component: std::any::type_name::<C>(),
+            reason: reason.into(),
+        }
+    }
+
+    /// [`MirrorError::NoAsset`] for component `C`.
+    pub fn no_asset<C>(asset_type: (u16, u16), id: u64) -> Self {
+        MirrorError::NoAsset {
+            component: std::any::type_name::<C>(),
+            asset_type,
+            id,
+        }
+    }
 }
 
 /// Validate a whole transaction before any of it is applied.
@@ -143,8 +199,10 @@ impl LinkIds {
         // local: mirrored entities send nothing back.
         let e = world
             .spawn((
-                NoodlesId(id),
-                Mirrored { link: self.link },
+                Mirrored {
+                    link: self.link,
+                    id,
+                },
                 Visibility::Inherited,
             ))
             .id();
@@ -271,10 +329,13 @@ pub(crate) fn handle_transaction(
 pub(crate) fn despawn_closed_links(
     mut closed: MessageReader<LinkClosed>,
     mut index: ResMut<EntityIndex>,
+    mut assets: ResMut<super::AssetIdMap>,
     config: Res<MirrorConfig>,
     mut commands: Commands,
 ) {
     for c in closed.read() {
+        // Entities kept after the close hold their assets themselves.
+        assets.forget_link(c.link);
         let Some(map) = index.remote.remove(&c.link) else {
             continue;
         };

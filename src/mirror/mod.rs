@@ -1,13 +1,19 @@
 //! World mirroring: change detection on the Upstream turns shared entities into `Transaction`s;
 //! the Downstream applies them back into native Bevy components.
 //!
-//! - Mark an entity [`Shared`] on the Upstream. It gets a canonical [`NoodlesId`] (bit 63 clear,
+//! - Mark an entity [`Shared`] on the Upstream. It gets a canonical [`SharedId`] (bit 63 clear,
 //!   never reused in the session) and every registered component on it is mirrored.
-//! - Register component mappings with [`MirrorAppExt::mirror_component`]; the Core components
+//! - Register component mappings with [`MirrorAppExt::mirror_component`] (or
+//!   [`MirrorAppExt::mirror_component_with`] for a type of another crate); the Core components
 //!   (`Transform`, `Name`, `ChildOf`, `Visibility`, lights, ...) are registered by the plugin.
-//! - On the Downstream, mirrored entities carry [`Mirrored`] (the link they came from) and the
-//!   same [`NoodlesId`].
+//! - On the Downstream, mirrored entities carry [`Mirrored`]: the link they came from and their
+//!   id on that link.
+//!
+//! The two ids are apart on purpose: a node that is Downstream of one link and Upstream of another
+//! (a relay, a game that mirrors a service and shares its own scene) can share a mirrored entity,
+//! which then has both, and references are always encoded in the namespace of the link they go to.
 
+mod asset_ids;
 mod core_components;
 mod downstream;
 mod registry;
@@ -19,12 +25,13 @@ use std::time::Duration;
 use bevy::platform::hash::RandomState as FoldHash;
 use bevy::prelude::*;
 
+pub use asset_ids::{AssetIdMap, ReserveFn, UpgradeFn, asset_handle, reserve_imported, upgrade};
 pub use core_components::{AuthorityClock, Global, TimeSync};
 pub(crate) use downstream::detach_and_despawn;
 pub use downstream::{LinkClosedPolicy, MirrorError};
 pub use registry::{
-    AssetIdMap, AssetImported, AssetRule, ComponentRegistry, EntityIds, EntityResolver,
-    MirrorAppExt, MirrorAsset, MirrorComponent, imported_handle,
+    AssetImported, AssetRefusal, AssetRule, ComponentRegistry, ComponentRule, EntityIds,
+    EntityResolver, MirrorAppExt, MirrorAsset, MirrorComponent, MirrorFns, RefusalReason, Refused,
 };
 pub use upstream::{MirrorStats, Outgoing};
 
@@ -33,25 +40,44 @@ use crate::link::MessageKind;
 use crate::net::RouterAppExt;
 use crate::schedule::{self, NoodlesSystems};
 
-/// Asset messages received in transactions on Downstream links, in arrival order, waiting for the
-/// asset layer (`AssetsPlugin`) to turn them into Bevy assets in
-/// [`NoodlesSystems::ImportAssets`]. Without it they are dropped each frame.
+/// Asset messages received in transactions on Downstream links, in arrival order (the order of
+/// the transactions and of the content inside each), waiting for the asset layer
+/// (`AssetsPlugin`) to turn them into Bevy assets in [`NoodlesSystems::ImportAssets`]. Without
+/// it they are dropped each frame.
 #[derive(Resource, Debug, Default)]
 pub struct IncomingAssets {
-    /// `ContentModifyAsset`s, with the link they came on.
-    pub modified: Vec<(Entity, ContentModifyAsset)>,
-    /// `ContentDeleteAsset`s, with the link they came on.
-    pub deleted: Vec<(Entity, AnAsset)>,
+    queue: Vec<(Entity, IncomingAsset)>,
+}
+
+/// One asset message of a transaction.
+#[derive(Debug, Clone)]
+pub enum IncomingAsset {
+    /// A body: create or replace the asset.
+    Modify(ContentModifyAsset),
+    /// Delete the asset.
+    Delete(AnAsset),
 }
 
 impl IncomingAssets {
     /// Queue an asset body from `link`.
     pub fn push(&mut self, link: Entity, m: ContentModifyAsset) {
-        self.modified.push((link, m));
+        self.queue.push((link, IncomingAsset::Modify(m)));
     }
     /// Queue an asset deletion from `link`.
     pub fn delete(&mut self, link: Entity, a: AnAsset) {
-        self.deleted.push((link, a));
+        self.queue.push((link, IncomingAsset::Delete(a)));
+    }
+    /// Take every queued message, in arrival order, with the link it came on.
+    pub fn take(&mut self) -> Vec<(Entity, IncomingAsset)> {
+        std::mem::take(&mut self.queue)
+    }
+    /// How many messages wait.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+    /// Nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
     }
 }
 
@@ -59,39 +85,65 @@ impl IncomingAssets {
 #[derive(Component, Debug, Default, Clone, Copy)]
 pub struct Shared;
 
-/// The canonical NOODLES2 `EntityID` of a shared (Upstream) or mirrored (Downstream) entity.
+/// The canonical NOODLES2 `EntityID` this node gave an entity it shares (as Upstream): added with
+/// [`Shared`], removed with it. An entity mirrored from an Upstream carries that Upstream's id in
+/// [`Mirrored`] instead.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NoodlesId(pub u64);
+pub struct SharedId(pub(crate) u64);
+
+impl SharedId {
+    /// The id, as it appears on the wire of every link where this node is Upstream.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
 
 /// Bit 63: patch-local placeholder ids in proposals.
 pub const PATCH_LOCAL_BIT: u64 = 1 << 63;
 
-/// Marks an entity that mirrors an Upstream's entity; `link` is the link entity it came from.
+/// Marks an entity that mirrors an Upstream's entity.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mirrored {
+    /// The link entity it came from.
     pub link: Entity,
+    /// Its `EntityID` on that link (the Upstream's canonical id).
+    pub id: u64,
 }
 
-/// Canonical id → entity, for shared entities (Upstream side) and for mirrored ones per link.
+/// `EntityID` → entity, by role: the entities this node shares (by its own [`SharedId`]s) and,
+/// per link, the entities it mirrors (by that link's ids).
 #[derive(Resource, Debug, Default)]
 pub struct EntityIndex {
-    /// Shared entities of this node (as Upstream).
-    pub local: HashMap<u64, Entity>,
-    /// Mirrored entities, per link (as Downstream).
-    pub remote: HashMap<Entity, RemoteIds, FoldHash>,
+    pub(crate) local: HashMap<u64, Entity>,
+    pub(crate) remote: HashMap<Entity, RemoteIds, FoldHash>,
     next_id: u64,
 }
 
 impl EntityIndex {
     /// Allocate the next canonical id (starts at 1; never reused).
-    pub fn allocate(&mut self) -> u64 {
+    pub(crate) fn allocate(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
     }
 
+    /// The shared entity with [`SharedId`] `id`.
+    pub fn shared(&self, id: u64) -> Option<Entity> {
+        self.local.get(&id).copied()
+    }
+
+    /// How many entities this node shares.
+    pub fn shared_count(&self) -> usize {
+        self.local.len()
+    }
+
     /// The entity mirroring `id` on `link`.
-    pub fn remote_entity(&self, link: Entity, id: u64) -> Option<Entity> {
+    pub fn mirrored(&self, link: Entity, id: u64) -> Option<Entity> {
         self.remote.get(&link).and_then(|m| m.get(id))
+    }
+
+    /// How many entities `link` mirrors here.
+    pub fn mirrored_count(&self, link: Entity) -> usize {
+        self.remote.get(&link).map_or(0, RemoteIds::len)
     }
 }
 
@@ -104,7 +156,7 @@ impl EntityIndex {
 /// peer) go to a hash map (foldhash, randomly seeded), so memory stays proportional to the number
 /// of entities.
 #[derive(Debug, Default)]
-pub struct RemoteIds {
+pub(crate) struct RemoteIds {
     dense: Vec<Entity>,
     sparse: HashMap<u64, Entity, FoldHash>,
     len: usize,
@@ -160,11 +212,6 @@ impl RemoteIds {
     /// How many ids are mapped.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// No id is mapped.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Every mapped entity.
@@ -250,13 +297,12 @@ impl Plugin for MirrorPlugin {
 /// Asset messages nobody imported this frame (an app without the asset layer) are dropped, so
 /// the queue cannot grow.
 fn discard_unclaimed_assets(mut incoming: ResMut<IncomingAssets>) {
-    if !incoming.modified.is_empty() || !incoming.deleted.is_empty() {
+    if !incoming.is_empty() {
         debug!(
             "{} asset messages not imported (no asset layer in this app)",
-            incoming.modified.len() + incoming.deleted.len()
+            incoming.len()
         );
-        incoming.modified.clear();
-        incoming.deleted.clear();
+        incoming.take();
     }
 }
 

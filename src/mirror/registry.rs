@@ -1,28 +1,32 @@
 //! The component registry: which Bevy component maps to which NOODLES2 `ComponentTypeID`, and how.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bevy::asset::UntypedAssetId;
 use bevy::prelude::*;
 use bytes::Bytes;
 
-use super::NoodlesId;
-use super::upstream::{self, Outgoing};
+use super::asset_ids::{AssetIdMap, asset_handle};
+use super::upstream::{self, AllShared, ChangedShared, Outgoing, StillShared};
+use super::{MirrorError, Mirrored, SharedId};
 use crate::codec::rt::Reader;
 use crate::codec::{DecodeError, EntityID, Wire};
 use crate::schedule::NoodlesSystems;
 
-/// Entity → canonical id, for encoding references (`ChildOf`, skin joints, ...).
+/// Entity → `EntityID` in the namespace of the link a value is encoded for (references such as
+/// `ChildOf` and skin joints): this node's [`SharedId`]s when it sends as Upstream, the
+/// Upstream's ids ([`Mirrored::id`]) when it proposes or calls as Downstream.
 pub trait EntityIds {
-    /// The canonical id of a shared or mirrored entity; `None` if it is neither.
+    /// The id of `entity` in this namespace; `None` if it has none (the reference cannot be sent).
     fn id_of(&self, entity: Entity) -> Option<u64>;
-    /// The NOODLES2 `AssetID` a Bevy asset is exported as (Upstream), if it is.
+    /// The `AssetID` of a Bevy asset in this namespace, if it has one.
     fn asset_id(&self, _asset: UntypedAssetId) -> Option<u64> {
         None
     }
 }
 
-impl EntityIds for Query<'_, '_, &NoodlesId> {
+impl EntityIds for Query<'_, '_, &SharedId> {
     fn id_of(&self, entity: Entity) -> Option<u64> {
         self.get(entity).ok().map(|n| n.0)
     }
@@ -39,50 +43,19 @@ impl EntityIds for UpstreamIds<'_> {
         self.ids.id_of(entity)
     }
     fn asset_id(&self, asset: UntypedAssetId) -> Option<u64> {
-        self.assets.exported.get(&asset).copied()
+        self.assets.exported_id(asset)
     }
 }
 
-/// NOODLES2 asset ids ↔ Bevy assets. Filled by the asset layer.
-#[derive(Resource, Default)]
-pub struct AssetIdMap {
-    /// Upstream: Bevy asset → the `AssetID` it is exported as.
-    pub exported: HashMap<UntypedAssetId, u64>,
-    /// Downstream: (link, asset type identifier, `AssetID`) → the Bevy handle that holds it
-    /// (reserved before the asset arrives, filled when it does).
-    pub imported: HashMap<(Entity, u16, u64), UntypedHandle>,
-    /// Downstream: how to reserve a handle, per asset type (from [`MirrorAsset::reserve`]).
-    reservers: HashMap<(u16, u16), ReserveFn>,
-}
-
-/// The handle for an imported asset, reserving one if it has not arrived yet.
-pub fn imported_handle(
-    world: &mut World,
-    link: Entity,
-    asset_type: u16,
-    id: u64,
-) -> Option<UntypedHandle> {
-    let map = world.get_resource::<AssetIdMap>()?;
-    if let Some(h) = map.imported.get(&(link, asset_type, id)) {
-        return Some(h.clone());
-    }
-    // Components refer to Core assets only (the resolver's asset types are Core identifiers).
-    let reserve = *map.reservers.get(&(0, asset_type))?;
-    let h = reserve(world)?;
-    world
-        .resource_mut::<AssetIdMap>()
-        .imported
-        .insert((link, asset_type, id), h.clone());
-    Some(h)
-}
-
-/// Canonical id → entity while applying a transaction; unknown ids get a fresh mirrored entity
-/// (a parent may arrive after its child).
+/// `EntityID` → entity while a received value is applied: on a Downstream, unknown ids get a
+/// fresh mirrored entity (a parent may arrive after its child); on an Upstream applying a
+/// proposal, ids are its own shared entities (checked before anything is applied).
 pub trait EntityResolver {
+    /// The entity `id` names.
     fn entity(&mut self, id: u64) -> Entity;
-    /// The handle of an imported asset of a Core asset type (`identifier` in extension 0),
-    /// reserved if the asset has not arrived yet.
-    fn asset_handle(&mut self, _asset_type: u16, _id: u64) -> Option<UntypedHandle> {
+    /// The Bevy handle of asset `id` of `asset_type` (`(extension, identifier)`); see
+    /// [`asset_handle`]. `None` when this app keeps no Bevy asset of that type.
+    fn asset_handle(&mut self, _asset_type: (u16, u16), _id: u64) -> Option<UntypedHandle> {
         None
     }
 }
@@ -141,58 +114,265 @@ pub trait MirrorComponent: Component + Sized {
     }
 }
 
+/// A component mapping given as functions, for [`MirrorAppExt::mirror_component_with`]: mirror a
+/// component of another crate (the orphan rule forbids implementing [`MirrorComponent`] for it),
+/// or give one type a second mapping under another component type id.
+///
+/// ```
+/// use bevy::prelude::*;
+/// use bevy_noodles2::codec::TimeSyncComponent;
+/// use bevy_noodles2::mirror::{MirrorAppExt, MirrorFns};
+///
+/// // `Transform`'s uniform scale, also sent as an f64 in extension 0x4242 (a second mapping of a
+/// // type that is not ours).
+/// fn scale_mapping() -> MirrorFns<Transform, TimeSyncComponent> {
+///     MirrorFns::new(
+///         0x4242,
+///         2,
+///         |t: &Transform, _ids| Some(TimeSyncComponent::new(t.scale.x as f64)),
+///         |w: TimeSyncComponent, _ids| {
+///             Ok(Transform::from_scale(Vec3::splat(w.last.get() as f32)))
+///         },
+///     )
+///     // Only the scale changes on the Downstream; the rest of its transform stays.
+///     .with_store(|t: Transform, e| {
+///         if let Some(mut old) = e.get_mut::<Transform>() {
+///             old.scale = t.scale;
+///         } else {
+///             e.insert(t);
+///         }
+///     })
+/// }
+///
+/// # let mut app = App::new();
+/// app.mirror_component_with(scale_mapping());
+/// ```
+pub struct MirrorFns<C: Component, W> {
+    /// The extension that owns the component type (Core is 0).
+    pub extension: u16,
+    /// The component's identifier within its extension.
+    pub identifier: u16,
+    /// Encode; `None` skips the entity (see [`MirrorComponent::to_wire`]).
+    pub to_wire: fn(&C, &dyn EntityIds) -> Option<W>,
+    /// Decode (see [`MirrorComponent::from_wire`]).
+    pub from_wire: fn(W, &mut dyn EntityResolver) -> Result<C, MirrorError>,
+    /// Put a decoded value on an entity (see [`MirrorComponent::store`]; default: insert).
+    pub store: fn(C, &mut EntityWorldMut<'_>),
+    /// The Upstream deleted the component (see [`MirrorComponent::remove`]; default: remove).
+    pub remove: fn(&mut EntityWorldMut<'_>),
+}
+
+impl<C: Component, W> MirrorFns<C, W> {
+    /// A mapping of `C` to component type `(extension, identifier)` that inserts decoded values
+    /// and removes deleted ones.
+    pub fn new(
+        extension: u16,
+        identifier: u16,
+        to_wire: fn(&C, &dyn EntityIds) -> Option<W>,
+        from_wire: fn(W, &mut dyn EntityResolver) -> Result<C, MirrorError>,
+    ) -> Self {
+        MirrorFns {
+            extension,
+            identifier,
+            to_wire,
+            from_wire,
+            store: insert_component::<C>,
+            remove: remove_component::<C>,
+        }
+    }
+
+    /// Store decoded values with `store` instead of inserting them.
+    pub fn with_store(mut self, store: fn(C, &mut EntityWorldMut<'_>)) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Apply a deletion with `remove` instead of removing the component.
+    pub fn with_remove(mut self, remove: fn(&mut EntityWorldMut<'_>)) -> Self {
+        self.remove = remove;
+        self
+    }
+}
+
+impl<C: Component, W> Clone for MirrorFns<C, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C: Component, W> Copy for MirrorFns<C, W> {}
+
+fn insert_component<C: Component>(c: C, e: &mut EntityWorldMut<'_>) {
+    e.insert(c);
+}
+
+fn remove_component<C: Component>(e: &mut EntityWorldMut<'_>) {
+    e.remove::<C>();
+}
+
+/// One mapping between a Bevy component and a component type, as the generic machinery (the
+/// collectors, the apply and proposal functions) uses it: a [`MirrorComponent`] (zero-sized, so
+/// its calls are static) or a [`MirrorFns`].
+pub(crate) trait Mapping: Copy + Send + Sync + 'static {
+    type C: Component;
+    type W: Wire + crate::codec::VisitIds;
+    fn key(&self) -> (u16, u16);
+    fn to_wire(&self, c: &Self::C, ids: &dyn EntityIds) -> Option<Self::W>;
+    fn from_wire(&self, w: Self::W, ids: &mut dyn EntityResolver) -> Result<Self::C, MirrorError>;
+    fn store(&self, c: Self::C, e: &mut EntityWorldMut<'_>);
+    fn remove(&self, e: &mut EntityWorldMut<'_>);
+}
+
+/// The mapping a [`MirrorComponent`] implements.
+pub(crate) struct Own<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Own<T> {
+    pub(crate) fn new() -> Self {
+        Own(std::marker::PhantomData)
+    }
+}
+
+impl<T> Clone for Own<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Own<T> {}
+
+impl<T: MirrorComponent> Mapping for Own<T> {
+    type C = T;
+    type W = T::Wire;
+    #[inline]
+    fn key(&self) -> (u16, u16) {
+        (T::EXTENSION, T::IDENTIFIER)
+    }
+    #[inline]
+    fn to_wire(&self, c: &T, ids: &dyn EntityIds) -> Option<T::Wire> {
+        c.to_wire(ids)
+    }
+    #[inline]
+    fn from_wire(&self, w: T::Wire, ids: &mut dyn EntityResolver) -> Result<T, MirrorError> {
+        T::from_wire(w, ids)
+    }
+    #[inline]
+    fn store(&self, c: T, e: &mut EntityWorldMut<'_>) {
+        c.store(e)
+    }
+    #[inline]
+    fn remove(&self, e: &mut EntityWorldMut<'_>) {
+        T::remove(e)
+    }
+}
+
+impl<C: Component, W: Wire + crate::codec::VisitIds + 'static> Mapping for MirrorFns<C, W> {
+    type C = C;
+    type W = W;
+    fn key(&self) -> (u16, u16) {
+        (self.extension, self.identifier)
+    }
+    fn to_wire(&self, c: &C, ids: &dyn EntityIds) -> Option<W> {
+        (self.to_wire)(c, ids)
+    }
+    fn from_wire(&self, w: W, ids: &mut dyn EntityResolver) -> Result<C, MirrorError> {
+        (self.from_wire)(w, ids)
+    }
+    fn store(&self, c: C, e: &mut EntityWorldMut<'_>) {
+        (self.store)(c, e)
+    }
+    fn remove(&self, e: &mut EntityWorldMut<'_>) {
+        (self.remove)(e)
+    }
+}
+
 /// Type-erased operations of one registered component type.
 #[derive(Clone)]
 pub struct ComponentRule {
-    pub name: &'static str,
-    pub extension: u16,
-    pub identifier: u16,
+    pub(crate) name: &'static str,
+    pub(crate) extension: u16,
+    pub(crate) identifier: u16,
     /// Check a `ContentModifyComponents` payload without applying it; returns the pair count.
-    pub validate: fn(&Bytes) -> Result<usize, DecodeError>,
+    pub(crate) validate: fn(&Bytes) -> Result<usize, DecodeError>,
     /// Apply a payload to the world (after validation).
-    pub apply: ApplyFn,
+    pub(crate) apply: Arc<ApplyFn>,
     /// Remove the component from an entity.
-    pub remove: fn(&mut World, Entity),
-    /// Encode the component of one entity (for digests and proposals).
-    pub encode_one: fn(&mut World, Entity) -> Option<Vec<u8>>,
+    pub(crate) remove: Arc<dyn Fn(&mut World, Entity) + Send + Sync>,
+    /// Encode the component of one entity (for digests).
+    pub(crate) encode_one: Arc<dyn Fn(&mut World, Entity) -> Option<Vec<u8>> + Send + Sync>,
     /// Decode a payload and re-encode it, handing each pair's target `EntityID` to the first
     /// visitor and every id inside the value (wire order) to the second; both may rewrite them.
     /// Proposals use it to check and remap patch-local ids.
-    pub visit_ids: VisitIdsFn,
+    pub(crate) visit_ids: Arc<VisitIdsFn>,
+}
+
+impl ComponentRule {
+    /// The Bevy type's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `(extension, identifier)` of the component type.
+    pub fn key(&self) -> (u16, u16) {
+        (self.extension, self.identifier)
+    }
+
+    /// The wire bytes of the component on `entity`, encoded in the namespace the entity lives in
+    /// (its link's ids if it is mirrored, this node's otherwise); `None` if it has none or it
+    /// cannot be encoded. For digests and tools.
+    pub fn encode_one(&self, world: &mut World, entity: Entity) -> Option<Vec<u8>> {
+        (self.encode_one)(world, entity)
+    }
 }
 
 /// [`ComponentRule::apply`]: world, link entity, remote-id resolver, payload.
-pub type ApplyFn = fn(
-    &mut World,
-    Entity,
-    &mut dyn FnMut(&mut World, u64) -> Entity,
-    &Bytes,
-) -> Result<(), super::MirrorError>;
+pub(crate) type ApplyFn = dyn Fn(
+        &mut World,
+        Entity,
+        &mut dyn FnMut(&mut World, u64) -> Entity,
+        &Bytes,
+    ) -> Result<(), MirrorError>
+    + Send
+    + Sync;
 
 /// [`ComponentRule::visit_ids`]: payload, target-id visitor, inner-id visitor.
-pub type VisitIdsFn = fn(
-    &Bytes,
-    &mut dyn FnMut(&mut u64),
-    &mut dyn FnMut(crate::codec::IdMut<'_>),
-) -> Result<Bytes, super::MirrorError>;
+pub(crate) type VisitIdsFn = dyn Fn(
+        &Bytes,
+        &mut dyn FnMut(&mut u64),
+        &mut dyn FnMut(crate::codec::IdMut<'_>),
+    ) -> Result<Bytes, MirrorError>
+    + Send
+    + Sync;
 
 /// Every registered component type, by `(extension, identifier)`, in registration order, and
 /// every registered asset type likewise.
 #[derive(Resource, Default, Clone)]
 pub struct ComponentRegistry {
-    pub rules: Vec<ComponentRule>,
-    pub by_id: HashMap<(u16, u16), usize>,
+    rules: Vec<ComponentRule>,
+    by_id: HashMap<(u16, u16), usize>,
     /// Asset rules, in registration order (which is also the order in which a batch of received
     /// bodies is imported: register the types others refer to first, as Core does buffers).
-    pub assets: Vec<AssetRule>,
-    pub asset_by_id: HashMap<(u16, u16), usize>,
+    assets: Vec<AssetRule>,
+    asset_by_id: HashMap<(u16, u16), usize>,
+    /// Typed id wrapper name → asset type (see [`MirrorAsset::ID_WRAPPER`]).
+    wrappers: HashMap<&'static str, (u16, u16)>,
 }
 
 impl ComponentRegistry {
+    /// The rule of component type `(extension, identifier)`.
     pub fn get(&self, extension: u16, identifier: u16) -> Option<&ComponentRule> {
+        self.component(extension, identifier).map(|(_, r)| r)
+    }
+
+    /// The rule of component type `(extension, identifier)`, with its registration index.
+    pub fn component(&self, extension: u16, identifier: u16) -> Option<(usize, &ComponentRule)> {
         self.by_id
             .get(&(extension, identifier))
-            .map(|&i| &self.rules[i])
+            .map(|&i| (i, &self.rules[i]))
+    }
+
+    /// Every component rule, in registration order.
+    pub fn rules(&self) -> &[ComponentRule] {
+        &self.rules
     }
 
     /// The rule of asset type `(extension, identifier)`, with its registration index.
@@ -200,6 +380,16 @@ impl ComponentRegistry {
         self.asset_by_id
             .get(&(extension, identifier))
             .map(|&i| (i, &self.assets[i]))
+    }
+
+    /// Every asset rule, in registration order.
+    pub fn asset_rules(&self) -> &[AssetRule] {
+        &self.assets
+    }
+
+    /// The asset type whose ids the codec wraps in `wrapper` (`"MeshAssetID"`), if a rule says.
+    pub fn asset_type_of_wrapper(&self, wrapper: &str) -> Option<(u16, u16)> {
+        self.wrappers.get(wrapper).copied()
     }
 }
 
@@ -233,9 +423,12 @@ pub trait MirrorAsset: 'static {
     const IDENTIFIER: u16;
     /// A short name for logs and refusals (`"mesh"`).
     const NAME: &'static str;
+    /// The codec's typed id wrapper of this asset type (`"MeshAssetID"`), if it has one: an id
+    /// inside such a wrapper (in a proposed component or asset) must name an asset of this type.
+    const ID_WRAPPER: Option<&'static str> = None;
 
     /// Downstream: check a decoded body and make it part of this node (usually a Bevy asset under
-    /// the handle [`imported_handle`] reserves). An `Err` refuses the asset with that reason; the
+    /// the handle [`asset_handle`] reserves). An `Err` refuses the asset with that reason; the
     /// link goes on.
     fn import(
         wire: Self::Wire,
@@ -245,7 +438,8 @@ pub trait MirrorAsset: 'static {
     ) -> Result<AssetImported, String>;
 
     /// Downstream: the Upstream deleted the asset (the handle kept for it is dropped by the
-    /// caller).
+    /// caller). An Upstream also calls it under the proposing link once it imported a proposed
+    /// body, to drop what the import kept there (a buffer's bytes).
     fn delete(_world: &mut World, _link: Entity, _id: u64) {}
 
     /// Downstream: the body was refused (undecodable, or [`MirrorAsset::import`] said why);
@@ -265,27 +459,88 @@ pub trait MirrorAsset: 'static {
     }
 }
 
+/// Why a received asset body (or a skin) was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RefusalReason {
+    /// The body does not decode as its type.
+    #[error("undecodable: {0}")]
+    Decode(DecodeError),
+    /// The type's rule refused it ([`MirrorAsset::import`]), with its reason.
+    #[error("{0}")]
+    Invalid(String),
+    /// Its bytes could not be fetched (out of band or by URL).
+    #[error("fetch failed: {0}")]
+    Fetch(String),
+}
+
+/// What was refused: an asset, or the skin of a mirrored entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// An asset.
+    Asset {
+        /// `(extension, identifier)` of its type.
+        asset_type: (u16, u16),
+        /// The type's short name (`"mesh"`).
+        name: &'static str,
+        /// Its `AssetID` on the link.
+        id: u64,
+    },
+    /// The skin of entity `entity` (its `EntityID` on the link).
+    Skin {
+        /// The entity's id on the link.
+        entity: u64,
+    },
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Asset { name, id, .. } => write!(f, "{name} asset {id}"),
+            Refused::Skin { entity } => write!(f, "the skin of entity {entity}"),
+        }
+    }
+}
+
+/// An asset (or skin) a Downstream refused: the link goes on, the rest of the world too.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("refused {what} from link {link}: {reason}")]
+pub struct AssetRefusal {
+    /// The link it came on.
+    pub link: Entity,
+    /// What was refused.
+    pub what: Refused,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
 /// The type-erased form of a [`MirrorAsset`], kept in the [`ComponentRegistry`].
 #[derive(Clone)]
 pub struct AssetRule {
-    pub name: &'static str,
-    pub extension: u16,
-    pub identifier: u16,
+    pub(crate) name: &'static str,
+    pub(crate) extension: u16,
+    pub(crate) identifier: u16,
     /// Decode and import a received body.
-    pub import: fn(&mut World, Entity, u64, &Bytes) -> Result<AssetImported, String>,
+    pub(crate) import: fn(&mut World, Entity, u64, &Bytes) -> Result<AssetImported, RefusalReason>,
     /// Apply a deletion.
-    pub delete: fn(&mut World, Entity, u64),
+    pub(crate) delete: fn(&mut World, Entity, u64),
     /// Note a refusal.
-    pub refused: fn(&mut World, Entity, u64, &str),
-    /// Reserve a handle for early references.
-    pub reserve: ReserveFn,
+    pub(crate) refused: fn(&mut World, Entity, u64, &str),
     /// Proposals: decode, check what a Downstream may propose, visit (and remap) every id, and
     /// encode again.
-    pub propose: ProposeAssetFn,
+    pub(crate) propose: ProposeAssetFn,
 }
 
-/// See [`MirrorAsset::reserve`].
-pub type ReserveFn = fn(&World) -> Option<UntypedHandle>;
+impl AssetRule {
+    /// The type's short name (`"mesh"`).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// `(extension, identifier)` of the asset type.
+    pub fn key(&self) -> (u16, u16) {
+        (self.extension, self.identifier)
+    }
+}
 
 /// See [`AssetRule::propose`].
 pub type ProposeAssetFn =
@@ -296,9 +551,9 @@ fn import_asset<T: MirrorAsset>(
     link: Entity,
     id: u64,
     body: &Bytes,
-) -> Result<AssetImported, String> {
-    let wire = T::Wire::decode(body.clone()).map_err(|e| e.to_string())?;
-    T::import(wire, world, link, id)
+) -> Result<AssetImported, RefusalReason> {
+    let wire = T::Wire::decode(body.clone()).map_err(RefusalReason::Decode)?;
+    T::import(wire, world, link, id).map_err(RefusalReason::Invalid)
 }
 
 fn propose_asset<T: MirrorAsset>(
@@ -314,8 +569,14 @@ fn propose_asset<T: MirrorAsset>(
 
 /// Registers component and asset mappings on an [`App`].
 pub trait MirrorAppExt {
-    /// Mirror `T` between Upstream and Downstreams.
+    /// Mirror `T` between Upstream and Downstreams (through its [`MirrorComponent`] mapping).
     fn mirror_component<T: MirrorComponent>(&mut self) -> &mut Self;
+    /// Mirror component `C` through the functions of `fns` (a component of another crate, or a
+    /// second mapping of a type under another component type id).
+    fn mirror_component_with<C: Component, W: Wire + crate::codec::VisitIds + 'static>(
+        &mut self,
+        fns: MirrorFns<C, W>,
+    ) -> &mut Self;
     /// Mirror asset type `T`: received bodies are imported through it, proposed ones checked.
     fn mirror_asset<T: MirrorAsset>(&mut self) -> &mut Self;
 }
@@ -339,102 +600,123 @@ impl MirrorAppExt for App {
             import: import_asset::<T>,
             delete: T::delete,
             refused: T::refused,
-            reserve: T::reserve,
             propose: propose_asset::<T>,
         });
         registry.asset_by_id.insert(key, index);
+        if let Some(wrapper) = T::ID_WRAPPER {
+            registry.wrappers.insert(wrapper, key);
+        }
         self.world_mut()
             .get_resource_or_init::<AssetIdMap>()
-            .reservers
-            .insert(key, T::reserve);
+            .set_reserve(key, T::reserve);
         self
     }
 
     fn mirror_component<T: MirrorComponent>(&mut self) -> &mut Self {
-        let key = (T::EXTENSION, T::IDENTIFIER);
-        let mut registry = self.world_mut().get_resource_or_init::<ComponentRegistry>();
-        if registry.by_id.contains_key(&key) {
-            warn!(
-                "component type {key:?} ({}) is already mirrored; ignoring the second registration",
-                std::any::type_name::<T>()
-            );
-            return self;
-        }
-        let index = registry.rules.len();
-        registry.rules.push(ComponentRule {
-            name: std::any::type_name::<T>(),
-            extension: T::EXTENSION,
-            identifier: T::IDENTIFIER,
-            validate: validate_pairs::<T>,
-            apply: apply_pairs::<T>,
-            remove: |world, e| {
-                if let Ok(mut em) = world.get_entity_mut(e) {
-                    T::remove(&mut em);
-                }
-            },
-            encode_one: encode_one::<T>,
-            visit_ids: visit_pair_ids::<T>,
-        });
-        registry.by_id.insert(key, index);
-        self.world_mut()
-            .get_resource_or_init::<Outgoing>()
-            .register(key);
-        self.add_systems(
-            PostUpdate,
-            (
-                upstream::collect_changes::<T>.run_if(upstream::send_tick),
-                upstream::collect_removals::<T>,
-            )
-                .in_set(NoodlesSystems::Collect),
-        );
-        self
+        register(self, Own::<T>::new())
+    }
+
+    fn mirror_component_with<C: Component, W: Wire + crate::codec::VisitIds + 'static>(
+        &mut self,
+        fns: MirrorFns<C, W>,
+    ) -> &mut Self {
+        register(self, fns)
     }
 }
 
-/// Walk `(EntityID, T::Wire)` pairs until the payload is consumed.
-fn for_each_pair<T: MirrorComponent>(
+/// Register mapping `m`: its rule, its collectors.
+fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
+    let key = m.key();
+    let name = std::any::type_name::<M::C>();
+    let mut registry = app.world_mut().get_resource_or_init::<ComponentRegistry>();
+    if registry.by_id.contains_key(&key) {
+        warn!(
+            "component type {key:?} ({name}) is already mirrored; ignoring the second registration",
+        );
+        return app;
+    }
+    let index = registry.rules.len();
+    registry.rules.push(ComponentRule {
+        name,
+        extension: key.0,
+        identifier: key.1,
+        validate: validate_pairs::<M::W>,
+        apply: Arc::new(move |world, link, resolve, bytes| {
+            apply_pairs(m, world, link, resolve, bytes)
+        }),
+        remove: Arc::new(move |world, e| {
+            if let Ok(mut em) = world.get_entity_mut(e) {
+                m.remove(&mut em);
+            }
+        }),
+        encode_one: Arc::new(move |world, e| encode_one(m, world, e)),
+        visit_ids: Arc::new(move |bytes, target, inner| visit_pair_ids(m, bytes, target, inner)),
+    });
+    registry.by_id.insert(key, index);
+    app.world_mut()
+        .get_resource_or_init::<Outgoing>()
+        .register(key);
+    let collect = move |changed: ChangedShared<M::C>,
+                        all: AllShared<M::C>,
+                        ids: Query<&SharedId>,
+                        assets: Res<AssetIdMap>,
+                        config: Res<super::MirrorConfig>,
+                        out: ResMut<Outgoing>| {
+        upstream::collect_changes(m, changed, all, ids, assets, config, out)
+    };
+    let removals =
+        move |removed: RemovedComponents<M::C>, still: StillShared<M::C>, out: ResMut<Outgoing>| {
+            upstream::collect_removals(m, removed, still, out)
+        };
+    app.add_systems(
+        PostUpdate,
+        (collect.run_if(upstream::send_tick), removals).in_set(NoodlesSystems::Collect),
+    )
+}
+
+/// Walk `(EntityID, W)` pairs of component `name` until the payload is consumed.
+fn for_each_pair<W: Wire>(
+    name: &'static str,
     bytes: &Bytes,
-    mut f: impl FnMut(u64, T::Wire) -> Result<(), super::MirrorError>,
-) -> Result<usize, super::MirrorError> {
+    mut f: impl FnMut(u64, W) -> Result<(), MirrorError>,
+) -> Result<usize, MirrorError> {
     let mut r = Reader::new(bytes);
     let mut n = 0;
     while r.remaining() > 0 {
-        let id = EntityID::read(&mut r).map_err(|e| super::MirrorError::Decode {
-            component: std::any::type_name::<T>(),
+        let decode = |error| MirrorError::Decode {
+            component: name,
             index: n,
-            error: e,
-        })?;
-        let w = T::Wire::read(&mut r).map_err(|e| super::MirrorError::Decode {
-            component: std::any::type_name::<T>(),
-            index: n,
-            error: e,
-        })?;
+            error,
+        };
+        let id = EntityID::read(&mut r).map_err(decode)?;
+        let w = W::read(&mut r).map_err(decode)?;
         f(id.id.get(), w)?;
         n += 1;
     }
     Ok(n)
 }
 
-fn validate_pairs<T: MirrorComponent>(bytes: &Bytes) -> Result<usize, DecodeError> {
+fn validate_pairs<W: Wire>(bytes: &Bytes) -> Result<usize, DecodeError> {
     let mut r = Reader::new(bytes);
     let mut n = 0;
     while r.remaining() > 0 {
         EntityID::read(&mut r).map_err(|e| e.at(crate::codec::rt::PathSeg::Index(n)))?;
-        T::Wire::read(&mut r).map_err(|e| e.at(crate::codec::rt::PathSeg::Index(n)))?;
+        W::read(&mut r).map_err(|e| e.at(crate::codec::rt::PathSeg::Index(n)))?;
         n += 1;
     }
     Ok(n)
 }
 
-fn apply_pairs<T: MirrorComponent>(
+fn apply_pairs<M: Mapping>(
+    m: M,
     world: &mut World,
     link: Entity,
     resolve: &mut dyn FnMut(&mut World, u64) -> Entity,
     bytes: &Bytes,
-) -> Result<(), super::MirrorError> {
+) -> Result<(), MirrorError> {
     // The whole transaction was validated (`validate_pairs`) before anything was applied, so
     // decoding cannot fail half-way: stream the pairs straight into the world.
-    for_each_pair::<T>(bytes, |id, w| {
+    for_each_pair::<M::W>(std::any::type_name::<M::C>(), bytes, |id, w| {
         let entity = resolve(world, id);
         let value = {
             let mut resolver = WorldResolver {
@@ -442,10 +724,10 @@ fn apply_pairs<T: MirrorComponent>(
                 link,
                 resolve: &mut *resolve,
             };
-            T::from_wire(w, &mut resolver)?
+            m.from_wire(w, &mut resolver)?
         };
         if let Ok(mut em) = world.get_entity_mut(entity) {
-            value.store(&mut em);
+            m.store(value, &mut em);
         }
         Ok(())
     })
@@ -462,56 +744,66 @@ impl EntityResolver for WorldResolver<'_, '_> {
     fn entity(&mut self, id: u64) -> Entity {
         (self.resolve)(self.world, id)
     }
-    fn asset_handle(&mut self, asset_type: u16, id: u64) -> Option<UntypedHandle> {
-        imported_handle(self.world, self.link, asset_type, id)
+    fn asset_handle(&mut self, asset_type: (u16, u16), id: u64) -> Option<UntypedHandle> {
+        asset_handle(self.world, self.link, asset_type, id)
     }
 }
 
-fn visit_pair_ids<T: MirrorComponent>(
+fn visit_pair_ids<M: Mapping>(
+    _m: M,
     bytes: &Bytes,
     target: &mut dyn FnMut(&mut u64),
     inner: &mut dyn FnMut(crate::codec::IdMut<'_>),
-) -> Result<Bytes, super::MirrorError> {
+) -> Result<Bytes, MirrorError> {
     use crate::codec::VisitIds;
+    let name = std::any::type_name::<M::C>();
     let mut out = Vec::with_capacity(bytes.len());
-    for_each_pair::<T>(bytes, |mut id, mut w| {
+    for_each_pair::<M::W>(name, bytes, |mut id, mut w| {
         target(&mut id);
         w.visit_ids_mut(inner);
         out.extend_from_slice(&id.to_le_bytes());
-        w.write(&mut out).map_err(|e| {
-            super::MirrorError::Invalid(format!("component {}: {e}", std::any::type_name::<T>()))
+        w.write(&mut out).map_err(|error| MirrorError::Encode {
+            component: name,
+            error,
         })
     })?;
     Ok(Bytes::from(out))
 }
 
-fn encode_one<T: MirrorComponent>(world: &mut World, entity: Entity) -> Option<Vec<u8>> {
-    let mut ids = world.query::<&NoodlesId>();
+/// Encode `T` of `entity` in the namespace it lives in: its link's ids for a mirrored entity,
+/// this node's shared ids otherwise.
+fn encode_one<M: Mapping>(m: M, world: &mut World, entity: Entity) -> Option<Vec<u8>> {
     let world: &World = world;
-    let c = world.get::<T>(entity)?;
-    let lookup = WorldIds { world, q: &mut ids };
-    let w = c.to_wire(&lookup)?;
+    let lookup = WorldIds {
+        world,
+        link: world.get::<Mirrored>(entity).map(|m| m.link),
+    };
+    let w = m.to_wire(world.get::<M::C>(entity)?, &lookup)?;
     w.encode().ok()
 }
 
+/// Ids in one namespace, read from the world: a link's (Downstream) or this node's own.
 struct WorldIds<'a> {
     world: &'a World,
-    q: &'a mut bevy::ecs::query::QueryState<&'static NoodlesId>,
+    link: Option<Entity>,
 }
 
 impl EntityIds for WorldIds<'_> {
     fn id_of(&self, entity: Entity) -> Option<u64> {
-        self.q.get_manual(self.world, entity).ok().map(|n| n.0)
+        match self.link {
+            Some(link) => self
+                .world
+                .get::<Mirrored>(entity)
+                .filter(|m| m.link == link)
+                .map(|m| m.id),
+            None => self.world.get::<SharedId>(entity).map(|s| s.get()),
+        }
     }
     fn asset_id(&self, asset: UntypedAssetId) -> Option<u64> {
         let map = self.world.get_resource::<AssetIdMap>()?;
-        if let Some(id) = map.exported.get(&asset) {
-            return Some(*id);
+        match self.link {
+            Some(link) => map.imported_id(link, asset),
+            None => map.exported_id(asset),
         }
-        // Downstream: the id an imported handle stands for.
-        map.imported
-            .iter()
-            .find(|(_, h)| h.id() == asset)
-            .map(|((_, _, id), _)| *id)
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bytes::Bytes;
 
-use super::registry::{EntityIds, MirrorComponent};
-use super::{EntityIndex, MirrorConfig, NoodlesId, Shared};
+use super::asset_ids::AssetIdMap;
+use super::registry::{EntityIds, Mapping};
+use super::{EntityIndex, MirrorConfig, Shared, SharedId};
 use crate::codec::{
     ComponentTypeID, ContentArray, ContentCreateEntities, ContentDeleteComponents,
     ContentDeleteEntities, ContentMessage, ContentModifyComponents, EntityID, EntityList,
@@ -19,11 +20,11 @@ use crate::transport::QueueError;
 
 /// Pairs of one component type gathered this tick, cut into chunks of bounded size.
 #[derive(Debug, Default)]
-pub struct Chunks {
-    pub chunks: Vec<(Vec<u8>, u32)>,
+pub(crate) struct Chunks {
+    pub(crate) chunks: Vec<(Vec<u8>, u32)>,
     /// The same chunks as shareable bytes, moved (not copied) out of `chunks` by `freeze` when the
     /// tick is sent, so every extension group sends the same buffers.
-    pub frozen: Vec<(Bytes, u32)>,
+    pub(crate) frozen: Vec<(Bytes, u32)>,
 }
 
 impl Chunks {
@@ -66,42 +67,47 @@ impl Chunks {
 
 /// Per component type: what changed this tick, and the full state for new links.
 #[derive(Debug, Default)]
-pub struct TypeOutgoing {
-    pub delta: Chunks,
-    pub snapshot: Chunks,
+pub(crate) struct TypeOutgoing {
+    pub(crate) delta: Chunks,
+    pub(crate) snapshot: Chunks,
     /// Entities that lost the component (and still exist).
-    pub removed: Vec<u64>,
+    pub(crate) removed: Vec<u64>,
 }
 
 /// What the Upstream sends this tick. Filled by the per-type collectors, drained by the sender.
 #[derive(Resource, Debug, Default)]
 pub struct Outgoing {
     /// Registration order of component types.
-    pub order: Vec<(u16, u16)>,
-    pub types: HashMap<(u16, u16), TypeOutgoing>,
+    pub(crate) order: Vec<(u16, u16)>,
+    pub(crate) types: HashMap<(u16, u16), TypeOutgoing>,
     /// Entities that became shared since the last send.
-    pub created: Vec<u64>,
+    pub(crate) created: Vec<u64>,
     /// Entities that stopped being shared (unshared or despawned) since the last send.
-    pub deleted: Vec<u64>,
+    pub(crate) deleted: Vec<u64>,
     /// Links that have the world and get deltas.
-    pub synced: HashSet<Entity>,
+    pub(crate) synced: HashSet<Entity>,
     /// Links that need the full world this tick.
-    pub joining: Vec<Entity>,
+    pub(crate) joining: Vec<Entity>,
     /// Asset payloads added or changed since the last send, as (extension, identifier, id, body).
-    pub assets_modified: Vec<((u16, u16, u64), Bytes)>,
+    pub(crate) assets_modified: Vec<((u16, u16, u64), Bytes)>,
     /// Assets deleted since the last send.
-    pub assets_deleted: Vec<(u16, u16, u64)>,
+    pub(crate) assets_deleted: Vec<(u16, u16, u64)>,
     /// Every live asset's current body, for joining links (ordered by type, so buffers come
     /// before the images and meshes that reference them).
-    pub live_assets: BTreeMap<(u16, u16, u64), Bytes>,
+    pub(crate) live_assets: BTreeMap<(u16, u16, u64), Bytes>,
     /// Is this a send tick?
-    pub active: bool,
+    pub(crate) active: bool,
     last_send: Option<Duration>,
 }
 
 impl Outgoing {
     /// Queue an asset body for every Downstream (and remember it for joining links).
     pub fn modify_asset(&mut self, key: (u16, u16, u64), body: Bytes) {
+        // Deleted and made again in the same tick: the new body replaces it on the wire, and the
+        // deletion (which would be sent after it) is dropped.
+        if !self.assets_deleted.is_empty() {
+            self.assets_deleted.retain(|k| *k != key);
+        }
         self.live_assets.insert(key, body.clone());
         self.assets_modified.push((key, body));
     }
@@ -112,6 +118,16 @@ impl Outgoing {
             self.assets_modified.retain(|(k, _)| *k != key);
             self.assets_deleted.push(key);
         }
+    }
+
+    /// Is asset `(extension, identifier, id)` live (sent, and not deleted since)?
+    pub fn is_live(&self, key: (u16, u16, u64)) -> bool {
+        self.live_assets.contains_key(&key)
+    }
+
+    /// Every live asset, by `(extension, identifier, id)`.
+    pub fn live_assets(&self) -> impl Iterator<Item = (u16, u16, u64)> + '_ {
+        self.live_assets.keys().copied()
     }
 
     pub(crate) fn register(&mut self, key: (u16, u16)) {
@@ -145,13 +161,13 @@ pub(crate) fn on_share(
     let id = index.allocate();
     index.local.insert(id, add.entity);
     out.created.push(id);
-    commands.entity(add.entity).insert(NoodlesId(id));
+    commands.entity(add.entity).insert(SharedId(id));
 }
 
 /// An entity stops being shared (marker removed or entity despawned).
 pub(crate) fn on_unshare(
     remove: On<Remove, Shared>,
-    ids: Query<&NoodlesId>,
+    ids: Query<&SharedId>,
     mut index: ResMut<EntityIndex>,
     mut out: ResMut<Outgoing>,
     mut commands: Commands,
@@ -160,7 +176,7 @@ pub(crate) fn on_unshare(
         index.local.remove(&id.0);
         out.deleted.push(id.0);
         if let Ok(mut e) = commands.get_entity(remove.entity) {
-            e.try_remove::<NoodlesId>();
+            e.try_remove::<SharedId>();
         }
     }
 }
@@ -198,18 +214,30 @@ pub(crate) fn send_tick(out: Res<Outgoing>) -> bool {
     out.active
 }
 
-/// Gather changed (and, for joining links, all) components of type `T` on shared entities.
-#[expect(clippy::type_complexity, reason = "change-detection filters")]
-pub(crate) fn collect_changes<T: MirrorComponent>(
-    changed: Query<(&NoodlesId, &T), (With<Shared>, Or<(Changed<T>, Added<NoodlesId>)>)>,
-    all: Query<(&NoodlesId, &T), With<Shared>>,
-    ids: Query<&NoodlesId>,
-    assets: Res<super::registry::AssetIdMap>,
+/// Shared entities whose component `C` changed (or that were just shared).
+pub(crate) type ChangedShared<'w, 's, C> = Query<
+    'w,
+    's,
+    (&'static SharedId, &'static C),
+    (With<Shared>, Or<(Changed<C>, Added<SharedId>)>),
+>;
+/// Every shared entity with component `C`.
+pub(crate) type AllShared<'w, 's, C> = Query<'w, 's, (&'static SharedId, &'static C), With<Shared>>;
+/// Shared entities, and whether they still have component `C`.
+pub(crate) type StillShared<'w, 's, C> = Query<'w, 's, (&'static SharedId, Has<C>), With<Shared>>;
+
+/// Gather changed (and, for joining links, all) components of mapping `m` on shared entities.
+pub(crate) fn collect_changes<M: Mapping>(
+    m: M,
+    changed: ChangedShared<M::C>,
+    all: AllShared<M::C>,
+    ids: Query<&SharedId>,
+    assets: Res<AssetIdMap>,
     config: Res<MirrorConfig>,
     mut out: ResMut<Outgoing>,
 ) {
     let limit = config.max_transaction_bytes.max(64);
-    let key = (T::EXTENSION, T::IDENTIFIER);
+    let key = m.key();
     let want_delta = !out.synced.is_empty();
     let want_snapshot = !out.joining.is_empty();
     let Some(t) = out.types.get_mut(&key) else {
@@ -224,7 +252,7 @@ pub(crate) fn collect_changes<T: MirrorComponent>(
         let removed_before = t.removed.len();
         let mut sent = Vec::new();
         for (id, c) in &changed {
-            match c.to_wire(lookup) {
+            match m.to_wire(c, lookup) {
                 Some(w) => {
                     t.delta.push_pair(id.0, &w, limit);
                     if removed_before > 0 {
@@ -249,20 +277,22 @@ pub(crate) fn collect_changes<T: MirrorComponent>(
     }
     if want_snapshot {
         for (id, c) in &all {
-            if let Some(w) = c.to_wire(lookup) {
+            if let Some(w) = m.to_wire(c, lookup) {
                 t.snapshot.push_pair(id.0, &w, limit);
             }
         }
     }
 }
 
-/// Record entities that lost component `T` (every frame, so nothing is missed between send ticks).
-pub(crate) fn collect_removals<T: MirrorComponent>(
-    mut removed: RemovedComponents<T>,
-    still: Query<(&NoodlesId, Has<T>), With<Shared>>,
+/// Record entities that lost the component of mapping `m` (every frame, so nothing is missed
+/// between send ticks).
+pub(crate) fn collect_removals<M: Mapping>(
+    m: M,
+    mut removed: RemovedComponents<M::C>,
+    still: StillShared<M::C>,
     mut out: ResMut<Outgoing>,
 ) {
-    let key = (T::EXTENSION, T::IDENTIFIER);
+    let key = m.key();
     for e in removed.read() {
         if let Ok((id, has)) = still.get(e)
             && !has

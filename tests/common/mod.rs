@@ -43,17 +43,15 @@ pub fn asset_app(name: &str) -> App {
 
 /// The Downstream entity mirroring canonical id `id`.
 pub fn mirror_of_id(down: &mut App, id: u64) -> Option<Entity> {
-    let mut q = down
-        .world_mut()
-        .query_filtered::<(Entity, &NoodlesId), With<Mirrored>>();
+    let mut q = down.world_mut().query::<(Entity, &Mirrored)>();
     q.iter(down.world())
-        .find(|(_, n)| n.0 == id)
+        .find(|(_, m)| m.id == id)
         .map(|(e, _)| e)
 }
 
 /// The Downstream entity mirroring the Upstream entity `e`.
 pub fn mirror_of(up: &App, down: &mut App, e: Entity) -> Option<Entity> {
-    let id = up.world().get::<NoodlesId>(e)?.0;
+    let id = up.world().get::<SharedId>(e)?.get();
     mirror_of_id(down, id)
 }
 
@@ -181,11 +179,17 @@ pub fn closed_reasons(app: &App) -> Vec<CloseReason> {
 /// A digest of the mirrored world: for every Shared (Upstream) or Mirrored (Downstream) entity,
 /// sorted by canonical id, the wire bytes of every registered component it has.
 pub fn world_digest(app: &mut App) -> u64 {
-    use bevy_noodles2::mirror::{ComponentRegistry, Mirrored, NoodlesId, Shared};
+    use bevy_noodles2::mirror::{ComponentRegistry, Mirrored, Shared, SharedId};
     use std::hash::{Hash, Hasher};
     let registry = app.world().resource::<ComponentRegistry>().clone();
-    let mut q = app.world_mut().query_filtered::<(Entity, &NoodlesId), bevy::ecs::query::Or<(With<Shared>, With<Mirrored>)>>();
-    let mut ents: Vec<(u64, Entity)> = q.iter(app.world()).map(|(e, id)| (id.0, e)).collect();
+    let mut q = app.world_mut().query_filtered::<(Entity, Option<&SharedId>, Option<&Mirrored>), bevy::ecs::query::Or<(With<Shared>, With<Mirrored>)>>();
+    // A mirrored entity by its id on its link, a shared one by the id this node gave it.
+    let mut ents: Vec<(u64, Entity)> = q
+        .iter(app.world())
+        .filter_map(|(e, shared, mirrored)| {
+            Some((mirrored.map(|m| m.id).or(shared.map(|s| s.get()))?, e))
+        })
+        .collect();
     ents.sort_unstable();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let inherited = {
@@ -196,14 +200,14 @@ pub fn world_digest(app: &mut App) -> u64 {
     };
     for (id, e) in ents {
         id.hash(&mut h);
-        for rule in &registry.rules {
-            if let Some(bytes) = (rule.encode_one)(app.world_mut(), e) {
+        for rule in registry.rules() {
+            if let Some(bytes) = rule.encode_one(app.world_mut(), e) {
                 // `Visibility::Inherited` is what no `VisibilityComponent` means (the spec's
                 // default); a Downstream spawns every mirrored entity with it.
-                if (rule.extension, rule.identifier) == (0, 21) && bytes == inherited {
+                if rule.key() == (0, 21) && bytes == inherited {
                     continue;
                 }
-                (rule.extension, rule.identifier).hash(&mut h);
+                rule.key().hash(&mut h);
                 bytes.hash(&mut h);
             }
         }

@@ -56,8 +56,8 @@ impl MirrorComponent for Beacon {
     fn from_wire(w: Self::Wire, ids: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
         let period = w.period.get();
         if !(period.is_finite() && period > 0.0) {
-            return Err(MirrorError::Invalid(format!(
-                "Beacon.period must be a positive number of seconds, got {period}"
+            return Err(MirrorError::invalid::<Self>(format!(
+                "period must be a positive number of seconds, got {period}"
             )));
         }
         Ok(Beacon {
@@ -162,10 +162,10 @@ mod tests {
         let beacon = q.single(down.world()).expect("one beacon").clone();
         assert_eq!(beacon.color, Color::srgb_u8(255, 128, 0));
         assert_eq!(beacon.period, 0.5);
-        let target_id = up.world().get::<NoodlesId>(target).expect("shared").0;
+        let target_id = up.world().get::<SharedId>(target).expect("shared").get();
         assert_eq!(
-            down.world().get::<NoodlesId>(beacon.target),
-            Some(&NoodlesId(target_id))
+            down.world().get::<Mirrored>(beacon.target).map(|m| m.id),
+            Some(target_id)
         );
         run_until(&mut up, &mut down, "the target's name", |down| {
             down.world().get::<Name>(beacon.target).map(Name::as_str) == Some("tower")
@@ -208,6 +208,10 @@ mod tests {
             schema::EntityID::new(1),
         );
         let err = Beacon::from_wire(wire, &mut Nobody).unwrap_err();
-        assert!(err.to_string().contains("Beacon.period"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("Beacon") && text.contains("period must be a positive"),
+            "{text}"
+        );
     }
 }

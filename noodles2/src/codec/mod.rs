@@ -33,3 +33,14 @@ pub use any_ext::{AnyTypeError, any_type, any_type_name};
 pub use rt::{
     DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, VisitIds, Wire, WireEnum,
 };
+
+impl AnAsset {
+    /// `(extension, asset type identifier, asset id)`: the asset as a plain key, for maps.
+    pub fn key(&self) -> (u16, u16, u64) {
+        (
+            self.asset_type.extension.id.get(),
+            self.asset_type.identifier.get(),
+            self.asset_id.id.get(),
+        )
+    }
+}
