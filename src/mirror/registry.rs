@@ -218,7 +218,7 @@ pub(crate) trait Mapping: Copy + Send + Sync + 'static {
     type W: Wire + crate::codec::VisitIds;
     fn key(&self) -> (u16, u16);
     fn to_wire(&self, c: &Self::C, ids: &dyn EntityIds) -> Option<Self::W>;
-    fn from_wire(&self, w: Self::W, ids: &mut dyn EntityResolver) -> Result<Self::C, MirrorError>;
+    fn decode(&self, w: Self::W, ids: &mut dyn EntityResolver) -> Result<Self::C, MirrorError>;
     fn store(&self, c: Self::C, e: &mut EntityWorldMut<'_>);
     fn remove(&self, e: &mut EntityWorldMut<'_>);
 }
@@ -252,7 +252,7 @@ impl<T: MirrorComponent> Mapping for Own<T> {
         c.to_wire(ids)
     }
     #[inline]
-    fn from_wire(&self, w: T::Wire, ids: &mut dyn EntityResolver) -> Result<T, MirrorError> {
+    fn decode(&self, w: T::Wire, ids: &mut dyn EntityResolver) -> Result<T, MirrorError> {
         T::from_wire(w, ids)
     }
     #[inline]
@@ -274,7 +274,7 @@ impl<C: Component, W: Wire + crate::codec::VisitIds + 'static> Mapping for Mirro
     fn to_wire(&self, c: &C, ids: &dyn EntityIds) -> Option<W> {
         (self.to_wire)(c, ids)
     }
-    fn from_wire(&self, w: W, ids: &mut dyn EntityResolver) -> Result<C, MirrorError> {
+    fn decode(&self, w: W, ids: &mut dyn EntityResolver) -> Result<C, MirrorError> {
         (self.from_wire)(w, ids)
     }
     fn store(&self, c: C, e: &mut EntityWorldMut<'_>) {
@@ -296,9 +296,9 @@ pub struct ComponentRule {
     /// Apply a payload to the world (after validation).
     pub(crate) apply: Arc<ApplyFn>,
     /// Remove the component from an entity.
-    pub(crate) remove: Arc<dyn Fn(&mut World, Entity) + Send + Sync>,
+    pub(crate) remove: Arc<RemoveFn>,
     /// Encode the component of one entity (for digests).
-    pub(crate) encode_one: Arc<dyn Fn(&mut World, Entity) -> Option<Vec<u8>> + Send + Sync>,
+    pub(crate) encode_one: Arc<EncodeOneFn>,
     /// Decode a payload and re-encode it, handing each pair's target `EntityID` to the first
     /// visitor and every id inside the value (wire order) to the second; both may rewrite them.
     /// Proposals use it to check and remap patch-local ids.
@@ -333,6 +333,12 @@ pub(crate) type ApplyFn = dyn Fn(
     ) -> Result<(), MirrorError>
     + Send
     + Sync;
+
+/// [`ComponentRule::remove`]: world, entity.
+pub(crate) type RemoveFn = dyn Fn(&mut World, Entity) + Send + Sync;
+
+/// [`ComponentRule::encode_one`]: world, entity.
+pub(crate) type EncodeOneFn = dyn Fn(&mut World, Entity) -> Option<Vec<u8>> + Send + Sync;
 
 /// [`ComponentRule::visit_ids`]: payload, target-id visitor, inner-id visitor.
 pub(crate) type VisitIdsFn = dyn Fn(
@@ -724,7 +730,7 @@ fn apply_pairs<M: Mapping>(
                 link,
                 resolve: &mut *resolve,
             };
-            m.from_wire(w, &mut resolver)?
+            m.decode(w, &mut resolver)?
         };
         if let Ok(mut em) = world.get_entity_mut(entity) {
             m.store(value, &mut em);
