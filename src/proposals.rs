@@ -1451,11 +1451,13 @@ fn import_proposed_assets(
     if bodies.is_empty() || !world.contains_resource::<AssetIdMap>() {
         return Ok(Vec::new());
     }
-    let created = world.resource::<ProposedAssets>().created.clone();
-    let new: Vec<&(AnAsset, usize, Bytes)> = bodies
-        .iter()
-        .filter(|(a, ..)| !created.contains_key(&a.asset_id.id.get()))
-        .collect();
+    let new: Vec<&(AnAsset, usize, Bytes)> = {
+        let created = &world.resource::<ProposedAssets>().created;
+        bodies
+            .iter()
+            .filter(|(a, ..)| !created.contains_key(&a.asset_id.id.get()))
+            .collect()
+    };
     // New assets are imported under the proposing link, with handles reserved for them.
     for (a, ..) in &new {
         let (e, t, id) = a.key();
