@@ -858,6 +858,18 @@ fn mesh_vertices(app: &App, e: Entity) -> Option<usize> {
         .map(|m| m.count_vertices())
 }
 
+/// A mesh of one triangle (3 vertices).
+fn triangle() -> Mesh {
+    Mesh::new(
+        bevy::mesh::PrimitiveTopology::TriangleList,
+        bevy::asset::RenderAssetUsages::default(),
+    )
+    .with_inserted_attribute(
+        Mesh::ATTRIBUTE_POSITION,
+        vec![[0.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+    )
+}
+
 fn named(app: &mut App, name: &str) -> Option<Entity> {
     let mut q = app.world_mut().query::<(Entity, &Name)>();
     q.iter(app.world())
@@ -917,14 +929,7 @@ fn a_proposal_can_give_an_entity_a_mesh_the_upstream_shares() {
 #[test]
 fn a_proposal_can_create_a_mesh_and_use_it() {
     let (mut up, mut down, _, link) = asset_scene();
-    let triangle = Mesh::new(
-        bevy::mesh::PrimitiveTopology::TriangleList,
-        bevy::asset::RenderAssetUsages::default(),
-    )
-    .with_inserted_attribute(
-        Mesh::ATTRIBUTE_POSITION,
-        vec![[0.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
-    );
+    let triangle = triangle();
     let mut p = Proposal::new();
     // The buffer's placeholder id goes in the mesh's view.
     let buffer_id = PATCH_LOCAL_BIT | 1;
@@ -982,14 +987,7 @@ fn a_proposed_mesh_that_cannot_be_imported_rejects_the_whole_proposal() {
     let mut p = Proposal::new();
     // A mesh whose view runs past its 12-byte buffer.
     let buffer = p.add_buffer(Bytes::from_static(&[0; 12]));
-    let triangle = Mesh::new(
-        bevy::mesh::PrimitiveTopology::TriangleList,
-        bevy::asset::RenderAssetUsages::default(),
-    )
-    .with_inserted_attribute(
-        Mesh::ATTRIBUTE_POSITION,
-        vec![[0.0f32, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
-    );
+    let triangle = triangle();
     let (_, wire) = bevy_noodles2::assets::mesh_to_wire(&triangle, buffer.id).unwrap();
     let mesh = p.add_asset((0, 3), wire.encode_bytes().unwrap());
     let e = p.spawn();
