@@ -6,7 +6,12 @@
 //! ```sh
 //! cargo bench --bench mirror                         # every case (a minute or two)
 //! MIRROR_BENCH_QUICK=1 cargo bench --bench mirror    # only the 10k cases
+//! MIRROR_BENCH_ASSETS_ONLY=1 cargo bench --bench mirror  # only the asset case
 //! ```
+//!
+//! The asset case (issue 10) runs first: 10,000 shared entities, 10 % of transforms changing and
+//! one entity despawned per tick, without and with a mesh and a material on every entity; it
+//! prints the Upstream's mirror section with assets against the same world without them.
 //!
 //! # Method
 //!
@@ -362,6 +367,148 @@ fn run_ours(n: usize, period: usize, r: &mut CaseResult) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// bevy_noodles2 with assets (issue 10): the same world with and without meshes and materials
+
+/// Entities of the asset case, the share of them changing per tick, shared meshes and
+/// materials, and how many of the first entities get a mesh of their own (each of those is
+/// despawned in turn, one per tick, so every despawn deletes a mesh and its buffer on the wire).
+const ASSET_CASE: (usize, usize) = (10_000, 10);
+const SHARED_MESHES: usize = 1_000;
+const MATERIALS: usize = 100;
+const OWN_MESHES: usize = WARMUP_TICKS + MEASURED_TICKS;
+
+/// An app of the asset case: like [`noodles_app`], with Bevy's mesh, image and material
+/// collections (so the plugin exports and imports assets) in both variants.
+fn noodles_asset_app(name: &str) -> App {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, bevy::asset::AssetPlugin::default()))
+        .init_asset::<Mesh>()
+        .init_asset::<Image>()
+        .init_asset::<StandardMaterial>()
+        .add_plugins(NoodlesPlugin {
+            session_name: name.into(),
+            ..default()
+        })
+        .init_resource::<Stamps>()
+        .add_systems(
+            PostUpdate,
+            (
+                stamp::<2>.before(NoodlesSystems::ExportAssets),
+                stamp::<3>.after(NoodlesSystems::Send),
+            ),
+        );
+    app.finish();
+    app.cleanup();
+    single_threaded(&mut app);
+    app
+}
+
+/// 10,000 shared entities, 10 % of transforms changing and one entity despawned per tick;
+/// `with_assets` gives each a `Mesh3d` and a `MeshMaterial3d`. Returns the Upstream's mirror
+/// section per tick (µs) and the whole update.
+fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>) {
+    let (n, period) = ASSET_CASE;
+    let mut up = noodles_asset_app("asset bench upstream");
+    let url = listen(&mut up);
+    let mut spawned = Vec::with_capacity(n);
+    {
+        let world = up.world_mut();
+        let meshes: Vec<Handle<Mesh>> = {
+            let mut meshes = world.resource_mut::<Assets<Mesh>>();
+            (0..SHARED_MESHES + OWN_MESHES)
+                .map(|i| meshes.add(Cuboid::new(1.0 + i as f32 * 0.01, 1.0, 1.0)))
+                .collect()
+        };
+        let materials: Vec<Handle<StandardMaterial>> = {
+            let mut materials = world.resource_mut::<Assets<StandardMaterial>>();
+            (0..MATERIALS)
+                .map(|i| materials.add(Color::srgb(i as f32 / MATERIALS as f32, 0.5, 0.5)))
+                .collect()
+        };
+        for i in 0..n {
+            let mut e = world.spawn((
+                Idx(i as u32),
+                Transform::from_xyz(i as f32, 0.0, 0.0),
+                Shared,
+            ));
+            if with_assets {
+                let mesh = if i < OWN_MESHES {
+                    SHARED_MESHES + i
+                } else {
+                    i % SHARED_MESHES
+                };
+                e.insert((
+                    Mesh3d(meshes[mesh].clone()),
+                    MeshMaterial3d(materials[i % MATERIALS].clone()),
+                ));
+            }
+            spawned.push(e.id());
+        }
+    }
+    up.update();
+
+    let mut down = noodles_asset_app("asset bench downstream");
+    down.world_mut().spawn(NoodlesConnect::new(url));
+    let start = Instant::now();
+    let with_mesh = |down: &mut App| count::<(With<Mirrored>, With<Mesh3d>)>(down);
+    loop {
+        up.update();
+        down.update();
+        let stats = down.world().resource::<AssetStats>();
+        let assets_done = !with_assets
+            || (stats.pending == 0 && stats.decoding == 0 && with_mesh(&mut down) == n);
+        if mirrored(&mut down) == n && assets_done {
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "initial sync of the asset case did not finish");
+    }
+
+    let (mut send, mut whole) = (Vec::new(), Vec::new());
+    for tick in 0..WARMUP_TICKS + MEASURED_TICKS {
+        let phase = (tick % period) as u32;
+        {
+            let world = up.world_mut();
+            let mut q = world.query::<(&Idx, &mut Transform)>();
+            for (idx, mut t) in q.iter_mut(world) {
+                if idx.0 % period as u32 == phase {
+                    t.translation.x += 1.0;
+                }
+            }
+            world.despawn(spawned[tick]);
+        }
+        let up_us = timed_update(&mut up);
+        let send_us = up.world().resource::<Stamps>().us(2, 3);
+        let sent = up.world().resource::<MirrorStats>().transactions_sent;
+        let wait = Instant::now();
+        while down.world().resource::<MirrorStats>().transactions_applied < sent {
+            down.update();
+            assert!(wait.elapsed() < DEADLINE, "asset tick {tick} never arrived");
+        }
+        if tick >= WARMUP_TICKS {
+            send.push(send_us);
+            whole.push(up_us);
+        }
+    }
+    let left = n - WARMUP_TICKS - MEASURED_TICKS;
+    assert_eq!(mirrored(&mut down), left, "despawns not mirrored");
+    assert_eq!(
+        sum_x::<With<Shared>>(&mut up),
+        sum_x::<With<Mirrored>>(&mut down),
+        "Downstream transforms differ (asset case)"
+    );
+    if with_assets {
+        assert_eq!(with_mesh(&mut down), left, "meshes not mirrored");
+        // Every own mesh was despawned with its entity: only the shared ones remain exported.
+        let meshes = down.world().resource::<Assets<Mesh>>().len();
+        assert!(
+            meshes <= SHARED_MESHES + 1,
+            "{meshes} meshes on the Downstream: deleted meshes were not deleted there"
+        );
+    }
+    (send, whole)
+}
+
+// ---------------------------------------------------------------------------------------------
 // bevy_replicon 0.44 + example backend
 
 /// `Transform` as postcard writes it with Bevy's `serialize` feature: ten `f32`s, 40 bytes.
@@ -654,12 +801,18 @@ fn main() {
         .with_writer(std::io::stderr)
         .try_init();
     let quick = std::env::var_os("MIRROR_BENCH_QUICK").is_some();
+    let only_assets = std::env::var_os("MIRROR_BENCH_ASSETS_ONLY").is_some();
     let load_before = load_average();
     let cases: Vec<(usize, usize)> = CASES
         .iter()
         .copied()
-        .filter(|&(n, _)| !quick || n <= 10_000)
+        .filter(|&(n, _)| !only_assets && (!quick || n <= 10_000))
         .collect();
+
+    eprintln!("assets case: without assets ...");
+    let bare = run_asset_case(false);
+    eprintln!("assets case: with meshes and materials ...");
+    let with = run_asset_case(true);
 
     let mut results = Vec::new();
     for &(n, period) in &cases {
@@ -747,6 +900,33 @@ fn main() {
             rep.split_ticks,
         );
     }
+
+    let (n, period) = ASSET_CASE;
+    println!(
+        "\nUpstream with assets, µs per tick ({}k entities, {} % of transforms changing, one entity \
+         despawned per tick; with assets every entity has a Mesh3d ({SHARED_MESHES} shared meshes, \
+         and the despawned ones a mesh of their own, deleted with them) and a \
+         MeshMaterial3d ({MATERIALS} materials))\n",
+        n / 1000,
+        100 / period
+    );
+    println!("| | mirror send | whole update |");
+    println!("|---|---:|---:|");
+    println!(
+        "| without assets | {:.0} | {:.0} |",
+        median(&bare.0),
+        median(&bare.1)
+    );
+    println!(
+        "| with assets | {:.0} | {:.0} |",
+        median(&with.0),
+        median(&with.1)
+    );
+    println!(
+        "| with / without | {:.2}× | {:.2}× |",
+        median(&with.0) / median(&bare.0),
+        median(&with.1) / median(&bare.1)
+    );
 
     println!("\nBytes and initial sync\n");
     println!(

@@ -5,6 +5,7 @@ mod common;
 mod asset_registry;
 mod assets;
 mod environment;
+mod export;
 mod mirror;
 mod net;
 mod oob;

@@ -13,11 +13,13 @@
 //! | `AnimationAsset`, `AnimSamplerAsset` | 5, 6 | ignored for now (counted in `AssetStats::ignored`) |
 
 use bevy::prelude::*;
+use bevy::tasks::AsyncComputeTaskPool;
 
+use super::OFF_THREAD_BYTES;
 use super::convert;
 use super::environment;
 use super::remote::{FetchConfig, OobProgress, RemoteFetch};
-use super::sync::{AssetImport, asset_type, buffer_of};
+use super::sync::{AssetImport, Decoded, asset_type, buffer_of};
 use crate::codec as w;
 use crate::codec::BufferSource;
 use crate::mirror::{AssetImported, MirrorAppExt, MirrorAsset, asset_handle};
@@ -49,6 +51,30 @@ fn store<A: Asset>(
         .insert(h.id().typed::<A>(), value)
         .map_err(|e| e.to_string())?;
     Ok(AssetImported::Done)
+}
+
+/// Run `work` and put its result into the world with `finish`: at once for up to
+/// [`OFF_THREAD_BYTES`] of input, on the async compute pool above that (the asset is then
+/// [`AssetImported::Decoding`] until it is done; a newer body or a deletion cancels it).
+fn decode<T: Send + 'static>(
+    world: &mut World,
+    (link, ty, id): (Entity, u16, u64),
+    input_bytes: usize,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+    finish: impl FnOnce(&mut World, T) -> Result<AssetImported, String> + Send + 'static,
+) -> Result<AssetImported, String> {
+    if input_bytes <= OFF_THREAD_BYTES {
+        return finish(world, work()?);
+    }
+    let task = AsyncComputeTaskPool::get().spawn(async move {
+        let value = work()?;
+        Ok(Box::new(move |world: &mut World| finish(world, value)) as Decoded)
+    });
+    world
+        .resource_mut::<AssetImport>()
+        .decoding
+        .insert((link, (0, ty), id), task);
+    Ok(AssetImported::Decoding)
 }
 
 /// The bytes a view refers to: `Ok(None)` while its buffer has not arrived.
@@ -172,9 +198,22 @@ impl MirrorAsset for ImageRule {
         let Some(buf) = view_buffer(world, link, &a.view)? else {
             return Ok(AssetImported::Waiting);
         };
-        let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
-        let image = convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())?;
-        store(world, link, Self::IDENTIFIER, id, image)
+        if !world.contains_resource::<Assets<Image>>() {
+            return Ok(AssetImported::Ignored);
+        }
+        let len = convert::view_bytes("image", &a.view, &buf)
+            .map_err(|e| e.to_string())?
+            .len();
+        decode(
+            world,
+            (link, Self::IDENTIFIER, id),
+            len,
+            move || {
+                let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
+                convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())
+            },
+            move |world, image| store(world, link, Self::IDENTIFIER, id, image),
+        )
     }
 
     fn reserve(world: &World) -> Option<UntypedHandle> {
@@ -200,8 +239,16 @@ impl MirrorAsset for MeshRule {
         let Some(buf) = view_buffer(world, link, &a.view)? else {
             return Ok(AssetImported::Waiting);
         };
-        let mesh = convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string())?;
-        store(world, link, Self::IDENTIFIER, id, mesh)
+        if !world.contains_resource::<Assets<Mesh>>() {
+            return Ok(AssetImported::Ignored);
+        }
+        decode(
+            world,
+            (link, Self::IDENTIFIER, id),
+            buf.len(),
+            move || convert::mesh_from_wire(&a, &buf).map_err(|e| e.to_string()),
+            move |world, mesh| store(world, link, Self::IDENTIFIER, id, mesh),
+        )
     }
 
     fn reserve(world: &World) -> Option<UntypedHandle> {
@@ -256,26 +303,36 @@ impl MirrorAsset for EnvironmentRule {
         let (light, _) = environment::environment_images(&a).map_err(|e| e.to_string())?;
         let img = asset_handle(world, link, (0, asset_type::IMAGE), light)
             .ok_or("this app has no image assets")?;
-        let cube = {
-            let images = world.resource::<Assets<Image>>();
-            let Some(equirect) = images.get(img.id().typed::<Image>()) else {
-                // The image has not arrived yet.
-                return Ok(AssetImported::Waiting);
-            };
-            environment::equirect_to_cubemap(equirect).map_err(|e| e.to_string())?
+        let Some(equirect) = world
+            .resource::<Assets<Image>>()
+            .get(img.id().typed::<Image>())
+        else {
+            // The image has not arrived yet.
+            return Ok(AssetImported::Waiting);
         };
-        let h = asset_handle(world, link, (0, Self::IDENTIFIER), id)
-            .ok_or("this app has no image assets")?;
-        let key = h.id().typed::<Image>();
-        world
-            .resource_mut::<Assets<Image>>()
-            .insert(key, cube)
-            .map_err(|e| e.to_string())?;
-        world
-            .get_resource_or_init::<environment::ImportedEnvironments>()
-            .skybox_visible
-            .insert(key, a.flags.is_skybox_visible() != 0);
-        Ok(AssetImported::Done)
+        let len = equirect.data.as_ref().map_or(0, Vec::len);
+        let equirect = equirect.clone();
+        let skybox = a.flags.is_skybox_visible() != 0;
+        decode(
+            world,
+            (link, Self::IDENTIFIER, id),
+            len,
+            move || environment::equirect_to_cubemap(&equirect).map_err(|e| e.to_string()),
+            move |world, cube| {
+                let h = asset_handle(world, link, (0, Self::IDENTIFIER), id)
+                    .ok_or("this app has no image assets")?;
+                let key = h.id().typed::<Image>();
+                world
+                    .resource_mut::<Assets<Image>>()
+                    .insert(key, cube)
+                    .map_err(|e| e.to_string())?;
+                world
+                    .get_resource_or_init::<environment::ImportedEnvironments>()
+                    .skybox_visible
+                    .insert(key, skybox);
+                Ok(AssetImported::Done)
+            },
+        )
     }
 
     /// An environment is imported as its cubemap image.

@@ -8,6 +8,11 @@
 //! (under the same id, with a new buffer) when the Bevy asset changes, and deleted when no shared
 //! entity uses it any more. A component whose asset is exported late is marked changed, so its
 //! entity's component goes out once the asset has an id.
+//!
+//! The cost follows changes: exporters run on send ticks only, look at the components that
+//! changed since the last one, count users per asset (observers note entities that stop using
+//! one), count references per image, and encode large images off the main thread
+//! ([`OFF_THREAD_BYTES`]).
 
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
@@ -15,14 +20,22 @@ use std::marker::PhantomData;
 use bevy::asset::UntypedAssetId;
 use bevy::ecs::component::Mutable;
 use bevy::prelude::*;
+use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 use bytes::Bytes;
 
 use super::convert;
 use super::remote::OobServer;
 use super::sync::{AssetStats, asset_type, buffer_body, delete_buffer, whole_view};
-use crate::codec::{ImageAsset, Wire};
-use crate::mirror::{AssetIdMap, Outgoing, Shared, SharedId, upgrade};
+use super::users::{RefCounts, Users};
+use crate::codec::{ImageAsset, ImageFlags, Wire};
+use crate::mirror::{AssetIdMap, Outgoing, Shared, SharedId, send_tick, upgrade};
 use crate::schedule::NoodlesSystems;
+
+/// Work on larger data runs on Bevy's async compute pool, so a large texture or mesh does not
+/// stall a frame: encoding an image to PNG (Upstream, counted in pixel bytes), converting an
+/// environment's cubemap, and decoding a received image, mesh or environment (Downstream,
+/// counted in encoded bytes). What uses such an asset waits for it.
+pub const OFF_THREAD_BYTES: usize = 256 * 1024;
 
 /// A Bevy asset type the Upstream exports as a NOODLES2 asset.
 pub trait ExportAsset: Asset {
@@ -30,8 +43,8 @@ pub trait ExportAsset: Asset {
     const ASSET_TYPE: (u16, u16);
 
     /// This asset's body. Its buffer and the images it refers to are exported through `cx`.
-    /// `Ok(None)`: something it refers to is not loaded yet (it is tried again next frame);
-    /// `Err`: it cannot be shared (logged, not sent).
+    /// `Ok(None)`: something it refers to is not ready yet (it is tried again on the next send
+    /// tick); `Err`: it cannot be shared (logged, not sent).
     fn to_wire(&self, cx: &mut ExportCx<'_>) -> Result<Option<Bytes>, String>;
 }
 
@@ -56,12 +69,26 @@ impl ExportAppExt for App {
             .get_resource_or_init::<AssetIdMap>()
             .set_upgrade(U::Asset::ASSET_TYPE, upgrade::<U::Asset>);
         self.init_resource::<ExportState<U>>()
-            .add_observer(|_: On<Remove, Shared>, mut state: ResMut<ExportState<U>>| {
-                state.dirty = true
-            })
+            .add_observer(
+                |remove: On<Remove, U>, mut state: ResMut<ExportState<U>>| {
+                    state.stop_using(remove.entity)
+                },
+            )
+            .add_observer(
+                |remove: On<Remove, Shared>, mut state: ResMut<ExportState<U>>| {
+                    state.stop_using(remove.entity)
+                },
+            )
             .add_systems(
                 PostUpdate,
-                export_used::<U>.in_set(NoodlesSystems::ExportAssets),
+                (
+                    note_modified::<U>,
+                    export_used::<U>
+                        .run_if(send_tick)
+                        .after(finish_image_encodings),
+                )
+                    .chain()
+                    .in_set(NoodlesSystems::ExportAssets),
             )
     }
 }
@@ -72,8 +99,14 @@ pub struct AssetExport {
     next_id: u64,
     /// Bevy asset → (its asset id, its buffer's asset id or 0, asset type).
     exported: HashMap<UntypedAssetId, (u64, u64, (u16, u16))>,
-    /// Exported asset → the images it refers to.
+    /// Asset → the images it refers to (kept while it waits for one of them, too).
     dependencies: HashMap<UntypedAssetId, Vec<UntypedAssetId>>,
+    /// How many assets refer to each image; an image nothing refers to is deleted.
+    image_refs: RefCounts<UntypedAssetId>,
+    /// Images being encoded on the async compute pool.
+    encoding: HashMap<UntypedAssetId, Task<Result<(Vec<u8>, ImageFlags), String>>>,
+    /// Images that cannot be shared (logged once), until they change.
+    unshareable: HashSet<UntypedAssetId>,
 }
 
 impl AssetExport {
@@ -82,22 +115,45 @@ impl AssetExport {
         self.next_id += 1;
         self.next_id
     }
+
+    /// Images being encoded off the main thread.
+    pub fn encoding(&self) -> usize {
+        self.encoding.len()
+    }
 }
 
-/// Per user type: assets waiting for their Bevy data, and whether a sweep is due.
+/// Per user type: which shared entity uses which asset, and what changed since the last send
+/// tick.
 #[derive(Resource)]
 struct ExportState<U> {
+    users: Users<UntypedAssetId>,
+    /// Assets nobody may use any more (an entity stopped using them); checked on the send tick.
+    unused: Vec<UntypedAssetId>,
+    /// Assets waiting for their Bevy data or for an image.
     waiting: HashSet<UntypedAssetId>,
-    dirty: bool,
+    /// Bevy assets modified since the last send tick (asset events are read every frame: a
+    /// reader that skips frames loses them).
+    modified: HashSet<UntypedAssetId>,
     _user: PhantomData<fn() -> U>,
 }
 
 impl<U> Default for ExportState<U> {
     fn default() -> Self {
         ExportState {
+            users: Users::default(),
+            unused: Vec::new(),
             waiting: HashSet::new(),
-            dirty: false,
+            modified: HashSet::new(),
             _user: PhantomData,
+        }
+    }
+}
+
+impl<U> ExportState<U> {
+    /// Entity `e` lost its `U` or stopped being shared.
+    fn stop_using(&mut self, e: Entity) {
+        if let Some(key) = self.users.remove(e) {
+            self.unused.push(key);
         }
     }
 }
@@ -132,42 +188,72 @@ impl ExportCx<'_> {
         Ok(())
     }
 
-    /// The asset id of image `h`, exported now if it was not; `None` while it is not loaded
-    /// (the asset is then tried again next frame) or when it cannot be shared (logged).
+    /// The asset id of image `h`, exported now if it was not. `None` while it is not loaded or
+    /// still being encoded off the main thread (the asset is then tried again on the next send
+    /// tick), or when it cannot be shared (logged once).
     pub fn image(&mut self, h: &Handle<Image>) -> Option<u64> {
         let key = h.id().untyped();
+        self.dependencies.push(key);
         if let Some((id, _, _)) = self.export.exported.get(&key) {
-            self.dependencies.push(key);
             return Some(*id);
+        }
+        if self.export.unshareable.contains(&key) {
+            return None;
+        }
+        if self.export.encoding.contains_key(&key) {
+            self.missing = true;
+            return None;
         }
         let Some(img) = self.images.and_then(|images| images.get(h)) else {
             self.missing = true;
             return None;
         };
-        let id = export_image(key, img, self.export, self.ids, self.out, self.oob)?;
+        if encode_image(key, img, self.export) {
+            self.missing = true;
+            return None;
+        }
+        let encoded = convert::image_to_wire(img).map_err(|e| e.to_string());
+        let (export, ids, out, oob) = (&mut *self.export, &mut *self.ids, &mut *self.out, self.oob);
+        let id = finish_image(key, encoded, export, ids, out, oob)?;
         self.stats.exported += 1;
-        self.dependencies.push(key);
         Some(id)
     }
 }
 
-/// Export `img` (Bevy image `key`) as a Buffer asset and an Image asset, reusing the image's id
-/// if it was exported before. `None` (logged) when it cannot be shared.
-fn export_image(
+/// Start encoding a large image on the async compute pool (true), or leave a small one to be
+/// encoded at once (false).
+fn encode_image(key: UntypedAssetId, img: &Image, export: &mut AssetExport) -> bool {
+    if img.data.as_ref().is_none_or(|d| d.len() <= OFF_THREAD_BYTES) {
+        return false;
+    }
+    let img = img.clone();
+    let task = AsyncComputeTaskPool::get()
+        .spawn(async move { convert::image_to_wire(&img).map_err(|e| e.to_string()) });
+    // Replacing a task drops (cancels) the older encoding.
+    export.encoding.insert(key, task);
+    true
+}
+
+/// Send an encoded image (Bevy image `key`) as a Buffer asset and an Image asset, under the id it
+/// had if it was exported before (whose old buffer goes). `None` (logged once) when it cannot be
+/// shared.
+fn finish_image(
     key: UntypedAssetId,
-    img: &Image,
+    encoded: Result<(Vec<u8>, ImageFlags), String>,
     export: &mut AssetExport,
     ids: &mut AssetIdMap,
     out: &mut Outgoing,
     oob: Option<&OobServer>,
 ) -> Option<u64> {
-    let (png, flags) = match convert::image_to_wire(img) {
+    let (png, flags) = match encoded {
         Ok(x) => x,
         Err(e) => {
             warn!("image {key:?} cannot be shared: {e}");
+            export.unshareable.insert(key);
             return None;
         }
     };
+    forget(export, out, oob, key);
     let buffer = export.allocate();
     let id = ids.exported_id(key).unwrap_or_else(|| export.allocate());
     let view = whole_view(png.len(), buffer);
@@ -184,6 +270,33 @@ fn export_image(
     Some(id)
 }
 
+/// Images encoded off the main thread since the last send tick are sent (if something still
+/// refers to them); the assets waiting for them are tried again right after.
+pub(crate) fn finish_image_encodings(
+    mut export: ResMut<AssetExport>,
+    mut ids: ResMut<AssetIdMap>,
+    mut out: ResMut<Outgoing>,
+    mut stats: ResMut<AssetStats>,
+    oob: Option<Res<OobServer>>,
+) {
+    let mut done = Vec::new();
+    export.encoding.retain(|key, task| match check_ready(task) {
+        Some(result) => {
+            done.push((*key, result));
+            false
+        }
+        None => true,
+    });
+    for (key, encoded) in done {
+        if export.image_refs.is_used(&key)
+            && finish_image(key, encoded, &mut export, &mut ids, &mut out, oob.as_deref())
+                .is_some()
+        {
+            stats.exported += 1;
+        }
+    }
+}
+
 /// The asset a `Modified` event names, untyped.
 fn modified_id<A: Asset>(event: &AssetEvent<A>) -> Option<UntypedAssetId> {
     match event {
@@ -192,7 +305,8 @@ fn modified_id<A: Asset>(event: &AssetEvent<A>) -> Option<UntypedAssetId> {
     }
 }
 
-/// Forget an exported asset so it is exported again (its old buffer goes; its id is kept).
+/// Forget an exported asset's content so it is exported again (its old buffer goes; its id is
+/// kept, and so are the images it refers to until its new content says otherwise).
 fn forget(
     export: &mut AssetExport,
     out: &mut Outgoing,
@@ -210,9 +324,20 @@ fn forget(
     }
 }
 
-/// Export the assets `U` components of shared entities use; re-export modified ones; delete
-/// those no shared entity uses any more.
+/// Every frame: note the `U` assets Bevy modified, for the next send tick.
+fn note_modified<U: AssetUser>(
+    mut events: MessageReader<AssetEvent<U::Asset>>,
+    mut state: ResMut<ExportState<U>>,
+) {
+    state.modified.extend(events.read().filter_map(modified_id));
+}
+
+/// On send ticks: export the assets that `U` components of shared entities started using,
+/// re-export modified ones, and delete those no shared entity uses any more. The work follows
+/// what changed: entities that stop using an asset are noted by observers, users are counted per
+/// asset, and only the users of an asset that was waiting are marked changed when it goes out.
 #[expect(clippy::too_many_arguments, reason = "the exporter of one user type")]
+#[expect(clippy::type_complexity, reason = "change-detection filters")]
 fn export_used<U: AssetUser>(
     mut state: ResMut<ExportState<U>>,
     mut export: ResMut<AssetExport>,
@@ -221,26 +346,39 @@ fn export_used<U: AssetUser>(
     mut stats: ResMut<AssetStats>,
     assets: Res<Assets<U::Asset>>,
     images: Option<Res<Assets<Image>>>,
-    mut events: MessageReader<AssetEvent<U::Asset>>,
-    mut users: Query<(&mut U, Ref<SharedId>), With<Shared>>,
-    removed: RemovedComponents<U>,
+    // Shared entities whose `U` changed (or that were just shared), and every shared `U` (to
+    // mark the users of a late asset changed).
+    mut users: ParamSet<(
+        Query<(Entity, &U), (With<Shared>, Or<(Changed<U>, Added<SharedId>)>)>,
+        Query<&mut U, With<Shared>>,
+    )>,
     oob: Option<Res<OobServer>>,
 ) {
     let oob = oob.as_deref();
-    let mut want: Vec<UntypedAssetId> = users
-        .iter_mut()
-        .filter(|(u, id)| u.is_changed() || id.is_added())
-        .map(|(u, _)| u.asset().untyped())
-        .collect();
-    for id in events.read().filter_map(modified_id) {
-        if forget(&mut export, &mut out, oob, id) {
-            want.push(id);
+    let state = &mut *state;
+    let mut want: HashSet<UntypedAssetId> = HashSet::new();
+    for (e, u) in users.p0().iter() {
+        let key = u.asset().untyped();
+        if let Some(old) = state.users.set(e, key) {
+            state.unused.push(old);
+        }
+        want.insert(key);
+    }
+    for key in std::mem::take(&mut state.unused) {
+        if !state.users.is_used(&key) {
+            state.waiting.remove(&key);
+            delete(&mut export, &mut ids, &mut out, oob, key);
         }
     }
-    want.extend(std::mem::take(&mut state.waiting));
-    let mut newly: HashSet<UntypedAssetId> = HashSet::new();
+    for key in std::mem::take(&mut state.modified) {
+        if forget(&mut export, &mut out, oob, key) {
+            want.insert(key);
+        }
+    }
+    let late = std::mem::take(&mut state.waiting);
+    want.extend(late.iter().copied());
     for key in want {
-        if export.exported.contains_key(&key) {
+        if export.exported.contains_key(&key) || !state.users.is_used(&key) {
             continue;
         }
         // Created by an accepted proposal: its body already went out as proposed (under this
@@ -266,9 +404,15 @@ fn export_used<U: AssetUser>(
         };
         let body = asset.to_wire(&mut cx);
         let (buffer, dependencies, missing) = (cx.buffer, cx.dependencies, cx.missing);
+        for image in export.set_dependencies(key, dependencies) {
+            delete(&mut export, &mut ids, &mut out, oob, image);
+        }
         let body = match body {
             Ok(Some(body)) if !missing => body,
             Ok(_) => {
+                if buffer != 0 {
+                    delete_buffer(&mut out, oob, buffer);
+                }
                 state.waiting.insert(key);
                 continue;
             }
@@ -281,52 +425,38 @@ fn export_used<U: AssetUser>(
         let (ext, ty) = U::Asset::ASSET_TYPE;
         out.modify_asset((ext, ty, id), body);
         export.exported.insert(key, (id, buffer, (ext, ty)));
-        export.dependencies.insert(key, dependencies);
         ids.export((ext, ty), key, id);
         stats.exported += 1;
-        newly.insert(key);
-    }
-    // Entities whose asset was exported late send their component now.
-    if !newly.is_empty() {
-        for (mut u, _) in users.iter_mut() {
-            if newly.contains(&u.asset().untyped()) {
-                u.set_changed();
+        // Entities whose asset was exported late send their component now.
+        if late.contains(&key) {
+            let mut all = users.p1();
+            for e in state.users.users_of(&key) {
+                if let Ok(mut u) = all.get_mut(e) {
+                    u.set_changed();
+                }
             }
-        }
-    }
-    // Sweep what no shared entity uses any more (unsharing marks the sweep through an observer).
-    if !removed.is_empty() {
-        state.dirty = true;
-    }
-    if std::mem::take(&mut state.dirty) {
-        let used: HashSet<UntypedAssetId> =
-            users.iter().map(|(u, _)| u.asset().untyped()).collect();
-        let ty = U::Asset::ASSET_TYPE;
-        let gone: Vec<UntypedAssetId> = export
-            .exported
-            .iter()
-            .filter(|(k, (_, _, t))| *t == ty && !used.contains(*k))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in gone {
-            delete(&mut export, &mut ids, &mut out, oob, key);
-        }
-        // Images no exported asset refers to any more.
-        let needed: HashSet<UntypedAssetId> =
-            export.dependencies.values().flatten().copied().collect();
-        let orphans: Vec<UntypedAssetId> = export
-            .exported
-            .iter()
-            .filter(|(k, (_, _, t))| *t == (0, asset_type::IMAGE) && !needed.contains(*k))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in orphans {
-            delete(&mut export, &mut ids, &mut out, oob, key);
         }
     }
 }
 
-/// Delete an exported asset (and its buffer) on every Downstream.
+impl AssetExport {
+    /// `key` now refers to `images`; returns the images nothing refers to any more.
+    fn set_dependencies(
+        &mut self,
+        key: UntypedAssetId,
+        images: Vec<UntypedAssetId>,
+    ) -> Vec<UntypedAssetId> {
+        let old = self.dependencies.remove(&key).unwrap_or_default();
+        let gone = self.image_refs.replace(&old, &images);
+        if !images.is_empty() {
+            self.dependencies.insert(key, images);
+        }
+        gone
+    }
+}
+
+/// Delete an exported asset (and its buffer) on every Downstream, and the images only it
+/// referred to; an encoding in flight is cancelled.
 fn delete(
     export: &mut AssetExport,
     ids: &mut AssetIdMap,
@@ -339,38 +469,56 @@ fn delete(
         if buffer != 0 {
             delete_buffer(out, oob, buffer);
         }
-        ids.unexport(key);
-        export.dependencies.remove(&key);
+    }
+    ids.unexport(key);
+    export.encoding.remove(&key);
+    export.unshareable.remove(&key);
+    for image in export.set_dependencies(key, Vec::new()) {
+        delete(export, ids, out, oob, image);
     }
 }
 
-/// Images that changed are sent again under the same id (the assets that use them refer to the
-/// id, so they need not be sent again).
+/// Images modified since the last send tick (read every frame).
+#[derive(Resource, Default)]
+pub(crate) struct ModifiedImages(HashSet<UntypedAssetId>);
+
+/// Every frame: note the images Bevy modified, for the next send tick.
+pub(crate) fn note_modified_images(
+    mut events: MessageReader<AssetEvent<Image>>,
+    mut modified: ResMut<ModifiedImages>,
+) {
+    modified.0.extend(events.read().filter_map(modified_id));
+}
+
+/// On send ticks: images that changed are sent again under the same id (the assets that use them
+/// refer to the id, so they need not be sent again); large ones are encoded off the main thread
+/// and replace the old content when done.
 pub(crate) fn reexport_images(
+    mut modified: ResMut<ModifiedImages>,
     mut export: ResMut<AssetExport>,
     mut ids: ResMut<AssetIdMap>,
     mut out: ResMut<Outgoing>,
     mut stats: ResMut<AssetStats>,
     images: Res<Assets<Image>>,
-    mut events: MessageReader<AssetEvent<Image>>,
     oob: Option<Res<OobServer>>,
 ) {
     let oob = oob.as_deref();
-    for key in events.read().filter_map(modified_id) {
-        let is_image = export
-            .exported
-            .get(&key)
-            .is_some_and(|(_, _, t)| *t == (0, asset_type::IMAGE));
-        if !is_image {
+    for key in std::mem::take(&mut modified.0) {
+        if !export.image_refs.is_used(&key) {
             continue;
         }
+        export.unshareable.remove(&key);
         let Some(img) = images.get(key.typed::<Image>()) else {
             // Gone from Bevy's collection: gone on the wire too.
             delete(&mut export, &mut ids, &mut out, oob, key);
             continue;
         };
-        forget(&mut export, &mut out, oob, key);
-        if export_image(key, img, &mut export, &mut ids, &mut out, oob).is_some() {
+        if encode_image(key, img, &mut export) {
+            continue;
+        }
+        export.encoding.remove(&key);
+        let encoded = convert::image_to_wire(img).map_err(|e| e.to_string());
+        if finish_image(key, encoded, &mut export, &mut ids, &mut out, oob).is_some() {
             stats.exported += 1;
         }
     }

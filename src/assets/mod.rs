@@ -8,8 +8,11 @@ pub mod export;
 pub mod remote;
 pub mod skin;
 pub mod sync;
+mod users;
 
-pub use export::{AssetExport, AssetUser, ExportAppExt, ExportAsset, ExportCx};
+pub use export::{
+    AssetExport, AssetUser, ExportAppExt, ExportAsset, ExportCx, OFF_THREAD_BYTES,
+};
 pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};
 pub use skin::{Skin, SkinError};
 pub use sync::{AssetImport, AssetStats, EnvironmentExport, asset_type};

@@ -36,6 +36,7 @@ use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
 use bevy::prelude::*;
 
 use super::export::AssetExport;
+use super::users::Users;
 use super::sync::{AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
 use super::{OobServer, convert};
 use crate::codec::{
@@ -208,31 +209,82 @@ fn joint_past(mesh: &Mesh, joints: usize) -> Option<(usize, u16)> {
     })
 }
 
-/// What the Upstream exported for skins.
+/// What the Upstream exported for skins. Kept up to date from changes and removals, so a send
+/// tick costs what changed, not the number of skinned entities.
 #[derive(Resource, Default)]
 pub struct SkinExport {
     /// Inverse-bindposes asset → the Buffer asset it is exported as.
     exported: HashMap<AssetId<SkinnedMeshInverseBindposes>, u64>,
-    /// Skinned entities whose inverse bindposes have not loaded yet; retried every frame.
+    /// Which skinned entity's `Skin` uses which inverse bindposes.
+    users: Users<AssetId<SkinnedMeshInverseBindposes>>,
+    /// Inverse bindposes an entity stopped using (noted by observers).
+    unused: Vec<AssetId<SkinnedMeshInverseBindposes>>,
+    /// Skinned entity → its joints, and joint → the skinned entities naming it.
+    joints: HashMap<Entity, Vec<Entity>>,
+    joint_users: HashMap<Entity, HashSet<Entity>>,
+    /// Skinned entities whose inverse bindposes have not loaded yet; retried on send ticks.
     waiting: HashSet<Entity>,
-    /// Skinned entities with a joint that is not shared (their `Skin` is not sent); re-checked
-    /// every frame.
+    /// Skinned entities with a joint that is not shared (their `Skin` is not sent); checked on
+    /// send ticks.
     waiting_joints: HashSet<Entity>,
+    /// Skinned entities with a joint that stopped being shared: derived again.
+    recheck: HashSet<Entity>,
     /// Skinned entities that cannot be sent (logged once), until their `SkinnedMesh` changes.
     refused: HashSet<Entity>,
-    /// Set when a reference may have gone away (a skin or `Shared` removed).
-    dirty: bool,
+    /// Inverse bindposes Bevy modified since the last send tick.
+    modified: HashSet<AssetId<SkinnedMeshInverseBindposes>>,
 }
 
 impl SkinExport {
-    /// A reference may have gone away (`Shared` removed): sweep unused buffers and re-check
-    /// joints next frame.
-    pub(crate) fn mark_dirty(&mut self) {
-        self.dirty = true;
+    /// Entity `e` lost its `SkinnedMesh` or stopped being shared; if it is a joint, the skins
+    /// naming it are derived again (they may not be representable any more).
+    pub(crate) fn forget_entity(&mut self, e: Entity, unshared: bool) {
+        if let Some(key) = self.users.remove(e) {
+            self.unused.push(key);
+        }
+        self.set_joints(e, Vec::new());
+        self.waiting.remove(&e);
+        self.waiting_joints.remove(&e);
+        self.recheck.remove(&e);
+        self.refused.remove(&e);
+        if unshared && let Some(skins) = self.joint_users.get(&e) {
+            self.recheck.extend(skins.iter().copied());
+        }
+    }
+
+    /// Skinned entity `e` now names `joints`.
+    fn set_joints(&mut self, e: Entity, joints: Vec<Entity>) {
+        for j in self.joints.remove(&e).unwrap_or_default() {
+            if let Some(users) = self.joint_users.get_mut(&j) {
+                users.remove(&e);
+                if users.is_empty() {
+                    self.joint_users.remove(&j);
+                }
+            }
+        }
+        for j in &joints {
+            self.joint_users.entry(*j).or_default().insert(e);
+        }
+        if !joints.is_empty() {
+            self.joints.insert(e, joints);
+        }
     }
 }
 
-/// Upstream: derive [`Skin`] from every shared [`SkinnedMesh`] and export its inverse bindposes.
+/// Every frame: note the inverse bindposes Bevy modified, for the next send tick.
+pub(crate) fn note_modified_skins(
+    mut events: MessageReader<AssetEvent<SkinnedMeshInverseBindposes>>,
+    mut skins: ResMut<SkinExport>,
+) {
+    for e in events.read() {
+        if let AssetEvent::Modified { id } = e {
+            skins.modified.insert(*id);
+        }
+    }
+}
+
+/// Upstream, on send ticks: derive [`Skin`] from shared [`SkinnedMesh`]es that changed (or wait
+/// for something), export their inverse bindposes, and delete the buffers no skin uses any more.
 #[expect(clippy::too_many_arguments, reason = "one system exports skins")]
 #[expect(clippy::type_complexity, reason = "change-detection filters")]
 pub(crate) fn export_skins(
@@ -241,43 +293,43 @@ pub(crate) fn export_skins(
     mut out: ResMut<Outgoing>,
     mut stats: ResMut<AssetStats>,
     bindposes: Res<Assets<SkinnedMeshInverseBindposes>>,
-    mut events: MessageReader<AssetEvent<SkinnedMeshInverseBindposes>>,
-    mut users: Query<(Entity, Ref<SkinnedMesh>, Ref<SharedId>, Option<&mut Skin>), With<Shared>>,
-    stale: Query<Entity, (With<Skin>, With<Shared>, Without<SkinnedMesh>)>,
+    changed: Query<
+        Entity,
+        (
+            With<Shared>,
+            With<SkinnedMesh>,
+            Or<(Changed<SkinnedMesh>, Added<SharedId>)>,
+        ),
+    >,
+    mut users: Query<(&SkinnedMesh, &SharedId, Option<&mut Skin>), With<Shared>>,
     shared: Query<(), With<SharedId>>,
-    mut removed: RemovedComponents<SkinnedMesh>,
     oob: Option<Res<OobServer>>,
     mut commands: Commands,
 ) {
     let oob = oob.as_deref();
+    let skins = &mut *skins;
+    let mut todo: HashSet<Entity> = std::mem::take(&mut skins.waiting);
+    for e in &changed {
+        skins.refused.remove(&e);
+        todo.insert(e);
+    }
     // A modified inverse-bindposes asset is exported again, as a new buffer.
-    let mut refresh: HashSet<AssetId<SkinnedMeshInverseBindposes>> = HashSet::new();
-    for e in events.read() {
-        if let AssetEvent::Modified { id } = e
-            && let Some(buffer) = skins.exported.remove(id)
-        {
+    for id in std::mem::take(&mut skins.modified) {
+        if let Some(buffer) = skins.exported.remove(&id) {
             delete_buffer(&mut out, oob, buffer);
-            refresh.insert(*id);
+            todo.extend(skins.users.users_of(&id));
         }
     }
-    if removed.read().count() > 0 {
-        skins.dirty = true;
-    }
-    let waiting: HashSet<Entity> = std::mem::take(&mut skins.waiting);
-    let dirty = std::mem::take(&mut skins.dirty);
-    for (e, sm, id, skin) in users.iter_mut() {
-        let ibm_id = sm.inverse_bindposes.id();
-        if sm.is_changed() {
-            skins.refused.remove(&e);
-        }
-        let wanted = sm.is_changed()
-            || id.is_added()
-            || waiting.contains(&e)
-            || refresh.contains(&ibm_id)
-            || (dirty && !skins.refused.contains(&e));
-        if !wanted || skins.refused.contains(&e) {
+    let recheck = std::mem::take(&mut skins.recheck);
+    todo.extend(recheck.iter().copied());
+    for e in todo {
+        let Ok((sm, id, skin)) = users.get_mut(e) else {
+            continue;
+        };
+        if skins.refused.contains(&e) {
             continue;
         }
+        let ibm_id = sm.inverse_bindposes.id();
         let Some(ibm) = bindposes.get(ibm_id) else {
             skins.waiting.insert(e);
             continue;
@@ -285,11 +337,14 @@ pub(crate) fn export_skins(
         if ibm.len() < sm.joints.len() {
             warn!(
                 "skin of entity {}: {} joints but only {} inverse bind matrices; not shared",
-                id.0,
+                id.get(),
                 sm.joints.len(),
                 ibm.len()
             );
             skins.refused.insert(e);
+            if let Some(old) = skins.users.remove(e) {
+                skins.unused.push(old);
+            }
             if skin.is_some() {
                 commands.entity(e).try_remove::<Skin>();
             }
@@ -308,6 +363,10 @@ pub(crate) fn export_skins(
                 b
             }
         };
+        if let Some(old) = skins.users.set(e, ibm_id) {
+            skins.unused.push(old);
+        }
+        skins.set_joints(e, sm.joints.clone());
         let new = Skin {
             joints: sm.joints.clone(),
             skeleton_root: None,
@@ -324,7 +383,7 @@ pub(crate) fn export_skins(
             Some(mut s) => {
                 // A joint may have been unshared: the collector decides again (and sends the
                 // removal of a skin that is not representable any more).
-                if *s != new || (dirty && skins.waiting_joints.contains(&e)) {
+                if *s != new || (recheck.contains(&e) && skins.waiting_joints.contains(&e)) {
                     *s = new;
                 }
             }
@@ -334,47 +393,27 @@ pub(crate) fn export_skins(
         }
     }
     // Skins waiting for their joints to be shared: send them once they are.
-    if !skins.waiting_joints.is_empty() {
-        let waiting: Vec<Entity> = skins.waiting_joints.iter().copied().collect();
-        for e in waiting {
-            match users.get_mut(e) {
-                Ok((_, _, _, Some(mut skin))) => {
-                    if skin.joints.iter().all(|j| shared.contains(*j)) {
-                        skin.set_changed();
-                        skins.waiting_joints.remove(&e);
-                    }
-                }
-                // The `Skin` is inserted at the end of this system.
-                Ok(_) => {}
-                Err(_) => {
+    let waiting: Vec<Entity> = skins.waiting_joints.iter().copied().collect();
+    for e in waiting {
+        match users.get_mut(e) {
+            Ok((_, _, Some(mut skin))) => {
+                if skin.joints.iter().all(|j| shared.contains(*j)) {
+                    skin.set_changed();
                     skins.waiting_joints.remove(&e);
                 }
             }
+            // The `Skin` is inserted at the end of this system.
+            Ok(_) => {}
+            Err(_) => {
+                skins.waiting_joints.remove(&e);
+            }
         }
     }
-    if dirty || !refresh.is_empty() {
-        // Forget refusals of entities that are gone or no longer shared.
-        let SkinExport { refused, .. } = &mut *skins;
-        refused.retain(|e| users.contains(*e));
-        // Skins whose `SkinnedMesh` went: their removal goes out.
-        for e in &stale {
-            commands.entity(e).try_remove::<Skin>();
-        }
-        let used: HashSet<AssetId<SkinnedMeshInverseBindposes>> = users
-            .iter()
-            .filter(|(e, ..)| !skins.refused.contains(e))
-            .map(|(_, sm, ..)| sm.inverse_bindposes.id())
-            .collect();
-        let gone: Vec<_> = skins
-            .exported
-            .keys()
-            .filter(|k| !used.contains(k))
-            .copied()
-            .collect();
-        for k in gone {
-            if let Some(buffer) = skins.exported.remove(&k) {
-                delete_buffer(&mut out, oob, buffer);
-            }
+    for id in std::mem::take(&mut skins.unused) {
+        if !skins.users.is_used(&id)
+            && let Some(buffer) = skins.exported.remove(&id)
+        {
+            delete_buffer(&mut out, oob, buffer);
         }
     }
 }

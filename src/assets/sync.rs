@@ -19,24 +19,26 @@ use std::collections::{HashMap, HashSet};
 
 use bevy::asset::UntypedAssetId;
 use bevy::light::GeneratedEnvironmentMapLight;
-use bevy::mesh::skinning::SkinnedMeshInverseBindposes;
+use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
 use bevy::prelude::*;
+use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 use bytes::Bytes;
 
 use super::environment;
-use super::export::{AssetExport, ExportAppExt};
+use super::export::{self, AssetExport, ExportAppExt};
 use super::remote::{OobProgress, OobServer, RemoteFetch};
 use super::skin;
 #[cfg(feature = "render")]
 use crate::codec as w;
+use super::users::Users;
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
-    InlineContent, MeshAssetID, MeshComponent, OOBAssetID, Wire,
+    ImageFlags, InlineContent, MeshAssetID, MeshComponent, OOBAssetID, Wire,
 };
 use crate::mirror::{
     AssetIdMap, AssetImported, AssetRefusal, ComponentRegistry, EntityIds, EntityResolver,
     IncomingAsset, IncomingAssets, MirrorAppExt, MirrorComponent, MirrorError, Outgoing,
-    RefusalReason, Refused, Shared, SharedId, upgrade,
+    RefusalReason, Refused, Shared, SharedId, send_tick, upgrade,
 };
 
 /// Core asset type identifiers (extension 0), from `spec/core/extension.md`.
@@ -115,6 +117,9 @@ pub struct AssetStats {
     pub recent_refusals: std::collections::VecDeque<AssetRefusal>,
     /// Assets waiting for a buffer they reference.
     pub pending: usize,
+    /// Assets being decoded on the async compute pool (Downstream; see
+    /// [`OFF_THREAD_BYTES`](super::OFF_THREAD_BYTES)).
+    pub decoding: usize,
     /// Assets received but not used: types this app registers no rule for, and Core types not
     /// handled yet (animations and their samplers).
     pub ignored: u64,
@@ -164,15 +169,44 @@ pub(super) fn whole_view(len: usize, buffer: u64) -> BufferView {
 pub struct EnvironmentExport {
     /// Source cubemap → (environment asset id, image asset id, buffer asset id).
     exported: HashMap<UntypedAssetId, (u64, u64, u64)>,
-    /// Cubemaps whose Bevy data was not loaded yet; retried every frame.
+    /// Which shared entity uses which cubemap.
+    users: Users<UntypedAssetId>,
+    /// Cubemaps an entity stopped using (noted by observers); checked on the send tick.
+    unused: Vec<UntypedAssetId>,
+    /// Cubemaps whose Bevy data was not loaded yet; retried on send ticks.
     waiting: HashSet<UntypedAssetId>,
-    /// Set when a reference may have gone away; triggers a sweep of unused environments.
-    dirty: bool,
+    /// Images Bevy modified since the last send tick.
+    modified: HashSet<UntypedAssetId>,
+    /// Cubemaps being converted (equirectangular, HDR) on the async compute pool.
+    encoding: HashMap<UntypedAssetId, Task<Result<(Vec<u8>, ImageFlags), String>>>,
 }
 
-/// Upstream: export the cubemap of every shared [`GeneratedEnvironmentMapLight`] as an
-/// `EnvironmentAsset` with one equirectangular image (see [`environment`]).
+impl EnvironmentExport {
+    fn stop_using(&mut self, e: Entity) {
+        if let Some(key) = self.users.remove(e) {
+            self.unused.push(key);
+        }
+    }
+}
+
+/// Every frame: note the images Bevy modified, for the next send tick.
+fn note_modified_environments(
+    mut events: MessageReader<AssetEvent<Image>>,
+    mut env_export: ResMut<EnvironmentExport>,
+) {
+    for e in events.read() {
+        if let AssetEvent::Modified { id } = e {
+            env_export.modified.insert(id.untyped());
+        }
+    }
+}
+
+/// Upstream, on send ticks: export the cubemap of every shared [`GeneratedEnvironmentMapLight`]
+/// as an `EnvironmentAsset` with one equirectangular image (see [`environment`]). The
+/// conversion of a large cubemap runs on the async compute pool; the entities using it send
+/// their component once it is out.
 #[expect(clippy::too_many_arguments, reason = "one system exports environments")]
+#[expect(clippy::type_complexity, reason = "change-detection filters")]
 pub(crate) fn export_environments(
     mut env_export: ResMut<EnvironmentExport>,
     mut export: ResMut<AssetExport>,
@@ -180,36 +214,82 @@ pub(crate) fn export_environments(
     mut out: ResMut<Outgoing>,
     mut stats: ResMut<AssetStats>,
     images: Res<Assets<Image>>,
-    mut image_events: MessageReader<AssetEvent<Image>>,
-    mut users: Query<(&mut GeneratedEnvironmentMapLight, Ref<SharedId>), With<Shared>>,
-    removed: RemovedComponents<GeneratedEnvironmentMapLight>,
+    mut users: ParamSet<(
+        Query<
+            (Entity, &GeneratedEnvironmentMapLight),
+            (
+                With<Shared>,
+                Or<(Changed<GeneratedEnvironmentMapLight>, Added<SharedId>)>,
+            ),
+        >,
+        Query<&mut GeneratedEnvironmentMapLight, With<Shared>>,
+    )>,
     oob: Option<Res<OobServer>>,
 ) {
     let oob = oob.as_deref();
-    let mut want: Vec<UntypedAssetId> = Vec::new();
-    for (e, id) in users.iter_mut() {
-        if e.is_changed() || id.is_added() {
-            want.push(e.environment_map.id().untyped());
+    let env_export = &mut *env_export;
+    let mut want: HashSet<UntypedAssetId> = HashSet::new();
+    for (e, light) in users.p0().iter() {
+        let key = light.environment_map.id().untyped();
+        if let Some(old) = env_export.users.set(e, key) {
+            env_export.unused.push(old);
+        }
+        want.insert(key);
+    }
+    for key in std::mem::take(&mut env_export.unused) {
+        if env_export.users.is_used(&key) {
+            continue;
+        }
+        env_export.waiting.remove(&key);
+        env_export.encoding.remove(&key);
+        if let Some((env, image, buffer)) = env_export.exported.remove(&key) {
+            out.delete_asset((0, asset_type::ENVIRONMENT, env));
+            out.delete_asset((0, asset_type::IMAGE, image));
+            delete_buffer(&mut out, oob, buffer);
+            ids.unexport(key);
         }
     }
-    for e in image_events.read() {
-        if let AssetEvent::Modified { id } = e
-            && env_export.exported.contains_key(&id.untyped())
-        {
-            want.push(id.untyped());
-        }
-    }
-    want.extend(env_export.waiting.drain().collect::<Vec<_>>());
-    let mut newly: HashSet<UntypedAssetId> = HashSet::new();
+    // A modified cubemap is converted again (replacing a conversion in flight); otherwise one
+    // in flight or done is not started again.
+    let modified = std::mem::take(&mut env_export.modified);
+    want.extend(modified.iter().copied());
+    want.extend(env_export.waiting.drain());
+    let mut done = Vec::new();
     for key in want {
-        if newly.contains(&key) {
+        let started =
+            env_export.exported.contains_key(&key) || env_export.encoding.contains_key(&key);
+        if !env_export.users.is_used(&key) || (started && !modified.contains(&key)) {
             continue;
         }
         let Some(cube) = images.get(key.typed::<Image>()) else {
             env_export.waiting.insert(key);
             continue;
         };
-        let (hdr, flags) = match environment::environment_to_wire(cube) {
+        let small = cube
+            .data
+            .as_ref()
+            .is_none_or(|d| d.len() <= super::OFF_THREAD_BYTES);
+        let convert =
+            |cube: &Image| environment::environment_to_wire(cube).map_err(|e| e.to_string());
+        if small {
+            env_export.encoding.remove(&key);
+            done.push((key, convert(cube)));
+        } else {
+            let cube = cube.clone();
+            let task = AsyncComputeTaskPool::get().spawn(async move { convert(&cube) });
+            // Replacing a task drops (cancels) the older conversion.
+            env_export.encoding.insert(key, task);
+        }
+    }
+    env_export.encoding.retain(|key, task| match check_ready(task) {
+        Some(result) => {
+            done.push((*key, result));
+            false
+        }
+        None => true,
+    });
+    for (key, converted) in done {
+        let (hdr, flags) = match converted {
             Ok(x) => x,
             Err(e) => {
                 warn!("environment map {key:?} cannot be shared: {e}");
@@ -217,10 +297,9 @@ pub(crate) fn export_environments(
             }
         };
         // Re-sends keep the environment's id; the image and its buffer are replaced.
-        let (env_id, image_id, buffer_id) = match env_export.exported.get(&key) {
-            Some(&(env, image, buffer)) => (env, image, buffer),
-            None => (export.allocate(), export.allocate(), export.allocate()),
-        };
+        let previous = env_export.exported.get(&key).copied();
+        let (env_id, image_id, buffer_id) = previous
+            .unwrap_or_else(|| (export.allocate(), export.allocate(), export.allocate()));
         let view = whole_view(hdr.len(), buffer_id);
         let (Some(bbody), Ok(ibody), Ok(ebody)) = (
             buffer_body(hdr, buffer_id, oob),
@@ -237,36 +316,13 @@ pub(crate) fn export_environments(
             .insert(key, (env_id, image_id, buffer_id));
         ids.export((0, asset_type::ENVIRONMENT), key, env_id);
         stats.exported += 1;
-        newly.insert(key);
-    }
-    if !newly.is_empty() {
-        for (mut e, _) in users.iter_mut() {
-            if newly.contains(&e.environment_map.id().untyped()) {
-                e.set_changed();
-            }
-        }
-    }
-    if !removed.is_empty() {
-        env_export.dirty = true;
-    }
-    if env_export.dirty {
-        env_export.dirty = false;
-        let used: HashSet<UntypedAssetId> = users
-            .iter()
-            .map(|(e, _)| e.environment_map.id().untyped())
-            .collect();
-        let gone: Vec<UntypedAssetId> = env_export
-            .exported
-            .keys()
-            .filter(|k| !used.contains(k))
-            .copied()
-            .collect();
-        for key in gone {
-            if let Some((env, image, buffer)) = env_export.exported.remove(&key) {
-                out.delete_asset((0, asset_type::ENVIRONMENT, env));
-                out.delete_asset((0, asset_type::IMAGE, image));
-                delete_buffer(&mut out, oob, buffer);
-                ids.unexport(key);
+        // The entities using it send their component now that it has an id.
+        if previous.is_none() {
+            let mut all = users.p1();
+            for e in env_export.users.users_of(&key) {
+                if let Ok(mut light) = all.get_mut(e) {
+                    light.set_changed();
+                }
             }
         }
     }
@@ -281,7 +337,12 @@ pub struct AssetImport {
     pub(crate) failed: HashMap<(Entity, u64), String>,
     /// Assets waiting for something they refer to: (link, asset type, id, body).
     waiting: Vec<(Entity, (u16, u16), u64, Bytes)>,
+    /// Assets being decoded on the async compute pool, by (link, asset type, id).
+    pub(crate) decoding: HashMap<(Entity, (u16, u16), u64), Task<Result<Decoded, String>>>,
 }
+
+/// What an off-thread decoding hands back: how to put the result into the world.
+pub(crate) type Decoded = Box<dyn FnOnce(&mut World) -> Result<AssetImported, String> + Send>;
 
 impl AssetImport {
     /// Drop what a closed link left (buffer bytes, refusals, assets waiting for a buffer).
@@ -289,6 +350,7 @@ impl AssetImport {
         self.buffers.retain(|(l, _), _| *l != link);
         self.failed.retain(|(l, _), _| *l != link);
         self.waiting.retain(|(l, ..)| *l != link);
+        self.decoding.retain(|(l, ..), _| *l != link);
     }
 }
 
@@ -365,6 +427,44 @@ pub(crate) fn collect_fetched_buffers(world: &mut World) {
     }
 }
 
+/// Assets decoded off the main thread since the last frame are stored (or refused).
+pub(crate) fn collect_decoded(world: &mut World) {
+    let mut done = Vec::new();
+    world
+        .resource_mut::<AssetImport>()
+        .decoding
+        .retain(|key, task| match check_ready(task) {
+            Some(result) => {
+                done.push((*key, result));
+                false
+            }
+            None => true,
+        });
+    if done.is_empty() {
+        return;
+    }
+    let registry = world.resource::<ComponentRegistry>().clone();
+    for ((link, key, id), result) in done {
+        match result.and_then(|finish| finish(world)) {
+            Ok(AssetImported::Done) => world.resource_mut::<AssetStats>().imported += 1,
+            Ok(_) => {}
+            Err(reason) => {
+                let Some((_, rule)) = registry.asset(key.0, key.1) else {
+                    continue;
+                };
+                (rule.refused)(world, link, id, &reason);
+                let what = Refused::Asset {
+                    asset_type: key,
+                    name: rule.name,
+                    id,
+                };
+                let reason = RefusalReason::Invalid(reason);
+                refuse(world, AssetRefusal { link, what, reason });
+            }
+        }
+    }
+}
+
 /// Turn received asset bodies into this node's assets, each through the rule its type
 /// registered ([`MirrorAppExt::mirror_asset`]); bodies that wait for a buffer or an image are
 /// retried every frame. Types without a rule are counted as ignored.
@@ -392,6 +492,10 @@ pub(crate) fn import_assets(world: &mut World) {
             IncomingAsset::Delete(a) => {
                 let (ext, ty, id) = a.key();
                 work.retain(|(l, k, i, _)| (*l, *k, *i) != (link, (ext, ty), id));
+                world
+                    .resource_mut::<AssetImport>()
+                    .decoding
+                    .remove(&(link, (ext, ty), id));
                 if let Some((_, rule)) = registry.asset(ext, ty) {
                     (rule.delete)(world, link, id);
                 }
@@ -421,10 +525,15 @@ pub(crate) fn import_assets(world: &mut World) {
         let Some((_, rule)) = registry.asset(key.0, key.1) else {
             continue;
         };
+        // A newer body (or a retry of one that waited) replaces a decoding still in flight.
+        world
+            .resource_mut::<AssetImport>()
+            .decoding
+            .remove(&(link, key, id));
         match (rule.import)(world, link, id, &body) {
             Ok(AssetImported::Done) => world.resource_mut::<AssetStats>().imported += 1,
             Ok(AssetImported::Waiting) => waiting.push((link, key, id, body)),
-            Ok(AssetImported::Fetching) => {}
+            Ok(AssetImported::Fetching | AssetImported::Decoding) => {}
             Ok(AssetImported::Ignored) => {
                 debug!(
                     "ignoring {} asset {id}: not used by this app yet",
@@ -445,8 +554,10 @@ pub(crate) fn import_assets(world: &mut World) {
     }
     let mut import = world.resource_mut::<AssetImport>();
     import.waiting = waiting;
-    let pending = import.waiting.len();
-    world.resource_mut::<AssetStats>().pending = pending;
+    let (pending, decoding) = (import.waiting.len(), import.decoding.len());
+    let mut stats = world.resource_mut::<AssetStats>();
+    stats.pending = pending;
+    stats.decoding = decoding;
 }
 
 /// The Downstream half, in every app: received bodies go through the registry's asset rules
@@ -458,7 +569,7 @@ pub(crate) fn build_import(app: &mut App) {
         .init_resource::<AssetImport>()
         .add_systems(
             PreUpdate,
-            (collect_fetched_buffers, import_assets)
+            (collect_fetched_buffers, collect_decoded, import_assets)
                 .chain()
                 .in_set(NoodlesSystems::ImportAssets),
         );
@@ -484,9 +595,17 @@ pub(crate) fn build(app: &mut App) {
         .mirror_component::<Mesh3d>()
         .export_asset_users::<Mesh3d>()
         // Images are exported as what other assets refer to (material textures).
+        .init_resource::<export::ModifiedImages>()
         .add_systems(
             PostUpdate,
-            super::export::reexport_images.in_set(NoodlesSystems::ExportAssets),
+            (
+                export::note_modified_images,
+                (export::reexport_images, export::finish_image_encodings)
+                    .chain()
+                    .run_if(send_tick),
+            )
+                .chain()
+                .in_set(NoodlesSystems::ExportAssets),
         );
     #[cfg(feature = "render")]
     if app.world().contains_resource::<Assets<StandardMaterial>>() {
@@ -499,11 +618,22 @@ pub(crate) fn build(app: &mut App) {
         .init_resource::<environment::ImportedEnvironments>()
         .mirror_component::<GeneratedEnvironmentMapLight>()
         .add_observer(
-            |_: On<Remove, Shared>, mut export: ResMut<EnvironmentExport>| export.dirty = true,
+            |remove: On<Remove, Shared>, mut export: ResMut<EnvironmentExport>| {
+                export.stop_using(remove.entity)
+            },
+        )
+        .add_observer(
+            |remove: On<Remove, GeneratedEnvironmentMapLight>,
+             mut export: ResMut<EnvironmentExport>| export.stop_using(remove.entity),
         )
         .add_systems(
             PostUpdate,
-            export_environments.in_set(NoodlesSystems::ExportAssets),
+            (
+                note_modified_environments,
+                export_environments.run_if(send_tick),
+            )
+                .chain()
+                .in_set(NoodlesSystems::ExportAssets),
         );
     if app
         .world()
@@ -513,11 +643,32 @@ pub(crate) fn build(app: &mut App) {
             .init_resource::<skin::SkinImport>()
             .mirror_component::<skin::Skin>()
             .add_observer(
-                |_: On<Remove, Shared>, mut export: ResMut<skin::SkinExport>| export.mark_dirty(),
+                |remove: On<Remove, Shared>, mut export: ResMut<skin::SkinExport>| {
+                    export.forget_entity(remove.entity, true)
+                },
+            )
+            // A skin whose `SkinnedMesh` went: its removal goes out.
+            .add_observer(
+                |remove: On<Remove, SkinnedMesh>,
+                 mut export: ResMut<skin::SkinExport>,
+                 shared: Query<(), With<Shared>>,
+                 mut commands: Commands| {
+                    export.forget_entity(remove.entity, false);
+                    if shared.contains(remove.entity)
+                        && let Ok(mut e) = commands.get_entity(remove.entity)
+                    {
+                        e.try_remove::<skin::Skin>();
+                    }
+                },
             )
             .add_systems(
                 PostUpdate,
-                skin::export_skins.in_set(NoodlesSystems::ExportAssets),
+                (
+                    skin::note_modified_skins,
+                    skin::export_skins.run_if(send_tick),
+                )
+                    .chain()
+                    .in_set(NoodlesSystems::ExportAssets),
             )
             .add_systems(
                 PreUpdate,

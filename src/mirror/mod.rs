@@ -34,6 +34,7 @@ pub use registry::{
     EntityResolver, MirrorAppExt, MirrorAsset, MirrorComponent, MirrorFns, RefusalReason, Refused,
 };
 pub use upstream::{MirrorStats, Outgoing};
+pub(crate) use upstream::send_tick;
 
 use crate::codec::{AnAsset, ContentModifyAsset};
 use crate::link::MessageKind;

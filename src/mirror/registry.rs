@@ -408,6 +408,8 @@ pub enum AssetImported {
     Waiting,
     /// Its bytes are being fetched in the background; counted when they arrive.
     Fetching,
+    /// It is being decoded on the async compute pool; counted (or refused) when done.
+    Decoding,
     /// A type this node knows but does not use (yet): kept out of the world, counted apart.
     Ignored,
 }

@@ -120,6 +120,12 @@ impl Outgoing {
         }
     }
 
+    /// Is this frame a send tick (every frame without [`MirrorConfig::send_interval`])? Valid
+    /// from `NoodlesSystems::Dispatch` on; exporters and collectors run only on send ticks.
+    pub fn is_send_tick(&self) -> bool {
+        self.active
+    }
+
     /// Is asset `(extension, identifier, id)` live (sent, and not deleted since)?
     pub fn is_live(&self, key: (u16, u16, u64)) -> bool {
         self.live_assets.contains_key(&key)
