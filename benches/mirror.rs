@@ -394,6 +394,9 @@ fn noodles_asset_app(name: &str) -> App {
             PostUpdate,
             (
                 stamp::<2>.before(NoodlesSystems::ExportAssets),
+                stamp::<4>
+                    .after(NoodlesSystems::ExportAssets)
+                    .before(NoodlesSystems::Collect),
                 stamp::<3>.after(NoodlesSystems::Send),
             ),
         );
@@ -405,8 +408,8 @@ fn noodles_asset_app(name: &str) -> App {
 
 /// 10,000 shared entities, 10 % of transforms changing and one entity despawned per tick;
 /// `with_assets` gives each a `Mesh3d` and a `MeshMaterial3d`. Returns the Upstream's mirror
-/// section per tick (µs) and the whole update.
-fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>) {
+/// section per tick (µs), its `ExportAssets` part, and the whole update.
+fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (n, period) = ASSET_CASE;
     let mut up = noodles_asset_app("asset bench upstream");
     let url = listen(&mut up);
@@ -460,11 +463,15 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>) {
         if mirrored(&mut down) == n && assets_done {
             break;
         }
-        assert!(start.elapsed() < DEADLINE, "initial sync of the asset case did not finish");
+        assert!(
+            start.elapsed() < DEADLINE,
+            "initial sync of the asset case did not finish"
+        );
     }
 
-    let (mut send, mut whole) = (Vec::new(), Vec::new());
-    for tick in 0..WARMUP_TICKS + MEASURED_TICKS {
+    let (mut send, mut export, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    let victims = spawned[..WARMUP_TICKS + MEASURED_TICKS].to_vec();
+    for (tick, victim) in victims.into_iter().enumerate() {
         let phase = (tick % period) as u32;
         {
             let world = up.world_mut();
@@ -474,10 +481,11 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>) {
                     t.translation.x += 1.0;
                 }
             }
-            world.despawn(spawned[tick]);
+            world.despawn(victim);
         }
         let up_us = timed_update(&mut up);
         let send_us = up.world().resource::<Stamps>().us(2, 3);
+        let export_us = up.world().resource::<Stamps>().us(2, 4);
         let sent = up.world().resource::<MirrorStats>().transactions_sent;
         let wait = Instant::now();
         while down.world().resource::<MirrorStats>().transactions_applied < sent {
@@ -486,6 +494,7 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>) {
         }
         if tick >= WARMUP_TICKS {
             send.push(send_us);
+            export.push(export_us);
             whole.push(up_us);
         }
     }
@@ -505,7 +514,7 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>) {
             "{meshes} meshes on the Downstream: deleted meshes were not deleted there"
         );
     }
-    (send, whole)
+    (send, export, whole)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -910,22 +919,20 @@ fn main() {
         n / 1000,
         100 / period
     );
-    println!("| | mirror send | whole update |");
-    println!("|---|---:|---:|");
+    println!("| | mirror send | of which ExportAssets | whole update |");
+    println!("|---|---:|---:|---:|");
+    for (what, r) in [("without assets", &bare), ("with assets", &with)] {
+        println!(
+            "| {what} | {:.0} | {:.0} | {:.0} |",
+            median(&r.0),
+            median(&r.1),
+            median(&r.2)
+        );
+    }
     println!(
-        "| without assets | {:.0} | {:.0} |",
-        median(&bare.0),
-        median(&bare.1)
-    );
-    println!(
-        "| with assets | {:.0} | {:.0} |",
-        median(&with.0),
-        median(&with.1)
-    );
-    println!(
-        "| with / without | {:.2}× | {:.2}× |",
+        "| with / without | {:.2}× | | {:.2}× |",
         median(&with.0) / median(&bare.0),
-        median(&with.1) / median(&bare.1)
+        median(&with.2) / median(&bare.2)
     );
 
     println!("\nBytes and initial sync\n");

@@ -49,6 +49,12 @@ pub struct NoodlesPlugin {
     pub queue_len: usize,
     /// How long opening a connection may take (default 10 s).
     pub connect_timeout: Duration,
+    /// Websocket pings on every link at this interval (default 5 s; `None`: none). Their
+    /// round-trip time is `NoodlesLink::stats.rtt`.
+    pub ping_interval: Option<Duration>,
+    /// A link on which nothing arrived (no frame, no pong) for this long is closed (default
+    /// 20 s; `None`: never): detects peers that vanished without closing.
+    pub idle_timeout: Option<Duration>,
     /// What to answer a client that asks to be Upstream (default: refuse).
     pub authority: AuthorityPolicy,
     /// Despawn link entities one frame after they close (default true).
@@ -74,6 +80,8 @@ impl Default for NoodlesPlugin {
             max_frame_size: limits.max_frame_size,
             queue_len: limits.queue_len,
             connect_timeout: limits.connect_timeout,
+            ping_interval: limits.ping_interval,
+            idle_timeout: limits.idle_timeout,
             authority: AuthorityPolicy::Refuse,
             despawn_closed_links: true,
             mirror: crate::mirror::MirrorConfig::default(),
@@ -99,6 +107,8 @@ impl NoodlesPlugin {
                 max_frame_size: self.max_frame_size,
                 queue_len: self.queue_len,
                 connect_timeout: self.connect_timeout,
+                ping_interval: self.ping_interval,
+                idle_timeout: self.idle_timeout,
             },
             authority: self.authority,
             despawn_closed_links: self.despawn_closed_links,

@@ -89,7 +89,11 @@ fn mirrored_texture(up: &App, down: &mut App, e: Entity) -> Option<Vec<u8>> {
         .resource::<Assets<StandardMaterial>>()
         .get(&material.0)?;
     let texture = material.base_color_texture.as_ref()?;
-    down.world().resource::<Assets<Image>>().get(texture)?.data.clone()
+    down.world()
+        .resource::<Assets<Image>>()
+        .get(texture)?
+        .data
+        .clone()
 }
 
 #[test]
@@ -101,19 +105,31 @@ fn an_image_two_materials_use_stays_until_neither_does() {
         .add(noise_image(8, 1));
     let a = spawn_textured(&mut up, image.clone());
     let b = spawn_textured(&mut up, image);
-    run_until(&mut [&mut up, &mut down], LIMIT, "both textured cubes", |x| {
-        let [u, d] = x else { unreachable!() };
-        mirrored_texture(u, d, a).is_some() && mirrored_texture(u, d, b).is_some()
-    });
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "both textured cubes",
+        |x| {
+            let [u, d] = x else { unreachable!() };
+            mirrored_texture(u, d, a).is_some() && mirrored_texture(u, d, b).is_some()
+        },
+    );
     assert_eq!(count::<Image>(&down), 1, "one image for both materials");
     assert_eq!(count::<StandardMaterial>(&down), 2);
 
     up.world_mut().despawn(a);
-    run_until(&mut [&mut up, &mut down], LIMIT, "a's material deleted", |x| {
-        count::<StandardMaterial>(x[1]) == 1
-    });
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "a's material deleted",
+        |x| count::<StandardMaterial>(x[1]) == 1,
+    );
     pump(&mut [&mut up, &mut down], 10);
-    assert_eq!(count::<Image>(&down), 1, "b's material still uses the image");
+    assert_eq!(
+        count::<Image>(&down),
+        1,
+        "b's material still uses the image"
+    );
     assert!(mirrored_texture(&up, &mut down, b).is_some());
 
     up.world_mut().despawn(b);
@@ -141,8 +157,14 @@ fn a_large_texture_is_encoded_and_decoded_off_the_main_thread() {
         decoding_seen |= d.world().resource::<AssetStats>().decoding > 0;
         mirrored_texture(u, d, cube).is_some()
     });
-    assert!(encoding_seen, "the PNG was never encoded off the main thread");
-    assert!(decoding_seen, "the PNG was never decoded off the main thread");
+    assert!(
+        encoding_seen,
+        "the PNG was never encoded off the main thread"
+    );
+    assert!(
+        decoding_seen,
+        "the PNG was never decoded off the main thread"
+    );
     assert_eq!(
         mirrored_texture(&up, &mut down, cube).unwrap(),
         pixels,
@@ -173,7 +195,12 @@ fn a_mesh_changed_between_send_ticks_goes_out_on_the_next_one() {
     let vertices = |up: &App, down: &mut App| {
         let e = mirror_of(up, down, e)?;
         let h = down.world().get::<Mesh3d>(e)?.0.clone();
-        Some(down.world().resource::<Assets<Mesh>>().get(&h)?.count_vertices())
+        Some(
+            down.world()
+                .resource::<Assets<Mesh>>()
+                .get(&h)?
+                .count_vertices(),
+        )
     };
     run_until(&mut [&mut up, &mut down], LIMIT, "the cube", |x| {
         let [u, d] = x else { unreachable!() };

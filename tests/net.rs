@@ -517,3 +517,74 @@ fn a_peer_close_frame_is_answered_in_both_roles() {
         closed_reasons(&client)
     );
 }
+
+fn liveness(name: &str, ping_ms: u64, idle_ms: u64) -> App {
+    app_with(NoodlesPlugin {
+        session_name: name.into(),
+        ping_interval: Some(Duration::from_millis(ping_ms)),
+        idle_timeout: Some(Duration::from_millis(idle_ms)),
+        ..default()
+    })
+}
+
+#[test]
+fn a_peer_that_vanishes_without_closing_is_closed_after_the_idle_timeout() {
+    let mut server = liveness("server", 100, 600);
+    let mut good = app("good");
+    log_closed(&mut server);
+    let url = listen(&mut server);
+    connect(&mut good, NoodlesConnect::new(url.clone()));
+
+    // A raw client that introduces itself and then neither reads nor writes: to the server it
+    // looks like a half-open connection (its pings are never answered).
+    let rt = rt();
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("raw connect");
+    rt.block_on(ws.send(Message::Binary(introduction("vanished"))))
+        .unwrap();
+    run_until(
+        &mut [&mut server, &mut good],
+        LIMIT,
+        "both links open",
+        |apps| open_links(apps[0]) == 2 && open_links(apps[1]) == 1,
+    );
+    let opened = std::time::Instant::now();
+    run_until(
+        &mut [&mut server, &mut good],
+        LIMIT,
+        "the vanished peer closed",
+        |apps| !closed_reasons(apps[0]).is_empty(),
+    );
+    let waited = opened.elapsed();
+    assert_eq!(
+        closed_reasons(&server),
+        vec![CloseReason::Transport(TransportError::Idle {
+            timeout: Duration::from_millis(600)
+        })]
+    );
+    assert!(waited < Duration::from_secs(5), "detected after {waited:?}");
+    // The live client answers pings (its transport reads all the time) and stays.
+    assert_eq!((open_links(&mut server), open_links(&mut good)), (1, 1));
+    drop(ws);
+}
+
+#[test]
+fn an_idle_live_peer_stays_open_and_the_link_knows_its_round_trip_time() {
+    let mut server = liveness("server", 100, 400);
+    let mut client = liveness("client", 100, 400);
+    linked(&mut server, &mut client);
+    // Nothing to send for three idle timeouts: only pings and pongs keep the link alive.
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(1200) {
+        pump(&mut [&mut server, &mut client], 1);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!((open_links(&mut server), open_links(&mut client)), (1, 1));
+    for app in [&mut server, &mut client] {
+        let mut q = app.world_mut().query::<&NoodlesLink>();
+        let rtt = q.single(app.world()).expect("one link").stats.rtt;
+        let rtt = rtt.expect("no round-trip time after a dozen pings");
+        assert!(rtt < Duration::from_secs(1), "{rtt:?}");
+    }
+}

@@ -273,6 +273,13 @@ pub enum TransportError {
     /// The websocket failed (reset, protocol violation below NOODLES2, I/O error).
     #[error("websocket: {0}")]
     Websocket(String),
+    /// Nothing arrived (no frame, no answer to our pings) for this long: the peer is gone
+    /// without closing (a half-open connection) or cannot keep up.
+    #[error("nothing received for {timeout:?}: the peer is gone or unreachable")]
+    Idle {
+        /// The idle timeout.
+        timeout: Duration,
+    },
 }
 
 /// A listener that could not start.

@@ -46,6 +46,8 @@ pub struct LinkCounters {
     pub messages_in: AtomicU64,
     /// Binary frames (NOODLES2 messages, preamble included) sent.
     pub messages_out: AtomicU64,
+    /// Round-trip time of the last answered ping in µs (0: none yet).
+    pub rtt_micros: AtomicU64,
 }
 
 /// A snapshot of [`LinkCounters`].
@@ -59,6 +61,8 @@ pub struct LinkStats {
     pub messages_in: u64,
     /// Binary frames (NOODLES2 messages, preamble included) sent.
     pub messages_out: u64,
+    /// Round-trip time of the last answered websocket ping (`None` before the first pong).
+    pub rtt: Option<Duration>,
 }
 
 impl LinkCounters {
@@ -69,6 +73,10 @@ impl LinkCounters {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             messages_in: self.messages_in.load(Ordering::Relaxed),
             messages_out: self.messages_out.load(Ordering::Relaxed),
+            rtt: match self.rtt_micros.load(Ordering::Relaxed) {
+                0 => None,
+                us => Some(Duration::from_micros(us)),
+            },
         }
     }
 }
@@ -82,6 +90,13 @@ pub struct TransportLimits {
     pub queue_len: usize,
     /// How long connecting (TCP plus websocket handshake) may take.
     pub connect_timeout: Duration,
+    /// Interval of websocket pings on every connection (`None`: none). The round-trip time of
+    /// their pongs is [`LinkStats::rtt`].
+    pub ping_interval: Option<Duration>,
+    /// A connection on which nothing arrived (no frame, no pong) for this long is closed with
+    /// [`TransportError::Idle`] (`None`: never). Detects peers that vanished without closing
+    /// (half-open TCP). Must exceed `ping_interval` by a round trip at least.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for TransportLimits {
@@ -90,6 +105,8 @@ impl Default for TransportLimits {
             max_frame_size: 256 << 20,
             queue_len: 1024,
             connect_timeout: Duration::from_secs(10),
+            ping_interval: Some(Duration::from_secs(5)),
+            idle_timeout: Some(Duration::from_secs(20)),
         }
     }
 }
@@ -432,6 +449,7 @@ fn new_handle(
 
 enum Outgoing {
     Frame(Bytes),
+    Ping(Bytes),
     Close(CloseCode, String),
 }
 
@@ -486,6 +504,11 @@ async fn run_link<S>(
                     writer_counters.bytes_out.fetch_add(n, Ordering::Relaxed);
                     writer_counters.messages_out.fetch_add(1, Ordering::Relaxed);
                 }
+                Outgoing::Ping(payload) => {
+                    if sink.send(Message::Ping(payload)).await.is_err() {
+                        break;
+                    }
+                }
                 Outgoing::Close(code, reason) => {
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame {
@@ -502,6 +525,16 @@ async fn run_link<S>(
         let _ = sink.close().await;
     });
 
+    // Liveness: pings at an interval, answered pongs give the round-trip time, and a link on
+    // which nothing arrives for the idle timeout is closed.
+    let mut last_heard = Instant::now();
+    let mut pings = limits.ping_interval.map(|i| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i, i);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut ping_sent: Option<(u64, Instant)> = None;
+    let mut ping_seq = 0u64;
     loop {
         // Flush what the link wants to send, then hand its events to the application.
         while let Some(frame) = link.poll_transmit() {
@@ -548,9 +581,11 @@ async fn run_link<S>(
         }
 
         let deadline = link.poll_timeout();
+        let idle_deadline = limits.idle_timeout.map(|t| last_heard + t);
         tokio::select! {
             msg = stream.next() => {
                 let now = Instant::now();
+                last_heard = now;
                 match msg {
                     Some(Ok(Message::Binary(b))) => {
                         counters.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
@@ -561,6 +596,15 @@ async fn run_link<S>(
                     Some(Ok(Message::Close(frame))) => {
                         let why = frame.map(|f| f.reason.to_string()).filter(|r| !r.is_empty()).unwrap_or_else(|| "no reason given".into());
                         link.close(CloseReason::Remote(why));
+                    }
+                    Some(Ok(Message::Pong(payload))) => {
+                        if let Some((seq, at)) = ping_sent
+                            && payload.as_ref() == &seq.to_le_bytes()[..]
+                        {
+                            let rtt = now.saturating_duration_since(at).as_micros().max(1);
+                            counters.rtt_micros.store(rtt as u64, Ordering::Relaxed);
+                            ping_sent = None;
+                        }
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => link.close(CloseReason::Transport(TransportError::Websocket(e.to_string()))),
@@ -577,7 +621,30 @@ async fn run_link<S>(
                 None => link.close(CloseReason::Local("the application dropped the link".into())),
             },
             _ = sleep_until(deadline) => link.handle_timeout(Instant::now()),
+            _ = tick(&mut pings) => {
+                ping_seq += 1;
+                // A peer that does not read gets no ping (its queue is full): the idle timeout
+                // or the stalled queue closes it.
+                if wtx.try_send(Outgoing::Ping(Bytes::copy_from_slice(&ping_seq.to_le_bytes()))).is_ok() {
+                    ping_sent = Some((ping_seq, Instant::now()));
+                }
+            }
+            _ = sleep_until(idle_deadline) => {
+                if let Some(timeout) = limits.idle_timeout {
+                    link.close(CloseReason::Transport(TransportError::Idle { timeout }));
+                }
+            }
         }
+    }
+}
+
+/// The next tick of an optional interval (never, without one).
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -29,6 +29,8 @@ mod drift;
 mod generator;
 #[path = "codec/golden.rs"]
 mod golden;
+#[path = "codec/memory.rs"]
+mod memory;
 #[path = "codec/robust.rs"]
 mod robust;
 #[path = "codec/roundtrip.rs"]

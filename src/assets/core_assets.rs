@@ -209,7 +209,8 @@ impl MirrorAsset for ImageRule {
             (link, Self::IDENTIFIER, id),
             len,
             move || {
-                let bytes = convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
+                let bytes =
+                    convert::view_bytes("image", &a.view, &buf).map_err(|e| e.to_string())?;
                 convert::image_from_wire(bytes, a.flags).map_err(|e| e.to_string())
             },
             move |world, image| store(world, link, Self::IDENTIFIER, id, image),

@@ -69,11 +69,9 @@ impl ExportAppExt for App {
             .get_resource_or_init::<AssetIdMap>()
             .set_upgrade(U::Asset::ASSET_TYPE, upgrade::<U::Asset>);
         self.init_resource::<ExportState<U>>()
-            .add_observer(
-                |remove: On<Remove, U>, mut state: ResMut<ExportState<U>>| {
-                    state.stop_using(remove.entity)
-                },
-            )
+            .add_observer(|remove: On<Remove, U>, mut state: ResMut<ExportState<U>>| {
+                state.stop_using(remove.entity)
+            })
             .add_observer(
                 |remove: On<Remove, Shared>, mut state: ResMut<ExportState<U>>| {
                     state.stop_using(remove.entity)
@@ -104,7 +102,7 @@ pub struct AssetExport {
     /// How many assets refer to each image; an image nothing refers to is deleted.
     image_refs: RefCounts<UntypedAssetId>,
     /// Images being encoded on the async compute pool.
-    encoding: HashMap<UntypedAssetId, Task<Result<(Vec<u8>, ImageFlags), String>>>,
+    encoding: HashMap<UntypedAssetId, Encoding>,
     /// Images that cannot be shared (logged once), until they change.
     unshareable: HashSet<UntypedAssetId>,
 }
@@ -121,6 +119,9 @@ impl AssetExport {
         self.encoding.len()
     }
 }
+
+/// An image being encoded off the main thread: its bytes and flags on the wire, or why not.
+pub(crate) type Encoding = Task<Result<(Vec<u8>, ImageFlags), String>>;
 
 /// Per user type: which shared entity uses which asset, and what changed since the last send
 /// tick.
@@ -223,7 +224,11 @@ impl ExportCx<'_> {
 /// Start encoding a large image on the async compute pool (true), or leave a small one to be
 /// encoded at once (false).
 fn encode_image(key: UntypedAssetId, img: &Image, export: &mut AssetExport) -> bool {
-    if img.data.as_ref().is_none_or(|d| d.len() <= OFF_THREAD_BYTES) {
+    if img
+        .data
+        .as_ref()
+        .is_none_or(|d| d.len() <= OFF_THREAD_BYTES)
+    {
         return false;
     }
     let img = img.clone();
@@ -289,8 +294,15 @@ pub(crate) fn finish_image_encodings(
     });
     for (key, encoded) in done {
         if export.image_refs.is_used(&key)
-            && finish_image(key, encoded, &mut export, &mut ids, &mut out, oob.as_deref())
-                .is_some()
+            && finish_image(
+                key,
+                encoded,
+                &mut export,
+                &mut ids,
+                &mut out,
+                oob.as_deref(),
+            )
+            .is_some()
         {
             stats.exported += 1;
         }

@@ -10,9 +10,7 @@ pub mod skin;
 pub mod sync;
 mod users;
 
-pub use export::{
-    AssetExport, AssetUser, ExportAppExt, ExportAsset, ExportCx, OFF_THREAD_BYTES,
-};
+pub use export::{AssetExport, AssetUser, ExportAppExt, ExportAsset, ExportCx, OFF_THREAD_BYTES};
 pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};
 pub use skin::{Skin, SkinError};
 pub use sync::{AssetImport, AssetStats, EnvironmentExport, asset_type};

@@ -36,8 +36,8 @@ use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
 use bevy::prelude::*;
 
 use super::export::AssetExport;
-use super::users::Users;
 use super::sync::{AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
+use super::users::Users;
 use super::{OobServer, convert};
 use crate::codec::{
     AssetID, BufferAssetID, BufferView, EntityID, SkinComponent, SkinComponentFlags, SkinJointList,

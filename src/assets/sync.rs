@@ -28,12 +28,12 @@ use super::environment;
 use super::export::{self, AssetExport, ExportAppExt};
 use super::remote::{OobProgress, OobServer, RemoteFetch};
 use super::skin;
+use super::users::Users;
 #[cfg(feature = "render")]
 use crate::codec as w;
-use super::users::Users;
 use crate::codec::{
     BufferAsset, BufferAssetFlags, BufferAssetID, BufferSource, BufferView, ImageAsset,
-    ImageFlags, InlineContent, MeshAssetID, MeshComponent, OOBAssetID, Wire,
+    InlineContent, MeshAssetID, MeshComponent, OOBAssetID, Wire,
 };
 use crate::mirror::{
     AssetIdMap, AssetImported, AssetRefusal, ComponentRegistry, EntityIds, EntityResolver,
@@ -178,7 +178,7 @@ pub struct EnvironmentExport {
     /// Images Bevy modified since the last send tick.
     modified: HashSet<UntypedAssetId>,
     /// Cubemaps being converted (equirectangular, HDR) on the async compute pool.
-    encoding: HashMap<UntypedAssetId, Task<Result<(Vec<u8>, ImageFlags), String>>>,
+    encoding: HashMap<UntypedAssetId, export::Encoding>,
 }
 
 impl EnvironmentExport {
@@ -281,13 +281,15 @@ pub(crate) fn export_environments(
             env_export.encoding.insert(key, task);
         }
     }
-    env_export.encoding.retain(|key, task| match check_ready(task) {
-        Some(result) => {
-            done.push((*key, result));
-            false
-        }
-        None => true,
-    });
+    env_export
+        .encoding
+        .retain(|key, task| match check_ready(task) {
+            Some(result) => {
+                done.push((*key, result));
+                false
+            }
+            None => true,
+        });
     for (key, converted) in done {
         let (hdr, flags) = match converted {
             Ok(x) => x,
@@ -298,8 +300,8 @@ pub(crate) fn export_environments(
         };
         // Re-sends keep the environment's id; the image and its buffer are replaced.
         let previous = env_export.exported.get(&key).copied();
-        let (env_id, image_id, buffer_id) = previous
-            .unwrap_or_else(|| (export.allocate(), export.allocate(), export.allocate()));
+        let (env_id, image_id, buffer_id) =
+            previous.unwrap_or_else(|| (export.allocate(), export.allocate(), export.allocate()));
         let view = whole_view(hdr.len(), buffer_id);
         let (Some(bbody), Ok(ibody), Ok(ebody)) = (
             buffer_body(hdr, buffer_id, oob),
@@ -338,11 +340,13 @@ pub struct AssetImport {
     /// Assets waiting for something they refer to: (link, asset type, id, body).
     waiting: Vec<(Entity, (u16, u16), u64, Bytes)>,
     /// Assets being decoded on the async compute pool, by (link, asset type, id).
-    pub(crate) decoding: HashMap<(Entity, (u16, u16), u64), Task<Result<Decoded, String>>>,
+    pub(crate) decoding: HashMap<(Entity, (u16, u16), u64), DecodeTask>,
 }
 
 /// What an off-thread decoding hands back: how to put the result into the world.
 pub(crate) type Decoded = Box<dyn FnOnce(&mut World) -> Result<AssetImported, String> + Send>;
+/// A decoding on the async compute pool.
+pub(crate) type DecodeTask = Task<Result<Decoded, String>>;
 
 impl AssetImport {
     /// Drop what a closed link left (buffer bytes, refusals, assets waiting for a buffer).

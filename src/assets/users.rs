@@ -106,10 +106,17 @@ mod tests {
     #[test]
     fn users_report_the_key_nobody_uses_any_more() {
         let mut u = Users::default();
-        let (a, b) = (Entity::from_raw_u32(1).unwrap(), Entity::from_raw_u32(2).unwrap());
+        let (a, b) = (
+            Entity::from_raw_u32(1).unwrap(),
+            Entity::from_raw_u32(2).unwrap(),
+        );
         assert_eq!(u.set(a, 'x'), None);
         assert_eq!(u.set(b, 'x'), None);
-        assert_eq!(u.set(a, 'x'), None, "setting the same key again changes nothing");
+        assert_eq!(
+            u.set(a, 'x'),
+            None,
+            "setting the same key again changes nothing"
+        );
         assert_eq!(u.set(a, 'y'), None, "b still uses x");
         assert_eq!(u.users_of(&'x').collect::<Vec<_>>(), vec![b]);
         assert_eq!(u.remove(b), Some('x'));

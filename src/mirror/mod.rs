@@ -33,8 +33,8 @@ pub use registry::{
     AssetImported, AssetRefusal, AssetRule, ComponentRegistry, ComponentRule, EntityIds,
     EntityResolver, MirrorAppExt, MirrorAsset, MirrorComponent, MirrorFns, RefusalReason, Refused,
 };
-pub use upstream::{MirrorStats, Outgoing};
 pub(crate) use upstream::send_tick;
+pub use upstream::{MirrorStats, Outgoing};
 
 use crate::codec::{AnAsset, ContentModifyAsset};
 use crate::link::MessageKind;

@@ -31,7 +31,8 @@ include!(concat!(env!("OUT_DIR"), "/codec/mod.rs"));
 
 pub use any_ext::{AnyTypeError, any_type, any_type_name};
 pub use rt::{
-    DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, VisitIds, Wire, WireEnum,
+    DECODE_SLACK, DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, MEMORY_FACTOR,
+    VisitIds, Wire, WireEnum,
 };
 
 impl AnAsset {

@@ -12,6 +12,18 @@ pub use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unal
 /// How deep variants may nest (`Any` inside `Any` ...) before decoding gives up.
 pub const MAX_DEPTH: u32 = 64;
 
+/// Decoding a frame of `n` bytes allocates at most `MEMORY_FACTOR × n + DECODE_SLACK` bytes:
+/// every array charges the in-memory size of its elements to the [`Reader`]'s budget before it
+/// is allocated, and a frame whose decoded form would need more is refused
+/// ([`DecodeErrorKind::MemoryBudget`]). Byte arrays are zero-copy slices of the frame and cost
+/// nothing. The factor leaves room for every realistic message (a transaction decodes to about
+/// its own size; an `Any` takes 40 bytes in memory: 20 times the 2 bytes of a boolean, 4.4
+/// times the 9 of a float) and refuses the amplification attacks (an `Any` of nothing is 1 byte
+/// on the wire, an empty key/value pair 2 bytes for 80 in memory).
+pub const MEMORY_FACTOR: usize = 24;
+/// The part of the decode budget that does not depend on the frame's size.
+pub const DECODE_SLACK: usize = 64 * 1024;
+
 /// One step of the path to the place a decode or encode error happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathSeg {
@@ -73,6 +85,10 @@ pub enum DecodeErrorKind {
     TrailingBytes { count: usize },
     #[error("nested deeper than {limit} levels")]
     TooDeep { limit: u32 },
+    #[error(
+        "decoding needs {needed} more bytes of memory but only {left} are left of its budget (MEMORY_FACTOR times the frame's size)"
+    )]
+    MemoryBudget { needed: usize, left: usize },
 }
 
 /// A decode error: what went wrong, and where.
@@ -155,6 +171,8 @@ pub struct Reader<'a> {
     buf: &'a Bytes,
     pos: usize,
     depth: u32,
+    /// Bytes of memory decoding may still allocate (see [`MEMORY_FACTOR`]).
+    budget: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -163,7 +181,31 @@ impl<'a> Reader<'a> {
             buf,
             pos: 0,
             depth: 0,
+            budget: buf
+                .len()
+                .saturating_mul(MEMORY_FACTOR)
+                .saturating_add(DECODE_SLACK),
         }
+    }
+
+    /// Charge `count` elements of `T` to the memory budget before allocating them.
+    #[inline]
+    pub fn charge<T>(&mut self, count: usize) -> Result<(), DecodeError> {
+        let needed = count.saturating_mul(core::mem::size_of::<T>());
+        if needed > self.budget {
+            return Err(DecodeError::new(DecodeErrorKind::MemoryBudget {
+                needed,
+                left: self.budget,
+            }));
+        }
+        self.budget -= needed;
+        Ok(())
+    }
+
+    /// Bytes of memory decoding may still allocate.
+    #[inline]
+    pub fn budget(&self) -> usize {
+        self.budget
     }
 
     #[inline]
@@ -398,6 +440,7 @@ impl<T: Wire, const N: usize> Wire for [T; N] {
     const NAME: &'static str = T::NAME;
     const MIN_SIZE: usize = T::MIN_SIZE * N;
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        r.charge::<T>(N)?;
         let mut v = Vec::with_capacity(N);
         for i in 0..N {
             v.push(T::read(r).map_err(|e| e.at(PathSeg::Index(i)))?);
@@ -449,6 +492,7 @@ pub fn write_count<C: Wire + TryFrom<usize>>(
 /// Read `count` little-endian scalars (already bounds-checked) into a Vec.
 #[inline]
 pub fn read_scalars<T: Wire>(r: &mut Reader<'_>, count: usize) -> Result<Vec<T>, DecodeError> {
+    r.charge::<T>(count)?;
     let mut v = Vec::with_capacity(count);
     for _ in 0..count {
         v.push(T::read(r)?);
@@ -463,6 +507,7 @@ pub fn read_packs<T: FromBytes + Immutable + KnownLayout + Unaligned + Clone>(
     count: usize,
 ) -> Result<Vec<T>, DecodeError> {
     let size = core::mem::size_of::<T>();
+    r.charge::<T>(count)?;
     let bytes = r.take(count * size)?;
     match <[T]>::ref_from_bytes(bytes) {
         Ok(slice) => Ok(slice.to_vec()),
@@ -477,6 +522,7 @@ pub fn read_packs<T: FromBytes + Immutable + KnownLayout + Unaligned + Clone>(
 /// Read a UTF-8 string of `count` bytes.
 #[inline]
 pub fn read_utf8(r: &mut Reader<'_>, count: usize) -> Result<String, DecodeError> {
+    r.charge::<u8>(count)?;
     let s = r.take(count)?;
     match std::str::from_utf8(s) {
         Ok(s) => Ok(s.to_owned()),

@@ -1127,7 +1127,7 @@ impl VisitIds for {name} {{
         } else {
             let _ = writeln!(
                 o,
-                "        let mut v = ::std::vec::Vec::with_capacity(n);\n        for i in 0..n {{\n            v.push(<{elem_t} as Wire>::read(r).map_err(|e| e.at(PathSeg::Index(i)))?);\n        }}\n        Ok(Self(v))"
+                "        r.charge::<{elem_t}>(n)?;\n        let mut v = ::std::vec::Vec::with_capacity(n);\n        for i in 0..n {{\n            v.push(<{elem_t} as Wire>::read(r).map_err(|e| e.at(PathSeg::Index(i)))?);\n        }}\n        Ok(Self(v))"
             );
         }
         let _ = writeln!(

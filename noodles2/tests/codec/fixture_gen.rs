@@ -1312,6 +1312,7 @@ impl Wire for ShapeList {
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let n = read_count::<u16>(r)?;
         let n = r.check_count(n, 1)?;
+        r.charge::<Shape>(n)?;
         let mut v = ::std::vec::Vec::with_capacity(n);
         for i in 0..n {
             v.push(<Shape as Wire>::read(r).map_err(|e| e.at(PathSeg::Index(i)))?);

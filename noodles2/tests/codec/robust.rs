@@ -29,7 +29,7 @@ impl Rng {
 
 /// Frames made by the generated strategies (fixed seed): a few of every type, more of the top-level
 /// messages.
-fn generated_frames() -> Vec<Frame> {
+pub(super) fn generated_frames() -> Vec<Frame> {
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
