@@ -16,7 +16,7 @@ use bevy::prelude::*;
 use bytes::Bytes;
 use tokio::task::AbortHandle;
 
-use crate::codec::MainSequenceMessage;
+use crate::codec::{MainSequenceMessage, Wire};
 use crate::link::{
     AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, ListenError, MessageKind,
     Role, Side, TransportError,
@@ -169,6 +169,11 @@ impl NoodlesLink {
         self.status == LinkStatus::MainSequence
     }
 
+    /// The link's counters right now ([`NoodlesLink::stats`] is their copy as of this frame).
+    pub fn live_stats(&self) -> LinkStats {
+        self.handle.stats()
+    }
+
     /// Does the link carry this extension?
     pub fn has_extension(&self, ext: u16) -> bool {
         self.extensions.contains(&ext)
@@ -176,7 +181,8 @@ impl NoodlesLink {
 
     /// Queue an encoded `MainSequenceMessage` (the same [`Bytes`] can go to many links).
     ///
-    /// A full queue means the peer stopped reading: the link is closed and the error says so.
+    /// Fails when more than the hard bound of bytes waits for the peer (it stopped reading): the
+    /// link is then closed and the error says so.
     pub fn send(&self, frame: Bytes) -> Result<(), LinkSendError> {
         let role = match (&self.status, self.role) {
             (LinkStatus::MainSequence, Some(r)) => r,
@@ -190,9 +196,12 @@ impl NoodlesLink {
             return Err(LinkSendError::Role { role, kind });
         }
         self.handle.send(frame).map_err(|error| {
-            if let QueueError::Full(frames) = error {
+            if let QueueError::Full { queued, limit } = error {
                 self.handle
-                    .fail(CloseReason::Transport(TransportError::Stalled { frames }));
+                    .fail(CloseReason::Transport(TransportError::Stalled {
+                        queued,
+                        limit,
+                    }));
             }
             LinkSendError::Queue {
                 link: self.id,
@@ -203,7 +212,6 @@ impl NoodlesLink {
 
     /// Encode and queue a message.
     pub fn send_message(&self, msg: &MainSequenceMessage) -> Result<(), LinkSendError> {
-        use crate::codec::Wire;
         let bytes = msg.encode_bytes().map_err(|_| LinkSendError::NotAMessage)?;
         self.send(bytes)
     }
@@ -289,6 +297,11 @@ fn route(world: &mut World, role: Role) {
         .map(|(e, _, mut inbox)| (e, std::mem::take(&mut inbox.messages)))
         .collect();
     for (link, messages) in work {
+        // Handled (or dropped with a closing link) below: the transport may read that much more.
+        let bytes: usize = messages.iter().map(Wire::wire_len).sum();
+        if let Some(l) = world.get::<NoodlesLink>(link) {
+            l.handle.release_inbound(bytes);
+        }
         for msg in messages {
             let kind = MessageKind::of(&msg);
             let result = match handlers.get(kind) {

@@ -45,8 +45,16 @@ pub struct NoodlesPlugin {
     pub preamble_timeout: Duration,
     /// Largest websocket message accepted (default 256 MiB).
     pub max_frame_size: usize,
-    /// Frames that may wait for a slow peer before its link closes (default 1024).
-    pub queue_len: usize,
+    /// Bytes that may wait for a peer (default 16 MiB). Above this the link stops reading from
+    /// the peer, so a peer that pipelines requests is slowed until it reads its replies; if it
+    /// stays above for `stall_timeout`, or goes above 4 times this, the link closes.
+    pub max_queued_bytes: usize,
+    /// How long a peer may keep more than `max_queued_bytes` waiting (default 30 s).
+    pub stall_timeout: Duration,
+    /// Bytes of received messages this app may have not handled yet before the link stops
+    /// reading its socket (default 16 MiB): a peer that sends faster than the app handles is
+    /// slowed by TCP, not buffered without limit.
+    pub max_inbound_bytes: usize,
     /// How long opening a connection may take (default 10 s).
     pub connect_timeout: Duration,
     /// Websocket pings on every link at this interval (default 5 s; `None`: none). Their
@@ -78,7 +86,9 @@ impl Default for NoodlesPlugin {
             extensions: vec![CORE_EXTENSION],
             preamble_timeout: Duration::from_secs(10),
             max_frame_size: limits.max_frame_size,
-            queue_len: limits.queue_len,
+            max_queued_bytes: limits.max_queued_bytes,
+            stall_timeout: limits.stall_timeout,
+            max_inbound_bytes: limits.max_inbound_bytes,
             connect_timeout: limits.connect_timeout,
             ping_interval: limits.ping_interval,
             idle_timeout: limits.idle_timeout,
@@ -105,7 +115,9 @@ impl NoodlesPlugin {
             preamble_timeout: self.preamble_timeout,
             limits: TransportLimits {
                 max_frame_size: self.max_frame_size,
-                queue_len: self.queue_len,
+                max_queued_bytes: self.max_queued_bytes,
+                stall_timeout: self.stall_timeout,
+                max_inbound_bytes: self.max_inbound_bytes,
                 connect_timeout: self.connect_timeout,
                 ping_interval: self.ping_interval,
                 idle_timeout: self.idle_timeout,

@@ -6,6 +6,7 @@ mod asset_registry;
 mod assets;
 mod environment;
 mod export;
+mod load;
 mod mirror;
 mod net;
 mod oob;

@@ -298,7 +298,8 @@ fn silent_client_is_closed_by_the_preamble_timeout() {
 fn a_client_that_stops_reading_is_dropped_at_the_queue_bound() {
     let mut server = app_with(NoodlesPlugin {
         session_name: "server".into(),
-        queue_len: 4,
+        max_queued_bytes: 2 << 20,
+        stall_timeout: Duration::from_secs(1),
         ..default()
     });
     let mut good = app("good");

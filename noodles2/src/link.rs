@@ -263,12 +263,15 @@ pub enum TransportError {
         /// The limit.
         timeout: Duration,
     },
-    /// The peer does not read: the outgoing queue reached its bound. No close frame is sent (it
-    /// would wait behind the queue).
-    #[error("the outgoing queue of {frames} frames is full: the peer is not reading")]
+    /// The peer does not read: more bytes waited for it than the bound allows, for longer than
+    /// the stall timeout (or more than the hard bound at once). No close frame is sent (it would
+    /// wait behind the queue).
+    #[error("the peer does not read: {queued} bytes were waiting for it (bound {limit})")]
     Stalled {
-        /// The bound that was reached.
-        frames: usize,
+        /// Bytes queued for the peer when the link closed.
+        queued: usize,
+        /// The bound they exceeded.
+        limit: usize,
     },
     /// The websocket failed (reset, protocol violation below NOODLES2, I/O error).
     #[error("websocket: {0}")]

@@ -1,10 +1,18 @@
 //! The websocket transport: accepts and opens connections with tokio-tungstenite, and drives one
 //! sans-IO [`Link`] per connection in a tokio task. It decides no protocol rules; the link does.
 //!
-//! Channels: the application talks to a connection task through a bounded tokio channel (so the
-//! task can await it), and tasks report to the application through one crossbeam channel that
-//! Bevy systems drain without blocking. Every outgoing queue is bounded: when a peer stops reading
-//! and its queue fills, that link alone is closed with a reason.
+//! Channels: the application talks to a connection task through a tokio channel, and tasks report
+//! to the application through one crossbeam channel that Bevy systems drain without blocking.
+//!
+//! Bounds are in bytes, both ways ([`TransportLimits`]):
+//! - **Outgoing**: bytes handed to [`LinkHandle::send`] and not yet written. Above
+//!   `max_queued_bytes` the link stops reading from its peer (so a peer that pipelines requests
+//!   is slowed by TCP backpressure until it reads its replies); if it stays above for
+//!   `stall_timeout`, or goes above [`QUEUE_HARD_FACTOR`] times the bound, the link closes with
+//!   [`TransportError::Stalled`].
+//! - **Incoming**: bytes of messages delivered to the application and not yet handled (it calls
+//!   [`LinkHandle::release_inbound`]). Above `max_inbound_bytes` the link stops reading its
+//!   socket until the application catches up.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -48,6 +56,10 @@ pub struct LinkCounters {
     pub messages_out: AtomicU64,
     /// Round-trip time of the last answered ping in µs (0: none yet).
     pub rtt_micros: AtomicU64,
+    /// Bytes handed to [`LinkHandle::send`] and not yet written to the socket.
+    pub queued_bytes: AtomicU64,
+    /// Bytes of messages delivered to the application and not yet released.
+    pub inbound_bytes: AtomicU64,
 }
 
 /// A snapshot of [`LinkCounters`].
@@ -63,6 +75,10 @@ pub struct LinkStats {
     pub messages_out: u64,
     /// Round-trip time of the last answered websocket ping (`None` before the first pong).
     pub rtt: Option<Duration>,
+    /// Bytes waiting to be written to the peer.
+    pub queued_bytes: u64,
+    /// Bytes of received messages the application has not handled yet.
+    pub inbound_bytes: u64,
 }
 
 impl LinkCounters {
@@ -77,6 +93,8 @@ impl LinkCounters {
                 0 => None,
                 us => Some(Duration::from_micros(us)),
             },
+            queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+            inbound_bytes: self.inbound_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -86,8 +104,15 @@ impl LinkCounters {
 pub struct TransportLimits {
     /// Largest websocket message accepted (one NOODLES2 message per frame).
     pub max_frame_size: usize,
-    /// Frames that may wait for a slow peer before its link is closed.
-    pub queue_len: usize,
+    /// Bytes that may wait for a peer. Above this the link stops reading from the peer (its
+    /// requests wait, TCP slows it down) and, if that lasts `stall_timeout`, closes; above
+    /// [`QUEUE_HARD_FACTOR`] times this it closes at once.
+    pub max_queued_bytes: usize,
+    /// How long a peer may keep more than `max_queued_bytes` waiting before its link closes.
+    pub stall_timeout: Duration,
+    /// Bytes of received messages the application may have not handled yet; above this the link
+    /// stops reading its socket until the application catches up.
+    pub max_inbound_bytes: usize,
     /// How long connecting (TCP plus websocket handshake) may take.
     pub connect_timeout: Duration,
     /// Interval of websocket pings on every connection (`None`: none). The round-trip time of
@@ -103,7 +128,9 @@ impl Default for TransportLimits {
     fn default() -> Self {
         TransportLimits {
             max_frame_size: 256 << 20,
-            queue_len: 1024,
+            max_queued_bytes: 16 << 20,
+            stall_timeout: Duration::from_secs(30),
+            max_inbound_bytes: 16 << 20,
             connect_timeout: Duration::from_secs(10),
             ping_interval: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(20)),
@@ -111,7 +138,15 @@ impl Default for TransportLimits {
     }
 }
 
+/// A link whose queued bytes exceed this many times [`TransportLimits::max_queued_bytes`] closes
+/// at once (the memory a peer that does not read can hold is bounded by it).
+pub const QUEUE_HARD_FACTOR: usize = 4;
+
 impl TransportLimits {
+    fn hard_queue_bound(&self) -> usize {
+        self.max_queued_bytes.saturating_mul(QUEUE_HARD_FACTOR)
+    }
+
     fn ws_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .max_message_size(Some(self.max_frame_size))
@@ -127,12 +162,17 @@ enum Command {
 /// Why [`LinkHandle::send`] failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueueError {
-    /// The outgoing queue (of this many frames) is full because the peer is not reading; the
-    /// frame was not queued. The caller should close the link (see [`LinkHandle::fail`]).
+    /// So many bytes wait for the peer (it is not reading) that this frame would pass the hard
+    /// bound; it was not queued. The caller should close the link (see [`LinkHandle::fail`]).
     #[error(
-        "the outgoing queue of {0} frames is full: the peer is not reading, so the link is closed"
+        "{queued} bytes already wait for the peer (hard bound {limit}): it is not reading, so the link is closed"
     )]
-    Full(usize),
+    Full {
+        /// Bytes waiting.
+        queued: usize,
+        /// The hard bound.
+        limit: usize,
+    },
     /// The connection task has ended; the link is closed.
     #[error("the link is closed")]
     Closed,
@@ -143,9 +183,11 @@ pub enum QueueError {
 pub struct LinkHandle {
     /// The link this handle drives (the `link` of its [`TransportEvent::Link`] reports).
     pub id: LinkId,
-    tx: mpsc::Sender<Command>,
+    tx: mpsc::UnboundedSender<Command>,
     counters: Arc<LinkCounters>,
-    queue_len: usize,
+    hard_bound: usize,
+    /// Wakes the connection task when queued or inbound bytes went down.
+    wake: Arc<Notify>,
     abort: Arc<std::sync::Mutex<Option<AbortHandle>>>,
     events: crossbeam_channel::Sender<TransportEvent>,
 }
@@ -160,18 +202,38 @@ impl std::fmt::Debug for Command {
 }
 
 impl LinkHandle {
-    /// Queue an encoded main-sequence frame without blocking.
+    /// Queue an encoded main-sequence frame without blocking. Fails only when the link is closed
+    /// or the peer has stopped reading past the hard bound.
     pub fn send(&self, frame: Bytes) -> Result<(), QueueError> {
-        self.tx.try_send(Command::Send(frame)).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => QueueError::Full(self.queue_len),
-            mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+        let len = frame.len() as u64;
+        let before = self.counters.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if before + len > self.hard_bound as u64 {
+            self.counters.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            return Err(QueueError::Full {
+                queued: before as usize,
+                limit: self.hard_bound,
+            });
+        }
+        self.tx.send(Command::Send(frame)).map_err(|_| {
+            self.counters.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            QueueError::Closed
         })
     }
 
-    /// Close gracefully: a websocket close frame carries the reason. If the queue is full (the
-    /// peer is not reading), the connection is dropped instead.
+    /// The application handled `bytes` of received messages: the link may read more.
+    pub fn release_inbound(&self, bytes: usize) {
+        let _ =
+            self.counters
+                .inbound_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(bytes as u64))
+                });
+        self.wake.notify_one();
+    }
+
+    /// Close gracefully: a websocket close frame carries the reason (after what is queued).
     pub fn close(&self, reason: impl Into<String>) {
-        if self.tx.try_send(Command::Close(reason.into())).is_err() {
+        if self.tx.send(Command::Close(reason.into())).is_err() {
             self.abort();
         }
     }
@@ -333,7 +395,7 @@ impl Transport {
                 let id = LinkId(ids.fetch_add(1, Ordering::Relaxed));
                 let config = make_config();
                 let events = events.clone();
-                let (handle, rx) = new_handle(id, limits.queue_len, events.clone());
+                let (handle, rx) = new_handle(id, &limits, events.clone());
                 let abort_slot = handle.abort.clone();
                 let task = runtime.spawn(async move {
                     let ws = match tokio::time::timeout(
@@ -354,6 +416,7 @@ impl Transport {
                     };
                     let link = Link::server(Instant::now(), config);
                     let counters = handle.counters.clone();
+                    let wake = handle.wake.clone();
                     if events
                         .send(TransportEvent::Accepted {
                             listener,
@@ -364,7 +427,7 @@ impl Transport {
                     {
                         return;
                     }
-                    run_link(ws, link, rx, events, id, counters, limits).await;
+                    run_link(ws, link, rx, events, id, (counters, wake), limits).await;
                 });
                 if let Ok(mut slot) = abort_slot.lock() {
                     *slot = Some(task.abort_handle());
@@ -385,8 +448,9 @@ impl Transport {
     ) -> LinkHandle {
         let id = LinkId(self.next_id());
         let events = self.events_tx.clone();
-        let (handle, rx) = new_handle(id, limits.queue_len, events.clone());
+        let (handle, rx) = new_handle(id, &limits, events.clone());
         let counters = handle.counters.clone();
+        let wake = handle.wake.clone();
         let task = self.runtime.spawn(async move {
             let connecting =
                 connect_async_with_config(url.as_str(), Some(limits.ws_config()), true);
@@ -421,7 +485,7 @@ impl Transport {
             };
             let _ = events.send(TransportEvent::Connected { link: id, peer });
             let link = Link::client(Instant::now(), config, intent);
-            run_link(ws, link, rx, events, id, counters, limits).await;
+            run_link(ws, link, rx, events, id, (counters, wake), limits).await;
         });
         if let Ok(mut slot) = handle.abort.lock() {
             *slot = Some(task.abort_handle());
@@ -432,15 +496,16 @@ impl Transport {
 
 fn new_handle(
     id: LinkId,
-    queue_len: usize,
+    limits: &TransportLimits,
     events: crossbeam_channel::Sender<TransportEvent>,
-) -> (LinkHandle, mpsc::Receiver<Command>) {
-    let (tx, rx) = mpsc::channel(queue_len.max(1));
+) -> (LinkHandle, mpsc::UnboundedReceiver<Command>) {
+    let (tx, rx) = mpsc::unbounded_channel();
     let handle = LinkHandle {
         id,
         tx,
         counters: Arc::new(LinkCounters::default()),
-        queue_len: queue_len.max(1),
+        hard_bound: limits.hard_queue_bound(),
+        wake: Arc::new(Notify::new()),
         abort: Arc::new(std::sync::Mutex::new(None)),
         events,
     };
@@ -448,7 +513,8 @@ fn new_handle(
 }
 
 enum Outgoing {
-    Frame(Bytes),
+    /// A frame; `true` when it counts in the link's queued bytes (the application's frames).
+    Frame(Bytes, bool),
     Ping(Bytes),
     Close(CloseCode, String),
 }
@@ -480,26 +546,33 @@ fn close_text(reason: &CloseReason) -> String {
 async fn run_link<S>(
     ws: WebSocketStream<S>,
     mut link: Link,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     events: crossbeam_channel::Sender<TransportEvent>,
     id: LinkId,
-    counters: Arc<LinkCounters>,
+    (counters, wake): (Arc<LinkCounters>, Arc<Notify>),
     limits: TransportLimits,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = ws.split();
-    let (wtx, mut wrx) = mpsc::channel::<Outgoing>(limits.queue_len.max(1));
+    // Unbounded: what waits here is counted in bytes (`queued_bytes`) and bounded by the checks
+    // below.
+    let (wtx, mut wrx) = mpsc::unbounded_channel::<Outgoing>();
     let writer_counters = counters.clone();
+    let writer_wake = wake.clone();
     let writer = tokio::spawn(async move {
         while let Some(o) = wrx.recv().await {
             match o {
-                Outgoing::Frame(b) => {
+                Outgoing::Frame(b, counted) => {
                     let n = b.len() as u64;
                     // Fails once the peer's close frame arrived (data may not follow it): stop
                     // sending, but still answer the close below.
                     if sink.send(Message::Binary(b)).await.is_err() {
                         break;
+                    }
+                    if counted {
+                        writer_counters.queued_bytes.fetch_sub(n, Ordering::Relaxed);
+                        writer_wake.notify_one();
                     }
                     writer_counters.bytes_out.fetch_add(n, Ordering::Relaxed);
                     writer_counters.messages_out.fetch_add(1, Ordering::Relaxed);
@@ -535,20 +608,25 @@ async fn run_link<S>(
     });
     let mut ping_sent: Option<(u64, Instant)> = None;
     let mut ping_seq = 0u64;
+    // Since when more than `max_queued_bytes` wait for the peer.
+    let mut over_since: Option<Instant> = None;
     loop {
-        // Flush what the link wants to send, then hand its events to the application.
+        // Flush what the link wants to send (its own frames: preamble), then hand its events to
+        // the application.
         while let Some(frame) = link.poll_transmit() {
-            if wtx.try_send(Outgoing::Frame(frame)).is_err() {
-                link.close(CloseReason::Transport(TransportError::Stalled {
-                    frames: limits.queue_len,
-                }));
-                break;
-            }
+            let _ = wtx.send(Outgoing::Frame(frame, false));
         }
         let mut closed = None;
         while let Some(event) = link.poll_event() {
-            if let LinkEvent::Closed(r) = &event {
-                closed = Some(r.clone());
+            match &event {
+                LinkEvent::Closed(r) => closed = Some(r.clone()),
+                LinkEvent::Message(m) => {
+                    use crate::codec::Wire;
+                    counters
+                        .inbound_bytes
+                        .fetch_add(m.wire_len() as u64, Ordering::Relaxed);
+                }
+                _ => {}
             }
             if events
                 .send(TransportEvent::Link { link: id, event })
@@ -566,7 +644,7 @@ async fn run_link<S>(
                 CloseReason::Transport(TransportError::Stalled { .. })
             );
             if polite {
-                let _ = wtx.try_send(Outgoing::Close(code, close_text(&reason)));
+                let _ = wtx.send(Outgoing::Close(code, close_text(&reason)));
             }
             drop(wtx);
             // Give the writer a moment to deliver the close frame; a peer that does not read loses it.
@@ -580,10 +658,39 @@ async fn run_link<S>(
             return;
         }
 
+        // Backpressure: while too much waits for the peer, or for the application, the socket is
+        // not read; a peer that leaves too much unread for too long is closed.
+        let now = Instant::now();
+        let queued = counters.queued_bytes.load(Ordering::Relaxed) as usize;
+        let over_out = queued > limits.max_queued_bytes;
+        let over_in =
+            counters.inbound_bytes.load(Ordering::Relaxed) as usize > limits.max_inbound_bytes;
+        over_since = if over_out {
+            over_since.or(Some(now))
+        } else {
+            None
+        };
+        if let Some(since) = over_since
+            && now.saturating_duration_since(since) >= limits.stall_timeout
+        {
+            link.close(CloseReason::Transport(TransportError::Stalled {
+                queued,
+                limit: limits.max_queued_bytes,
+            }));
+            continue;
+        }
+        let paused = over_out || over_in;
+        if paused {
+            // Nothing is read meanwhile: silence is not the peer's fault.
+            last_heard = now;
+        }
+        let stall_deadline = over_since.map(|s| s + limits.stall_timeout);
         let deadline = link.poll_timeout();
         let idle_deadline = limits.idle_timeout.map(|t| last_heard + t);
         tokio::select! {
-            msg = stream.next() => {
+            _ = wake.notified(), if paused => {}
+            _ = sleep_until(stall_deadline) => {}
+            msg = stream.next(), if !paused => {
                 let now = Instant::now();
                 last_heard = now;
                 match msg {
@@ -613,8 +720,18 @@ async fn run_link<S>(
             }
             cmd = commands.recv() => match cmd {
                 Some(Command::Send(frame)) => {
-                    if let Err(e) = link.send_encoded(frame) {
-                        tracing::warn!("link {}: dropped an outgoing frame: {e}", id.0);
+                    let len = frame.len() as u64;
+                    match link.send_encoded(frame) {
+                        // The link queued exactly this frame (its queue was drained above).
+                        Ok(()) => {
+                            while let Some(f) = link.poll_transmit() {
+                                let _ = wtx.send(Outgoing::Frame(f, true));
+                            }
+                        }
+                        Err(e) => {
+                            counters.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                            tracing::warn!("link {}: dropped an outgoing frame: {e}", id.0);
+                        }
                     }
                 }
                 Some(Command::Close(reason)) => link.close(CloseReason::Local(reason)),
@@ -623,9 +740,7 @@ async fn run_link<S>(
             _ = sleep_until(deadline) => link.handle_timeout(Instant::now()),
             _ = tick(&mut pings) => {
                 ping_seq += 1;
-                // A peer that does not read gets no ping (its queue is full): the idle timeout
-                // or the stalled queue closes it.
-                if wtx.try_send(Outgoing::Ping(Bytes::copy_from_slice(&ping_seq.to_le_bytes()))).is_ok() {
+                if wtx.send(Outgoing::Ping(Bytes::copy_from_slice(&ping_seq.to_le_bytes()))).is_ok() {
                     ping_sent = Some((ping_seq, Instant::now()));
                 }
             }
