@@ -35,6 +35,7 @@ struct Args {
     name: String,
     entities: usize,
     deny_proposals: bool,
+    token: Option<String>,
     verbose: bool,
 }
 
@@ -45,6 +46,7 @@ fn parse_args() -> anyhow::Result<Args> {
         name: "bevy_noodles2 demo".into(),
         entities: 100,
         deny_proposals: false,
+        token: None,
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -61,10 +63,11 @@ fn parse_args() -> anyhow::Result<Args> {
                     .context("--entities needs a number")?
             }
             "--deny-proposals" => a.deny_proposals = true,
+            "--token" => a.token = Some(it.next().context("--token needs a value")?),
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: host [--listen HOST:PORT | --connect ws://HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]"
+                    "usage: host [--listen HOST:PORT | --connect ws://HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v]"
                 );
                 std::process::exit(0);
             }
@@ -105,17 +108,34 @@ fn main() -> anyhow::Result<()> {
     } else {
         ProposalPolicy::accept_all()
     });
+    // The demo lets its Downstreams propose (the policy above decides); with --token only
+    // holders of the token may connect at all.
+    let permissions = if args.deny_proposals {
+        LinkPermissions::default()
+    } else {
+        LinkPermissions::allow_all()
+    };
     match args.connect.clone() {
         None => {
-            let listen = args.listen.clone();
+            let mut listener = NoodlesListener::new(args.listen.clone()).grant(permissions);
+            if let Some(token) = args.token.clone() {
+                listener = listener.with_tokens([(token, Principal::new("token holder"))]);
+            }
+            let mut listener = Some(listener);
             app.add_systems(Startup, move |mut commands: Commands| {
-                commands.spawn(NoodlesListener::new(listen.clone()));
+                if let Some(l) = listener.take() {
+                    commands.spawn(l);
+                }
             })
             .add_systems(Update, common::announce_listening);
         }
         Some(url) => {
+            let mut connect = NoodlesConnect::new(url).as_upstream().grant(permissions);
+            if let Some(token) = args.token.clone() {
+                connect = connect.with_token(token);
+            }
             app.add_systems(Startup, move |mut commands: Commands| {
-                commands.spawn(NoodlesConnect::new(url.clone()).as_upstream());
+                commands.spawn(connect.clone());
             })
             .add_systems(Update, report_push);
         }

@@ -45,6 +45,8 @@ struct Args {
     name: Option<String>,
     /// Which of the file's animations to play (`None`: none).
     animation: Option<usize>,
+    /// Required of every client.
+    token: Option<String>,
     verbose: bool,
 }
 
@@ -55,6 +57,7 @@ fn parse_args() -> anyhow::Result<Args> {
         listen: "127.0.0.1:50000".into(),
         name: None,
         animation: Some(0),
+        token: None,
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -62,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--listen" => a.listen = it.next().context("--listen needs HOST:PORT")?,
             "--name" => a.name = Some(it.next().context("--name needs a value")?),
+            "--token" => a.token = Some(it.next().context("--token needs a value")?),
             "--animation" => {
                 a.animation = match it.next().context("--animation needs N or none")?.as_str() {
                     "none" => None,
@@ -71,7 +75,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: host_gltf PATH [--listen HOST:PORT] [--name NAME] [--animation N|none] [-v]"
+                    "usage: host_gltf PATH [--listen HOST:PORT] [--name NAME] [--animation N|none] [--token T] [-v]"
                 );
                 std::process::exit(0);
             }
@@ -97,6 +101,7 @@ struct Loading {
     animation: Option<usize>,
     root: Option<Entity>,
     listen: String,
+    token: Option<String>,
     listening: bool,
 }
 
@@ -174,6 +179,7 @@ fn main() -> anyhow::Result<()> {
         animation: args.animation,
         root: None,
         listen: args.listen.clone(),
+        token: args.token.clone(),
         listening: false,
     })
     .add_observer(share_scene)
@@ -269,5 +275,9 @@ fn share_scene(
     }
     info!("sharing {n} entities of {}", loading.file);
     loading.listening = true;
-    commands.spawn(NoodlesListener::new(loading.listen.clone()));
+    let mut listener = NoodlesListener::new(loading.listen.clone());
+    if let Some(t) = &loading.token {
+        listener = listener.with_tokens([(t.clone(), Principal::new("token holder"))]);
+    }
+    commands.spawn(listener);
 }

@@ -43,8 +43,7 @@ struct Opts {
 /// How long `--call` waits for the endpoint to appear.
 const FIND_TIMEOUT: Duration = Duration::from_secs(10);
 
-const USAGE: &str =
-    "usage: inspect ws://HOST:PORT [--watch | --call NAME [ARGS...] | --propose-name TEXT]";
+const USAGE: &str = "usage: inspect ws://HOST:PORT [--token T] [--watch | --call NAME [ARGS...] | --propose-name TEXT]";
 
 /// An integer, else a float, else a string.
 fn parse_arg(s: &str) -> Any {
@@ -65,12 +64,14 @@ struct Progress {
 
 fn main() -> anyhow::Result<()> {
     let mut url = None;
+    let mut token = None;
     let mut watch = false;
     let mut action = Action::Print;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--watch" => watch = true,
+            "--token" => token = Some(it.next().context("--token needs a value")?),
             "--call" => {
                 let name = it.next().context("--call needs an endpoint NAME")?;
                 // Everything after the name is an argument (a URL may come before --call).
@@ -99,7 +100,11 @@ fn main() -> anyhow::Result<()> {
         .init_resource::<Progress>()
         .init_resource::<Task>()
         .add_systems(Startup, move |mut commands: Commands| {
-            commands.spawn(NoodlesConnect::new(url.clone()));
+            let mut c = NoodlesConnect::new(url.clone());
+            if let Some(t) = &token {
+                c = c.with_token(t.clone());
+            }
+            commands.spawn(c);
         })
         .add_systems(
             Update,

@@ -1,7 +1,7 @@
 //! Ask a NOODLES2 session for its name and icon, without joining it.
 //!
 //! ```text
-//! cargo run --example probe -- ws://127.0.0.1:50000
+//! cargo run --example probe -- ws://127.0.0.1:50000 [--token T]
 //! ```
 //! Prints `name: ...` and `icon: N bytes`, or a clear error and a non-zero exit status.
 
@@ -12,9 +12,16 @@ use bevy::prelude::*;
 use bevy_noodles2::prelude::*;
 
 fn main() -> AppExit {
-    let Some(url) = std::env::args().nth(1).filter(|a| !a.starts_with('-')) else {
-        eprintln!("usage: probe ws://HOST:PORT");
-        return AppExit::error();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (url, token) = match args.as_slice() {
+        [url] if !url.starts_with('-') => (url.clone(), None),
+        [url, flag, token] if !url.starts_with('-') && flag == "--token" => {
+            (url.clone(), Some(token.clone()))
+        }
+        _ => {
+            eprintln!("usage: probe ws://HOST:PORT [--token T]");
+            return AppExit::error();
+        }
     };
     App::new()
         .add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_millis(2))))
@@ -23,7 +30,11 @@ fn main() -> AppExit {
             ..default()
         })
         .add_systems(Startup, move |mut commands: Commands| {
-            commands.spawn(NoodlesConnect::new(url.clone()).probe());
+            let mut c = NoodlesConnect::new(url.clone()).probe();
+            if let Some(t) = &token {
+                c = c.with_token(t.clone());
+            }
+            commands.spawn(c);
         })
         .add_systems(Update, report)
         .run()

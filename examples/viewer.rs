@@ -37,6 +37,7 @@ struct Args {
     url: Option<String>,
     listen: Option<String>,
     screenshot: Option<String>,
+    token: Option<String>,
     timeout: f64,
     size: (u32, u32),
 }
@@ -46,6 +47,7 @@ fn parse_args() -> anyhow::Result<Args> {
         url: None,
         listen: None,
         screenshot: None,
+        token: None,
         timeout: 120.0,
         size: (1280, 720),
     };
@@ -54,6 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--screenshot" => a.screenshot = Some(it.next().context("--screenshot needs a PATH")?),
             "--listen" => a.listen = Some(it.next().context("--listen needs HOST:PORT")?),
+            "--token" => a.token = Some(it.next().context("--token needs a value")?),
             "--timeout" => {
                 a.timeout = it
                     .next()
@@ -73,7 +76,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: viewer [ws://HOST:PORT | --listen HOST:PORT] [--screenshot PATH] [--timeout SECONDS] [--size WxH]"
+                    "usage: viewer [ws://HOST:PORT | --listen HOST:PORT] [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH]"
                 );
                 std::process::exit(0);
             }
@@ -98,6 +101,8 @@ enum Peer {
 #[derive(Resource)]
 struct ViewerArgs {
     peer: Peer,
+    /// Sent when connecting, required when listening.
+    token: Option<String>,
     screenshot: Option<String>,
     deadline: Instant,
     timeout: f64,
@@ -190,6 +195,7 @@ fn main() -> anyhow::Result<()> {
     })
     .insert_resource(ViewerArgs {
         peer,
+        token: args.token.clone(),
         screenshot: args.screenshot.clone(),
         deadline: Instant::now() + Duration::from_secs_f64(args.timeout),
         timeout: args.timeout,
@@ -232,8 +238,20 @@ fn count_waiting_pipelines(cache: Option<Res<PipelineCache>>, waiting: Res<Waiti
 
 fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
     match &args.peer {
-        Peer::Connect(url) => commands.spawn(NoodlesConnect::new(url.clone())),
-        Peer::Listen(addr) => commands.spawn(NoodlesListener::new(addr.clone())),
+        Peer::Connect(url) => {
+            let mut c = NoodlesConnect::new(url.clone());
+            if let Some(t) = &args.token {
+                c = c.with_token(t.clone());
+            }
+            commands.spawn(c)
+        }
+        Peer::Listen(addr) => {
+            let mut l = NoodlesListener::new(addr.clone());
+            if let Some(t) = &args.token {
+                l = l.with_tokens([(t.clone(), Principal::new("token holder"))]);
+            }
+            commands.spawn(l)
+        }
     };
     commands.spawn((
         Camera3d::default(),

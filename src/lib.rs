@@ -15,7 +15,7 @@ pub mod schedule;
 /// The protocol crate this plugin is built on (the codec, links, transport), for applications
 /// that need more of it than the re-exports below.
 pub use noodles2;
-pub use noodles2::{codec, link, oob, transport};
+pub use noodles2::{auth, codec, link, oob, transport};
 
 pub use plugin::NoodlesPlugin;
 pub use schedule::NoodlesSystems;
@@ -25,6 +25,7 @@ pub mod prelude {
     pub use crate::assets::{
         AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer,
     };
+    pub use crate::auth::{AuthRefusal, AuthRequest, Authorizer, Principal};
     pub use crate::link::{
         AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,
     };
@@ -34,8 +35,8 @@ pub mod prelude {
         SharedId, TimeSync,
     };
     pub use crate::net::{
-        LinkClosed, LinkInbox, LinkOpened, LinkStatus, ListenerReady, NetPlugin, NoodlesConfig,
-        NoodlesConnect, NoodlesLink, NoodlesListener, ProbeAnswered,
+        Grant, LinkClosed, LinkInbox, LinkOpened, LinkPermissions, LinkStatus, ListenerReady,
+        NetPlugin, NoodlesConfig, NoodlesConnect, NoodlesLink, NoodlesListener, ProbeAnswered,
     };
     pub use crate::plugin::NoodlesPlugin;
     pub use crate::proposals::{

@@ -16,6 +16,7 @@ use bevy::prelude::*;
 use bytes::Bytes;
 use tokio::task::AbortHandle;
 
+use crate::auth::{Authorizer, Principal};
 use crate::codec::{MainSequenceMessage, Wire};
 use crate::link::{
     AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, ListenError, MessageKind,
@@ -133,7 +134,79 @@ pub struct NoodlesLink {
     pub stats: LinkStats,
     /// The listener that accepted this link, if any.
     pub listener: Option<Entity>,
+    /// Who the listener's authorization hook admitted (`None`: no hook, or a link we opened).
+    pub principal: Option<Principal>,
     handle: LinkHandle,
+}
+
+/// What the peer on a link may do when this node is its Upstream. Every link gets one (from its
+/// listener, or its [`NoodlesConnect`]); the app may replace it at any time. A proposal that
+/// needs more is rejected with code 1 (denied), a call of an endpoint it may not call gets an RPC
+/// error; neither closes the link.
+#[derive(Component, Debug, Clone, PartialEq, Eq)]
+pub struct LinkPermissions {
+    /// Component types proposals may set or remove, as `(extension, identifier)`.
+    pub propose_components: Grant<(u16, u16)>,
+    /// Asset types proposals may create or replace.
+    pub propose_assets: Grant<(u16, u16)>,
+    /// Whether proposals may delete entities.
+    pub delete: bool,
+    /// Endpoints (by name) the peer may call.
+    pub call: Grant<String>,
+}
+
+/// Which of a kind of thing is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant<T: std::hash::Hash + Eq> {
+    /// None of them.
+    Nothing,
+    /// Every one.
+    Everything,
+    /// These.
+    Only(std::collections::HashSet<T>),
+}
+
+impl<T: std::hash::Hash + Eq> Grant<T> {
+    /// Is `x` allowed?
+    pub fn allows(&self, x: &T) -> bool {
+        match self {
+            Grant::Nothing => false,
+            Grant::Everything => true,
+            Grant::Only(set) => set.contains(x),
+        }
+    }
+}
+
+impl Default for LinkPermissions {
+    /// Secure by default: endpoints may be called, nothing may be proposed.
+    fn default() -> Self {
+        LinkPermissions {
+            propose_components: Grant::Nothing,
+            propose_assets: Grant::Nothing,
+            delete: false,
+            call: Grant::Everything,
+        }
+    }
+}
+
+impl LinkPermissions {
+    /// Everything: any proposal (the policy still decides) and any call.
+    pub fn allow_all() -> Self {
+        LinkPermissions {
+            propose_components: Grant::Everything,
+            propose_assets: Grant::Everything,
+            delete: true,
+            call: Grant::Everything,
+        }
+    }
+
+    /// Nothing at all: no proposals, no calls.
+    pub fn read_only() -> Self {
+        LinkPermissions {
+            call: Grant::Nothing,
+            ..default()
+        }
+    }
 }
 
 /// Why [`NoodlesLink::send`] refused a frame.
@@ -333,7 +406,20 @@ fn route_upstream_links(world: &mut World) {
 
 /// Listens for connections. Spawn one to accept links; despawn it to stop listening (open links
 /// stay open).
-#[derive(Component, Debug)]
+///
+/// By default anyone may connect, and the links it accepts may call endpoints but not propose
+/// ([`LinkPermissions::default`]). [`NoodlesListener::with_tokens`] (or
+/// [`with_auth`](NoodlesListener::with_auth)) admits only authenticated peers, and
+/// [`grant`](NoodlesListener::grant) opens proposals:
+///
+/// ```
+/// use bevy_noodles2::prelude::*;
+///
+/// let listener = NoodlesListener::new("ws://127.0.0.1:50000")
+///     .with_tokens([("s3cret", Principal::new("editor"))])
+///     .grant(LinkPermissions::allow_all());
+/// ```
+#[derive(Component)]
 pub struct NoodlesListener {
     /// `ws://HOST:PORT` or `HOST:PORT`; port 0 picks a free port.
     pub addr: String,
@@ -341,8 +427,26 @@ pub struct NoodlesListener {
     pub local_addr: Option<SocketAddr>,
     /// Why binding failed, if it did.
     pub error: Option<ListenError>,
+    /// Who may connect: run at every websocket upgrade (`None`: anyone).
+    pub auth: Option<Authorizer>,
+    /// What the links it accepts may do, from their principal.
+    pub permissions: PermissionsFn,
     id: Option<ListenerId>,
     abort: Option<AbortHandle>,
+}
+
+/// What a link may do, from the principal its listener admitted (`None` without authentication).
+pub type PermissionsFn = Arc<dyn Fn(Option<&Principal>) -> LinkPermissions + Send + Sync>;
+
+impl std::fmt::Debug for NoodlesListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NoodlesListener")
+            .field("addr", &self.addr)
+            .field("local_addr", &self.local_addr)
+            .field("error", &self.error)
+            .field("authenticated", &self.auth.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl NoodlesListener {
@@ -352,9 +456,42 @@ impl NoodlesListener {
             addr: addr.into(),
             local_addr: None,
             error: None,
+            auth: None,
+            permissions: Arc::new(|_| LinkPermissions::default()),
             id: None,
             abort: None,
         }
+    }
+
+    /// Admit only connections the hook admits (at the websocket upgrade, before any NOODLES2
+    /// message); the principal it returns is on the link ([`NoodlesLink::principal`]).
+    pub fn with_auth(mut self, auth: Authorizer) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Admit only connections with one of these bearer tokens (`Authorization: Bearer T` or
+    /// `?token=T`); others are refused with HTTP 401 or 403.
+    pub fn with_tokens<T: Into<String>>(
+        self,
+        tokens: impl IntoIterator<Item = (T, Principal)>,
+    ) -> Self {
+        self.with_auth(crate::auth::bearer_tokens(tokens))
+    }
+
+    /// Every link it accepts gets `permissions`.
+    pub fn grant(mut self, permissions: LinkPermissions) -> Self {
+        self.permissions = Arc::new(move |_| permissions.clone());
+        self
+    }
+
+    /// Each link it accepts gets the permissions `f` gives its principal.
+    pub fn permissions_by(
+        mut self,
+        f: impl Fn(Option<&Principal>) -> LinkPermissions + Send + Sync + 'static,
+    ) -> Self {
+        self.permissions = Arc::new(f);
+        self
     }
 
     /// `ws://HOST:PORT` once bound.
@@ -370,6 +507,11 @@ pub struct NoodlesConnect {
     pub url: String,
     /// Join as Downstream (default), ask to be Upstream, or only probe.
     pub intent: ClientIntent,
+    /// Sent as `Authorization: Bearer T` in the websocket upgrade.
+    pub token: Option<String>,
+    /// What the peer may do on this link when we are its Upstream (default: call endpoints, not
+    /// propose).
+    pub permissions: LinkPermissions,
 }
 
 impl NoodlesConnect {
@@ -378,7 +520,19 @@ impl NoodlesConnect {
         NoodlesConnect {
             url: url.into(),
             intent: ClientIntent::Join,
+            token: None,
+            permissions: LinkPermissions::default(),
         }
+    }
+    /// Present a bearer token to the server.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+    /// What the peer may do when we are its Upstream ([`NoodlesConnect::as_upstream`]).
+    pub fn grant(mut self, permissions: LinkPermissions) -> Self {
+        self.permissions = permissions;
+        self
     }
     /// Ask the server to let us be Upstream (push our world to a listening viewer).
     pub fn as_upstream(mut self) -> Self {
@@ -448,7 +602,9 @@ fn start_listener(
     let cfg = net.link_config.clone();
     let make = Arc::new(move || cfg.read().map(|c| c.clone()).unwrap_or_default());
     let addr = crate::transport::strip_ws_scheme(&l.addr).to_string();
-    let (id, abort) = net.transport.listen(addr, config.limits, make);
+    let (id, abort) = net
+        .transport
+        .listen(addr, config.limits, make, l.auth.clone());
     l.id = Some(id);
     l.abort = Some(abort);
     net.listeners.insert(id, add.entity);
@@ -482,6 +638,7 @@ fn start_connect(
         config.link_config(),
         c.intent.clone(),
         config.limits,
+        c.token.clone(),
     );
     net.index.insert(handle.id, add.entity);
     commands.entity(add.entity).insert((
@@ -496,9 +653,11 @@ fn start_connect(
             peer_oob_ports: Vec::new(),
             stats: LinkStats::default(),
             listener: None,
+            principal: None,
             handle,
         },
         LinkInbox::default(),
+        c.permissions.clone(),
     ));
 }
 
@@ -562,8 +721,13 @@ fn receive_transport(
                 listener,
                 handle,
                 peer,
+                principal,
             } => {
                 let listener_entity = net.listeners.get(&listener).copied();
+                let permissions = listener_entity
+                    .and_then(|e| listeners.get(e).ok())
+                    .map(|l| (l.permissions)(principal.as_ref()))
+                    .unwrap_or_default();
                 let id = handle.id;
                 let link = NoodlesLink {
                     id,
@@ -576,9 +740,10 @@ fn receive_transport(
                     peer_oob_ports: Vec::new(),
                     stats: LinkStats::default(),
                     listener: listener_entity,
+                    principal,
                     handle,
                 };
-                let e = commands.spawn_empty().id();
+                let e = commands.spawn(permissions).id();
                 debug!("accepted a connection from {peer} as link {}", id.0);
                 net.index.insert(id, e);
                 fresh.insert(e, (link, LinkInbox::default()));

@@ -76,7 +76,9 @@ use crate::mirror::{
     AssetIdMap, AssetImported, ComponentRegistry, EntityIds, EntityIndex, MirrorComponent,
     Mirrored, Outgoing, PATCH_LOCAL_BIT, Shared, SharedId, reserve_imported,
 };
-use crate::net::{CloseLink, LinkClosed, LinkSendError, NoodlesLink, RouterAppExt};
+use crate::net::{
+    CloseLink, LinkClosed, LinkPermissions, LinkSendError, NoodlesLink, RouterAppExt,
+};
 use crate::schedule::{self, NoodlesSystems};
 
 /// `ProposedTransactionReply` codes (spec: `main_sequence.jaw`).
@@ -724,6 +726,8 @@ pub struct ProposalContext<'a> {
     pub link: Entity,
     /// The peer's name on that link.
     pub peer_name: &'a str,
+    /// Who the link's listener admitted (`None` without authentication).
+    pub principal: Option<&'a crate::auth::Principal>,
     /// Its `transaction_id`.
     pub transaction_id: u32,
     /// Patch-local ids of the entities it creates.
@@ -1204,15 +1208,21 @@ fn handle_proposal(world: &mut World, link: Entity, p: ProposedChangeTransaction
     }
     let extensions = l.extensions.clone();
     let peer_name = l.peer_name.clone();
+    let principal = l.principal.clone();
     let registry = world.resource::<ComponentRegistry>().clone();
     let plan = match check(world, &extensions, &registry, &p.content) {
         Ok(plan) => plan,
         Err(r) => return reject(world, link, transaction_id, r.code, r.reason),
     };
+    let permissions = world.get::<LinkPermissions>(link);
+    if let Some(why) = not_permitted(permissions, &plan) {
+        return reject(world, link, transaction_id, codes::DENIED, why);
+    }
     let decision = {
         let ctx = ProposalContext {
             link,
             peer_name: &peer_name,
+            principal: principal.as_ref(),
             transaction_id,
             new_entities: &plan.new_entities,
             new_assets: &plan.new_assets,
@@ -1235,6 +1245,43 @@ fn handle_proposal(world: &mut World, link: Entity, p: ProposedChangeTransaction
         );
     }
     apply(world, link, transaction_id, plan, &registry);
+}
+
+/// Why the link's permissions do not allow what `plan` does (`None`: they do). A link without
+/// [`LinkPermissions`] may not propose.
+fn not_permitted(permissions: Option<&LinkPermissions>, plan: &Plan) -> Option<String> {
+    let Some(p) = permissions else {
+        return Some("this link has no permissions".into());
+    };
+    for change in &plan.changes {
+        match change {
+            ProposedChange::SetComponent {
+                component, name, ..
+            }
+            | ProposedChange::RemoveComponent {
+                component, name, ..
+            } if !p.propose_components.allows(component) => {
+                return Some(format!(
+                    "this link may not propose component {name} {component:?} (see LinkPermissions)"
+                ));
+            }
+            ProposedChange::DeleteEntity { id, .. } if !p.delete => {
+                return Some(format!(
+                    "this link may not delete entities (entity {id}; see LinkPermissions)"
+                ));
+            }
+            ProposedChange::SetAsset(a) => {
+                let (ext, ty, id) = a.key();
+                if !p.propose_assets.allows(&(ext, ty)) {
+                    return Some(format!(
+                        "this link may not propose assets of type ({ext}, {ty}) (asset {id}; see LinkPermissions)"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Apply a checked, accepted proposal. Its new assets are imported first (this node needs them as

@@ -68,7 +68,9 @@ use crate::mirror::{
     EntityIds, EntityIndex, EntityResolver, MirrorAppExt, MirrorComponent, MirrorError, Mirrored,
     PATCH_LOCAL_BIT,
 };
-use crate::net::{CloseLink, LinkClosed, LinkSendError, NoodlesLink, RouterAppExt};
+use crate::net::{
+    CloseLink, LinkClosed, LinkPermissions, LinkSendError, NoodlesLink, RouterAppExt,
+};
 use crate::schedule::{self, NoodlesSystems};
 
 /// `RPCError` codes this crate sends. Handlers choose their own codes (see [`RpcFailure`]).
@@ -85,6 +87,8 @@ pub mod codes {
     pub const DUPLICATE_INVOKE_ID: u16 = 5;
     /// The handler failed (could not run, or dropped the call without answering).
     pub const HANDLER_FAILED: u16 = 6;
+    /// The link may not call this endpoint ([`LinkPermissions`](crate::net::LinkPermissions)).
+    pub const DENIED: u16 = 7;
 }
 
 /// The argument-hint name that makes an endpoint variadic: from there on, any number of
@@ -330,6 +334,8 @@ pub struct RpcCall {
     pub arg_names: Vec<String>,
     /// The arguments.
     pub args: Vec<Any>,
+    /// Who the calling link's listener admitted (`None` without authentication).
+    pub principal: Option<crate::auth::Principal>,
 }
 
 impl RpcCall {
@@ -638,6 +644,21 @@ fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
                 Some(Handler::Stream(s)) => Some(Handler::Stream(*s)),
                 None => None,
             });
+    let allowed = world
+        .get::<LinkPermissions>(link)
+        .is_some_and(|p| p.call.allows(&endpoint.name));
+    if !allowed {
+        return send_error(
+            world,
+            link,
+            id,
+            codes::DENIED,
+            format!(
+                "this link may not call endpoint `{}` (#{eid}; see LinkPermissions)",
+                endpoint.name
+            ),
+        );
+    }
     let Some(handler) = handler else {
         return send_error(
             world,
@@ -647,6 +668,9 @@ fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
             format!("endpoint `{}` (#{eid}) has no handler", endpoint.name),
         );
     };
+    let principal = world
+        .get::<NoodlesLink>(link)
+        .and_then(|l| l.principal.clone());
     let args = inv.args.0;
     if let Err(e) = endpoint.check_args(&args) {
         return send_error(world, link, id, codes::BAD_ARGUMENTS, e.to_string());
@@ -659,6 +683,7 @@ fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
         name: endpoint.name.clone(),
         arg_names: endpoint.arguments.iter().map(|(n, _)| n.clone()).collect(),
         args,
+        principal,
     };
     match handler {
         Handler::Call(system) => {
@@ -1183,6 +1208,7 @@ mod tests {
             name: "countdown".into(),
             arg_names: vec!["n".into()],
             args: vec![Any::from("x")],
+            principal: None,
         };
         let e = call.arg::<i64>(0).unwrap_err();
         assert_eq!(e.code, codes::BAD_ARGUMENTS);

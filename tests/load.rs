@@ -62,7 +62,7 @@ fn ten_thousand_pipelined_proposals_and_calls_are_each_answered_once() {
     );
     log_closed(&mut up);
     log_closed(&mut down);
-    let link = linked(&mut up, &mut down);
+    let link = linked_with(&mut up, &mut down, granting_listener());
     run_until(
         &mut [&mut up, &mut down],
         Duration::from_secs(20),
@@ -137,7 +137,7 @@ fn an_app_that_falls_behind_stops_reading_and_its_peer_waits() {
     });
     let mut down = app("fast down");
     log_closed(&mut up);
-    let link = linked(&mut up, &mut down);
+    let link = linked_with(&mut up, &mut down, granting_listener());
     down.init_resource::<Answers>().add_systems(
         Last,
         |mut p: MessageReader<ProposalReply>, mut a: ResMut<Answers>| {

@@ -4,6 +4,7 @@ mod common;
 
 mod asset_registry;
 mod assets;
+mod auth;
 mod environment;
 mod export;
 mod load;

@@ -105,7 +105,7 @@ fn scene(n: usize) -> Scene {
             Shared,
         ))
         .id();
-    let url = listen(&mut up);
+    let url = listen_with(&mut up, granting_listener());
     let mut downs = Vec::new();
     let mut links = Vec::new();
     for i in 0..n {
@@ -763,7 +763,7 @@ fn poll<S>(
 fn the_reply_precedes_the_canonical_transaction() {
     let mut up = app_with(quiet("up", vec![0]));
     up.world_mut().spawn((Name::new("root"), Shared));
-    let url = listen(&mut up);
+    let url = listen_with(&mut up, granting_listener());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -841,7 +841,7 @@ fn asset_scene() -> (App, App, Entity, Entity) {
         .world_mut()
         .spawn((Name::new("cube"), Mesh3d(mesh), Shared))
         .id();
-    let link = linked(&mut up, &mut down);
+    let link = linked_with(&mut up, &mut down, granting_listener());
     run_until(&mut [&mut up, &mut down], LIMIT, "the cube's mesh", |a| {
         let [u, d] = a else { unreachable!() };
         mirror_of(u, d, cube).is_some_and(|m| mesh_vertices(d, m) == Some(24))

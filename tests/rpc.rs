@@ -71,7 +71,7 @@ fn downstream(name: &str) -> App {
 /// An Upstream with endpoints and `n` Downstreams that see all of them; returns their links.
 fn setup(n: usize) -> (App, Vec<App>, Vec<Entity>) {
     let mut up = upstream();
-    let url = listen(&mut up);
+    let url = listen_with(&mut up, granting_listener());
     let mut downs: Vec<App> = (0..n).map(|i| downstream(&format!("down{i}"))).collect();
     let links: Vec<Entity> = downs
         .iter_mut()

@@ -8,6 +8,7 @@
 //! | [`codec`] | every protocol and Core type under its Jaw name, strict decoding with errors that say where, encoding, id visitors, [`codec::Any`] |
 //! | [`link`] | [`link::Link`]: preamble, roles, capability intersection, timeouts, keep-alive, role checks; fed frames and time, returns frames, events and close reasons |
 //! | `transport` (feature `transport`) | websocket listen/connect with tokio-tungstenite, one task per connection driving a [`link::Link`], bounded queues |
+//! | `auth` (feature `transport`) | who may connect: the authorization hook at the websocket upgrade, bearer tokens, principals |
 //! | `oob` (feature `transport`) | the out-of-band asset server and client; `fetch_url` for `BufferFromURL` (feature `url`) |
 //! | `codegen` (feature `codegen`) | the Jaw parser and generator, for an application's own schemas from its `build.rs` |
 //!
@@ -23,6 +24,8 @@
 #![doc = document_features::document_features!()]
 #![warn(missing_docs)]
 
+#[cfg(feature = "transport")]
+pub mod auth;
 pub mod codec;
 #[cfg(feature = "codegen")]
 pub mod codegen;

@@ -25,10 +25,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{WebSocketStream, accept_async_with_config, connect_async_with_config};
+use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config, connect_async_with_config};
+
+use crate::auth::{AuthFn, AuthRefusal, AuthRequest, Authorizer, Principal};
 
 use crate::link::{
     ClientIntent, CloseReason, Link, LinkConfig, LinkEvent, ListenError, ProtocolError,
@@ -288,6 +294,8 @@ pub enum TransportEvent {
         handle: LinkHandle,
         /// The remote address.
         peer: SocketAddr,
+        /// Who the listener's authorization hook admitted (`None` without a hook).
+        principal: Option<Principal>,
     },
     /// An outgoing connection reached the websocket layer; its link is in the preamble.
     Connected {
@@ -348,6 +356,7 @@ impl Transport {
         addr: String,
         limits: TransportLimits,
         make_config: Arc<dyn Fn() -> LinkConfig + Send + Sync>,
+        auth: Option<Authorizer>,
     ) -> (ListenerId, AbortHandle) {
         let listener = ListenerId(self.next_id());
         let events = self.events_tx.clone();
@@ -397,16 +406,32 @@ impl Transport {
                 let events = events.clone();
                 let (handle, rx) = new_handle(id, &limits, events.clone());
                 let abort_slot = handle.abort.clone();
+                let auth = auth.clone();
                 let task = runtime.spawn(async move {
+                    let mut principal = None;
+                    let mut refused = None;
+                    #[expect(
+                        clippy::result_large_err,
+                        reason = "tungstenite's handshake callback answers with its ErrorResponse"
+                    )]
+                    let check = |req: &Request, resp: Response| {
+                        authorize(auth.as_deref(), req, peer, &mut principal, &mut refused)
+                            .map(|()| resp)
+                    };
                     let ws = match tokio::time::timeout(
                         limits.connect_timeout,
-                        accept_async_with_config(stream, Some(limits.ws_config())),
+                        accept_hdr_async_with_config(stream, check, Some(limits.ws_config())),
                     )
                     .await
                     {
                         Ok(Ok(ws)) => ws,
                         Ok(Err(e)) => {
-                            tracing::debug!("websocket handshake with {peer} failed: {e}");
+                            match refused {
+                                Some(r) => tracing::info!("refused a connection from {peer}: {r}"),
+                                None => {
+                                    tracing::debug!("websocket handshake with {peer} failed: {e}")
+                                }
+                            }
                             return;
                         }
                         Err(_) => {
@@ -422,6 +447,7 @@ impl Transport {
                             listener,
                             handle,
                             peer,
+                            principal,
                         })
                         .is_err()
                     {
@@ -445,6 +471,7 @@ impl Transport {
         config: LinkConfig,
         intent: ClientIntent,
         limits: TransportLimits,
+        token: Option<String>,
     ) -> LinkHandle {
         let id = LinkId(self.next_id());
         let events = self.events_tx.clone();
@@ -452,8 +479,21 @@ impl Transport {
         let counters = handle.counters.clone();
         let wake = handle.wake.clone();
         let task = self.runtime.spawn(async move {
-            let connecting =
-                connect_async_with_config(url.as_str(), Some(limits.ws_config()), true);
+            let request = match client_request(&url, token.as_deref()) {
+                Ok(r) => r,
+                Err(reason) => {
+                    let reason = CloseReason::Transport(TransportError::Connect {
+                        url: url.clone(),
+                        reason,
+                    });
+                    let _ = events.send(TransportEvent::Link {
+                        link: id,
+                        event: LinkEvent::Closed(reason),
+                    });
+                    return;
+                }
+            };
+            let connecting = connect_async_with_config(request, Some(limits.ws_config()), true);
             let ws = match tokio::time::timeout(limits.connect_timeout, connecting).await {
                 Ok(Ok((ws, _response))) => ws,
                 Ok(Err(e)) => {
@@ -492,6 +532,54 @@ impl Transport {
         }
         handle
     }
+}
+
+/// Run the authorization hook on an upgrade request: admit (noting the principal) or answer with
+/// the refusal's status.
+#[expect(
+    clippy::result_large_err,
+    reason = "tungstenite's handshake callback answers with its ErrorResponse"
+)]
+fn authorize(
+    auth: Option<&AuthFn>,
+    req: &Request,
+    peer: SocketAddr,
+    principal: &mut Option<Principal>,
+    refused: &mut Option<AuthRefusal>,
+) -> Result<(), ErrorResponse> {
+    let Some(auth) = auth else {
+        return Ok(());
+    };
+    let request = AuthRequest {
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+        peer,
+    };
+    match auth(&request) {
+        Ok(p) => {
+            *principal = Some(p);
+            Ok(())
+        }
+        Err(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+            let mut resp = ErrorResponse::new(Some(r.reason.clone()));
+            *resp.status_mut() = status;
+            *refused = Some(r);
+            Err(resp)
+        }
+    }
+}
+
+/// The upgrade request for `url`, with `Authorization: Bearer token` when a token is given.
+pub fn client_request(url: &str, token: Option<&str>) -> Result<Request, String> {
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    if let Some(t) = token {
+        let value = HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| "the token is not a valid header value".to_string())?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+    }
+    Ok(request)
 }
 
 fn new_handle(

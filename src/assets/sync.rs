@@ -3,7 +3,7 @@
 //! rules into Bevy's asset collections on the Downstream.
 //!
 //! Upstream: a shared entity with `Mesh3d` / `MeshMaterial3d<StandardMaterial>` needs nothing
-//! more: [`export`](super::export) sends each Bevy asset once (whatever the number of entities
+//! more: [`export`] sends each Bevy asset once (whatever the number of entities
 //! using it) as a `BufferAsset` plus a `MeshAsset` / `ImageAsset` / `PBRMaterialAsset`, kept
 //! while a shared entity uses it, deleted when none does, and re-sent when the Bevy asset changes.
 //!

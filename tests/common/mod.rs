@@ -93,12 +93,20 @@ pub fn pump(apps: &mut [&mut App], frames: usize) {
     }
 }
 
-/// Spawn a listener on port 0 and return its `ws://` url once bound.
+/// Spawn a listener on port 0 (default permissions: no proposals) and return its `ws://` url
+/// once bound.
 pub fn listen(app: &mut App) -> String {
-    let e = app
-        .world_mut()
-        .spawn(NoodlesListener::new("ws://127.0.0.1:0"))
-        .id();
+    listen_with(app, NoodlesListener::new("ws://127.0.0.1:0"))
+}
+
+/// A listener on port 0 whose links may propose anything.
+pub fn granting_listener() -> NoodlesListener {
+    NoodlesListener::new("ws://127.0.0.1:0").grant(LinkPermissions::allow_all())
+}
+
+/// Spawn `listener` and return its `ws://` url once bound.
+pub fn listen_with(app: &mut App, listener: NoodlesListener) -> String {
+    let e = app.world_mut().spawn(listener).id();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         app.update();
@@ -124,7 +132,12 @@ pub fn connect(app: &mut App, c: NoodlesConnect) -> Entity {
 /// `up` listens, `down` connects, and both are updated until the link is open on each side.
 /// Returns the link's entity in `down`.
 pub fn linked(up: &mut App, down: &mut App) -> Entity {
-    let url = listen(up);
+    linked_with(up, down, NoodlesListener::new("ws://127.0.0.1:0"))
+}
+
+/// [`linked`] through `listener`.
+pub fn linked_with(up: &mut App, down: &mut App, listener: NoodlesListener) -> Entity {
+    let url = listen_with(up, listener);
     let link = connect(down, NoodlesConnect::new(url));
     run_until(
         &mut [up, down],
