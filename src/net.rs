@@ -136,6 +136,9 @@ pub struct NoodlesLink {
     pub listener: Option<Entity>,
     /// Who the listener's authorization hook admitted (`None`: no hook, or a link we opened).
     pub principal: Option<Principal>,
+    /// The bearer token of the link: the one we sent, or the one the peer presented to our
+    /// listener. The out-of-band channel of the link authenticates with it.
+    token: Option<String>,
     handle: LinkHandle,
 }
 
@@ -245,6 +248,11 @@ impl NoodlesLink {
     /// The link's counters right now ([`NoodlesLink::stats`] is their copy as of this frame).
     pub fn live_stats(&self) -> LinkStats {
         self.handle.stats()
+    }
+
+    /// The link's bearer token (see the field), for its out-of-band channel.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// Does the link carry this extension?
@@ -654,6 +662,7 @@ fn start_connect(
             stats: LinkStats::default(),
             listener: None,
             principal: None,
+            token: c.token.clone(),
             handle,
         },
         LinkInbox::default(),
@@ -722,6 +731,7 @@ fn receive_transport(
                 handle,
                 peer,
                 principal,
+                token,
             } => {
                 let listener_entity = net.listeners.get(&listener).copied();
                 let permissions = listener_entity
@@ -741,6 +751,7 @@ fn receive_transport(
                     stats: LinkStats::default(),
                     listener: listener_entity,
                     principal,
+                    token,
                     handle,
                 };
                 let e = commands.spawn(permissions).id();

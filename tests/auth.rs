@@ -205,3 +205,48 @@ fn a_call_the_link_may_not_make_gets_an_rpc_error() {
     }
     assert_eq!(open_links(&mut up), 1);
 }
+
+#[test]
+fn the_out_of_band_channel_demands_the_links_credentials() {
+    use bevy::asset::RenderAssetUsages;
+    use bevy::mesh::PrimitiveTopology;
+    let mut up = asset_app("guarded oob");
+    let url = listen_with(&mut up, tokens());
+    // 2 MB of positions: above the 1 MiB OOB threshold.
+    let positions: Vec<[f32; 3]> = (0..180_000).map(|i| [i as f32, 0.0, 0.5]).collect();
+    let mesh = up.world_mut().resource_mut::<Assets<Mesh>>().add(
+        Mesh::new(
+            PrimitiveTopology::TriangleList,
+            RenderAssetUsages::default(),
+        )
+        .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions),
+    );
+    up.world_mut()
+        .spawn((Mesh3d(mesh), Transform::default(), Shared));
+
+    // With the token, the mesh arrives over the OOB channel.
+    let mut down = asset_app("viewer with token");
+    connect(
+        &mut down,
+        NoodlesConnect::new(url).with_token("viewer-token"),
+    );
+    run_until(&mut [&mut up, &mut down], LIMIT, "the big mesh", |a| {
+        let mut q = a[1].world_mut().query_filtered::<&Mesh3d, With<Mirrored>>();
+        let Some(h) = q.iter(a[1].world()).next().map(|m| m.0.clone()) else {
+            return false;
+        };
+        a[1].world()
+            .resource::<Assets<Mesh>>()
+            .get(&h)
+            .is_some_and(|m| m.count_vertices() == 180_000)
+    });
+    let progress = down.world().resource::<OobProgress>().clone();
+    assert!(progress.assets_done >= 1, "{progress:?}");
+
+    // A process on the same machine (an address with a main link open) without the token is
+    // refused at the upgrade; with it, it gets through.
+    let oob = format!("ws://{}", up.world().resource::<OobServer>().addr);
+    assert_eq!(upgrade_status(&oob), 401);
+    assert_eq!(upgrade_status(&format!("{oob}/?token=nope")), 403);
+    assert_eq!(upgrade_status(&format!("{oob}/?token=viewer-token")), 101);
+}

@@ -28,10 +28,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use crate::auth::Authorizer;
 use crate::codec::{
     OOBAssetID, OOBContent, OOBReply, OOBReplyFailure, OOBReplyHeader, OOBReplySuccess, OOBRequest,
     OOBRequestContent, OOBString, Wire,
@@ -157,11 +159,15 @@ pub fn answer(store: &OobStore, request: &OOBRequest) -> OOBReply {
 
 /// Serve `store` on an already bound listener (bind it synchronously, so its port can be
 /// advertised before any main link opens). Returns the accept task's abort handle.
+/// With `auth`, every connection must also pass the hook at its websocket upgrade (the same as
+/// the main link's listener), so a process on an admitted address cannot fetch without
+/// credentials.
 pub fn spawn_server(
     runtime: &tokio::runtime::Handle,
     listener: std::net::TcpListener,
     store: Arc<OobStore>,
     handshake_timeout: Duration,
+    auth: Option<Authorizer>,
 ) -> AbortHandle {
     let rt = runtime.clone();
     runtime
@@ -197,7 +203,7 @@ pub fn spawn_server(
                     stream,
                     peer,
                     store.clone(),
-                    handshake_timeout,
+                    (handshake_timeout, auth.clone()),
                     go_rx,
                 ));
                 let admitted = store.admit(peer.ip(), conn, task.abort_handle());
@@ -216,21 +222,33 @@ async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     store: Arc<OobStore>,
-    handshake_timeout: Duration,
+    (handshake_timeout, auth): (Duration, Option<Authorizer>),
     admitted: tokio::sync::oneshot::Receiver<bool>,
 ) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_REQUEST_FRAME))
         .max_frame_size(Some(MAX_REQUEST_FRAME));
+    let (mut principal, mut refused) = (None, None);
+    #[expect(
+        clippy::result_large_err,
+        reason = "tungstenite's handshake callback answers with its ErrorResponse"
+    )]
+    let check = |req: &Request, resp: Response| {
+        crate::transport::authorize(auth.as_deref(), req, peer, &mut principal, &mut refused)
+            .map(|()| resp)
+    };
     let ws = match tokio::time::timeout(
         handshake_timeout,
-        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)),
     )
     .await
     {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
-            tracing::debug!("OOB websocket handshake with {peer} failed: {e}");
+            match refused {
+                Some(r) => tracing::info!("refused an OOB connection from {peer}: {r}"),
+                None => tracing::debug!("OOB websocket handshake with {peer} failed: {e}"),
+            }
             return;
         }
         Err(_) => {
@@ -343,12 +361,13 @@ impl OobClient {
         addr: SocketAddr,
         max_bytes: u64,
         connect_timeout: Duration,
+        token: Option<String>,
         results: crossbeam_channel::Sender<FetchDone>,
     ) -> OobClient {
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(OnceLock::new());
         let task = runtime.spawn(run_client(
-            addr,
+            (addr, token),
             max_bytes,
             connect_timeout,
             rx,
@@ -380,7 +399,7 @@ impl OobClient {
 }
 
 async fn run_client(
-    addr: SocketAddr,
+    addr: (SocketAddr, Option<String>),
     max_bytes: u64,
     connect_timeout: Duration,
     mut requests: mpsc::UnboundedReceiver<(u64, u64)>,
@@ -416,7 +435,7 @@ async fn run_client(
 
 /// Runs the connection until it fails; returns why.
 async fn client_loop(
-    addr: SocketAddr,
+    (addr, token): (SocketAddr, Option<String>),
     max_bytes: u64,
     connect_timeout: Duration,
     requests: &mut mpsc::UnboundedReceiver<(u64, u64)>,
@@ -430,7 +449,11 @@ async fn client_loop(
     let config = WebSocketConfig::default()
         .max_message_size(Some(limit))
         .max_frame_size(Some(limit));
-    let connecting = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+    let request = match crate::transport::client_request(&url, token.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return format!("cannot open the OOB channel {url}: {e}"),
+    };
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
     let ws = match tokio::time::timeout(connect_timeout, connecting).await {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(e)) => return format!("cannot open the OOB channel {url}: {e}"),

@@ -296,6 +296,8 @@ pub enum TransportEvent {
         peer: SocketAddr,
         /// Who the listener's authorization hook admitted (`None` without a hook).
         principal: Option<Principal>,
+        /// The bearer token the peer presented, if any (admitted by the hook).
+        token: Option<String>,
     },
     /// An outgoing connection reached the websocket layer; its link is in the preamble.
     Connected {
@@ -408,13 +410,13 @@ impl Transport {
                 let abort_slot = handle.abort.clone();
                 let auth = auth.clone();
                 let task = runtime.spawn(async move {
-                    let mut principal = None;
-                    let mut refused = None;
+                    let (mut principal, mut refused, mut token) = (None, None, None);
                     #[expect(
                         clippy::result_large_err,
                         reason = "tungstenite's handshake callback answers with its ErrorResponse"
                     )]
                     let check = |req: &Request, resp: Response| {
+                        token = bearer_of(req);
                         authorize(auth.as_deref(), req, peer, &mut principal, &mut refused)
                             .map(|()| resp)
                     };
@@ -448,6 +450,7 @@ impl Transport {
                             handle,
                             peer,
                             principal,
+                            token,
                         })
                         .is_err()
                     {
@@ -540,7 +543,7 @@ impl Transport {
     clippy::result_large_err,
     reason = "tungstenite's handshake callback answers with its ErrorResponse"
 )]
-fn authorize(
+pub(crate) fn authorize(
     auth: Option<&AuthFn>,
     req: &Request,
     peer: SocketAddr,
@@ -569,6 +572,18 @@ fn authorize(
             Err(resp)
         }
     }
+}
+
+/// The bearer token of an upgrade request (header or `?token=`).
+fn bearer_of(req: &Request) -> Option<String> {
+    AuthRequest {
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+    }
+    .bearer_token()
+    .map(str::to_string)
 }
 
 /// The upgrade request for `url`, with `Authorization: Bearer token` when a token is given.

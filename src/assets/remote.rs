@@ -228,6 +228,7 @@ impl RemoteFetch {
             ));
         };
         let addr = SocketAddr::new(peer.ip(), port);
+        let token = link.token().map(str::to_string);
         let ticket = self.ticket(link_entity, buffer, 0, progress);
         let mut failure = None;
         for _ in 0..2 {
@@ -236,7 +237,14 @@ impl RemoteFetch {
             let connect_timeout = self.connect_timeout;
             let client = self.clients.entry(link_entity).or_insert_with(|| {
                 debug!("opening the OOB channel ws://{addr} for link {link_entity}");
-                OobClient::spawn(&runtime, addr, config.max_bytes, connect_timeout, tx)
+                OobClient::spawn(
+                    &runtime,
+                    addr,
+                    config.max_bytes,
+                    connect_timeout,
+                    token.clone(),
+                    tx,
+                )
             });
             if client.request(ticket, oob) {
                 return Ok(());
@@ -372,7 +380,9 @@ fn start_oob_server(
         return;
     };
     let runtime = net.transport.runtime();
-    if let Some(server) = bind_oob_server(host_of(&l.addr), &oob, runtime, &config) {
+    // The OOB channel admits what the listener admits.
+    if let Some(server) = bind_oob_server(host_of(&l.addr), &oob, runtime, &config, l.auth.clone())
+    {
         config.oob_ports = vec![server.addr.port()];
         net.set_link_config(config.link_config());
         commands.insert_resource(server);
@@ -401,7 +411,13 @@ fn start_oob_server_for_upstream_connect(mut world: DeferredWorld, ctx: HookCont
     if !config.oob_ports.is_empty() {
         return;
     }
-    let Some(server) = bind_oob_server(&host, oob, net.transport.runtime(), config) else {
+    // Our OOB channel admits the token we present to the peer (the peer's fetches present the
+    // token of their link to us).
+    let auth = c
+        .token
+        .clone()
+        .map(|t| crate::auth::bearer_tokens([(t, crate::auth::Principal::new("link peer"))]));
+    let Some(server) = bind_oob_server(&host, oob, net.transport.runtime(), config, auth) else {
         return;
     };
     let port = server.addr.port();
@@ -432,6 +448,7 @@ fn bind_oob_server(
     oob: &OobConfig,
     runtime: &tokio::runtime::Handle,
     config: &NoodlesConfig,
+    auth: Option<crate::auth::Authorizer>,
 ) -> Option<OobServer> {
     let bind = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:0")
@@ -458,6 +475,7 @@ fn bind_oob_server(
         listener,
         store.clone(),
         config.limits.connect_timeout,
+        auth,
     );
     info!("serving OOB assets on ws://{addr}");
     Some(OobServer {
