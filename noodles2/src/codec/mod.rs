@@ -29,6 +29,20 @@ pub mod any_ext;
 
 include!(concat!(env!("OUT_DIR"), "/codec/mod.rs"));
 
+/// The list of every generated type, generated with the codec (see [`EVERY_TYPE`]).
+pub mod every {
+    use super::rt::{Bytes, DecodeError, Wire};
+    use super::*;
+
+    /// Decode `b` as `T` and encode the value again.
+    pub fn redecode<T: Wire>(b: Bytes) -> Result<Vec<u8>, DecodeError> {
+        T::decode(b).map(|v| v.encode().expect("a decoded value always re-encodes"))
+    }
+
+    include!(concat!(env!("OUT_DIR"), "/codec/every_type.rs"));
+}
+pub use every::EVERY_TYPE;
+
 pub use any_ext::{AnyTypeError, any_type, any_type_name};
 pub use rt::{
     DECODE_SLACK, DecodeError, DecodeErrorKind, EncodeError, EncodeErrorKind, IdMut, MEMORY_FACTOR,

@@ -613,3 +613,31 @@ fn generated_values_of_every_type_have_stable_encodings() {
     let b: Vec<Vec<u8>> = generated_frames().into_iter().map(|f| f.bytes).collect();
     assert_eq!(a, b);
 }
+
+#[test]
+fn the_generated_list_of_every_type_is_complete() {
+    // The fuzz target `every_type` walks `EVERY_TYPE`; it must hold every type the strategies
+    // (generated from the same schema) know, each decoding its own frames.
+    let mut names = Vec::new();
+    macro_rules! name {
+        ($t:ident, $s:ident) => {
+            names.push(stringify!($t));
+        };
+    }
+    for_every_codec_type!(name);
+    let listed: Vec<&str> = EVERY_TYPE.iter().map(|(n, _)| *n).collect();
+    assert_eq!(listed.len(), names.len());
+    for n in &names {
+        assert!(listed.contains(n), "{n} is not in EVERY_TYPE");
+    }
+    for f in generated_frames() {
+        let ty = f.name.split('#').next().unwrap();
+        let (_, redecode) = EVERY_TYPE.iter().find(|(n, _)| *n == ty).expect("listed");
+        assert_eq!(
+            redecode(Bytes::from(f.bytes.clone())).expect("decodes"),
+            f.bytes,
+            "{}",
+            f.name
+        );
+    }
+}
