@@ -39,6 +39,9 @@ pub struct NoodlesConfig {
     pub extensions: Vec<u16>,
     /// How long a connection may stay in the preamble.
     pub preamble_timeout: Duration,
+    /// Largest frame a Downstream may send (frames from an Upstream are bounded by
+    /// `limits.max_frame_size`).
+    pub max_frame_from_downstream: usize,
     /// Transport limits: frame size, queue length, connect timeout.
     pub limits: TransportLimits,
     /// What this node answers when a client asks to be Upstream.
@@ -58,6 +61,8 @@ impl NoodlesConfig {
             preamble_timeout: self.preamble_timeout,
             authority: self.authority,
             oob_ports: self.oob_ports.clone(),
+            max_frame_from_downstream: self.max_frame_from_downstream,
+            max_frame_from_upstream: self.limits.max_frame_size,
         }
     }
 }

@@ -43,8 +43,12 @@ pub struct NoodlesPlugin {
     pub extensions: Vec<u16>,
     /// How long a connection may take to finish the preamble (default 10 s).
     pub preamble_timeout: Duration,
-    /// Largest websocket message accepted (default 256 MiB).
+    /// Largest frame accepted from an Upstream, and from anyone during the websocket handshake
+    /// (default 64 MiB: transactions are split at 1 MiB and large buffers go out of band).
     pub max_frame_size: usize,
+    /// Largest frame accepted from a Downstream (default 16 MiB: proposals inline their buffers,
+    /// calls are small). A larger one closes the link with `ProtocolError::FrameTooLarge`.
+    pub max_frame_from_downstream: usize,
     /// Bytes that may wait for a peer (default 16 MiB). Above this the link stops reading from
     /// the peer, so a peer that pipelines requests is slowed until it reads its replies; if it
     /// stays above for `stall_timeout`, or goes above 4 times this, the link closes.
@@ -86,6 +90,7 @@ impl Default for NoodlesPlugin {
             extensions: vec![CORE_EXTENSION],
             preamble_timeout: Duration::from_secs(10),
             max_frame_size: limits.max_frame_size,
+            max_frame_from_downstream: crate::link::MAX_FRAME_FROM_DOWNSTREAM,
             max_queued_bytes: limits.max_queued_bytes,
             stall_timeout: limits.stall_timeout,
             max_inbound_bytes: limits.max_inbound_bytes,
@@ -113,6 +118,7 @@ impl NoodlesPlugin {
             icon: self.icon.clone(),
             extensions,
             preamble_timeout: self.preamble_timeout,
+            max_frame_from_downstream: self.max_frame_from_downstream,
             limits: TransportLimits {
                 max_frame_size: self.max_frame_size,
                 max_queued_bytes: self.max_queued_bytes,

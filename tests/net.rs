@@ -589,3 +589,38 @@ fn an_idle_live_peer_stays_open_and_the_link_knows_its_round_trip_time() {
         assert!(rtt < Duration::from_secs(1), "{rtt:?}");
     }
 }
+
+#[test]
+fn frames_are_bounded_by_their_senders_role() {
+    use bevy_noodles2::link::ProtocolError;
+    let mut up = app_with(NoodlesPlugin {
+        session_name: "small frames from downstreams".into(),
+        max_frame_from_downstream: 32 << 10,
+        ..default()
+    });
+    let mut down = app("down");
+    log_closed(&mut up);
+    let link = linked_with(&mut up, &mut down, granting_listener());
+    // 50 KB from the Upstream is fine (its limit is max_frame_size).
+    let big = "x".repeat(50_000);
+    up.world_mut().spawn((Name::new(big.clone()), Shared));
+    run_until(&mut [&mut up, &mut down], LIMIT, "the big name", |a| {
+        let mut q = a[1].world_mut().query::<&Name>();
+        q.iter(a[1].world()).any(|n| n.len() == 50_000)
+    });
+    // 50 KB from the Downstream is not.
+    let mut p = Proposal::new();
+    let e = p.spawn();
+    p.insert(e, Name::new(big));
+    bevy_noodles2::proposals::send_proposal(down.world_mut(), link, p).unwrap();
+    run_until(&mut [&mut up, &mut down], LIMIT, "the link closed", |a| {
+        !closed_reasons(a[0]).is_empty()
+    });
+    match &closed_reasons(&up)[0] {
+        CloseReason::Protocol(ProtocolError::FrameTooLarge { size, limit, from }) => {
+            assert!(*size > 50_000);
+            assert_eq!((*limit, *from), (32 << 10, Some(Role::Downstream)));
+        }
+        other => panic!("closed for another reason: {other}"),
+    }
+}

@@ -94,7 +94,18 @@ pub struct LinkConfig {
     pub authority: AuthorityPolicy,
     /// OOB ports to advertise when this side becomes Upstream (empty: no OOB channels).
     pub oob_ports: Vec<u16>,
+    /// Largest frame a Downstream may send us (proposals, calls; also any preamble frame).
+    /// Default 16 MiB: proposals inline their buffers, everything else is small.
+    pub max_frame_from_downstream: usize,
+    /// Largest frame an Upstream may send us. Default 64 MiB: transactions are split at 1 MiB
+    /// and large buffers go out of band, but a peer may inline bigger ones.
+    pub max_frame_from_upstream: usize,
 }
+
+/// Default of [`LinkConfig::max_frame_from_downstream`].
+pub const MAX_FRAME_FROM_DOWNSTREAM: usize = 16 << 20;
+/// Default of [`LinkConfig::max_frame_from_upstream`].
+pub const MAX_FRAME_FROM_UPSTREAM: usize = 64 << 20;
 
 impl Default for LinkConfig {
     fn default() -> Self {
@@ -105,6 +116,8 @@ impl Default for LinkConfig {
             preamble_timeout: Duration::from_secs(10),
             authority: AuthorityPolicy::Refuse,
             oob_ports: Vec::new(),
+            max_frame_from_downstream: MAX_FRAME_FROM_DOWNSTREAM,
+            max_frame_from_upstream: MAX_FRAME_FROM_UPSTREAM,
         }
     }
 }
@@ -205,6 +218,16 @@ pub enum ProtocolError {
         "we asked to be Upstream but the server answered with IntroductionReply instead of agreeing"
     )]
     AuthorityIgnored,
+    /// A frame larger than what its sender's role may send ([`LinkConfig`]).
+    #[error("a frame of {size} bytes from the {from:?}, whose limit is {limit}")]
+    FrameTooLarge {
+        /// The frame's size.
+        size: usize,
+        /// The limit for frames from that role.
+        limit: usize,
+        /// The sender's role (`None` during the preamble).
+        from: Option<Role>,
+    },
     /// The peer sent a main-sequence message its role may not send (see [`MessageKind::sender`]).
     #[error("a {role:?} may not send {kind:?}")]
     RoleViolation {
@@ -548,6 +571,18 @@ impl Link {
 
     /// Feed one binary frame from the peer.
     pub fn handle_frame(&mut self, now: Instant, frame: Bytes) {
+        let from = self.role().map(Role::other);
+        let limit = match from {
+            Some(Role::Upstream) => self.config.max_frame_from_upstream,
+            _ => self.config.max_frame_from_downstream,
+        };
+        if !self.is_closed() && frame.len() > limit {
+            return self.fail(ProtocolError::FrameTooLarge {
+                size: frame.len(),
+                limit,
+                from,
+            });
+        }
         match self.state {
             LinkState::Closed(_) => {}
             LinkState::Preamble => {

@@ -108,7 +108,8 @@ impl LinkCounters {
 /// Size limits of the transport.
 #[derive(Debug, Clone, Copy)]
 pub struct TransportLimits {
-    /// Largest websocket message accepted (one NOODLES2 message per frame).
+    /// Largest websocket message accepted from anyone (one NOODLES2 message per frame); the
+    /// link then applies its role's limit ([`LinkConfig`]). Default 64 MiB.
     pub max_frame_size: usize,
     /// Bytes that may wait for a peer. Above this the link stops reading from the peer (its
     /// requests wait, TCP slows it down) and, if that lasts `stall_timeout`, closes; above
@@ -133,7 +134,7 @@ pub struct TransportLimits {
 impl Default for TransportLimits {
     fn default() -> Self {
         TransportLimits {
-            max_frame_size: 256 << 20,
+            max_frame_size: crate::link::MAX_FRAME_FROM_UPSTREAM,
             max_queued_bytes: 16 << 20,
             stall_timeout: Duration::from_secs(30),
             max_inbound_bytes: 16 << 20,
