@@ -624,3 +624,48 @@ fn frames_are_bounded_by_their_senders_role() {
         other => panic!("closed for another reason: {other}"),
     }
 }
+
+#[test]
+fn an_amplifying_frame_closes_only_its_link_before_it_is_allocated() {
+    use bevy_noodles2::link::ProtocolError;
+    let mut up = app("amplified");
+    let mut good = app("good");
+    log_closed(&mut up);
+    let url = listen(&mut up);
+    connect(&mut good, NoodlesConnect::new(url.clone()));
+    let rt = rt();
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url.as_str()))
+        .expect("raw connect");
+    rt.block_on(ws.send(Message::Binary(introduction("attacker"))))
+        .unwrap();
+    run_until(&mut [&mut up, &mut good], LIMIT, "both links", |a| {
+        open_links(a[0]) == 2
+    });
+    // 8 MiB of `Any::Void` in one call: 1 byte each on the wire, 40 in memory (320 MiB).
+    let invoke = MainSequenceMessage::RPCInvoke(RPCInvoke {
+        this_invoke_id: 1,
+        endpoint: EntityID::new(1),
+        args: RPCArgumentList(vec![Any::AnyArray(AnyArray(vec![Any::Void; 8 << 20]))]),
+    })
+    .encode_bytes()
+    .unwrap();
+    rt.block_on(ws.send(Message::Binary(invoke))).unwrap();
+    run_until(
+        &mut [&mut up, &mut good],
+        LIMIT,
+        "the attacker closed",
+        |a| !closed_reasons(a[0]).is_empty(),
+    );
+    match &closed_reasons(&up)[0] {
+        CloseReason::Protocol(ProtocolError::Decode(e)) => {
+            assert!(
+                matches!(e.kind, DecodeErrorKind::MemoryBudget { .. }),
+                "{e}"
+            );
+        }
+        other => panic!("closed for another reason: {other}"),
+    }
+    assert_eq!((open_links(&mut up), open_links(&mut good)), (1, 1));
+    drop(ws);
+}
