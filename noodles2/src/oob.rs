@@ -228,15 +228,13 @@ async fn serve_connection(
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_REQUEST_FRAME))
         .max_frame_size(Some(MAX_REQUEST_FRAME));
-    let (mut principal, mut refused) = (None, None);
+    let mut admission = crate::transport::Admission::default();
     #[expect(
         clippy::result_large_err,
         reason = "tungstenite's handshake callback answers with its ErrorResponse"
     )]
-    let check = |req: &Request, resp: Response| {
-        crate::transport::authorize(auth.as_deref(), req, peer, &mut principal, &mut refused)
-            .map(|()| resp)
-    };
+    let check =
+        |req: &Request, resp: Response| admission.check(auth.as_deref(), req, peer).map(|()| resp);
     let ws = match tokio::time::timeout(
         handshake_timeout,
         tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)),
@@ -245,7 +243,7 @@ async fn serve_connection(
     {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
-            match refused {
+            match admission.refused {
                 Some(r) => tracing::info!("refused an OOB connection from {peer}: {r}"),
                 None => tracing::debug!("OOB websocket handshake with {peer} failed: {e}"),
             }

@@ -411,15 +411,13 @@ impl Transport {
                 let abort_slot = handle.abort.clone();
                 let auth = auth.clone();
                 let task = runtime.spawn(async move {
-                    let (mut principal, mut refused, mut token) = (None, None, None);
+                    let mut admission = Admission::default();
                     #[expect(
                         clippy::result_large_err,
                         reason = "tungstenite's handshake callback answers with its ErrorResponse"
                     )]
                     let check = |req: &Request, resp: Response| {
-                        token = bearer_of(req);
-                        authorize(auth.as_deref(), req, peer, &mut principal, &mut refused)
-                            .map(|()| resp)
+                        admission.check(auth.as_deref(), req, peer).map(|()| resp)
                     };
                     let ws = match tokio::time::timeout(
                         limits.connect_timeout,
@@ -429,7 +427,7 @@ impl Transport {
                     {
                         Ok(Ok(ws)) => ws,
                         Ok(Err(e)) => {
-                            match refused {
+                            match admission.refused {
                                 Some(r) => tracing::info!("refused a connection from {peer}: {r}"),
                                 None => {
                                     tracing::debug!("websocket handshake with {peer} failed: {e}")
@@ -450,8 +448,8 @@ impl Transport {
                             listener,
                             handle,
                             peer,
-                            principal,
-                            token,
+                            principal: admission.principal,
+                            token: admission.token,
                         })
                         .is_err()
                     {
@@ -538,53 +536,54 @@ impl Transport {
     }
 }
 
-/// Run the authorization hook on an upgrade request: admit (noting the principal) or answer with
-/// the refusal's status.
-#[expect(
-    clippy::result_large_err,
-    reason = "tungstenite's handshake callback answers with its ErrorResponse"
-)]
-pub(crate) fn authorize(
-    auth: Option<&AuthFn>,
-    req: &Request,
-    peer: SocketAddr,
-    principal: &mut Option<Principal>,
-    refused: &mut Option<AuthRefusal>,
-) -> Result<(), ErrorResponse> {
-    let Some(auth) = auth else {
-        return Ok(());
-    };
-    let request = AuthRequest {
-        path: req.uri().path(),
-        query: req.uri().query(),
-        headers: req.headers(),
-        peer,
-    };
-    match auth(&request) {
-        Ok(p) => {
-            *principal = Some(p);
-            Ok(())
-        }
-        Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
-            let mut resp = ErrorResponse::new(Some(r.reason.clone()));
-            *resp.status_mut() = status;
-            *refused = Some(r);
-            Err(resp)
-        }
-    }
+/// What the authorization hook decided at a websocket upgrade.
+#[derive(Default)]
+pub(crate) struct Admission {
+    /// Who was admitted (`None` without a hook).
+    pub(crate) principal: Option<Principal>,
+    /// The bearer token presented, if any.
+    pub(crate) token: Option<String>,
+    /// Why the upgrade was refused.
+    pub(crate) refused: Option<AuthRefusal>,
 }
 
-/// The bearer token of an upgrade request (header or `?token=`).
-fn bearer_of(req: &Request) -> Option<String> {
-    AuthRequest {
-        path: req.uri().path(),
-        query: req.uri().query(),
-        headers: req.headers(),
-        peer: SocketAddr::from(([0, 0, 0, 0], 0)),
+impl Admission {
+    /// Run the hook on an upgrade request: admit (noting the principal and token) or answer
+    /// with the refusal's status.
+    #[expect(
+        clippy::result_large_err,
+        reason = "tungstenite's handshake callback answers with its ErrorResponse"
+    )]
+    pub(crate) fn check(
+        &mut self,
+        auth: Option<&AuthFn>,
+        req: &Request,
+        peer: SocketAddr,
+    ) -> Result<(), ErrorResponse> {
+        let request = AuthRequest {
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+            peer,
+        };
+        self.token = request.bearer_token().map(str::to_string);
+        let Some(auth) = auth else {
+            return Ok(());
+        };
+        match auth(&request) {
+            Ok(p) => {
+                self.principal = Some(p);
+                Ok(())
+            }
+            Err(r) => {
+                let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+                let mut resp = ErrorResponse::new(Some(r.reason.clone()));
+                *resp.status_mut() = status;
+                self.refused = Some(r);
+                Err(resp)
+            }
+        }
     }
-    .bearer_token()
-    .map(str::to_string)
 }
 
 /// The upgrade request for `url`, with `Authorization: Bearer token` when a token is given.
