@@ -416,6 +416,7 @@ fn buffers_from_urls_are_fetched_and_checked() {
             max_bytes: 1 << 20,
             url_timeout: Duration::from_secs(10),
             fetch_urls: true,
+            ..default()
         },
         ..default()
     });
@@ -745,4 +746,81 @@ fn an_oob_client_close_frame_is_answered() {
         }
     });
     assert!(answered, "the OOB server answers a close frame");
+}
+
+#[test]
+fn url_fetches_run_within_their_budget_and_all_arrive() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (cube, cube_mesh) = mesh_to_wire(&Cuboid::default().mesh().build(), 1).unwrap();
+    let n = cube.len() as u64;
+    // A server that answers slowly and counts the connections it serves at once.
+    let (active, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    {
+        let (active, most) = (active.clone(), most.clone());
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let (active, most, body) = (active.clone(), most.clone(), cube.clone());
+                std::thread::spawn(move || {
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => req.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(150));
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = s.write_all(head.as_bytes());
+                    let _ = s.write_all(&body);
+                    active.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+    }
+    let mut up = app("up");
+    let mut down = asset_app_with(NoodlesPlugin {
+        session_name: "down".into(),
+        fetch: bevy_noodles2::assets::FetchConfig {
+            max_url_fetches: 2,
+            ..default()
+        },
+        ..default()
+    });
+    let url = listen(&mut up);
+    {
+        let mut out = up.world_mut().resource_mut::<Outgoing>();
+        for i in 0..8u64 {
+            let (buffer_id, mesh_id) = (100 + 2 * i, 101 + 2 * i);
+            out.modify_asset(
+                (0, asset_type::BUFFER, buffer_id),
+                url_buffer(&format!("http://127.0.0.1:{port}/cube{i}"), n),
+            );
+            let mut m = cube_mesh.clone();
+            m.view.asset_id = w::BufferAssetID::new(w::AssetID::new(buffer_id));
+            out.modify_asset((0, asset_type::MESH, mesh_id), m.encode_bytes().unwrap());
+        }
+    }
+    up.world_mut().spawn((Shared, Transform::default()));
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(30),
+        "eight meshes from URLs",
+        |a| a[1].world().resource::<Assets<Mesh>>().len() == 8,
+    );
+    assert_eq!(down.world().resource::<AssetStats>().refused, 0);
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "fetches ran beyond the budget, or one at a time"
+    );
 }

@@ -56,6 +56,13 @@ pub struct FetchConfig {
     pub url_timeout: Duration,
     /// Fetch `BufferFromURL` at all (default true); when false such buffers are refused.
     pub fetch_urls: bool,
+    /// URL fetches that run at once (default 4); the others wait their turn.
+    pub max_url_fetches: usize,
+    /// Declared bytes of URL fetches that run at once (default 1 GiB): a fetch waits until the
+    /// ones running leave room for it (one runs whatever its size, below `max_bytes`). Out-of-band
+    /// fetches are bounded by their link: one connection, one reply of at most `max_bytes` read
+    /// at a time.
+    pub max_url_bytes_in_flight: u64,
 }
 
 impl Default for FetchConfig {
@@ -64,8 +71,18 @@ impl Default for FetchConfig {
             max_bytes: 1 << 30,
             url_timeout: Duration::from_secs(120),
             fetch_urls: true,
+            max_url_fetches: 4,
+            max_url_bytes_in_flight: 1 << 30,
         }
     }
+}
+
+/// A URL fetch waiting for its turn.
+struct UrlJob {
+    ticket: u64,
+    url: String,
+    byte_size: u64,
+    timeout: Duration,
 }
 
 /// The Upstream's OOB server, once bound. Buffers exported out of band are in its store; apps
@@ -155,6 +172,11 @@ pub(crate) struct RemoteFetch {
     /// The ticket whose result a buffer waits for.
     current: HashMap<(Entity, u64), u64>,
     next_ticket: u64,
+    /// URL fetches waiting for their turn, and the running ones with their declared bytes.
+    url_queue: std::collections::VecDeque<UrlJob>,
+    url_running: HashMap<u64, u64>,
+    /// The URL budget of the last request ([`FetchConfig`]).
+    url_limits: (usize, u64),
 }
 
 /// A fetch that finished for a buffer still waiting for it.
@@ -176,6 +198,45 @@ impl RemoteFetch {
             inflight: HashMap::new(),
             current: HashMap::new(),
             next_ticket: 0,
+            url_queue: std::collections::VecDeque::new(),
+            url_running: HashMap::new(),
+            url_limits: (4, 1 << 30),
+        }
+    }
+
+    /// Start the waiting URL fetches the budget has room for, in arrival order.
+    fn start_urls(&mut self) {
+        let (max_fetches, max_bytes) = self.url_limits;
+        while let Some(job) = self.url_queue.front() {
+            if !self.inflight.contains_key(&job.ticket) {
+                // Its link closed while it waited.
+                self.url_queue.pop_front();
+                continue;
+            }
+            let running: u64 = self.url_running.values().sum();
+            let room = self.url_running.is_empty()
+                || (self.url_running.len() < max_fetches.max(1)
+                    && running.saturating_add(job.byte_size) <= max_bytes);
+            if !room {
+                break;
+            }
+            let Some(job) = self.url_queue.pop_front() else {
+                break;
+            };
+            self.url_running.insert(job.ticket, job.byte_size);
+            #[cfg(feature = "url")]
+            {
+                let tx = self.tx.clone();
+                self.runtime.spawn_blocking(move || {
+                    let result = crate::oob::fetch_url(&job.url, job.byte_size, job.timeout);
+                    let _ = tx.send(FetchDone {
+                        ticket: job.ticket,
+                        result,
+                    });
+                });
+            }
+            #[cfg(not(feature = "url"))]
+            let _ = (job.url, job.timeout);
         }
     }
 
@@ -290,12 +351,14 @@ impl RemoteFetch {
         #[cfg(feature = "url")]
         {
             let ticket = self.ticket(link, buffer, byte_size, progress);
-            let tx = self.tx.clone();
-            let timeout = config.url_timeout;
-            self.runtime.spawn_blocking(move || {
-                let result = crate::oob::fetch_url(&url, byte_size, timeout);
-                let _ = tx.send(FetchDone { ticket, result });
+            self.url_limits = (config.max_url_fetches, config.max_url_bytes_in_flight);
+            self.url_queue.push_back(UrlJob {
+                ticket,
+                url,
+                byte_size,
+                timeout: config.url_timeout,
             });
+            self.start_urls();
             Ok(())
         }
     }
@@ -304,6 +367,10 @@ impl RemoteFetch {
     pub(crate) fn poll(&mut self, progress: &mut OobProgress) -> Vec<Completed> {
         let mut out = Vec::new();
         while let Ok(done) = self.rx.try_recv() {
+            // A finished URL fetch makes room for the next, whether its result is still wanted.
+            if self.url_running.remove(&done.ticket).is_some() {
+                self.start_urls();
+            }
             let Some(f) = self.inflight.remove(&done.ticket) else {
                 continue;
             };
