@@ -25,7 +25,7 @@
 //! | | [`ApplyTransactions`](NoodlesSystems::ApplyTransactions) | links where this node is Downstream are routed: transactions applied whole, proposal and RPC replies delivered, in arrival order |
 //! | | [`ImportAssets`](NoodlesSystems::ImportAssets) | received asset bodies (and fetched OOB/URL bytes) become Bevy assets; components waiting for them are completed |
 //! | | [`Dispatch`](NoodlesSystems::Dispatch) | links where this node is Upstream are routed: proposals decided and applied, RPC calls handed to their handlers, in arrival order |
-//! | `PostUpdate` | [`ExportAssets`](NoodlesSystems::ExportAssets) | assets used by shared entities are exported (encoded once) |
+//! | `PostUpdate` | [`ExportAssets`](NoodlesSystems::ExportAssets) | on send ticks, assets that shared entities started using, or that changed, are exported (encoded once; large images off the main thread) |
 //! | | [`Collect`](NoodlesSystems::Collect) | change detection of shared entities' registered components |
 //! | | [`Send`](NoodlesSystems::Send) | gathered changes are encoded into transactions and handed to every link; replies flushed |
 //!
