@@ -223,3 +223,67 @@ fn a_mesh_changed_between_send_ticks_goes_out_on_the_next_one() {
         vertices(u, d) == Some(sphere_vertices)
     });
 }
+
+#[test]
+fn a_large_image_that_does_not_decode_is_refused_off_the_main_thread() {
+    use bevy_noodles2::assets::asset_type;
+    use bevy_noodles2::codec as w;
+    use bevy_noodles2::codec::Wire;
+    let (mut up, mut down) = pair();
+    // A PNG signature, then 300 KB of nothing PNG: above the threshold, so it is decoded on the
+    // async compute pool, where it fails.
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.resize(300_000, 0x55);
+    assert!(bytes.len() > OFF_THREAD_BYTES);
+    let len = bytes.len() as u64;
+    let buffer = w::BufferAsset {
+        flags: w::BufferAssetFlags::default(),
+        source: w::BufferSource::InlineContent(w::InlineContent(bytes.into())),
+    };
+    let image = w::ImageAsset {
+        view: w::BufferView::new(0, len, w::BufferAssetID::new(w::AssetID::new(900))),
+        flags: w::ImageFlags::default(),
+    };
+    {
+        let mut out = up.world_mut().resource_mut::<Outgoing>();
+        out.modify_asset(
+            (0, asset_type::BUFFER, 900),
+            buffer.encode_bytes().expect("buffer encodes"),
+        );
+        out.modify_asset(
+            (0, asset_type::IMAGE, 901),
+            image.encode_bytes().expect("image encodes"),
+        );
+    }
+    let mover = up.world_mut().spawn((Transform::default(), Shared)).id();
+    let mut decoding_seen = false;
+    run_until(&mut [&mut up, &mut down], LIMIT, "the refusal", |x| {
+        let stats = x[1].world().resource::<AssetStats>();
+        decoding_seen |= stats.decoding > 0;
+        stats.refused > 0
+    });
+    assert!(
+        decoding_seen,
+        "the image was not decoded off the main thread"
+    );
+    let stats = down.world().resource::<AssetStats>().clone();
+    assert_eq!((stats.refused, stats.decoding), (1, 0), "{stats:?}");
+    let refusal = stats.last_refusal.expect("a refusal").to_string();
+    assert!(
+        refusal.contains("image") && refusal.contains("901"),
+        "{refusal}"
+    );
+    // The rest of the world goes on: the link is open and transforms still arrive.
+    up.world_mut()
+        .get_mut::<Transform>(mover)
+        .expect("mover")
+        .translation
+        .x = 5.0;
+    run_until(&mut [&mut up, &mut down], LIMIT, "the moved entity", |x| {
+        let [u, d] = x else { unreachable!() };
+        mirror_of(u, d, mover)
+            .and_then(|e| d.world().get::<Transform>(e))
+            .is_some_and(|t| t.translation.x == 5.0)
+    });
+    assert_eq!(open_links(&mut down), 1);
+}

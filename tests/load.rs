@@ -158,11 +158,18 @@ fn an_app_that_falls_behind_stops_reading_and_its_peer_waits() {
         p.insert(e, Name::new(format!("{padding} {i}")));
         send_proposal(down.world_mut(), link, p).expect("proposal queued");
     }
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_millis(1500) {
-        down.update();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The Downstream runs (the Upstream app does not) until the Upstream's transport holds its
+    // bound of unhandled messages and the Downstream has written a few MB (the socket buffers
+    // between them are full).
+    run_until(
+        &mut [&mut down],
+        Duration::from_secs(60),
+        "the Upstream to stop reading",
+        |a| {
+            link_stats(&mut up).inbound_bytes as usize >= BOUND
+                && link_stats(a[0]).bytes_out > 2 << 20
+        },
+    );
     let sent = link_stats(&mut down).bytes_out as usize;
     let held = link_stats(&mut up);
     assert!(

@@ -35,6 +35,29 @@ fn introduction(name: &str) -> Bytes {
     .unwrap()
 }
 
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw websocket client on `url` that introduced itself as `name` and does nothing else on
+/// its own; `server` and `good` (a client of it) are updated until both server links are open.
+fn introduced_raw_client(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    name: &str,
+    server: &mut App,
+    good: &mut App,
+) -> RawWs {
+    let (mut ws, _) = rt
+        .block_on(tokio_tungstenite::connect_async(url))
+        .expect("raw connect");
+    rt.block_on(ws.send(Message::Binary(introduction(name))))
+        .expect("introduction sent");
+    run_until(&mut [server, good], LIMIT, "both links open", |apps| {
+        open_links(apps[0]) == 2 && open_links(apps[1]) == 1
+    });
+    ws
+}
+
 #[test]
 fn client_and_server_reach_main_sequence() {
     let mut server = app("server");
@@ -309,17 +332,7 @@ fn a_client_that_stops_reading_is_dropped_at_the_queue_bound() {
 
     // A raw client that introduces itself and then never reads.
     let rt = rt();
-    let (mut ws, _) = rt
-        .block_on(tokio_tungstenite::connect_async(url.as_str()))
-        .expect("raw connect");
-    rt.block_on(ws.send(Message::Binary(introduction("stuck"))))
-        .unwrap();
-    run_until(
-        &mut [&mut server, &mut good],
-        LIMIT,
-        "both links open",
-        |apps| open_links(apps[0]) == 2 && open_links(apps[1]) == 1,
-    );
+    let ws = introduced_raw_client(&rt, &url, "stuck", &mut server, &mut good);
 
     // 1 MiB transactions, one per frame, to every link.
     let blob = vec![7u8; 1 << 20];
@@ -539,17 +552,7 @@ fn a_peer_that_vanishes_without_closing_is_closed_after_the_idle_timeout() {
     // A raw client that introduces itself and then neither reads nor writes: to the server it
     // looks like a half-open connection (its pings are never answered).
     let rt = rt();
-    let (mut ws, _) = rt
-        .block_on(tokio_tungstenite::connect_async(url.as_str()))
-        .expect("raw connect");
-    rt.block_on(ws.send(Message::Binary(introduction("vanished"))))
-        .unwrap();
-    run_until(
-        &mut [&mut server, &mut good],
-        LIMIT,
-        "both links open",
-        |apps| open_links(apps[0]) == 2 && open_links(apps[1]) == 1,
-    );
+    let ws = introduced_raw_client(&rt, &url, "vanished", &mut server, &mut good);
     let opened = std::time::Instant::now();
     run_until(
         &mut [&mut server, &mut good],
@@ -577,10 +580,12 @@ fn an_idle_live_peer_stays_open_and_the_link_knows_its_round_trip_time() {
     linked(&mut server, &mut client);
     // Nothing to send for three idle timeouts: only pings and pongs keep the link alive.
     let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_millis(1200) {
-        pump(&mut [&mut server, &mut client], 1);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    run_until(
+        &mut [&mut server, &mut client],
+        LIMIT,
+        "three idle timeouts with the link open",
+        |a| start.elapsed() >= Duration::from_millis(1200) || open_links(a[0]) == 0,
+    );
     assert_eq!((open_links(&mut server), open_links(&mut client)), (1, 1));
     for app in [&mut server, &mut client] {
         let mut q = app.world_mut().query::<&NoodlesLink>();
@@ -634,14 +639,7 @@ fn an_amplifying_frame_closes_only_its_link_before_it_is_allocated() {
     let url = listen(&mut up);
     connect(&mut good, NoodlesConnect::new(url.clone()));
     let rt = rt();
-    let (mut ws, _) = rt
-        .block_on(tokio_tungstenite::connect_async(url.as_str()))
-        .expect("raw connect");
-    rt.block_on(ws.send(Message::Binary(introduction("attacker"))))
-        .unwrap();
-    run_until(&mut [&mut up, &mut good], LIMIT, "both links", |a| {
-        open_links(a[0]) == 2
-    });
+    let mut ws = introduced_raw_client(&rt, &url, "attacker", &mut up, &mut good);
     // 8 MiB of `Any::Void` in one call: 1 byte each on the wire, 40 in memory (320 MiB).
     let invoke = MainSequenceMessage::RPCInvoke(RPCInvoke {
         this_invoke_id: 1,

@@ -20,13 +20,13 @@ use std::marker::PhantomData;
 use bevy::asset::UntypedAssetId;
 use bevy::ecs::component::Mutable;
 use bevy::prelude::*;
-use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
+use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bytes::Bytes;
 
 use super::convert;
 use super::remote::OobServer;
 use super::sync::{AssetStats, asset_type, buffer_body, delete_buffer, whole_view};
-use super::users::{RefCounts, Users};
+use super::users::{RefCounts, Users, take_finished};
 use crate::codec::{ImageAsset, ImageFlags, Wire};
 use crate::mirror::{AssetIdMap, Outgoing, Shared, SharedId, send_tick, upgrade};
 use crate::schedule::NoodlesSystems;
@@ -284,15 +284,7 @@ pub(crate) fn finish_image_encodings(
     mut stats: ResMut<AssetStats>,
     oob: Option<Res<OobServer>>,
 ) {
-    let mut done = Vec::new();
-    export.encoding.retain(|key, task| match check_ready(task) {
-        Some(result) => {
-            done.push((*key, result));
-            false
-        }
-        None => true,
-    });
-    for (key, encoded) in done {
+    for (key, encoded) in take_finished(&mut export.encoding) {
         if export.image_refs.is_used(&key)
             && finish_image(
                 key,

@@ -21,14 +21,14 @@ use bevy::asset::UntypedAssetId;
 use bevy::light::GeneratedEnvironmentMapLight;
 use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
 use bevy::prelude::*;
-use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
+use bevy::tasks::{AsyncComputeTaskPool, Task};
 use bytes::Bytes;
 
 use super::environment;
 use super::export::{self, AssetExport, ExportAppExt};
 use super::remote::{OobProgress, OobServer, RemoteFetch};
 use super::skin;
-use super::users::Users;
+use super::users::{Users, take_finished};
 #[cfg(feature = "render")]
 use crate::codec as w;
 use crate::codec::{
@@ -281,15 +281,7 @@ pub(crate) fn export_environments(
             env_export.encoding.insert(key, task);
         }
     }
-    env_export
-        .encoding
-        .retain(|key, task| match check_ready(task) {
-            Some(result) => {
-                done.push((*key, result));
-                false
-            }
-            None => true,
-        });
+    done.extend(take_finished(&mut env_export.encoding));
     for (key, converted) in done {
         let (hdr, flags) = match converted {
             Ok(x) => x,
@@ -433,17 +425,7 @@ pub(crate) fn collect_fetched_buffers(world: &mut World) {
 
 /// Assets decoded off the main thread since the last frame are stored (or refused).
 pub(crate) fn collect_decoded(world: &mut World) {
-    let mut done = Vec::new();
-    world
-        .resource_mut::<AssetImport>()
-        .decoding
-        .retain(|key, task| match check_ready(task) {
-            Some(result) => {
-                done.push((*key, result));
-                false
-            }
-            None => true,
-        });
+    let done = take_finished(&mut world.resource_mut::<AssetImport>().decoding);
     if done.is_empty() {
         return;
     }

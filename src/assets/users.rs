@@ -6,6 +6,22 @@ use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 
 use bevy::prelude::*;
+use bevy::tasks::{Task, futures::check_ready};
+
+/// Take the tasks of `tasks` that finished, with their results (the others stay).
+pub(crate) fn take_finished<K: Copy + Eq + Hash, T>(
+    tasks: &mut HashMap<K, Task<T>>,
+) -> Vec<(K, T)> {
+    let mut done = Vec::new();
+    tasks.retain(|key, task| match check_ready(task) {
+        Some(result) => {
+            done.push((*key, result));
+            false
+        }
+        None => true,
+    });
+    done
+}
 
 /// Entity → the key it uses, and key → the entities using it (each entity uses one key).
 #[derive(Debug)]

@@ -31,12 +31,24 @@ include!(concat!(env!("OUT_DIR"), "/codec/mod.rs"));
 
 /// The list of every generated type, generated with the codec (see [`EVERY_TYPE`]).
 pub mod every {
-    use super::rt::{Bytes, DecodeError, Wire};
+    use super::rt::{Bytes, DecodeError, EncodeError, Wire};
     use super::*;
 
+    /// Why [`redecode`] failed.
+    #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+    pub enum RedecodeError {
+        /// The frame does not decode as the type.
+        #[error("{0}")]
+        Decode(DecodeError),
+        /// The decoded value does not encode again (a codec bug: every decoded value should).
+        #[error("a decoded value does not encode again: {0}")]
+        Encode(EncodeError),
+    }
+
     /// Decode `b` as `T` and encode the value again.
-    pub fn redecode<T: Wire>(b: Bytes) -> Result<Vec<u8>, DecodeError> {
-        T::decode(b).map(|v| v.encode().expect("a decoded value always re-encodes"))
+    pub fn redecode<T: Wire>(b: Bytes) -> Result<Vec<u8>, RedecodeError> {
+        let value = T::decode(b).map_err(RedecodeError::Decode)?;
+        value.encode().map_err(RedecodeError::Encode)
     }
 
     include!(concat!(env!("OUT_DIR"), "/codec/every_type.rs"));
