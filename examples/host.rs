@@ -1,10 +1,11 @@
 //! Host the built-in demo scene as a NOODLES2 Upstream.
 //!
 //! ```text
-//! cargo run --example host -- [--listen HOST:PORT | --connect ws://HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [-v]
+//! cargo run --example host -- [--listen HOST:PORT [--tls-cert PEM --tls-key PEM] | --connect ws(s)://HOST:PORT [--ca PEM]] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v]
 //! ```
 //! Prints one line, `listening on ws://HOST:PORT`, once it accepts connections, then nothing more
-//! unless `-v` is given. Runs until killed.
+//! unless `-v` is given. Runs until killed. With `--tls-cert` and `--tls-key` it serves `wss://`
+//! (and prints `listening on wss://HOST:PORT`); `--ca` adds a root for a `wss://` viewer.
 //!
 //! `--connect` pushes the scene instead: it connects to a viewer that listens
 //! (`cargo run --example viewer -- --listen HOST:PORT`) and asks to be its Upstream, prints
@@ -36,6 +37,7 @@ struct Args {
     entities: usize,
     deny_proposals: bool,
     token: Option<String>,
+    tls: common::TlsArgs,
     verbose: bool,
 }
 
@@ -47,6 +49,7 @@ fn parse_args() -> anyhow::Result<Args> {
         entities: 100,
         deny_proposals: false,
         token: None,
+        tls: common::TlsArgs::default(),
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -67,10 +70,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: host [--listen HOST:PORT | --connect ws://HOST:PORT] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v]"
+                    "usage: host [--listen HOST:PORT {} | --connect ws(s)://HOST:PORT {}] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v]",
+                    common::SERVER_TLS_USAGE,
+                    common::CLIENT_TLS_USAGE
                 );
                 std::process::exit(0);
             }
+            other if a.tls.take(other, &mut it)? => {}
             other => bail!("unknown argument `{other}` (try --help)"),
         }
     }
@@ -117,7 +123,7 @@ fn main() -> anyhow::Result<()> {
     };
     match args.connect.clone() {
         None => {
-            let mut listener = NoodlesListener::new(args.listen.clone()).grant(permissions);
+            let mut listener = args.tls.listener(&args.listen)?.grant(permissions);
             if let Some(token) = args.token.clone() {
                 listener = listener.with_tokens([(token, Principal::new("token holder"))]);
             }
@@ -131,6 +137,9 @@ fn main() -> anyhow::Result<()> {
         }
         Some(url) => {
             let mut connect = NoodlesConnect::new(url).as_upstream().grant(permissions);
+            if let Some(tls) = args.tls.client()? {
+                connect = connect.with_tls(tls);
+            }
             if let Some(token) = args.token.clone() {
                 connect = connect.with_token(token);
             }

@@ -1,7 +1,7 @@
 //! Host a glTF/GLB file as a NOODLES2 Upstream.
 //!
 //! ```text
-//! cargo run --example host_gltf -- PATH [--listen HOST:PORT] [--name NAME] [--animation N|none] [-v]
+//! cargo run --example host_gltf -- PATH [--listen HOST:PORT] [--tls-cert PEM --tls-key PEM] [--name NAME] [--animation N|none] [--token T] [-v]
 //! ```
 //! Loads PATH with Bevy's glTF loader, spawns its default scene (hierarchy, meshes, materials,
 //! textures, lights) and marks every entity of it `Shared`, so meshes, materials and images are
@@ -47,6 +47,7 @@ struct Args {
     animation: Option<usize>,
     /// Required of every client.
     token: Option<String>,
+    tls: common::TlsArgs,
     verbose: bool,
 }
 
@@ -58,6 +59,7 @@ fn parse_args() -> anyhow::Result<Args> {
         name: None,
         animation: Some(0),
         token: None,
+        tls: common::TlsArgs::default(),
         verbose: false,
     };
     let mut it = std::env::args().skip(1);
@@ -75,10 +77,12 @@ fn parse_args() -> anyhow::Result<Args> {
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: host_gltf PATH [--listen HOST:PORT] [--name NAME] [--animation N|none] [--token T] [-v]"
+                    "usage: host_gltf PATH [--listen HOST:PORT] {} [--name NAME] [--animation N|none] [--token T] [-v]",
+                    common::SERVER_TLS_USAGE
                 );
                 std::process::exit(0);
             }
+            s if a.tls.take(s, &mut it)? => {}
             s if s.starts_with('-') => bail!("unknown argument `{s}` (try --help)"),
             s => {
                 if path.is_some() {
@@ -100,9 +104,8 @@ struct Loading {
     scene: Handle<WorldAsset>,
     animation: Option<usize>,
     root: Option<Entity>,
-    listen: String,
-    token: Option<String>,
-    listening: bool,
+    /// Spawned once the scene is shared.
+    listener: Option<NoodlesListener>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -169,6 +172,10 @@ fn main() -> anyhow::Result<()> {
         session_name: args.name.clone().unwrap_or_else(|| file.clone()),
         ..default()
     });
+    let mut listener = args.tls.listener(&args.listen)?;
+    if let Some(t) = &args.token {
+        listener = listener.with_tokens([(t.clone(), Principal::new("token holder"))]);
+    }
     let server = app.world().resource::<AssetServer>();
     let scene = server.load(GltfAssetLabel::Scene(0).from_asset(file.clone()));
     let gltf = server.load(file.clone());
@@ -178,9 +185,7 @@ fn main() -> anyhow::Result<()> {
         scene,
         animation: args.animation,
         root: None,
-        listen: args.listen.clone(),
-        token: args.token.clone(),
-        listening: false,
+        listener: Some(listener),
     })
     .add_observer(share_scene)
     .add_systems(Update, (spawn_when_loaded, common::announce_listening));
@@ -236,7 +241,7 @@ fn share_scene(
     mut players: Query<&mut AnimationPlayer>,
     mut commands: Commands,
 ) {
-    if loading.root != Some(ready.entity) || loading.listening {
+    if loading.root != Some(ready.entity) || loading.listener.is_none() {
         return;
     }
     let animations = gltfs
@@ -274,10 +279,7 @@ fn share_scene(
         n += 1;
     }
     info!("sharing {n} entities of {}", loading.file);
-    loading.listening = true;
-    let mut listener = NoodlesListener::new(loading.listen.clone());
-    if let Some(t) = &loading.token {
-        listener = listener.with_tokens([(t.clone(), Principal::new("token holder"))]);
+    if let Some(listener) = loading.listener.take() {
+        commands.spawn(listener);
     }
-    commands.spawn(listener);
 }

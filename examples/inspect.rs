@@ -5,6 +5,8 @@
 //! cargo run --example inspect -- ws://HOST:PORT --call NAME [ARGS...]
 //! cargo run --example inspect -- ws://HOST:PORT --propose-name TEXT
 //! ```
+//! Any of them takes `--token T` and, for `wss://HOST:PORT` with a private or self-signed
+//! certificate, `--ca PEM`.
 //! Prints every mirrored entity (id, name, parent, component kinds, transform) as a tree and a
 //! one-line summary, then exits; with `--watch` it keeps printing changes as they arrive.
 //!
@@ -43,7 +45,7 @@ struct Opts {
 /// How long `--call` waits for the endpoint to appear.
 const FIND_TIMEOUT: Duration = Duration::from_secs(10);
 
-const USAGE: &str = "usage: inspect ws://HOST:PORT [--token T] [--watch | --call NAME [ARGS...] | --propose-name TEXT]";
+const USAGE: &str = "usage: inspect ws(s)://HOST:PORT [--token T] [--ca PEM] [--watch | --call NAME [ARGS...] | --propose-name TEXT]";
 
 /// An integer, else a float, else a string.
 fn parse_arg(s: &str) -> Any {
@@ -65,6 +67,7 @@ struct Progress {
 fn main() -> anyhow::Result<()> {
     let mut url = None;
     let mut token = None;
+    let mut tls = None;
     let mut watch = false;
     let mut action = Action::Print;
     let mut it = std::env::args().skip(1);
@@ -72,6 +75,10 @@ fn main() -> anyhow::Result<()> {
         match a.as_str() {
             "--watch" => watch = true,
             "--token" => token = Some(it.next().context("--token needs a value")?),
+            "--ca" => {
+                let ca = it.next().context("--ca needs a PEM file")?;
+                tls = Some(ClientTls::with_roots_pem_file(ca)?);
+            }
             "--call" => {
                 let name = it.next().context("--call needs an endpoint NAME")?;
                 // Everything after the name is an argument (a URL may come before --call).
@@ -85,7 +92,7 @@ fn main() -> anyhow::Result<()> {
                 println!("{USAGE}");
                 return Ok(());
             }
-            s if s.starts_with("ws://") => url = Some(s.to_string()),
+            s if s.starts_with("ws://") || s.starts_with("wss://") => url = Some(s.to_string()),
             other => bail!("unknown argument `{other}` (try --help)"),
         }
     }
@@ -103,6 +110,9 @@ fn main() -> anyhow::Result<()> {
             let mut c = NoodlesConnect::new(url.clone());
             if let Some(t) = &token {
                 c = c.with_token(t.clone());
+            }
+            if let Some(tls) = &tls {
+                c = c.with_tls(tls.clone());
             }
             commands.spawn(c);
         })

@@ -1,7 +1,7 @@
 //! Ask a NOODLES2 session for its name and icon, without joining it.
 //!
 //! ```text
-//! cargo run --example probe -- ws://127.0.0.1:50000 [--token T]
+//! cargo run --example probe -- ws(s)://127.0.0.1:50000 [--token T] [--ca PEM]
 //! ```
 //! Prints `name: ...` and `icon: N bytes`, or a clear error and a non-zero exit status.
 
@@ -11,15 +11,27 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy_noodles2::prelude::*;
 
+const USAGE: &str = "usage: probe ws(s)://HOST:PORT [--token T] [--ca PEM]";
+
 fn main() -> AppExit {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (url, token) = match args.as_slice() {
-        [url] if !url.starts_with('-') => (url.clone(), None),
-        [url, flag, token] if !url.starts_with('-') && flag == "--token" => {
-            (url.clone(), Some(token.clone()))
+    let mut args = std::env::args().skip(1);
+    let (mut url, mut token, mut ca) = (None, None, None);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--token" => token = args.next(),
+            "--ca" => ca = args.next(),
+            s if !s.starts_with('-') && url.is_none() => url = Some(arg),
+            _ => url = None,
         }
-        _ => {
-            eprintln!("usage: probe ws://HOST:PORT [--token T]");
+    }
+    let Some(url) = url else {
+        eprintln!("{USAGE}");
+        return AppExit::error();
+    };
+    let tls = match ca.map(ClientTls::with_roots_pem_file).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
             return AppExit::error();
         }
     };
@@ -33,6 +45,9 @@ fn main() -> AppExit {
             let mut c = NoodlesConnect::new(url.clone()).probe();
             if let Some(t) = &token {
                 c = c.with_token(t.clone());
+            }
+            if let Some(tls) = &tls {
+                c = c.with_tls(tls.clone());
             }
             commands.spawn(c);
         })

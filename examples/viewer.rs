@@ -4,8 +4,10 @@
 //! cargo run --example viewer                      # hosts the built-in demo scene in-process and shows it
 //! cargo run --example viewer -- ws://HOST:PORT    # connects to a running Upstream
 //! cargo run --example viewer -- --listen HOST:PORT # waits for an Upstream to push its world
-//!     [--screenshot PATH] [--timeout SECONDS] [--size WxH]
+//!     [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH]
 //! ```
+//! `wss://HOST:PORT` connects over TLS (`--ca PEM` adds a trusted root, for a self-signed or
+//! private certificate); `--listen` with `--tls-cert PEM --tls-key PEM` serves `wss://`.
 //! With `--listen`, the viewer prints `listening on ws://HOST:PORT` and accepts connections that
 //! ask to be Upstream, for example `cargo run --example host -- --connect ws://HOST:PORT`.
 //! Drag with the left mouse button to orbit, scroll to zoom. `--screenshot` waits until the
@@ -38,6 +40,7 @@ struct Args {
     listen: Option<String>,
     screenshot: Option<String>,
     token: Option<String>,
+    tls: common::TlsArgs,
     timeout: f64,
     size: (u32, u32),
 }
@@ -48,6 +51,7 @@ fn parse_args() -> anyhow::Result<Args> {
         listen: None,
         screenshot: None,
         token: None,
+        tls: common::TlsArgs::default(),
         timeout: 120.0,
         size: (1280, 720),
     };
@@ -76,11 +80,14 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: viewer [ws://HOST:PORT | --listen HOST:PORT] [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH]"
+                    "usage: viewer [ws(s)://HOST:PORT {} | --listen HOST:PORT {}] [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH]",
+                    common::CLIENT_TLS_USAGE,
+                    common::SERVER_TLS_USAGE
                 );
                 std::process::exit(0);
             }
-            s if s.starts_with("ws://") => a.url = Some(s.to_string()),
+            s if s.starts_with("ws://") || s.starts_with("wss://") => a.url = Some(s.to_string()),
+            other if a.tls.take(other, &mut it)? => {}
             other => bail!("unknown argument `{other}` (try --help)"),
         }
     }
@@ -103,6 +110,10 @@ struct ViewerArgs {
     peer: Peer,
     /// Sent when connecting, required when listening.
     token: Option<String>,
+    /// Roots trusted for `wss://` (`--ca`).
+    client_tls: Option<ClientTls>,
+    /// Served with `--listen` (`--tls-cert`, `--tls-key`).
+    server_tls: Option<ServerTls>,
     screenshot: Option<String>,
     deadline: Instant,
     timeout: f64,
@@ -196,6 +207,8 @@ fn main() -> anyhow::Result<()> {
     .insert_resource(ViewerArgs {
         peer,
         token: args.token.clone(),
+        client_tls: args.tls.client()?,
+        server_tls: args.tls.server()?,
         screenshot: args.screenshot.clone(),
         deadline: Instant::now() + Duration::from_secs_f64(args.timeout),
         timeout: args.timeout,
@@ -243,10 +256,17 @@ fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
             if let Some(t) = &args.token {
                 c = c.with_token(t.clone());
             }
+            if let Some(tls) = &args.client_tls {
+                c = c.with_tls(tls.clone());
+            }
             commands.spawn(c)
         }
         Peer::Listen(addr) => {
-            let mut l = NoodlesListener::new(addr.clone());
+            let mut l = match &args.server_tls {
+                Some(tls) => NoodlesListener::new(format!("wss://{}", bevy_noodles2::transport::strip_ws_scheme(addr)))
+                    .with_tls(tls.clone()),
+                None => NoodlesListener::new(addr.clone()),
+            };
             if let Some(t) = &args.token {
                 l = l.with_tokens([(t.clone(), Principal::new("token holder"))]);
             }

@@ -15,7 +15,7 @@ pub mod schedule;
 /// The protocol crate this plugin is built on (the codec, links, transport), for applications
 /// that need more of it than the re-exports below.
 pub use noodles2;
-pub use noodles2::{auth, codec, link, oob, transport};
+pub use noodles2::{auth, codec, link, oob, tls, transport};
 
 pub use plugin::NoodlesPlugin;
 pub use schedule::NoodlesSystems;
@@ -49,4 +49,5 @@ pub mod prelude {
         RpcReplyKind, RpcReplyReceived, RpcResponder, RpcResult,
     };
     pub use crate::schedule::NoodlesSystems;
+    pub use crate::tls::{ClientTls, ServerTls, TlsError};
 }

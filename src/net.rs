@@ -17,6 +17,8 @@ use bytes::Bytes;
 use tokio::task::AbortHandle;
 
 use crate::auth::{Authorizer, Principal};
+use crate::oob::OobTarget;
+use crate::tls::{ClientTls, ServerTls};
 use crate::codec::{MainSequenceMessage, Wire};
 use crate::link::{
     AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, ListenError, MessageKind,
@@ -50,6 +52,9 @@ pub struct NoodlesConfig {
     pub despawn_closed_links: bool,
     /// OOB ports to advertise when Upstream (filled in by the asset layer once bound).
     pub oob_ports: Vec<u16>,
+    /// Streaming RPC calls a link may have unfinished at once; more get
+    /// [`rpc::codes::BUSY`](crate::rpc::codes::BUSY) at once.
+    pub max_calls_in_flight: usize,
 }
 
 impl NoodlesConfig {
@@ -144,6 +149,9 @@ pub struct NoodlesLink {
     /// The bearer token of the link: the one we sent, or the one the peer presented to our
     /// listener. The out-of-band channel of the link authenticates with it.
     token: Option<String>,
+    /// For a `wss://` link we opened: the URL's host and the roots trusted, so its out-of-band
+    /// channel speaks TLS to the same name.
+    tls: Option<(String, ClientTls)>,
     handle: LinkHandle,
 }
 
@@ -253,6 +261,21 @@ impl NoodlesLink {
     /// The link's counters right now ([`NoodlesLink::stats`] is their copy as of this frame).
     pub fn live_stats(&self) -> LinkStats {
         self.handle.stats()
+    }
+
+    /// Where this link's out-of-band channel on `port` goes: the same host, over TLS when the
+    /// link is `wss://` (`None` when the peer's address is unknown).
+    pub(crate) fn oob_target(&self, port: u16) -> Option<OobTarget> {
+        match &self.tls {
+            Some((host, tls)) => Some(OobTarget {
+                host: host.clone(),
+                port,
+                tls: Some(tls.clone()),
+            }),
+            None => self
+                .peer_addr
+                .map(|p| OobTarget::plain(SocketAddr::new(p.ip(), port))),
+        }
     }
 
     /// The link's bearer token (see the field), for its out-of-band channel.
@@ -444,6 +467,8 @@ pub struct NoodlesListener {
     pub auth: Option<Authorizer>,
     /// What the links it accepts may do, from their principal.
     pub permissions: PermissionsFn,
+    /// The certificate and key it serves `wss://` with (`None`: plain `ws://`).
+    pub tls: Option<ServerTls>,
     id: Option<ListenerId>,
     abort: Option<AbortHandle>,
 }
@@ -458,6 +483,7 @@ impl std::fmt::Debug for NoodlesListener {
             .field("local_addr", &self.local_addr)
             .field("error", &self.error)
             .field("authenticated", &self.auth.is_some())
+            .field("tls", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -471,6 +497,7 @@ impl NoodlesListener {
             error: None,
             auth: None,
             permissions: Arc::new(|_| LinkPermissions::default()),
+            tls: None,
             id: None,
             abort: None,
         }
@@ -492,6 +519,14 @@ impl NoodlesListener {
         self.with_auth(crate::auth::bearer_tokens(tokens))
     }
 
+    /// Serve `wss://` with this certificate and key (its out-of-band channel uses TLS too):
+    /// `NoodlesListener::new("wss://0.0.0.0:50000").with_tls(ServerTls::from_pem_files(cert,
+    /// key)?)`.
+    pub fn with_tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Every link it accepts gets `permissions`.
     pub fn grant(mut self, permissions: LinkPermissions) -> Self {
         self.permissions = Arc::new(move |_| permissions.clone());
@@ -507,21 +542,24 @@ impl NoodlesListener {
         self
     }
 
-    /// `ws://HOST:PORT` once bound.
+    /// `ws://HOST:PORT` (`wss://` with TLS) once bound.
     pub fn url(&self) -> Option<String> {
-        self.local_addr.map(|a| format!("ws://{a}"))
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        self.local_addr.map(|a| format!("{scheme}://{a}"))
     }
 }
 
 /// Opens a connection. Spawn one; the same entity becomes the link (it gets a [`NoodlesLink`]).
 #[derive(Component, Debug, Clone)]
 pub struct NoodlesConnect {
-    /// `ws://HOST:PORT`.
+    /// `ws://HOST:PORT` or `wss://HOST:PORT`.
     pub url: String,
     /// Join as Downstream (default), ask to be Upstream, or only probe.
     pub intent: ClientIntent,
     /// Sent as `Authorization: Bearer T` in the websocket upgrade.
     pub token: Option<String>,
+    /// The roots trusted for a `wss://` URL (`None`: the Mozilla roots, [`ClientTls::default`]).
+    pub tls: Option<ClientTls>,
     /// What the peer may do on this link when we are its Upstream (default: call endpoints, not
     /// propose).
     pub permissions: LinkPermissions,
@@ -534,8 +572,15 @@ impl NoodlesConnect {
             url: url.into(),
             intent: ClientIntent::Join,
             token: None,
+            tls: None,
             permissions: LinkPermissions::default(),
         }
+    }
+    /// Trust these roots for `wss://` (a private CA or a self-signed certificate), besides the
+    /// Mozilla roots: `.with_tls(ClientTls::with_roots_pem_file("ca.pem")?)`.
+    pub fn with_tls(mut self, tls: ClientTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
     /// Present a bearer token to the server.
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
@@ -614,10 +659,13 @@ fn start_listener(
     };
     let cfg = net.link_config.clone();
     let make = Arc::new(move || cfg.read().map(|c| c.clone()).unwrap_or_default());
-    let addr = crate::transport::strip_ws_scheme(&l.addr).to_string();
-    let (id, abort) = net
-        .transport
-        .listen(addr, config.limits, make, l.auth.clone());
+    let (id, abort) = net.transport.listen(
+        l.addr.clone(),
+        config.limits,
+        make,
+        l.auth.clone(),
+        l.tls.clone(),
+    );
     l.id = Some(id);
     l.abort = Some(abort);
     net.listeners.insert(id, add.entity);
@@ -651,8 +699,12 @@ fn start_connect(
         config.link_config(),
         c.intent.clone(),
         config.limits,
-        c.token.clone(),
+        (c.token.clone(), c.tls.clone()),
     );
+    let tls = c.url.starts_with("wss://").then(|| {
+        let host = crate::transport::url_host(&c.url).to_string();
+        (host, c.tls.clone().unwrap_or_default())
+    });
     net.index.insert(handle.id, add.entity);
     commands.entity(add.entity).insert((
         NoodlesLink {
@@ -668,6 +720,7 @@ fn start_connect(
             listener: None,
             principal: None,
             token: c.token.clone(),
+            tls,
             handle,
         },
         LinkInbox::default(),
@@ -712,7 +765,11 @@ fn receive_transport(
                     if let Ok(mut l) = listeners.get_mut(e) {
                         l.local_addr = Some(addr);
                     }
-                    info!("listening on ws://{addr}");
+                    let scheme = match listeners.get(e) {
+                        Ok(l) if l.tls.is_some() => "wss",
+                        _ => "ws",
+                    };
+                    info!("listening on {scheme}://{addr}");
                     ready.write(ListenerReady {
                         listener: e,
                         result: Ok(addr),
@@ -757,6 +814,7 @@ fn receive_transport(
                     listener: listener_entity,
                     principal,
                     token,
+                    tls: None,
                     handle,
                 };
                 let e = commands.spawn(permissions).id();

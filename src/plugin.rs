@@ -79,6 +79,11 @@ pub struct NoodlesPlugin {
     pub oob: Option<OobConfig>,
     /// Fetching OOB and URL buffers (Downstream): size limit, URL timeout.
     pub fetch: FetchConfig,
+    /// Streaming RPC calls one link may have unfinished at once (held by handlers through
+    /// [`RpcResponder`](crate::rpc::RpcResponder)); a call beyond is answered at once with
+    /// [`rpc::codes::BUSY`](crate::rpc::codes::BUSY). Default
+    /// [`rpc::MAX_CALLS_IN_FLIGHT`](crate::rpc::MAX_CALLS_IN_FLIGHT).
+    pub max_calls_in_flight: usize,
 }
 
 impl Default for NoodlesPlugin {
@@ -102,6 +107,7 @@ impl Default for NoodlesPlugin {
             mirror: crate::mirror::MirrorConfig::default(),
             oob: Some(OobConfig::default()),
             fetch: FetchConfig::default(),
+            max_calls_in_flight: crate::rpc::MAX_CALLS_IN_FLIGHT,
         }
     }
 }
@@ -131,6 +137,7 @@ impl NoodlesPlugin {
             authority: self.authority,
             despawn_closed_links: self.despawn_closed_links,
             oob_ports: Vec::new(),
+            max_calls_in_flight: self.max_calls_in_flight,
         }
     }
 }

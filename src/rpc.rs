@@ -69,7 +69,7 @@ use crate::mirror::{
     PATCH_LOCAL_BIT,
 };
 use crate::net::{
-    CloseLink, LinkClosed, LinkPermissions, LinkSendError, NoodlesLink, RouterAppExt,
+    CloseLink, LinkClosed, LinkPermissions, LinkSendError, NoodlesConfig, NoodlesLink, RouterAppExt,
 };
 use crate::schedule::{self, NoodlesSystems};
 
@@ -89,7 +89,15 @@ pub mod codes {
     pub const HANDLER_FAILED: u16 = 6;
     /// The link may not call this endpoint ([`LinkPermissions`](crate::net::LinkPermissions)).
     pub const DENIED: u16 = 7;
+    /// The link has as many streaming calls unfinished as it may
+    /// ([`NoodlesPlugin::max_calls_in_flight`](crate::NoodlesPlugin::max_calls_in_flight));
+    /// retry when some finish.
+    pub const BUSY: u16 = 8;
 }
+
+/// Default of [`NoodlesPlugin::max_calls_in_flight`](crate::NoodlesPlugin::max_calls_in_flight):
+/// streaming calls one link may have unfinished at once.
+pub const MAX_CALLS_IN_FLIGHT: usize = 1024;
 
 /// The argument-hint name that makes an endpoint variadic: from there on, any number of
 /// arguments of any type.
@@ -538,7 +546,9 @@ impl Drop for RpcResponder {
 #[derive(Resource)]
 pub struct RpcServer {
     /// `(link, invoke_id)` of streaming calls not finished yet.
-    pub in_flight: HashSet<(Entity, u32)>,
+    in_flight: HashSet<(Entity, u32)>,
+    /// How many of them each link has.
+    per_link: HashMap<Entity, usize>,
     tx: crossbeam_channel::Sender<Outgoing>,
     rx: crossbeam_channel::Receiver<Outgoing>,
 }
@@ -548,8 +558,49 @@ impl Default for RpcServer {
         let (tx, rx) = crossbeam_channel::unbounded();
         RpcServer {
             in_flight: HashSet::new(),
+            per_link: HashMap::new(),
             tx,
             rx,
+        }
+    }
+}
+
+impl RpcServer {
+    /// Whether streaming call `invoke_id` of `link` is unfinished.
+    pub fn is_in_flight(&self, link: Entity, invoke_id: u32) -> bool {
+        self.in_flight.contains(&(link, invoke_id))
+    }
+
+    /// How many streaming calls are unfinished, on every link.
+    pub fn calls_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// How many streaming calls of `link` are unfinished.
+    pub fn in_flight_on(&self, link: Entity) -> usize {
+        self.per_link.get(&link).copied().unwrap_or(0)
+    }
+
+    fn start(&mut self, link: Entity, invoke_id: u32) {
+        if self.in_flight.insert((link, invoke_id)) {
+            *self.per_link.entry(link).or_default() += 1;
+        }
+    }
+
+    fn finish(&mut self, link: Entity, invoke_id: u32) {
+        if self.in_flight.remove(&(link, invoke_id))
+            && let Some(n) = self.per_link.get_mut(&link)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_link.remove(&link);
+            }
+        }
+    }
+
+    fn forget_link(&mut self, link: Entity) {
+        if self.per_link.remove(&link).is_some() {
+            self.in_flight.retain(|(l, _)| *l != link);
         }
     }
 }
@@ -602,8 +653,7 @@ fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
     let duplicate = id != 0
         && world
             .get_resource_or_init::<RpcServer>()
-            .in_flight
-            .contains(&(link, id));
+            .is_in_flight(link, id);
     if duplicate {
         return send_error(
             world,
@@ -711,9 +761,25 @@ fn handle_invoke(world: &mut World, link: Entity, inv: RPCInvoke) {
                 );
                 return;
             }
+            let limit = world
+                .get_resource::<NoodlesConfig>()
+                .map_or(MAX_CALLS_IN_FLIGHT, |c| c.max_calls_in_flight);
+            let busy = world.resource::<RpcServer>().in_flight_on(link);
+            if busy >= limit {
+                return send_error(
+                    world,
+                    link,
+                    id,
+                    codes::BUSY,
+                    format!(
+                        "this link has {busy} streaming calls unfinished, the most it may; \
+                         retry when some finish"
+                    ),
+                );
+            }
             let responder = {
                 let mut server = world.resource_mut::<RpcServer>();
-                server.in_flight.insert((link, id));
+                server.start(link, id);
                 RpcResponder {
                     link,
                     invoke_id: id,
@@ -743,20 +809,14 @@ fn flush_replies(world: &mut World) {
     }
     for (link, id, content) in queued {
         let terminal = !matches!(content, RPCReplyContent::RPCStreamResult(_));
-        let live = world
-            .resource::<RpcServer>()
-            .in_flight
-            .contains(&(link, id));
+        let live = world.resource::<RpcServer>().is_in_flight(link, id);
         if !live {
             // Link closed, or the call already ended: nothing more may be sent for it.
             continue;
         }
         send_reply(world, link, id, content);
         if terminal {
-            world
-                .resource_mut::<RpcServer>()
-                .in_flight
-                .remove(&(link, id));
+            world.resource_mut::<RpcServer>().finish(link, id);
         }
     }
 }
@@ -1029,7 +1089,7 @@ fn forget_closed(
     mut client: ResMut<RpcClientState>,
 ) {
     for c in closed.read() {
-        server.in_flight.retain(|(l, _)| *l != c.link);
+        server.forget_link(c.link);
         client.in_flight.retain(|(l, _)| *l != c.link);
         client.next.remove(&c.link);
     }

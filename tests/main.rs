@@ -15,3 +15,4 @@ mod proposals;
 mod render;
 mod rpc;
 mod skin;
+mod tls;

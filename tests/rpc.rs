@@ -185,7 +185,7 @@ fn echo_and_count_complete() {
     let r = call(&mut up, &mut downs, &links, 0, "count_entities", vec![]);
     assert_eq!(r, vec![RpcReplyKind::Complete(Any::I64(shared))]);
     // The call is over on both sides.
-    assert!(up.world().resource::<RpcServer>().in_flight.is_empty());
+    assert_eq!(up.world().resource::<RpcServer>().calls_in_flight(), 0);
 }
 
 #[test]
@@ -217,7 +217,7 @@ fn countdown_streams_then_completes() {
         vec![Any::from(0i64)],
     );
     assert_eq!(r, vec![RpcReplyKind::Complete(Any::I64(0))]);
-    assert!(up.world().resource::<RpcServer>().in_flight.is_empty());
+    assert_eq!(up.world().resource::<RpcServer>().calls_in_flight(), 0);
 }
 
 #[test]
@@ -422,4 +422,74 @@ fn a_call_to_an_endpoint_deleted_just_before_still_gets_a_reply() {
     assert_eq!(code, codes::UNKNOWN_ENDPOINT);
     assert!(msg.contains("deleted"), "{msg}");
     assert!(tid > 0);
+}
+
+/// Streaming calls a handler holds, unanswered.
+#[derive(Resource, Default)]
+struct Held(Vec<RpcResponder>);
+
+#[test]
+fn streaming_calls_held_unanswered_are_bounded_per_link_and_the_rest_are_busy() {
+    let mut up = App::new();
+    up.add_plugins(MinimalPlugins)
+        .add_plugins(NoodlesPlugin {
+            session_name: "up".into(),
+            max_calls_in_flight: 2,
+            ..default()
+        })
+        .init_resource::<Held>()
+        .add_rpc_stream_handler(
+            "hold",
+            |In((_, r)): In<(RpcCall, RpcResponder)>, mut held: ResMut<Held>| held.0.push(r),
+        );
+    up.world_mut()
+        .spawn((Name::new("hold"), RpcEndpoint::new("hold"), Shared));
+    let url = listen(&mut up);
+    let mut downs = vec![downstream("down")];
+    let link = connect(&mut downs[0], NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut downs[0]],
+        LIMIT,
+        "the endpoint mirrored",
+        |a| find_endpoint(a[1].world_mut(), link, "hold").is_some(),
+    );
+    let ep = endpoint(&mut downs[0], link, "hold");
+    let first = invoke(downs[0].world_mut(), link, ep, vec![]).unwrap();
+    let second = invoke(downs[0].world_mut(), link, ep, vec![]).unwrap();
+    let third = invoke(downs[0].world_mut(), link, ep, vec![]).unwrap();
+    // Two are held; the third is answered at once.
+    let (code, msg) = error_code(&finish(&mut up, &mut downs, 0, third));
+    assert_eq!(code, codes::BUSY, "{msg}");
+    assert!(msg.contains("2 streaming calls"), "{msg}");
+    assert_eq!(up.world().resource::<RpcServer>().calls_in_flight(), 2);
+    assert!(replies(&downs[0], first).is_empty());
+    assert!(replies(&downs[0], second).is_empty());
+
+    // Finishing one makes room for one more.
+    let r = up.world_mut().resource_mut::<Held>().0.remove(0);
+    r.complete(Any::I64(1));
+    assert_eq!(
+        finish(&mut up, &mut downs, 0, first),
+        vec![RpcReplyKind::Complete(Any::I64(1))]
+    );
+    let fourth = invoke(downs[0].world_mut(), link, ep, vec![]).unwrap();
+    run_until(
+        &mut [&mut up, &mut downs[0]],
+        LIMIT,
+        "the fourth call held",
+        |a| a[0].world().resource::<Held>().0.len() == 2,
+    );
+    assert!(replies(&downs[0], fourth).is_empty());
+    // Closing the link ends every held call.
+    downs[0]
+        .world()
+        .get::<NoodlesLink>(link)
+        .unwrap()
+        .close("done");
+    run_until(
+        &mut [&mut up, &mut downs[0]],
+        LIMIT,
+        "the calls forgotten",
+        |a| a[0].world().resource::<RpcServer>().calls_in_flight() == 0,
+    );
 }

@@ -6,9 +6,11 @@
 //! | module | holds |
 //! | --- | --- |
 //! | [`codec`] | every protocol and Core type under its Jaw name, strict decoding with errors that say where, encoding, id visitors, [`codec::Any`] |
+//! | [`assets`] | Core asset bodies from the wire, validated without an engine: [`assets::decode_mesh`], buffer views, [`assets::AssetError`] |
 //! | [`link`] | [`link::Link`]: preamble, roles, capability intersection, timeouts, keep-alive, role checks; fed frames and time, returns frames, events and close reasons |
-//! | `transport` (feature `transport`) | websocket listen/connect with tokio-tungstenite, one task per connection driving a [`link::Link`], bounded queues |
+//! | `transport` (feature `transport`) | websocket (`ws://` and `wss://`) listen/connect with tokio-tungstenite, one task per connection driving a [`link::Link`], bounded queues |
 //! | `auth` (feature `transport`) | who may connect: the authorization hook at the websocket upgrade, bearer tokens, principals |
+//! | `tls` (feature `transport`) | `wss://` with rustls (ring): a listener's certificate and key from PEM, the roots a client trusts |
 //! | `oob` (feature `transport`) | the out-of-band asset server and client; `fetch_url` for `BufferFromURL` (feature `url`) |
 //! | `codegen` (feature `codegen`) | the Jaw parser and generator, for an application's own schemas from its `build.rs` |
 //!
@@ -24,6 +26,7 @@
 #![doc = document_features::document_features!()]
 #![warn(missing_docs)]
 
+pub mod assets;
 #[cfg(feature = "transport")]
 pub mod auth;
 pub mod codec;
@@ -32,6 +35,8 @@ pub mod codegen;
 pub mod link;
 #[cfg(feature = "transport")]
 pub mod oob;
+#[cfg(feature = "transport")]
+pub mod tls;
 #[cfg(feature = "transport")]
 pub mod transport;
 

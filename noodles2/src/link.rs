@@ -327,6 +327,12 @@ pub enum ListenError {
         /// Why (the I/O error, in text).
         reason: String,
     },
+    /// A `wss://` address was given without a certificate and key to serve it with.
+    #[error("cannot listen on {addr}: wss:// needs a certificate and key (ServerTls)")]
+    TlsRequired {
+        /// The address asked for.
+        addr: String,
+    },
 }
 
 /// Where a link is in its life.

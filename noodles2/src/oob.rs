@@ -34,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::auth::Authorizer;
+use crate::tls::{ClientTls, ServerTls};
 use crate::codec::{
     OOBAssetID, OOBContent, OOBReply, OOBReplyFailure, OOBReplyHeader, OOBReplySuccess, OOBRequest,
     OOBRequestContent, OOBString, Wire,
@@ -161,13 +162,13 @@ pub fn answer(store: &OobStore, request: &OOBRequest) -> OOBReply {
 /// advertised before any main link opens). Returns the accept task's abort handle.
 /// With `auth`, every connection must also pass the hook at its websocket upgrade (the same as
 /// the main link's listener), so a process on an admitted address cannot fetch without
-/// credentials.
+/// credentials. With `tls`, connections speak TLS (`wss://`), as the main listener's do.
 pub fn spawn_server(
     runtime: &tokio::runtime::Handle,
     listener: std::net::TcpListener,
     store: Arc<OobStore>,
     handshake_timeout: Duration,
-    auth: Option<Authorizer>,
+    (auth, tls): (Option<Authorizer>, Option<ServerTls>),
 ) -> AbortHandle {
     let rt = runtime.clone();
     runtime
@@ -200,7 +201,7 @@ pub fn spawn_server(
                 // The task waits for its registration before it serves anything.
                 let (go_tx, go_rx) = tokio::sync::oneshot::channel::<bool>();
                 let task = rt.spawn(serve_connection(
-                    stream,
+                    (stream, tls.clone()),
                     peer,
                     store.clone(),
                     (handshake_timeout, auth.clone()),
@@ -219,7 +220,24 @@ pub fn spawn_server(
 }
 
 async fn serve_connection(
-    stream: tokio::net::TcpStream,
+    (stream, tls): (tokio::net::TcpStream, Option<ServerTls>),
+    peer: SocketAddr,
+    store: Arc<OobStore>,
+    options: (Duration, Option<Authorizer>),
+    admitted: tokio::sync::oneshot::Receiver<bool>,
+) {
+    let Some(tls) = tls else {
+        return serve_websocket(stream, peer, store, options, admitted).await;
+    };
+    match tokio::time::timeout(options.0, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => serve_websocket(stream, peer, store, options, admitted).await,
+        Ok(Err(e)) => tracing::debug!("OOB TLS handshake with {peer} failed: {e}"),
+        Err(_) => tracing::debug!("OOB TLS handshake with {peer} timed out"),
+    }
+}
+
+async fn serve_websocket<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
     peer: SocketAddr,
     store: Arc<OobStore>,
     (handshake_timeout, auth): (Duration, Option<Authorizer>),
@@ -336,6 +354,39 @@ pub struct FetchDone {
     pub result: Result<Bytes, String>,
 }
 
+/// Where a Downstream opens its OOB channel: the Upstream's host and advertised port, over TLS
+/// (`wss://`) when the main link is.
+#[derive(Debug, Clone)]
+pub struct OobTarget {
+    /// The host: the main link's peer address for `ws://`, or the host name of its `wss://` URL
+    /// (the name its certificate is checked against).
+    pub host: String,
+    /// The port from the Upstream's `OOBAssetInfo`.
+    pub port: u16,
+    /// The roots trusted, when the main link is `wss://`.
+    pub tls: Option<ClientTls>,
+}
+
+impl OobTarget {
+    /// A plain `ws://` channel to `addr`.
+    pub fn plain(addr: SocketAddr) -> OobTarget {
+        OobTarget {
+            host: match addr.ip() {
+                IpAddr::V6(ip) => format!("[{ip}]"),
+                IpAddr::V4(ip) => ip.to_string(),
+            },
+            port: addr.port(),
+            tls: None,
+        }
+    }
+
+    /// The channel's URL.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
 /// The Downstream's OOB connection to one Upstream. Dropping it closes the connection.
 #[derive(Debug)]
 pub struct OobClient {
@@ -356,7 +407,7 @@ impl OobClient {
     /// `max_bytes` bounds the content of one reply.
     pub fn spawn(
         runtime: &tokio::runtime::Handle,
-        addr: SocketAddr,
+        target: OobTarget,
         max_bytes: u64,
         connect_timeout: Duration,
         token: Option<String>,
@@ -365,7 +416,7 @@ impl OobClient {
         let (tx, rx) = mpsc::unbounded_channel();
         let failure = Arc::new(OnceLock::new());
         let task = runtime.spawn(run_client(
-            (addr, token),
+            (target, token),
             max_bytes,
             connect_timeout,
             rx,
@@ -397,7 +448,7 @@ impl OobClient {
 }
 
 async fn run_client(
-    addr: (SocketAddr, Option<String>),
+    addr: (OobTarget, Option<String>),
     max_bytes: u64,
     connect_timeout: Duration,
     mut requests: mpsc::UnboundedReceiver<(u64, u64)>,
@@ -433,14 +484,14 @@ async fn run_client(
 
 /// Runs the connection until it fails; returns why.
 async fn client_loop(
-    (addr, token): (SocketAddr, Option<String>),
+    (target, token): (OobTarget, Option<String>),
     max_bytes: u64,
     connect_timeout: Duration,
     requests: &mut mpsc::UnboundedReceiver<(u64, u64)>,
     results: &crossbeam_channel::Sender<FetchDone>,
     waiting: &mut HashMap<u64, Vec<u64>>,
 ) -> String {
-    let url = format!("ws://{addr}");
+    let url = target.url();
     let limit = usize::try_from(max_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(REPLY_OVERHEAD);
@@ -451,7 +502,12 @@ async fn client_loop(
         Ok(r) => r,
         Err(e) => return format!("cannot open the OOB channel {url}: {e}"),
     };
-    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(target.tls.unwrap_or_default().connector()),
+    );
     let ws = match tokio::time::timeout(connect_timeout, connecting).await {
         Ok(Ok((ws, _))) => ws,
         Ok(Err(e)) => return format!("cannot open the OOB channel {url}: {e}"),

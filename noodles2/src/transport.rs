@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
@@ -32,9 +33,12 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{WebSocketStream, accept_hdr_async_with_config, connect_async_with_config};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, accept_hdr_async_with_config, connect_async_tls_with_config,
+};
 
 use crate::auth::{AuthFn, AuthRefusal, AuthRequest, Authorizer, Principal};
+use crate::tls::{ClientTls, ServerTls};
 
 use crate::link::{
     ClientIntent, CloseReason, Link, LinkConfig, LinkEvent, ListenError, ProtocolError,
@@ -304,7 +308,7 @@ pub enum TransportEvent {
     Connected {
         /// The link, as in the handle returned by [`Transport::connect`].
         link: LinkId,
-        /// The remote address (`None` over TLS or if it could not be read).
+        /// The remote address (`None` if it could not be read).
         peer: Option<SocketAddr>,
     },
     /// Something happened on a link. `LinkEvent::Closed` is always the last for a link.
@@ -351,22 +355,33 @@ impl Transport {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Listen on `addr` (port 0 picks a free port; the bound address arrives as
-    /// [`TransportEvent::Listening`]). Every accepted connection runs a server [`Link`] built from
-    /// `make_config`, called per connection.
+    /// Listen on `addr` (`ws://HOST:PORT`, `wss://HOST:PORT` or `HOST:PORT`; port 0 picks a
+    /// free port; the bound address arrives as [`TransportEvent::Listening`]). Every accepted
+    /// connection runs a server [`Link`] built from `make_config`, called per connection. With
+    /// `tls`, connections speak TLS (`wss://`); a `wss://` address without it fails with
+    /// [`ListenError::TlsRequired`].
     pub fn listen(
         &self,
         addr: String,
         limits: TransportLimits,
         make_config: Arc<dyn Fn() -> LinkConfig + Send + Sync>,
         auth: Option<Authorizer>,
+        tls: Option<ServerTls>,
     ) -> (ListenerId, AbortHandle) {
         let listener = ListenerId(self.next_id());
         let events = self.events_tx.clone();
         let ids = self.next_id.clone();
         let runtime = self.runtime.clone();
         let task = self.runtime.spawn(async move {
-            let socket = match TcpListener::bind(&addr).await {
+            if addr.starts_with("wss://") && tls.is_none() {
+                let _ = events.send(TransportEvent::ListenFailed {
+                    listener,
+                    error: ListenError::TlsRequired { addr },
+                });
+                return;
+            }
+            let bind = strip_ws_scheme(&addr);
+            let socket = match TcpListener::bind(bind).await {
                 Ok(s) => s,
                 Err(e) => {
                     let _ = events.send(TransportEvent::ListenFailed {
@@ -405,57 +420,33 @@ impl Transport {
                 };
                 let _ = stream.set_nodelay(true);
                 let id = LinkId(ids.fetch_add(1, Ordering::Relaxed));
-                let config = make_config();
-                let events = events.clone();
                 let (handle, rx) = new_handle(id, &limits, events.clone());
                 let abort_slot = handle.abort.clone();
-                let auth = auth.clone();
+                let accepted = Accepting {
+                    listener,
+                    config: make_config(),
+                    handle,
+                    rx,
+                    events: events.clone(),
+                    peer,
+                    limits,
+                    auth: auth.clone(),
+                };
+                let tls = tls.clone();
                 let task = runtime.spawn(async move {
-                    let mut admission = Admission::default();
-                    #[expect(
-                        clippy::result_large_err,
-                        reason = "tungstenite's handshake callback answers with its ErrorResponse"
-                    )]
-                    let check = |req: &Request, resp: Response| {
-                        admission.check(auth.as_deref(), req, peer).map(|()| resp)
-                    };
-                    let ws = match tokio::time::timeout(
-                        limits.connect_timeout,
-                        accept_hdr_async_with_config(stream, check, Some(limits.ws_config())),
-                    )
-                    .await
-                    {
-                        Ok(Ok(ws)) => ws,
-                        Ok(Err(e)) => {
-                            match admission.refused {
-                                Some(r) => tracing::info!("refused a connection from {peer}: {r}"),
-                                None => {
-                                    tracing::debug!("websocket handshake with {peer} failed: {e}")
+                    match tls {
+                        None => accepted.run(stream).await,
+                        Some(tls) => {
+                            let handshake = tls.acceptor().accept(stream);
+                            match tokio::time::timeout(limits.connect_timeout, handshake).await {
+                                Ok(Ok(stream)) => accepted.run(stream).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!("TLS handshake with {peer} failed: {e}")
                                 }
+                                Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                             }
-                            return;
                         }
-                        Err(_) => {
-                            tracing::debug!("websocket handshake with {peer} timed out");
-                            return;
-                        }
-                    };
-                    let link = Link::server(Instant::now(), config);
-                    let counters = handle.counters.clone();
-                    let wake = handle.wake.clone();
-                    if events
-                        .send(TransportEvent::Accepted {
-                            listener,
-                            handle,
-                            peer,
-                            principal: admission.principal,
-                            token: admission.token,
-                        })
-                        .is_err()
-                    {
-                        return;
                     }
-                    run_link(ws, link, rx, events, id, (counters, wake), limits).await;
                 });
                 if let Ok(mut slot) = abort_slot.lock() {
                     *slot = Some(task.abort_handle());
@@ -465,15 +456,16 @@ impl Transport {
         (listener, task.abort_handle())
     }
 
-    /// Connect to `url` (`ws://HOST:PORT`) as a client. The returned handle is usable at once;
-    /// frames queue until the link reaches the main sequence.
+    /// Connect to `url` (`ws://HOST:PORT` or `wss://HOST:PORT`) as a client. The returned handle
+    /// is usable at once; frames queue until the link reaches the main sequence. A `wss://` URL
+    /// trusts the roots of `tls` ([`ClientTls::default`] when `None`: the Mozilla roots).
     pub fn connect(
         &self,
         url: String,
         config: LinkConfig,
         intent: ClientIntent,
         limits: TransportLimits,
-        token: Option<String>,
+        (token, tls): (Option<String>, Option<ClientTls>),
     ) -> LinkHandle {
         let id = LinkId(self.next_id());
         let events = self.events_tx.clone();
@@ -495,7 +487,13 @@ impl Transport {
                     return;
                 }
             };
-            let connecting = connect_async_with_config(request, Some(limits.ws_config()), true);
+            let connector = tls.unwrap_or_default().connector();
+            let connecting = connect_async_tls_with_config(
+                request,
+                Some(limits.ws_config()),
+                true,
+                Some(connector),
+            );
             let ws = match tokio::time::timeout(limits.connect_timeout, connecting).await {
                 Ok(Ok((ws, _response))) => ws,
                 Ok(Err(e)) => {
@@ -522,7 +520,8 @@ impl Transport {
                 }
             };
             let peer = match ws.get_ref() {
-                tokio_tungstenite::MaybeTlsStream::Plain(s) => s.peer_addr().ok(),
+                MaybeTlsStream::Plain(s) => s.peer_addr().ok(),
+                MaybeTlsStream::Rustls(s) => s.get_ref().0.peer_addr().ok(),
                 _ => None,
             };
             let _ = events.send(TransportEvent::Connected { link: id, peer });
@@ -533,6 +532,78 @@ impl Transport {
             *slot = Some(task.abort_handle());
         }
         handle
+    }
+}
+
+/// An accepted TCP connection on its way to a link: the websocket upgrade (with the
+/// authorization hook), then the link task.
+struct Accepting {
+    listener: ListenerId,
+    config: LinkConfig,
+    handle: LinkHandle,
+    rx: mpsc::UnboundedReceiver<Command>,
+    events: crossbeam_channel::Sender<TransportEvent>,
+    peer: SocketAddr,
+    limits: TransportLimits,
+    auth: Option<Authorizer>,
+}
+
+impl Accepting {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(self, stream: S) {
+        let Accepting {
+            listener,
+            config,
+            handle,
+            rx,
+            events,
+            peer,
+            limits,
+            auth,
+        } = self;
+        let mut admission = Admission::default();
+        #[expect(
+            clippy::result_large_err,
+            reason = "tungstenite's handshake callback answers with its ErrorResponse"
+        )]
+        let check = |req: &Request, resp: Response| {
+            admission.check(auth.as_deref(), req, peer).map(|()| resp)
+        };
+        let ws = match tokio::time::timeout(
+            limits.connect_timeout,
+            accept_hdr_async_with_config(stream, check, Some(limits.ws_config())),
+        )
+        .await
+        {
+            Ok(Ok(ws)) => ws,
+            Ok(Err(e)) => {
+                match admission.refused {
+                    Some(r) => tracing::info!("refused a connection from {peer}: {r}"),
+                    None => tracing::debug!("websocket handshake with {peer} failed: {e}"),
+                }
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("websocket handshake with {peer} timed out");
+                return;
+            }
+        };
+        let link = Link::server(Instant::now(), config);
+        let id = handle.id;
+        let counters = handle.counters.clone();
+        let wake = handle.wake.clone();
+        if events
+            .send(TransportEvent::Accepted {
+                listener,
+                handle,
+                peer,
+                principal: admission.principal,
+                token: admission.token,
+            })
+            .is_err()
+        {
+            return;
+        }
+        run_link(ws, link, rx, events, id, (counters, wake), limits).await;
     }
 }
 
@@ -873,8 +944,39 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// The socket address in a `ws://HOST:PORT` url, or a plain `HOST:PORT`.
+/// The socket address in a `ws://HOST:PORT` or `wss://HOST:PORT` url, or a plain `HOST:PORT`.
 pub fn strip_ws_scheme(url: &str) -> &str {
-    let s = url.strip_prefix("ws://").unwrap_or(url);
+    let s = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+        .unwrap_or(url);
     s.trim_end_matches('/')
+}
+
+/// The host part of a `ws://HOST:PORT` or `wss://HOST:PORT` url, or of `HOST:PORT` (an IPv6
+/// host keeps its brackets).
+pub fn url_host(url: &str) -> &str {
+    let s = strip_ws_scheme(url);
+    let s = s.split_once('/').map_or(s, |(authority, _)| authority);
+    match s.rsplit_once(':') {
+        Some((h, port)) if !port.contains(']') => h,
+        _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_addresses_of_urls() {
+        assert_eq!(url_host("ws://127.0.0.1:0"), "127.0.0.1");
+        assert_eq!(url_host("wss://example.org:443/path"), "example.org");
+        assert_eq!(url_host("0.0.0.0:5000"), "0.0.0.0");
+        assert_eq!(url_host("ws://[::1]:80/"), "[::1]");
+        assert_eq!(url_host("[::1]"), "[::1]");
+        assert_eq!(url_host("localhost"), "localhost");
+        assert_eq!(strip_ws_scheme("wss://localhost:5000/"), "localhost:5000");
+        assert_eq!(strip_ws_scheme("ws://127.0.0.1:1"), "127.0.0.1:1");
+    }
 }

@@ -1,5 +1,8 @@
 //! The one integration-test binary of `noodles2`: the codec and its generator, and the sans-IO
-//! link. No Bevy anywhere (`cargo test -p noodles2`).
+//! link, and (feature `transport`) the websocket transport over loopback. No Bevy anywhere
+//! (`cargo test -p noodles2`).
 
 mod codec;
 mod link;
+#[cfg(feature = "transport")]
+mod transport;

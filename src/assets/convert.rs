@@ -18,305 +18,16 @@ use bevy::image::{
     ImageSamplerBorderColor, ImageSamplerDescriptor, ImageType,
 };
 use bevy::mesh::{Indices, Mesh, MeshVertexAttribute, PrimitiveTopology, VertexAttributeValues};
-use thiserror::Error;
 use wgpu_types::{TextureDimension, TextureFormat};
 
 use crate::codec as w;
 use crate::codec::WireEnum;
 
-/// Largest width or height accepted by [`image_from_wire`] (checked from the file header before
-/// any pixel is decoded).
-pub const MAX_IMAGE_SIDE: u32 = 16_384;
-
-/// Largest pixel count (width × height) accepted by [`image_from_wire`], so that a small
-/// malicious file cannot make the decoder allocate gigabytes.
-pub const MAX_IMAGE_PIXELS: u64 = 1 << 26;
-
-/// Most entries a material image table may have (`ImageTableID` is 4 bits wide,
-/// `spec/core/extension.md`: "Image/material tables are intentionally small (up to 16 entries)").
-pub const MAX_MATERIAL_IMAGES: usize = 16;
-
-/// Why a Bevy asset could not be turned into a NOODLES2 asset body, or the reverse.
-///
-/// Every message starts with the asset kind (`mesh`, `image`, `material`) and names the field or
-/// value that was wrong.
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum AssetError {
-    /// The Bevy mesh's data cannot be read (for example it was moved to the render world).
-    #[error("mesh: vertex data is not readable: {0}")]
-    MeshAccess(String),
-    /// Only triangle lists exist in NOODLES2 (`PrimitiveType::Triangles`).
-    #[error("mesh: primitive topology {0:?} is not supported, only TriangleList")]
-    UnsupportedTopology(PrimitiveTopology),
-    /// The Bevy mesh has no `ATTRIBUTE_POSITION`.
-    #[error("mesh: has no positions (ATTRIBUTE_POSITION)")]
-    MissingPositions,
-    /// A Bevy vertex attribute is stored in a format this conversion does not handle.
-    #[error("mesh: attribute {attribute} is {found}, expected {expected}")]
-    AttributeFormat {
-        /// The attribute's name.
-        attribute: &'static str,
-        /// The format the attribute is stored in.
-        found: String,
-        /// The format this conversion expects.
-        expected: &'static str,
-    },
-    /// A Bevy vertex attribute does not have one value per vertex.
-    #[error("mesh: attribute {attribute} has {found} values but the mesh has {expected} positions")]
-    AttributeLength {
-        /// The attribute's name.
-        attribute: &'static str,
-        /// How many values the attribute has.
-        found: usize,
-        /// How many positions (vertices) the mesh has.
-        expected: usize,
-    },
-    /// Some count or size does not fit the wire type that carries it.
-    #[error("{asset}: {what} is {value}, more than the wire format allows ({limit})")]
-    TooLarge {
-        /// The asset kind.
-        asset: &'static str,
-        /// The count or size that is too large.
-        what: &'static str,
-        /// Its value.
-        value: u64,
-        /// The largest value the wire type allows.
-        limit: u64,
-    },
-    /// Offset arithmetic would overflow `u64`.
-    #[error("{asset}: {what} overflows a 64-bit offset")]
-    Overflow {
-        /// The asset kind.
-        asset: &'static str,
-        /// The computation that overflows.
-        what: String,
-    },
-    /// A `BufferView` reaches outside its buffer (`buffer.jaw`: "Any slice that escapes the
-    /// bounds of the buffer is illegal").
-    #[error(
-        "{asset}: buffer view (offset {offset}, length {length}) escapes its buffer of {buffer_len} bytes"
-    )]
-    ViewOutOfBuffer {
-        /// The asset kind.
-        asset: &'static str,
-        /// The view's byte offset in the buffer.
-        offset: u64,
-        /// The view's length in bytes.
-        length: u64,
-        /// The buffer's length in bytes.
-        buffer_len: u64,
-    },
-    /// An attribute's stride is smaller than one element.
-    #[error(
-        "mesh: attribute {attribute} has vertex_stride {stride}, smaller than its {size}-byte element"
-    )]
-    StrideTooSmall {
-        /// The attribute's name.
-        attribute: String,
-        /// The attribute's `vertex_stride` in bytes.
-        stride: u16,
-        /// The size of one element in bytes.
-        size: u64,
-    },
-    /// An attribute's last element ends past the end of the mesh's view.
-    #[error(
-        "mesh: attribute {attribute} (view_byte_offset {offset}, vertex_stride {stride}, {count} vertices of {size} bytes) ends at byte {end}, past the {view_len}-byte view"
-    )]
-    AttributePastView {
-        /// The attribute's name.
-        attribute: String,
-        /// The attribute's `view_byte_offset`.
-        offset: u32,
-        /// The attribute's `vertex_stride` in bytes.
-        stride: u16,
-        /// The number of vertices.
-        count: u32,
-        /// The size of one element in bytes.
-        size: u64,
-        /// The byte where the last element ends.
-        end: u64,
-        /// The view's length in bytes.
-        view_len: u64,
-    },
-    /// The index block ends past the end of the mesh's view.
-    #[error(
-        "mesh: index block (view_byte_offset {offset}, index_count {count} of {size} bytes) ends at byte {end}, past the {view_len}-byte view"
-    )]
-    IndicesPastView {
-        /// The index block's `view_byte_offset`.
-        offset: u32,
-        /// The number of indices (`index_count`).
-        count: u32,
-        /// The size of one index in bytes.
-        size: u64,
-        /// The byte where the index block ends.
-        end: u64,
-        /// The view's length in bytes.
-        view_len: u64,
-    },
-    /// An index refers to a vertex that does not exist.
-    #[error(
-        "mesh: index {index} (at position {position}) is out of range for {vertex_count} vertices"
-    )]
-    IndexOutOfRange {
-        /// The index's position in the index list.
-        position: usize,
-        /// The index value.
-        index: u64,
-        /// The number of vertices in the mesh.
-        vertex_count: u64,
-    },
-    /// A triangle list needs a multiple of three indices (or vertices, without indices).
-    #[error("mesh: {what} {count} is not a multiple of 3, as a triangle list needs")]
-    NotTriangles {
-        /// What was counted (the index count, or the vertex count without indices).
-        what: &'static str,
-        /// The count.
-        count: u64,
-    },
-    /// An enum field holds a value the spec does not define.
-    #[error("{asset}: {field} has unknown value {value}")]
-    UnknownValue {
-        /// The asset kind.
-        asset: &'static str,
-        /// The field's name.
-        field: String,
-        /// The undefined value.
-        value: u64,
-    },
-    /// A joint stream without its weight stream, or the reverse.
-    #[error("mesh: {present} is flagged but {missing} is not (joints and weights come in pairs)")]
-    UnpairedSkinStream {
-        /// The stream that is flagged.
-        present: String,
-        /// The paired stream that is not flagged.
-        missing: String,
-    },
-    /// A skinning weight is negative, infinite or NaN.
-    #[error("mesh: {attribute} of vertex {vertex} is {value}, not a finite weight >= 0")]
-    BadWeight {
-        /// The weight attribute's name.
-        attribute: String,
-        /// The vertex the weight belongs to.
-        vertex: usize,
-        /// The weight's value.
-        value: f32,
-    },
-    /// The mesh says it has no morph targets but lists some (`mesh.jaw`).
-    #[error("mesh: flags.has_morph_targets is 0 but morph_targets has {0} entries")]
-    UnexpectedMorphTargets(usize),
-    /// The Bevy image's pixel format cannot be encoded.
-    #[error(
-        "image: texture format {0:?} cannot be encoded (supported: Rgba8UnormSrgb, Rgba8Unorm, Bgra8UnormSrgb, Bgra8Unorm, R8Unorm, Rg8Unorm)"
-    )]
-    UnsupportedTextureFormat(TextureFormat),
-    /// The Bevy image is not a single 2D image with pixel data.
-    #[error("image: {0}")]
-    UnsupportedImage(String),
-    /// PNG encoding failed.
-    #[error("image: PNG encoding failed: {0}")]
-    Encode(String),
-    /// The encoded bytes are not one of the formats of `image.jaw`.
-    #[error(
-        "image: unknown encoded format (first bytes: {first_bytes}); expected PNG, JPEG, WEBP, KTX2, HDR or EXR"
-    )]
-    UnknownImageFormat {
-        /// The first bytes of the image, in hex.
-        first_bytes: String,
-    },
-    /// The encoded format is known but this build of Bevy cannot decode it.
-    #[error("image: {0} images are not supported by this build (Bevy feature not enabled)")]
-    ImageFormatNotEnabled(&'static str),
-    /// The encoded image is larger than [`MAX_IMAGE_SIDE`] / [`MAX_IMAGE_PIXELS`].
-    #[error(
-        "image: {format} image of {width}x{height} pixels exceeds the limit ({MAX_IMAGE_SIDE} per side, {MAX_IMAGE_PIXELS} pixels)"
-    )]
-    ImageTooLarge {
-        /// The encoded format's name.
-        format: &'static str,
-        /// The image's width in pixels.
-        width: u64,
-        /// The image's height in pixels.
-        height: u64,
-    },
-    /// Decoding the encoded image failed.
-    #[error("image: decoding {format} failed: {reason}")]
-    Decode {
-        /// The encoded format's name.
-        format: &'static str,
-        /// Why decoding failed.
-        reason: String,
-    },
-    /// The material image table has more than [`MAX_MATERIAL_IMAGES`] entries.
-    #[error("material: image table has {0} entries, at most 16 are allowed")]
-    TableTooLong(usize),
-    /// A texture reference points past the material's image table.
-    #[error(
-        "material: {field} refers to image table entry {index}, but the table has {table_len} entries"
-    )]
-    ImageIndexOutOfRange {
-        /// The texture reference's field name.
-        field: &'static str,
-        /// The image table entry it refers to.
-        index: u8,
-        /// The number of entries in the image table.
-        table_len: usize,
-    },
-    /// A texture reference names a UV channel other than 0 or 1.
-    #[error("material: {field} uses UV channel {channel}, only 0 and 1 exist")]
-    BadUvChannel {
-        /// The texture reference's field name.
-        field: &'static str,
-        /// The UV channel it names.
-        channel: u8,
-    },
-    /// The image asset a texture reference resolves to is not known to the caller.
-    #[error("material: {field} refers to image asset {image_id}, which is not available")]
-    UnknownImage {
-        /// The texture reference's field name.
-        field: &'static str,
-        /// The image asset it resolves to.
-        image_id: u64,
-    },
-}
-
-// ---------------------------------------------------------------------------------------------
-// Buffer views
-// ---------------------------------------------------------------------------------------------
-
-/// The bytes of `view` inside `buffer` (the whole content of the Buffer asset), or
-/// [`AssetError::ViewOutOfBuffer`] / [`AssetError::Overflow`] if the view escapes it.
-///
-/// Spec: `spec/core/assets/buffer.jaw` (`BufferView`: "A buffer view MUST only refer to a slice
-/// inside of a buffer").
-pub fn view_bytes<'a>(
-    asset: &'static str,
-    view: &w::BufferView,
-    buffer: &'a [u8],
-) -> Result<&'a [u8], AssetError> {
-    let offset = view.offset.get();
-    let length = view.length.get();
-    let buffer_len = buffer.len() as u64;
-    let escape = AssetError::ViewOutOfBuffer {
-        asset,
-        offset,
-        length,
-        buffer_len,
-    };
-    let end = offset
-        .checked_add(length)
-        .ok_or_else(|| AssetError::Overflow {
-            asset,
-            what: format!("buffer view offset {offset} + length {length}"),
-        })?;
-    if end > buffer_len {
-        return Err(escape);
-    }
-    let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end)) else {
-        return Err(escape);
-    };
-    buffer.get(start..end).ok_or(escape)
-}
+pub use noodles2::assets::{
+    AssetError, DecodedMesh, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MATERIAL_IMAGES, MeshIndices,
+    WEIGHT_SUM_TOLERANCE, decode_mesh, view_bytes,
+};
+use noodles2::assets::unknown;
 
 // ---------------------------------------------------------------------------------------------
 // Mesh
@@ -406,7 +117,7 @@ pub fn mesh_to_wire(
 ) -> Result<(Vec<u8>, w::MeshAsset), AssetError> {
     let topology = mesh.primitive_topology();
     if topology != PrimitiveTopology::TriangleList {
-        return Err(AssetError::UnsupportedTopology(topology));
+        return Err(AssetError::UnsupportedTopology(format!("{topology:?}")));
     }
     let positions = match mesh
         .try_attribute_option(Mesh::ATTRIBUTE_POSITION)
@@ -614,395 +325,25 @@ pub fn mesh_to_wire(
     Ok((buf, asset))
 }
 
-/// A validated attribute stream inside a mesh view: `bytes` starts at the first element and
-/// ends right after the last one, so `bytes.chunks(stride)` yields one chunk per vertex, each
-/// at least one element long.
-struct Stream<'a> {
-    bytes: &'a [u8],
-    stride: usize,
-}
-
-impl Stream<'_> {
-    fn elements(&self) -> impl Iterator<Item = &[u8]> {
-        // `stride >= size >= 1` is checked in `stream`.
-        self.bytes.chunks(self.stride.max(1))
-    }
-}
-
-/// Validates one attribute stream of `count` elements of `size` bytes and returns its bytes.
-fn stream<'a>(
-    view: &'a [u8],
-    attribute: &str,
-    common: &w::UncompressedAttribCommon,
-    size: u64,
-    count: u32,
-) -> Result<Stream<'a>, AssetError> {
-    let offset = common.view_byte_offset.get();
-    let stride = common.vertex_stride.get();
-    if u64::from(stride) < size {
-        return Err(AssetError::StrideTooSmall {
-            attribute: attribute.to_owned(),
-            stride,
-            size,
-        });
-    }
-    if count == 0 {
-        return Ok(Stream {
-            bytes: &[],
-            stride: 1,
-        });
-    }
-    let overflow = || AssetError::Overflow {
-        asset: "mesh",
-        what: format!("attribute {attribute} extent"),
-    };
-    let end = u64::from(stride)
-        .checked_mul(u64::from(count) - 1)
-        .and_then(|x| x.checked_add(u64::from(offset)))
-        .and_then(|x| x.checked_add(size))
-        .ok_or_else(overflow)?;
-    let view_len = view.len() as u64;
-    let past = AssetError::AttributePastView {
-        attribute: attribute.to_owned(),
-        offset,
-        stride,
-        count,
-        size,
-        end,
-        view_len,
-    };
-    if end > view_len {
-        return Err(past);
-    }
-    let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end)) else {
-        return Err(past);
-    };
-    let bytes = view.get(start..end).ok_or(past)?;
-    Ok(Stream {
-        bytes,
-        stride: usize::from(stride),
-    })
-}
-
-fn read_floats<const N: usize>(s: &Stream<'_>) -> Vec<[f32; N]> {
-    s.elements()
-        .map(|e| {
-            let mut out = [0.0f32; N];
-            for (o, b) in out.iter_mut().zip(e.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-            out
-        })
-        .collect()
-}
-
-fn unknown(asset: &'static str, field: impl Into<String>, value: u8) -> AssetError {
-    AssetError::UnknownValue {
-        asset,
-        field: field.into(),
-        value: u64::from(value),
-    }
-}
-
-/// Reads a UV stream (`float2` or `normalized_ushort2`) as Bevy's `Float32x2`.
-fn read_uv(
-    view: &[u8],
-    name: &str,
-    attr: &w::UVAttribute,
-    count: u32,
-) -> Result<Vec<[f32; 2]>, AssetError> {
-    let format = w::UVFormat::from_repr(attr.format)
-        .ok_or_else(|| unknown("mesh", format!("{name}.format"), attr.format))?;
-    Ok(match format {
-        w::UVFormat::Float2 => read_floats::<2>(&stream(view, name, &attr.common, 8, count)?),
-        w::UVFormat::NormalizedUshort2 => stream(view, name, &attr.common, 4, count)?
-            .elements()
-            .map(|e| {
-                let mut out = [0.0f32; 2];
-                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
-                    *o = f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0;
-                }
-                out
-            })
-            .collect(),
-    })
-}
-
-/// Reads a joint-index stream (`ubyte4` widened, or `ushort4`) as Bevy's `Uint16x4`.
-fn read_joints(
-    view: &[u8],
-    name: &str,
-    attr: &w::JointAttribute,
-    count: u32,
-) -> Result<Vec<[u16; 4]>, AssetError> {
-    Ok(match w::JointFormat::from_repr(attr.format) {
-        Some(w::JointFormat::Ubyte4) => stream(view, name, &attr.common, 4, count)?
-            .elements()
-            .map(|e| [e[0], e[1], e[2], e[3]].map(u16::from))
-            .collect(),
-        Some(w::JointFormat::Ushort4) => stream(view, name, &attr.common, 8, count)?
-            .elements()
-            .map(|e| {
-                let mut out = [0u16; 4];
-                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
-                    *o = u16::from_le_bytes([b[0], b[1]]);
-                }
-                out
-            })
-            .collect(),
-        None => return Err(unknown("mesh", format!("{name}.format"), attr.format)),
-    })
-}
-
-/// Reads a weight stream (`normalized_ubyte4` as `v / 255`, `normalized_ushort4` as
-/// `v / 65535`, or `float4`) as Bevy's `Float32x4`. Float weights must be finite and not
-/// negative.
-fn read_weights(
-    view: &[u8],
-    name: &str,
-    attr: &w::WeightAttribute,
-    count: u32,
-) -> Result<Vec<[f32; 4]>, AssetError> {
-    let weights: Vec<[f32; 4]> = match w::WeightFormat::from_repr(attr.format) {
-        Some(w::WeightFormat::NormalizedUbyte4) => stream(view, name, &attr.common, 4, count)?
-            .elements()
-            .map(|e| [e[0], e[1], e[2], e[3]].map(|x| f32::from(x) / 255.0))
-            .collect(),
-        Some(w::WeightFormat::NormalizedUshort4) => stream(view, name, &attr.common, 8, count)?
-            .elements()
-            .map(|e| {
-                let mut out = [0.0f32; 4];
-                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
-                    *o = f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0;
-                }
-                out
-            })
-            .collect(),
-        Some(w::WeightFormat::Float4) => {
-            read_floats::<4>(&stream(view, name, &attr.common, 16, count)?)
-        }
-        None => return Err(unknown("mesh", format!("{name}.format"), attr.format)),
-    };
-    for (vertex, v) in weights.iter().enumerate() {
-        if let Some(&value) = v.iter().find(|x| !x.is_finite() || **x < 0.0) {
-            return Err(AssetError::BadWeight {
-                attribute: name.to_owned(),
-                vertex,
-                value,
-            });
-        }
-    }
-    Ok(weights)
-}
-
-/// Weight sums further than this from 1 are renormalized (`mesh.jaw`: implementations SHOULD
-/// renormalize weights that do not sum to 1). Float weights that were normalized by the sender
-/// stay bit-exact; quantized ones (off by up to 2/255) are renormalized.
-pub const WEIGHT_SUM_TOLERANCE: f32 = 1e-4;
-
-/// One set of per-vertex joint indices and weights (four influences per vertex).
-type Influences = (Vec<[u16; 4]>, Vec<[f32; 4]>);
-
-/// Joint indices and weights of up to eight influences per vertex (`joint_0`/`weight_0` and
-/// `joint_1`/`weight_1`) as Bevy's four: the four largest weights (the first ones on ties),
-/// renormalized when their sum is off 1 by more than [`WEIGHT_SUM_TOLERANCE`] (a vertex whose
-/// weights are all zero keeps them).
-fn skin_influences(sets: Vec<Influences>, vertex_count: usize) -> Influences {
-    let mut joints = Vec::with_capacity(vertex_count);
-    let mut weights = Vec::with_capacity(vertex_count);
-    for v in 0..vertex_count {
-        let (mut j, mut w) = ([0u16; 4], [0.0f32; 4]);
-        if sets.len() == 1 {
-            j = sets[0].0[v];
-            w = sets[0].1[v];
-        } else {
-            let mut all: Vec<(u16, f32)> = sets
-                .iter()
-                .flat_map(|(js, ws)| js[v].into_iter().zip(ws[v]))
-                .collect();
-            // Stable: equal weights keep their order.
-            all.sort_by(|a, b| b.1.total_cmp(&a.1));
-            for (k, (joint, weight)) in all.into_iter().take(4).enumerate() {
-                j[k] = joint;
-                w[k] = weight;
-            }
-        }
-        let sum: f32 = w.iter().sum();
-        if sum > 0.0 && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
-            for x in &mut w {
-                *x /= sum;
-            }
-        }
-        joints.push(j);
-        weights.push(w);
-    }
-    (joints, weights)
-}
-
 /// Builds a Bevy [`Mesh`] from a NOODLES2 [`w::MeshAsset`] and the whole content of the Buffer
-/// asset its `view` refers to.
-///
-/// Validates, before reading anything: the view lies inside `buffer` (overflow-safe); the
-/// primitive type is `Triangles`; every flagged attribute has a known format, a stride of at
-/// least its element size and its last element inside the view; the index block fits in the
-/// view, its count is a multiple of three and every index is below `vertex_count` (without
-/// indices, `vertex_count` must be a multiple of three).
-///
-/// The result is a `TriangleList` mesh with `RenderAssetUsages::default()` and
-/// `ATTRIBUTE_POSITION`, plus `ATTRIBUTE_NORMAL`, `ATTRIBUTE_TANGENT`, `ATTRIBUTE_UV_0` and
-/// `ATTRIBUTE_UV_1` when flagged (`normalized_ushort2` UVs become floats `v / 65535`), and
-/// indices (`U8` widened to `U16`). Joint and weight streams become `ATTRIBUTE_JOINT_INDEX`
-/// (`Uint16x4`, `ubyte4` widened) and `ATTRIBUTE_JOINT_WEIGHT` (`Float32x4`, normalized formats
-/// divided by 255 / 65535); with both `_0` and `_1` sets the four largest weights are kept; weights
-/// are renormalized when their sum is off 1 by more than [`WEIGHT_SUM_TOLERANCE`]; a joint stream
-/// without its weight stream (or the reverse) and negative or non-finite weights are refused; the
-/// mesh gets Bevy's skinned-mesh bounds. Morph-target streams are validated but not applied yet;
-/// `bb_min`/`bb_max` are not used (Bevy computes its own bounds).
+/// asset its `view` refers to: [`decode_mesh`] (which validates everything, see there), then a
+/// `TriangleList` mesh with `RenderAssetUsages::default()` and `ATTRIBUTE_POSITION`, plus
+/// `ATTRIBUTE_NORMAL`, `ATTRIBUTE_TANGENT`, `ATTRIBUTE_UV_0` and `ATTRIBUTE_UV_1` when flagged,
+/// and indices. Skinned meshes get `ATTRIBUTE_JOINT_INDEX` (`Uint16x4`) and
+/// `ATTRIBUTE_JOINT_WEIGHT` (`Float32x4`) and Bevy's skinned-mesh bounds. Bevy computes its own
+/// bounds (`bb_min`/`bb_max` are not used).
 ///
 /// Spec: `spec/core/assets/mesh.jaw` (`MeshAsset`), `spec/core/assets/buffer.jaw` (`BufferView`).
 pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, AssetError> {
-    let view = view_bytes("mesh", &asset.view, buffer)?;
-    let flags = asset.flags;
-    let primitive = ((flags.raw() >> 11) & 0x7) as u8;
-    if w::PrimitiveType::from_repr(primitive).is_none() {
-        return Err(unknown("mesh", "flags.primitive_type", primitive));
-    }
-    let n = asset.vertex_count;
-
-    let position = asset.position;
-    if w::PositionFormat::from_repr(position.format).is_none() {
-        return Err(unknown("mesh", "position.format", position.format));
-    }
-    let positions = read_floats::<3>(&stream(view, "position", &position.common, 12, n)?);
-
-    let normals = if flags.has_normal() != 0 {
-        let normal = asset.normal;
-        if w::NormalFormat::from_repr(normal.format).is_none() {
-            return Err(unknown("mesh", "normal.format", normal.format));
-        }
-        Some(read_floats::<3>(&stream(
-            view,
-            "normal",
-            &normal.common,
-            12,
-            n,
-        )?))
-    } else {
-        None
-    };
-    let tangents = if flags.has_tangent() != 0 {
-        let tangent = asset.tangent;
-        if w::TangentFormat::from_repr(tangent.format).is_none() {
-            return Err(unknown("mesh", "tangent.format", tangent.format));
-        }
-        Some(read_floats::<4>(&stream(
-            view,
-            "tangent",
-            &tangent.common,
-            16,
-            n,
-        )?))
-    } else {
-        None
-    };
-    let uv0 = if flags.has_uv_0() != 0 {
-        Some(read_uv(view, "uv_0", &asset.uv_0, n)?)
-    } else {
-        None
-    };
-    let uv1 = if flags.has_uv_1() != 0 {
-        Some(read_uv(view, "uv_1", &asset.uv_1, n)?)
-    } else {
-        None
-    };
-
-    // Skinning: each joint stream comes with its weight stream.
-    let mut skin_sets = Vec::new();
-    for (set, has_joint, has_weight, joint, weight) in [
-        (
-            0,
-            flags.has_joint_0(),
-            flags.has_weight_0(),
-            &asset.joint_0,
-            &asset.weight_0,
-        ),
-        (
-            1,
-            flags.has_joint_1(),
-            flags.has_weight_1(),
-            &asset.joint_1,
-            &asset.weight_1,
-        ),
-    ] {
-        match (has_joint != 0, has_weight != 0) {
-            (false, false) => {}
-            (true, true) => skin_sets.push((
-                read_joints(view, &format!("joint_{set}"), joint, n)?,
-                read_weights(view, &format!("weight_{set}"), weight, n)?,
-            )),
-            (true, false) => {
-                return Err(AssetError::UnpairedSkinStream {
-                    present: format!("joint_{set}"),
-                    missing: format!("weight_{set}"),
-                });
-            }
-            (false, true) => {
-                return Err(AssetError::UnpairedSkinStream {
-                    present: format!("weight_{set}"),
-                    missing: format!("joint_{set}"),
-                });
-            }
-        }
-    }
-    // Morph targets: validated, applied in a later issue.
-    if flags.has_morph_targets() == 0 {
-        if !asset.morph_targets.0.is_empty() {
-            return Err(AssetError::UnexpectedMorphTargets(
-                asset.morph_targets.0.len(),
-            ));
-        }
-    } else {
-        for (i, target) in asset.morph_targets.0.iter().enumerate() {
-            let target = *target;
-            // One displacement stream of a morph target: known format, inside the view.
-            let check = |part: &str, known: bool, format: u8, common, size| {
-                let name = format!("morph_targets[{i}].{part}");
-                if !known {
-                    return Err(unknown("mesh", format!("{name}.format"), format));
-                }
-                stream(view, &name, common, size, n).map(drop)
-            };
-            if target.flags.has_position() != 0 {
-                let p = &target.position;
-                let known = w::PositionFormat::from_repr(p.format).is_some();
-                check("position", known, p.format, &p.common, 12)?;
-            }
-            if target.flags.has_normal() != 0 {
-                let v = &target.normal;
-                let known = w::NormalFormat::from_repr(v.format).is_some();
-                check("normal", known, v.format, &v.common, 12)?;
-            }
-            if target.flags.has_tangent() != 0 {
-                let t = &target.tangent;
-                let known = w::TangentFormat::from_repr(t.format).is_some();
-                check("tangent", known, t.format, &t.common, 16)?;
-            }
-        }
-    }
-
-    let indices = match flags.format() {
-        w::IndexFormat::None => {
-            if !n.is_multiple_of(3) {
-                return Err(AssetError::NotTriangles {
-                    what: "vertex count (no indices)",
-                    count: u64::from(n),
-                });
-            }
-            None
-        }
-        format => Some(read_indices(view, format, &asset.index, n)?),
-    };
-
+    let DecodedMesh {
+        positions,
+        normals,
+        tangents,
+        uv0,
+        uv1,
+        skin,
+        indices,
+    } = decode_mesh(asset, buffer)?;
     let mut mesh = Mesh::new(
         PrimitiveTopology::TriangleList,
         RenderAssetUsages::default(),
@@ -1025,9 +366,8 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         mesh.try_insert_attribute(Mesh::ATTRIBUTE_UV_1, v)
             .map_err(mesh_access)?;
     }
-    let skin_sets_empty = skin_sets.is_empty();
-    if !skin_sets_empty {
-        let (joints, weights) = skin_influences(skin_sets, n as usize);
+    let skinned = skin.is_some();
+    if let Some((joints, weights)) = skin {
         mesh.try_insert_attribute(
             Mesh::ATTRIBUTE_JOINT_INDEX,
             VertexAttributeValues::Uint16x4(joints),
@@ -1037,94 +377,18 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
             .map_err(mesh_access)?;
     }
     if let Some(i) = indices {
+        let i = match i {
+            MeshIndices::U16(v) => Indices::U16(v),
+            MeshIndices::U32(v) => Indices::U32(v),
+        };
         mesh.try_insert_indices(i).map_err(mesh_access)?;
     }
-    if !skin_sets_empty {
+    if skinned {
         // Per-joint bounds, for `DynamicSkinnedMeshBounds`; a mesh whose weights are all zero
         // has none (and is culled by its bind-pose bounds).
         let _ = mesh.generate_skinned_mesh_bounds();
     }
     Ok(mesh)
-}
-
-/// Reads and checks the index block (format is not `None`).
-fn read_indices(
-    view: &[u8],
-    format: w::IndexFormat,
-    index: &w::UncompressedIndex,
-    vertex_count: u32,
-) -> Result<Indices, AssetError> {
-    let size: u64 = match format {
-        w::IndexFormat::U8 => 1,
-        w::IndexFormat::U16 => 2,
-        _ => 4,
-    };
-    let offset = index.view_byte_offset.get();
-    let count = index.index_count.get();
-    let end = u64::from(count)
-        .checked_mul(size)
-        .and_then(|x| x.checked_add(u64::from(offset)))
-        .ok_or_else(|| AssetError::Overflow {
-            asset: "mesh",
-            what: "index block extent".to_owned(),
-        })?;
-    let view_len = view.len() as u64;
-    let past = AssetError::IndicesPastView {
-        offset,
-        count,
-        size,
-        end,
-        view_len,
-    };
-    if end > view_len {
-        return Err(past);
-    }
-    if !count.is_multiple_of(3) {
-        return Err(AssetError::NotTriangles {
-            what: "index count",
-            count: u64::from(count),
-        });
-    }
-    let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end)) else {
-        return Err(past);
-    };
-    let bytes = view.get(start..end).ok_or(past)?;
-    let check = |position: usize, i: u32| {
-        if i < vertex_count {
-            Ok(i)
-        } else {
-            Err(AssetError::IndexOutOfRange {
-                position,
-                index: u64::from(i),
-                vertex_count: u64::from(vertex_count),
-            })
-        }
-    };
-    Ok(match format {
-        w::IndexFormat::U8 => Indices::U16(
-            bytes
-                .iter()
-                .enumerate()
-                .map(|(p, &b)| check(p, u32::from(b)).map(|i| i as u16))
-                .collect::<Result<_, _>>()?,
-        ),
-        w::IndexFormat::U16 => Indices::U16(
-            bytes
-                .chunks_exact(2)
-                .enumerate()
-                .map(|(p, b)| {
-                    check(p, u32::from(u16::from_le_bytes([b[0], b[1]]))).map(|i| i as u16)
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        _ => Indices::U32(
-            bytes
-                .chunks_exact(4)
-                .enumerate()
-                .map(|(p, b)| check(p, u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                .collect::<Result<_, _>>()?,
-        ),
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1254,7 +518,7 @@ pub fn image_to_wire(image: &Image) -> Result<(Vec<u8>, w::ImageFlags), AssetErr
         TextureFormat::Rgba8Unorm | TextureFormat::Bgra8Unorm => (4, false),
         TextureFormat::R8Unorm => (1, false),
         TextureFormat::Rg8Unorm => (2, false),
-        other => return Err(AssetError::UnsupportedTextureFormat(other)),
+        other => return Err(AssetError::UnsupportedTextureFormat(format!("{other:?}"))),
     };
     let expected = u64::from(width) * u64::from(height) * bpp;
     let pixels = usize::try_from(expected)

@@ -204,7 +204,7 @@ impl<'a> CubeReader<'a> {
             | TextureFormat::Rgb9e5Ufloat => 4,
             TextureFormat::Rgba16Float => 8,
             TextureFormat::Rgba32Float => 16,
-            other => return Err(AssetError::UnsupportedTextureFormat(other)),
+            other => return Err(AssetError::UnsupportedTextureFormat(format!("{other:?}"))),
         };
         let data = cube.data.as_deref().ok_or_else(|| {
             AssetError::UnsupportedImage("environment: the cubemap has no CPU pixel data".into())

@@ -95,6 +95,8 @@ pub struct OobServer {
     pub addr: SocketAddr,
     /// Buffers above this many bytes are exported out of band.
     pub threshold: usize,
+    /// Whether it speaks TLS (`wss://`): when the listener it was bound with does.
+    pub tls: bool,
     abort: AbortHandle,
 }
 
@@ -283,12 +285,11 @@ impl RemoteFetch {
                 "it is out of band (OOB asset {oob}) but the Upstream advertised no OOB channel"
             ));
         };
-        let Some(peer) = link.peer_addr else {
+        let Some(target) = link.oob_target(port) else {
             return Err(format!(
                 "it is out of band (OOB asset {oob}) but the Upstream's address is unknown"
             ));
         };
-        let addr = SocketAddr::new(peer.ip(), port);
         let token = link.token().map(str::to_string);
         let ticket = self.ticket(link_entity, buffer, 0, progress);
         let mut failure = None;
@@ -297,10 +298,13 @@ impl RemoteFetch {
             let tx = self.tx.clone();
             let connect_timeout = self.connect_timeout;
             let client = self.clients.entry(link_entity).or_insert_with(|| {
-                debug!("opening the OOB channel ws://{addr} for link {link_entity}");
+                debug!(
+                    "opening the OOB channel {} for link {link_entity}",
+                    target.url()
+                );
                 OobClient::spawn(
                     &runtime,
-                    addr,
+                    target.clone(),
                     config.max_bytes,
                     connect_timeout,
                     token.clone(),
@@ -420,15 +424,6 @@ impl RemoteFetch {
     }
 }
 
-/// The host part of a listener address (`ws://HOST:PORT`, `HOST:PORT`).
-fn host_of(addr: &str) -> &str {
-    let s = crate::transport::strip_ws_scheme(addr);
-    match s.rsplit_once(':') {
-        Some((h, _)) => h,
-        None => s,
-    }
-}
-
 /// Bind the OOB listener with the first main listener (same host), synchronously, so its port is
 /// advertised to every link that listener accepts.
 fn start_oob_server(
@@ -437,19 +432,30 @@ fn start_oob_server(
     oob: Option<Res<OobConfig>>,
     mut config: ResMut<NoodlesConfig>,
     net: Res<NoodlesNet>,
+    existing: Option<Res<OobServer>>,
     mut commands: Commands,
 ) {
+    let (Some(oob), Ok(l)) = (oob, listeners.get(add.entity)) else {
+        return;
+    };
     // Serving already (the advertised port is set synchronously, the resource a little later).
-    let (Some(oob), true) = (oob, config.oob_ports.is_empty()) else {
+    if !config.oob_ports.is_empty() {
+        let Some(server) = existing else { return };
+        if server.tls != l.tls.is_some() {
+            warn!(
+                "the OOB channel follows the first listener ({}); links of the listener on {} \
+                 fetch over it too",
+                if server.tls { "wss://" } else { "ws://" },
+                l.addr
+            );
+        }
         return;
-    };
-    let Ok(l) = listeners.get(add.entity) else {
-        return;
-    };
+    }
     let runtime = net.transport.runtime();
-    // The OOB channel admits what the listener admits.
-    if let Some(server) = bind_oob_server(host_of(&l.addr), &oob, runtime, &config, l.auth.clone())
-    {
+    // The OOB channel admits what the listener admits, over TLS when it does.
+    let host = crate::transport::url_host(&l.addr);
+    let access = (l.auth.clone(), l.tls.clone());
+    if let Some(server) = bind_oob_server(host, &oob, runtime, &config, access) {
         config.oob_ports = vec![server.addr.port()];
         net.set_link_config(config.link_config());
         commands.insert_resource(server);
@@ -465,6 +471,11 @@ fn start_oob_server_for_upstream_connect(mut world: DeferredWorld, ctx: HookCont
         return;
     };
     if c.intent != ClientIntent::JoinAsUpstream {
+        return;
+    }
+    if c.url.starts_with("wss://") {
+        // Our OOB channel would need a certificate of ours; buffers go inline over the TLS link.
+        debug!("no OOB channel for the wss:// link to {}: buffers go inline", c.url);
         return;
     }
     let host = oob_host_towards(&c.url);
@@ -484,7 +495,8 @@ fn start_oob_server_for_upstream_connect(mut world: DeferredWorld, ctx: HookCont
         .token
         .clone()
         .map(|t| crate::auth::bearer_tokens([(t, crate::auth::Principal::new("link peer"))]));
-    let Some(server) = bind_oob_server(&host, oob, net.transport.runtime(), config, auth) else {
+    let runtime = net.transport.runtime();
+    let Some(server) = bind_oob_server(&host, oob, runtime, config, (auth, None)) else {
         return;
     };
     let port = server.addr.port();
@@ -499,7 +511,7 @@ fn start_oob_server_for_upstream_connect(mut world: DeferredWorld, ctx: HookCont
 /// peer, every interface otherwise (connections are admitted only from the addresses of open
 /// Upstream links).
 fn oob_host_towards(url: &str) -> String {
-    let host = host_of(url).trim_start_matches('[').trim_end_matches(']');
+    let host = crate::transport::url_host(url).trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) if ip.is_loopback() => ip.to_string(),
         Ok(std::net::IpAddr::V6(_)) => "[::]".into(),
@@ -515,7 +527,7 @@ fn bind_oob_server(
     oob: &OobConfig,
     runtime: &tokio::runtime::Handle,
     config: &NoodlesConfig,
-    auth: Option<crate::auth::Authorizer>,
+    (auth, tls): (Option<crate::auth::Authorizer>, Option<crate::tls::ServerTls>),
 ) -> Option<OobServer> {
     let bind = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:0")
@@ -542,12 +554,14 @@ fn bind_oob_server(
         listener,
         store.clone(),
         config.limits.connect_timeout,
-        auth,
+        (auth, tls.clone()),
     );
-    info!("serving OOB assets on ws://{addr}");
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    info!("serving OOB assets on {scheme}://{addr}");
     Some(OobServer {
         store,
         addr,
+        tls: tls.is_some(),
         threshold: oob.threshold,
         abort,
     })
@@ -638,14 +652,6 @@ pub(crate) fn build(app: &mut App) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_of_listener_addresses() {
-        assert_eq!(host_of("ws://127.0.0.1:0"), "127.0.0.1");
-        assert_eq!(host_of("0.0.0.0:5000"), "0.0.0.0");
-        assert_eq!(host_of("ws://[::1]:80/"), "[::1]");
-        assert_eq!(host_of("localhost"), "localhost");
-    }
 
     #[test]
     fn oob_binds_towards_the_peer() {

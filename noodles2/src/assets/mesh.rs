@@ -1,0 +1,533 @@
+//! `MeshAsset` from the wire (`spec/core/assets/mesh.jaw`).
+
+use super::{AssetError, unknown, view_bytes};
+use crate::codec as w;
+use crate::codec::WireEnum;
+
+/// A mesh read from the wire and checked: one value per vertex in every stream, every index
+/// below the vertex count, a triangle list. What an engine needs to build its own mesh.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecodedMesh {
+    /// Vertex positions.
+    pub positions: Vec<[f32; 3]>,
+    /// Vertex normals, when flagged.
+    pub normals: Option<Vec<[f32; 3]>>,
+    /// Vertex tangents (xyz, handedness in w), when flagged.
+    pub tangents: Option<Vec<[f32; 4]>>,
+    /// First texture coordinates (`normalized_ushort2` becomes `v / 65535`), when flagged.
+    pub uv0: Option<Vec<[f32; 2]>>,
+    /// Second texture coordinates, when flagged.
+    pub uv1: Option<Vec<[f32; 2]>>,
+    /// Four joint indices and weights per vertex, when skinned (see [`decode_mesh`]).
+    pub skin: Option<Influences>,
+    /// The triangle list's indices (`None`: every three vertices are a triangle).
+    pub indices: Option<MeshIndices>,
+}
+
+impl DecodedMesh {
+    /// The number of vertices.
+    pub fn vertex_count(&self) -> usize {
+        self.positions.len()
+    }
+}
+
+/// A triangle list's indices (`U8` on the wire is widened to `U16`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeshIndices {
+    /// 16-bit indices.
+    U16(Vec<u16>),
+    /// 32-bit indices.
+    U32(Vec<u32>),
+}
+
+impl MeshIndices {
+    /// The number of indices.
+    pub fn len(&self) -> usize {
+        match self {
+            MeshIndices::U16(v) => v.len(),
+            MeshIndices::U32(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A validated attribute stream inside a mesh view: `bytes` starts at the first element and
+/// ends right after the last one, so `bytes.chunks(stride)` yields one chunk per vertex, each
+/// at least one element long.
+struct Stream<'a> {
+    bytes: &'a [u8],
+    stride: usize,
+}
+
+impl Stream<'_> {
+    fn elements(&self) -> impl Iterator<Item = &[u8]> {
+        // `stride >= size >= 1` is checked in `stream`.
+        self.bytes.chunks(self.stride.max(1))
+    }
+}
+
+/// Validates one attribute stream of `count` elements of `size` bytes and returns its bytes.
+fn stream<'a>(
+    view: &'a [u8],
+    attribute: &str,
+    common: &w::UncompressedAttribCommon,
+    size: u64,
+    count: u32,
+) -> Result<Stream<'a>, AssetError> {
+    let offset = common.view_byte_offset.get();
+    let stride = common.vertex_stride.get();
+    if u64::from(stride) < size {
+        return Err(AssetError::StrideTooSmall {
+            attribute: attribute.to_owned(),
+            stride,
+            size,
+        });
+    }
+    if count == 0 {
+        return Ok(Stream {
+            bytes: &[],
+            stride: 1,
+        });
+    }
+    let overflow = || AssetError::Overflow {
+        asset: "mesh",
+        what: format!("attribute {attribute} extent"),
+    };
+    let end = u64::from(stride)
+        .checked_mul(u64::from(count) - 1)
+        .and_then(|x| x.checked_add(u64::from(offset)))
+        .and_then(|x| x.checked_add(size))
+        .ok_or_else(overflow)?;
+    let view_len = view.len() as u64;
+    let past = AssetError::AttributePastView {
+        attribute: attribute.to_owned(),
+        offset,
+        stride,
+        count,
+        size,
+        end,
+        view_len,
+    };
+    if end > view_len {
+        return Err(past);
+    }
+    let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end)) else {
+        return Err(past);
+    };
+    let bytes = view.get(start..end).ok_or(past)?;
+    Ok(Stream {
+        bytes,
+        stride: usize::from(stride),
+    })
+}
+
+fn read_floats<const N: usize>(s: &Stream<'_>) -> Vec<[f32; N]> {
+    s.elements()
+        .map(|e| {
+            let mut out = [0.0f32; N];
+            for (o, b) in out.iter_mut().zip(e.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            out
+        })
+        .collect()
+}
+
+
+/// Reads a UV stream (`float2` or `normalized_ushort2`) as floats.
+fn read_uv(
+    view: &[u8],
+    name: &str,
+    attr: &w::UVAttribute,
+    count: u32,
+) -> Result<Vec<[f32; 2]>, AssetError> {
+    let format = w::UVFormat::from_repr(attr.format)
+        .ok_or_else(|| unknown("mesh", format!("{name}.format"), attr.format))?;
+    Ok(match format {
+        w::UVFormat::Float2 => read_floats::<2>(&stream(view, name, &attr.common, 8, count)?),
+        w::UVFormat::NormalizedUshort2 => stream(view, name, &attr.common, 4, count)?
+            .elements()
+            .map(|e| {
+                let mut out = [0.0f32; 2];
+                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
+                    *o = f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0;
+                }
+                out
+            })
+            .collect(),
+    })
+}
+
+/// Reads a joint-index stream (`ubyte4` widened, or `ushort4`) as `u16`s.
+fn read_joints(
+    view: &[u8],
+    name: &str,
+    attr: &w::JointAttribute,
+    count: u32,
+) -> Result<Vec<[u16; 4]>, AssetError> {
+    Ok(match w::JointFormat::from_repr(attr.format) {
+        Some(w::JointFormat::Ubyte4) => stream(view, name, &attr.common, 4, count)?
+            .elements()
+            .map(|e| [e[0], e[1], e[2], e[3]].map(u16::from))
+            .collect(),
+        Some(w::JointFormat::Ushort4) => stream(view, name, &attr.common, 8, count)?
+            .elements()
+            .map(|e| {
+                let mut out = [0u16; 4];
+                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
+                    *o = u16::from_le_bytes([b[0], b[1]]);
+                }
+                out
+            })
+            .collect(),
+        None => return Err(unknown("mesh", format!("{name}.format"), attr.format)),
+    })
+}
+
+/// Reads a weight stream (`normalized_ubyte4` as `v / 255`, `normalized_ushort4` as
+/// `v / 65535`, or `float4`) as floats. Float weights must be finite and not
+/// negative.
+fn read_weights(
+    view: &[u8],
+    name: &str,
+    attr: &w::WeightAttribute,
+    count: u32,
+) -> Result<Vec<[f32; 4]>, AssetError> {
+    let weights: Vec<[f32; 4]> = match w::WeightFormat::from_repr(attr.format) {
+        Some(w::WeightFormat::NormalizedUbyte4) => stream(view, name, &attr.common, 4, count)?
+            .elements()
+            .map(|e| [e[0], e[1], e[2], e[3]].map(|x| f32::from(x) / 255.0))
+            .collect(),
+        Some(w::WeightFormat::NormalizedUshort4) => stream(view, name, &attr.common, 8, count)?
+            .elements()
+            .map(|e| {
+                let mut out = [0.0f32; 4];
+                for (o, b) in out.iter_mut().zip(e.chunks_exact(2)) {
+                    *o = f32::from(u16::from_le_bytes([b[0], b[1]])) / 65535.0;
+                }
+                out
+            })
+            .collect(),
+        Some(w::WeightFormat::Float4) => {
+            read_floats::<4>(&stream(view, name, &attr.common, 16, count)?)
+        }
+        None => return Err(unknown("mesh", format!("{name}.format"), attr.format)),
+    };
+    for (vertex, v) in weights.iter().enumerate() {
+        if let Some(&value) = v.iter().find(|x| !x.is_finite() || **x < 0.0) {
+            return Err(AssetError::BadWeight {
+                attribute: name.to_owned(),
+                vertex,
+                value,
+            });
+        }
+    }
+    Ok(weights)
+}
+
+/// Weight sums further than this from 1 are renormalized (`mesh.jaw`: implementations SHOULD
+/// renormalize weights that do not sum to 1). Float weights that were normalized by the sender
+/// stay bit-exact; quantized ones (off by up to 2/255) are renormalized.
+pub const WEIGHT_SUM_TOLERANCE: f32 = 1e-4;
+
+/// Per-vertex joint indices and weights (four influences per vertex).
+pub type Influences = (Vec<[u16; 4]>, Vec<[f32; 4]>);
+
+/// Joint indices and weights of up to eight influences per vertex (`joint_0`/`weight_0` and
+/// `joint_1`/`weight_1`) as four: the four largest weights (the first ones on ties),
+/// renormalized when their sum is off 1 by more than [`WEIGHT_SUM_TOLERANCE`] (a vertex whose
+/// weights are all zero keeps them).
+fn skin_influences(sets: Vec<Influences>, vertex_count: usize) -> Influences {
+    let mut joints = Vec::with_capacity(vertex_count);
+    let mut weights = Vec::with_capacity(vertex_count);
+    for v in 0..vertex_count {
+        let (mut j, mut w) = ([0u16; 4], [0.0f32; 4]);
+        if sets.len() == 1 {
+            j = sets[0].0[v];
+            w = sets[0].1[v];
+        } else {
+            let mut all: Vec<(u16, f32)> = sets
+                .iter()
+                .flat_map(|(js, ws)| js[v].into_iter().zip(ws[v]))
+                .collect();
+            // Stable: equal weights keep their order.
+            all.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (k, (joint, weight)) in all.into_iter().take(4).enumerate() {
+                j[k] = joint;
+                w[k] = weight;
+            }
+        }
+        let sum: f32 = w.iter().sum();
+        if sum > 0.0 && (sum - 1.0).abs() > WEIGHT_SUM_TOLERANCE {
+            for x in &mut w {
+                *x /= sum;
+            }
+        }
+        joints.push(j);
+        weights.push(w);
+    }
+    (joints, weights)
+}
+
+/// Reads a NOODLES2 [`w::MeshAsset`] from the whole content of the Buffer asset its `view`
+/// refers to.
+///
+/// Validates, before reading anything: the view lies inside `buffer` (overflow-safe); the
+/// primitive type is known; every flagged attribute has a known format, a stride of at least its
+/// element size and its last element inside the view; the index block fits in the view, its
+/// count is a multiple of three and every index is below `vertex_count` (without indices,
+/// `vertex_count` must be a multiple of three).
+///
+/// Joint and weight streams become four influences per vertex (`ubyte4` joints widened,
+/// normalized weights divided by 255 / 65535); with both `_0` and `_1` sets the four largest
+/// weights are kept; weights are renormalized when their sum is off 1 by more than
+/// [`WEIGHT_SUM_TOLERANCE`]; a joint stream without its weight stream (or the reverse) and
+/// negative or non-finite weights are refused. Morph-target streams are validated but not
+/// decoded yet; `bb_min`/`bb_max` are not used.
+///
+/// Memory: positions take at least 12 bytes of the buffer per vertex, and every stream together
+/// at most 128 bytes per vertex while decoding; an index grows at most from 1 byte to 2. So
+/// decoding takes at most about 11 times the buffer's size.
+pub fn decode_mesh(asset: &w::MeshAsset, buffer: &[u8]) -> Result<DecodedMesh, AssetError> {
+    let view = view_bytes("mesh", &asset.view, buffer)?;
+    let flags = asset.flags;
+    let primitive = ((flags.raw() >> 11) & 0x7) as u8;
+    if w::PrimitiveType::from_repr(primitive).is_none() {
+        return Err(unknown("mesh", "flags.primitive_type", primitive));
+    }
+    let n = asset.vertex_count;
+
+    let position = asset.position;
+    if w::PositionFormat::from_repr(position.format).is_none() {
+        return Err(unknown("mesh", "position.format", position.format));
+    }
+    let positions = read_floats::<3>(&stream(view, "position", &position.common, 12, n)?);
+
+    let normals = if flags.has_normal() != 0 {
+        let normal = asset.normal;
+        if w::NormalFormat::from_repr(normal.format).is_none() {
+            return Err(unknown("mesh", "normal.format", normal.format));
+        }
+        Some(read_floats::<3>(&stream(
+            view,
+            "normal",
+            &normal.common,
+            12,
+            n,
+        )?))
+    } else {
+        None
+    };
+    let tangents = if flags.has_tangent() != 0 {
+        let tangent = asset.tangent;
+        if w::TangentFormat::from_repr(tangent.format).is_none() {
+            return Err(unknown("mesh", "tangent.format", tangent.format));
+        }
+        Some(read_floats::<4>(&stream(
+            view,
+            "tangent",
+            &tangent.common,
+            16,
+            n,
+        )?))
+    } else {
+        None
+    };
+    let uv0 = if flags.has_uv_0() != 0 {
+        Some(read_uv(view, "uv_0", &asset.uv_0, n)?)
+    } else {
+        None
+    };
+    let uv1 = if flags.has_uv_1() != 0 {
+        Some(read_uv(view, "uv_1", &asset.uv_1, n)?)
+    } else {
+        None
+    };
+
+    // Skinning: each joint stream comes with its weight stream.
+    let mut skin_sets = Vec::new();
+    for (set, has_joint, has_weight, joint, weight) in [
+        (
+            0,
+            flags.has_joint_0(),
+            flags.has_weight_0(),
+            &asset.joint_0,
+            &asset.weight_0,
+        ),
+        (
+            1,
+            flags.has_joint_1(),
+            flags.has_weight_1(),
+            &asset.joint_1,
+            &asset.weight_1,
+        ),
+    ] {
+        match (has_joint != 0, has_weight != 0) {
+            (false, false) => {}
+            (true, true) => skin_sets.push((
+                read_joints(view, &format!("joint_{set}"), joint, n)?,
+                read_weights(view, &format!("weight_{set}"), weight, n)?,
+            )),
+            (true, false) => {
+                return Err(AssetError::UnpairedSkinStream {
+                    present: format!("joint_{set}"),
+                    missing: format!("weight_{set}"),
+                });
+            }
+            (false, true) => {
+                return Err(AssetError::UnpairedSkinStream {
+                    present: format!("weight_{set}"),
+                    missing: format!("joint_{set}"),
+                });
+            }
+        }
+    }
+    // Morph targets: validated, applied in a later issue.
+    if flags.has_morph_targets() == 0 {
+        if !asset.morph_targets.0.is_empty() {
+            return Err(AssetError::UnexpectedMorphTargets(
+                asset.morph_targets.0.len(),
+            ));
+        }
+    } else {
+        for (i, target) in asset.morph_targets.0.iter().enumerate() {
+            let target = *target;
+            // One displacement stream of a morph target: known format, inside the view.
+            let check = |part: &str, known: bool, format: u8, common, size| {
+                let name = format!("morph_targets[{i}].{part}");
+                if !known {
+                    return Err(unknown("mesh", format!("{name}.format"), format));
+                }
+                stream(view, &name, common, size, n).map(drop)
+            };
+            if target.flags.has_position() != 0 {
+                let p = &target.position;
+                let known = w::PositionFormat::from_repr(p.format).is_some();
+                check("position", known, p.format, &p.common, 12)?;
+            }
+            if target.flags.has_normal() != 0 {
+                let v = &target.normal;
+                let known = w::NormalFormat::from_repr(v.format).is_some();
+                check("normal", known, v.format, &v.common, 12)?;
+            }
+            if target.flags.has_tangent() != 0 {
+                let t = &target.tangent;
+                let known = w::TangentFormat::from_repr(t.format).is_some();
+                check("tangent", known, t.format, &t.common, 16)?;
+            }
+        }
+    }
+
+    let indices = match flags.format() {
+        w::IndexFormat::None => {
+            if !n.is_multiple_of(3) {
+                return Err(AssetError::NotTriangles {
+                    what: "vertex count (no indices)",
+                    count: u64::from(n),
+                });
+            }
+            None
+        }
+        format => Some(read_indices(view, format, &asset.index, n)?),
+    };
+
+    let skin = if skin_sets.is_empty() {
+        None
+    } else {
+        Some(skin_influences(skin_sets, n as usize))
+    };
+    Ok(DecodedMesh {
+        positions,
+        normals,
+        tangents,
+        uv0,
+        uv1,
+        skin,
+        indices,
+    })
+}
+
+/// Reads and checks the index block (format is not `None`).
+fn read_indices(
+    view: &[u8],
+    format: w::IndexFormat,
+    index: &w::UncompressedIndex,
+    vertex_count: u32,
+) -> Result<MeshIndices, AssetError> {
+    let size: u64 = match format {
+        w::IndexFormat::U8 => 1,
+        w::IndexFormat::U16 => 2,
+        _ => 4,
+    };
+    let offset = index.view_byte_offset.get();
+    let count = index.index_count.get();
+    let end = u64::from(count)
+        .checked_mul(size)
+        .and_then(|x| x.checked_add(u64::from(offset)))
+        .ok_or_else(|| AssetError::Overflow {
+            asset: "mesh",
+            what: "index block extent".to_owned(),
+        })?;
+    let view_len = view.len() as u64;
+    let past = AssetError::IndicesPastView {
+        offset,
+        count,
+        size,
+        end,
+        view_len,
+    };
+    if end > view_len {
+        return Err(past);
+    }
+    if !count.is_multiple_of(3) {
+        return Err(AssetError::NotTriangles {
+            what: "index count",
+            count: u64::from(count),
+        });
+    }
+    let (Ok(start), Ok(end)) = (usize::try_from(offset), usize::try_from(end)) else {
+        return Err(past);
+    };
+    let bytes = view.get(start..end).ok_or(past)?;
+    let check = |position: usize, i: u32| {
+        if i < vertex_count {
+            Ok(i)
+        } else {
+            Err(AssetError::IndexOutOfRange {
+                position,
+                index: u64::from(i),
+                vertex_count: u64::from(vertex_count),
+            })
+        }
+    };
+    Ok(match format {
+        w::IndexFormat::U8 => MeshIndices::U16(
+            bytes
+                .iter()
+                .enumerate()
+                .map(|(p, &b)| check(p, u32::from(b)).map(|i| i as u16))
+                .collect::<Result<_, _>>()?,
+        ),
+        w::IndexFormat::U16 => MeshIndices::U16(
+            bytes
+                .chunks_exact(2)
+                .enumerate()
+                .map(|(p, b)| {
+                    check(p, u32::from(u16::from_le_bytes([b[0], b[1]]))).map(|i| i as u16)
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => MeshIndices::U32(
+            bytes
+                .chunks_exact(4)
+                .enumerate()
+                .map(|(p, b)| check(p, u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                .collect::<Result<_, _>>()?,
+        ),
+    })
+}
+
