@@ -263,8 +263,11 @@ fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
         }
         Peer::Listen(addr) => {
             let mut l = match &args.server_tls {
-                Some(tls) => NoodlesListener::new(format!("wss://{}", bevy_noodles2::transport::strip_ws_scheme(addr)))
-                    .with_tls(tls.clone()),
+                Some(tls) => NoodlesListener::new(format!(
+                    "wss://{}",
+                    bevy_noodles2::transport::strip_ws_scheme(addr)
+                ))
+                .with_tls(tls.clone()),
                 None => NoodlesListener::new(addr.clone()),
             };
             if let Some(t) = &args.token {

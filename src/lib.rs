@@ -31,8 +31,8 @@ pub mod prelude {
     };
     pub use crate::mirror::{
         AssetRefusal, AuthorityClock, Global, LinkClosedPolicy, MirrorAppExt, MirrorComponent,
-        MirrorConfig, MirrorError, MirrorFns, MirrorPlugin, MirrorStats, Mirrored, Shared,
-        SharedId, TimeSync,
+        MirrorConfig, MirrorError, MirrorFns, MirrorPlugin, MirrorStats, Mirrored,
+        MorphTargetWeights, Shared, SharedId, TimeSync,
     };
     pub use crate::net::{
         Grant, LinkClosed, LinkInbox, LinkOpened, LinkPermissions, LinkStatus, ListenerReady,

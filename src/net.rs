@@ -17,14 +17,14 @@ use bytes::Bytes;
 use tokio::task::AbortHandle;
 
 use crate::auth::{Authorizer, Principal};
-use crate::oob::OobTarget;
-use crate::tls::{ClientTls, ServerTls};
 use crate::codec::{MainSequenceMessage, Wire};
 use crate::link::{
     AuthorityPolicy, ClientIntent, CloseReason, LinkConfig, LinkEvent, ListenError, MessageKind,
     Role, Side, TransportError,
 };
+use crate::oob::OobTarget;
 use crate::schedule::{self, NoodlesSystems};
+use crate::tls::{ClientTls, ServerTls};
 use crate::transport::{
     LinkHandle, LinkId, LinkStats, ListenerId, QueueError, Transport, TransportEvent,
     TransportLimits,

@@ -9,6 +9,7 @@ mod environment;
 mod export;
 mod load;
 mod mirror;
+mod morph;
 mod net;
 mod oob;
 mod proposals;

@@ -50,7 +50,10 @@ fn a_wss_link_mirrors_the_world_and_its_oob_buffers_over_tls() {
     let url = listen_with(&mut up, tls_listener(&cert, &key));
     assert!(url.starts_with("wss://"), "{url}");
     let server = up.world().resource::<OobServer>();
-    assert!(server.tls, "the OOB channel of a wss:// listener speaks TLS");
+    assert!(
+        server.tls,
+        "the OOB channel of a wss:// listener speaks TLS"
+    );
 
     // Above the 1 MiB OOB threshold: the buffer goes out of band.
     let mesh = big_mesh(2 << 20);
@@ -116,7 +119,10 @@ fn untrusted_certificates_and_plain_clients_are_refused_and_other_links_go_on() 
         NoodlesConnect::new(localhost(&url)).with_tls(wrong),
     );
     connect(&mut bad, NoodlesConnect::new(localhost(&url)));
-    connect(&mut bad, NoodlesConnect::new(url.replace("wss://", "ws://")));
+    connect(
+        &mut bad,
+        NoodlesConnect::new(url.replace("wss://", "ws://")),
+    );
     log_closed(&mut bad);
     run_until(
         &mut [&mut up, &mut good, &mut bad],
@@ -148,7 +154,13 @@ fn a_wss_listener_without_a_certificate_does_not_listen() {
         &mut [&mut up],
         Duration::from_secs(10),
         "the listener to fail",
-        |a| a[0].world().get::<NoodlesListener>(e).unwrap().error.is_some(),
+        |a| {
+            a[0].world()
+                .get::<NoodlesListener>(e)
+                .unwrap()
+                .error
+                .is_some()
+        },
     );
     let l = up.world().get::<NoodlesListener>(e).unwrap();
     assert!(

@@ -14,8 +14,14 @@ pub fn announce_listening(
         match &r.result {
             Ok(addr) => {
                 use std::io::Write;
-                let url = listeners.get(r.listener).ok().and_then(NoodlesListener::url);
-                println!("listening on {}", url.unwrap_or_else(|| format!("ws://{addr}")));
+                let url = listeners
+                    .get(r.listener)
+                    .ok()
+                    .and_then(NoodlesListener::url);
+                println!(
+                    "listening on {}",
+                    url.unwrap_or_else(|| format!("ws://{addr}"))
+                );
                 let _ = std::io::stdout().flush();
             }
             Err(e) => {
@@ -56,7 +62,11 @@ impl TlsArgs {
             "--ca" => &mut self.ca,
             _ => return Ok(false),
         };
-        *slot = Some(rest.next().with_context(|| format!("{flag} needs a PEM file"))?.into());
+        *slot = Some(
+            rest.next()
+                .with_context(|| format!("{flag} needs a PEM file"))?
+                .into(),
+        );
         Ok(true)
     }
 

@@ -1,7 +1,7 @@
 //! The property every fuzz target checks, shared by all of them.
 
-use noodles2::codec::Wire;
 use bytes::Bytes;
+use noodles2::codec::Wire;
 
 /// Decode `data` as `T`. Decoding must never panic; an error must render (with its path). A value
 /// that decodes must re-encode to exactly `wire_len` bytes, as many as it was decoded from (the

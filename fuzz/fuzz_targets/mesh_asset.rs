@@ -1,8 +1,8 @@
 //! Fuzz the mesh converter (`noodles2::assets::decode_mesh`): the input is a `MeshAsset` body
 //! (its length in the first two bytes, little-endian) followed by the content of its buffer.
 //! Whatever the input, decoding must not panic; a decoded mesh must hold one value per vertex in
-//! every stream and only indices below its vertex count, and take at most 11 times the buffer's
-//! size (the bound `decode_mesh` documents).
+//! every stream (morph targets included) and only indices below its vertex count, and take at
+//! most 19 times the buffer's size (the bound `decode_mesh` documents).
 #![no_main]
 
 use bytes::Bytes;
@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
         mesh.skin.as_ref().map(|(j, _)| j.len()),
         mesh.skin.as_ref().map(|(_, w)| w.len()),
     ];
-    for len in streams.into_iter().flatten() {
+    let morphs = mesh
+        .morph_targets
+        .iter()
+        .flat_map(|t| [&t.positions, &t.normals, &t.tangents].map(|s| s.as_ref().map(Vec::len)));
+    for len in streams.into_iter().chain(morphs).flatten() {
         assert_eq!(len, n, "a stream without one value per vertex");
     }
     if let Some((_, weights)) = &mesh.skin {
@@ -44,6 +48,21 @@ fuzz_target!(|data: &[u8]| {
         None => n % 3 == 0,
     };
     assert!(in_range, "an index past the vertices");
-    let bytes = 80 * n + 4 * mesh.indices.as_ref().map_or(0, MeshIndices::len);
-    assert!(bytes <= 11 * buffer.len(), "{bytes} bytes decoded from {}", buffer.len());
+    let morph_streams: usize = mesh
+        .morph_targets
+        .iter()
+        .map(|t| {
+            [&t.positions, &t.normals, &t.tangents]
+                .iter()
+                .filter(|s| s.is_some())
+                .count()
+        })
+        .sum();
+    let bytes =
+        80 * n + 4 * mesh.indices.as_ref().map_or(0, MeshIndices::len) + 12 * n * morph_streams;
+    assert!(
+        bytes <= 19 * buffer.len(),
+        "{bytes} bytes decoded from {}",
+        buffer.len()
+    );
 });

@@ -3,7 +3,7 @@
 
 mod common;
 
-use noodles2::codec::PreMessage;
 use libfuzzer_sys::fuzz_target;
+use noodles2::codec::PreMessage;
 
 fuzz_target!(|data: &[u8]| common::check::<PreMessage>(data));

@@ -34,11 +34,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::auth::Authorizer;
-use crate::tls::{ClientTls, ServerTls};
 use crate::codec::{
     OOBAssetID, OOBContent, OOBReply, OOBReplyFailure, OOBReplyHeader, OOBReplySuccess, OOBRequest,
     OOBRequestContent, OOBString, Wire,
 };
+use crate::tls::{ClientTls, ServerTls};
 
 /// Largest `OOBRequest` frame the server reads (a request is 9 bytes).
 const MAX_REQUEST_FRAME: usize = 1024;

@@ -84,7 +84,11 @@ fn wss_links_open_end_to_end_with_a_trusted_certificate() {
     let server = ServerTls::from_pem(cert.as_bytes(), key.as_bytes()).expect("server TLS");
     let addr = listen(&transport, "wss://127.0.0.1:0", Some(server));
     let client = ClientTls::with_roots_pem(cert.as_bytes()).expect("client TLS");
-    let handle = connect(&transport, format!("wss://localhost:{}", addr.port()), Some(client));
+    let handle = connect(
+        &transport,
+        format!("wss://localhost:{}", addr.port()),
+        Some(client),
+    );
     let link = handle.id;
     // Both ends reach the main sequence: the preamble went both ways through TLS.
     let mut accepted = None;
@@ -115,7 +119,11 @@ fn wss_links_open_end_to_end_with_a_trusted_certificate() {
     });
     assert_eq!(client_role, Some(Role::Downstream));
     assert_eq!(server_role, Some(Role::Upstream));
-    assert_eq!(connected_peer, Some(Some(addr)), "the peer address is read through TLS");
+    assert_eq!(
+        connected_peer,
+        Some(Some(addr)),
+        "the peer address is read through TLS"
+    );
 }
 
 #[test]
@@ -129,7 +137,11 @@ fn a_certificate_the_client_does_not_trust_is_refused() {
 
     // Trusting another certificate.
     let client = ClientTls::with_roots_pem(other.as_bytes()).expect("client TLS");
-    let link = connect(&transport, format!("wss://localhost:{}", addr.port()), Some(client));
+    let link = connect(
+        &transport,
+        format!("wss://localhost:{}", addr.port()),
+        Some(client),
+    );
     match outcome(&transport, &link) {
         Err(CloseReason::Transport(TransportError::Connect { reason, .. })) => {
             assert!(reason.to_lowercase().contains("certificate"), "{reason}");
@@ -147,7 +159,11 @@ fn a_certificate_the_client_does_not_trust_is_refused() {
     let server = ServerTls::from_pem(elsewhere.as_bytes(), elsewhere_key.as_bytes()).expect("TLS");
     let addr2 = listen(&transport, "wss://127.0.0.1:0", Some(server));
     let client = ClientTls::with_roots_pem(elsewhere.as_bytes()).expect("client TLS");
-    let link = connect(&transport, format!("wss://localhost:{}", addr2.port()), Some(client));
+    let link = connect(
+        &transport,
+        format!("wss://localhost:{}", addr2.port()),
+        Some(client),
+    );
     match outcome(&transport, &link) {
         Err(CloseReason::Transport(TransportError::Connect { reason, .. })) => {
             assert!(reason.to_lowercase().contains("certificate"), "{reason}");

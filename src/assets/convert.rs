@@ -23,11 +23,13 @@ use wgpu_types::{TextureDimension, TextureFormat};
 use crate::codec as w;
 use crate::codec::WireEnum;
 
+use bevy::math::Vec3;
+use bevy::mesh::morph::{MAX_MORPH_WEIGHTS, MorphAttributes};
 pub use noodles2::assets::{
     AssetError, DecodedMesh, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MATERIAL_IMAGES, MeshIndices,
     WEIGHT_SUM_TOLERANCE, decode_mesh, view_bytes,
 };
-use noodles2::assets::unknown;
+use noodles2::assets::{DecodedMorphTarget, unknown};
 
 // ---------------------------------------------------------------------------------------------
 // Mesh
@@ -104,7 +106,9 @@ fn common(offset: u32, stride: usize) -> w::UncompressedAttribCommon {
 /// `ATTRIBUTE_JOINT_INDEX` / `ATTRIBUTE_JOINT_WEIGHT` is sent without either). Indices are
 /// written as `U16` when every index is below 65536, else as `U32`; a mesh without indices gets
 /// `IndexFormat::None`. `bb_min`/`bb_max` are the bounds of the positions (zero for an empty
-/// mesh). Morph targets and vertex colors are not sent yet.
+/// mesh). Morph targets follow the skin, one target after another: position deltas (`float3`)
+/// always, normal deltas (`float3`) and tangent deltas (`float4`, w = 0) only when some are not
+/// zero. Vertex colors are not sent yet.
 ///
 /// Errors: non-`TriangleList` topologies, a missing position attribute, attributes in another
 /// format or with a different length than the positions, indices out of range or not a multiple
@@ -247,6 +251,12 @@ pub fn mesh_to_wire(
         flags.set_has_weight_0(1);
     }
 
+    let targets = morph_targets_to_wire(mesh, n, &mut buf)?;
+    if !targets.is_empty() {
+        flags.set_has_morph_targets(1);
+        asset.morph_targets = w::MorphTargetList(targets);
+    }
+
     match indices {
         None => {
             if n % 3 != 0 {
@@ -325,13 +335,72 @@ pub fn mesh_to_wire(
     Ok((buf, asset))
 }
 
+/// Appends the morph targets of `mesh` (Bevy keeps them target after target, `n` vertices each)
+/// to `buf` and describes them.
+fn morph_targets_to_wire(
+    mesh: &Mesh,
+    n: usize,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<w::MorphTarget>, AssetError> {
+    if !mesh.try_has_morph_targets().map_err(mesh_access)? {
+        return Ok(Vec::new());
+    }
+    let all = mesh.try_morph_targets().map_err(mesh_access)?;
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    if n == 0 || !all.len().is_multiple_of(n) {
+        return Err(AssetError::AttributeLength {
+            attribute: "morph_targets",
+            found: all.len(),
+            expected: n,
+        });
+    }
+    let count = all.len() / n;
+    if count > usize::from(u16::MAX) {
+        return Err(too_large(
+            "mesh",
+            "morph target count",
+            count,
+            u16::MAX.into(),
+        ));
+    }
+    let mut targets = Vec::with_capacity(count);
+    for target in all.chunks(n) {
+        let mut t = w::MorphTarget::default();
+        let positions: Vec<[f32; 3]> = target.iter().map(|a| a.position.to_array()).collect();
+        let offset = push_floats(buf, &positions)?;
+        t.position = w::PositionAttribute::new(common(offset, 12), w::PositionFormat::Float3);
+        t.flags.set_has_position(1);
+        if target.iter().any(|a| a.normal != Vec3::ZERO) {
+            let normals: Vec<[f32; 3]> = target.iter().map(|a| a.normal.to_array()).collect();
+            let offset = push_floats(buf, &normals)?;
+            t.normal = w::NormalAttribute::new(common(offset, 12), w::NormalFormat::Float3);
+            t.flags.set_has_normal(1);
+        }
+        if target.iter().any(|a| a.tangent != Vec3::ZERO) {
+            let tangents: Vec<[f32; 4]> = target
+                .iter()
+                .map(|a| a.tangent.extend(0.0).to_array())
+                .collect();
+            let offset = push_floats(buf, &tangents)?;
+            t.tangent = w::TangentAttribute::new(common(offset, 16), w::TangentFormat::Float4);
+            t.flags.set_has_tangent(1);
+        }
+        targets.push(t);
+    }
+    Ok(targets)
+}
+
 /// Builds a Bevy [`Mesh`] from a NOODLES2 [`w::MeshAsset`] and the whole content of the Buffer
 /// asset its `view` refers to: [`decode_mesh`] (which validates everything, see there), then a
 /// `TriangleList` mesh with `RenderAssetUsages::default()` and `ATTRIBUTE_POSITION`, plus
 /// `ATTRIBUTE_NORMAL`, `ATTRIBUTE_TANGENT`, `ATTRIBUTE_UV_0` and `ATTRIBUTE_UV_1` when flagged,
 /// and indices. Skinned meshes get `ATTRIBUTE_JOINT_INDEX` (`Uint16x4`) and
-/// `ATTRIBUTE_JOINT_WEIGHT` (`Float32x4`) and Bevy's skinned-mesh bounds. Bevy computes its own
-/// bounds (`bb_min`/`bb_max` are not used).
+/// `ATTRIBUTE_JOINT_WEIGHT` (`Float32x4`) and Bevy's skinned-mesh bounds. Morph targets become
+/// Bevy's (missing streams are zero deltas), rendered by Bevy's GPU morph path with the entity's
+/// `MeshMorphWeights`; more than Bevy's `MAX_MORPH_WEIGHTS` (256) is an error. Bevy computes its
+/// own bounds (`bb_min`/`bb_max` are not used).
 ///
 /// Spec: `spec/core/assets/mesh.jaw` (`MeshAsset`), `spec/core/assets/buffer.jaw` (`BufferView`).
 pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, AssetError> {
@@ -343,7 +412,9 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         uv1,
         skin,
         indices,
+        morph_targets,
     } = decode_mesh(asset, buffer)?;
+    let positions_len = positions.len();
     let mut mesh = Mesh::new(
         PrimitiveTopology::TriangleList,
         RenderAssetUsages::default(),
@@ -383,12 +454,44 @@ pub fn mesh_from_wire(asset: &w::MeshAsset, buffer: &[u8]) -> Result<Mesh, Asset
         };
         mesh.try_insert_indices(i).map_err(mesh_access)?;
     }
+    if !morph_targets.is_empty() {
+        mesh.try_set_morph_targets(morph_targets_from_wire(morph_targets, positions_len)?)
+            .map_err(mesh_access)?;
+    }
     if skinned {
         // Per-joint bounds, for `DynamicSkinnedMeshBounds`; a mesh whose weights are all zero
         // has none (and is culled by its bind-pose bounds).
         let _ = mesh.generate_skinned_mesh_bounds();
     }
     Ok(mesh)
+}
+
+/// Bevy's morph target layout (target after target, `n` vertices each) from decoded targets.
+fn morph_targets_from_wire(
+    targets: Vec<DecodedMorphTarget>,
+    n: usize,
+) -> Result<Vec<MorphAttributes>, AssetError> {
+    if targets.len() > MAX_MORPH_WEIGHTS {
+        return Err(AssetError::TooLarge {
+            asset: "mesh",
+            what: "morph target count (Bevy's MAX_MORPH_WEIGHTS)",
+            value: targets.len() as u64,
+            limit: MAX_MORPH_WEIGHTS as u64,
+        });
+    }
+    let mut out = Vec::with_capacity(targets.len().saturating_mul(n));
+    for t in targets {
+        // `decode_mesh` gives every stream one value per vertex.
+        let at = |s: &Option<Vec<[f32; 3]>>, v: usize| {
+            s.as_ref()
+                .and_then(|s| s.get(v))
+                .map_or(Vec3::ZERO, |x| Vec3::from(*x))
+        };
+        out.extend((0..n).map(|v| {
+            MorphAttributes::new(at(&t.positions, v), at(&t.normals, v), at(&t.tangents, v))
+        }));
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------

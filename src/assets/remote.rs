@@ -475,7 +475,10 @@ fn start_oob_server_for_upstream_connect(mut world: DeferredWorld, ctx: HookCont
     }
     if c.url.starts_with("wss://") {
         // Our OOB channel would need a certificate of ours; buffers go inline over the TLS link.
-        debug!("no OOB channel for the wss:// link to {}: buffers go inline", c.url);
+        debug!(
+            "no OOB channel for the wss:// link to {}: buffers go inline",
+            c.url
+        );
         return;
     }
     let host = oob_host_towards(&c.url);
@@ -511,7 +514,9 @@ fn start_oob_server_for_upstream_connect(mut world: DeferredWorld, ctx: HookCont
 /// peer, every interface otherwise (connections are admitted only from the addresses of open
 /// Upstream links).
 fn oob_host_towards(url: &str) -> String {
-    let host = crate::transport::url_host(url).trim_start_matches('[').trim_end_matches(']');
+    let host = crate::transport::url_host(url)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) if ip.is_loopback() => ip.to_string(),
         Ok(std::net::IpAddr::V6(_)) => "[::]".into(),
@@ -527,7 +532,10 @@ fn bind_oob_server(
     oob: &OobConfig,
     runtime: &tokio::runtime::Handle,
     config: &NoodlesConfig,
-    (auth, tls): (Option<crate::auth::Authorizer>, Option<crate::tls::ServerTls>),
+    (auth, tls): (
+        Option<crate::auth::Authorizer>,
+        Option<crate::tls::ServerTls>,
+    ),
 ) -> Option<OobServer> {
     let bind = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:0")

@@ -11,18 +11,20 @@
 //! | `SpotLightComponent` (12) | [`SpotLight`] | lumens, angles in radians; color as sRGB8 |
 //! | `GlobalComponent` (0) | [`Global`] | marker |
 //! | `TimeSyncComponent` (25) | [`TimeSync`] | see [`AuthorityClock`] |
+//! | `MorphWeightsComponent` (24) | [`MorphTargetWeights`] | from Bevy's `MeshMorphWeights` (its values, or the `MorphWeights` it refers to) on the Upstream; `MeshMorphWeights::Value` on the Downstream; at most 256 |
 //!
 //! Colors are quantized to sRGB8 on the wire (each channel rounds to the nearest 1/255 in sRGB
 //! space; alpha and HDR values above 1 are lost). `casts_shadows` ↔ `shadow_maps_enabled`.
 
+use bevy::mesh::morph::{MAX_MORPH_WEIGHTS, MeshMorphWeights, MorphWeights};
 use bevy::prelude::*;
 
 use super::registry::{EntityIds, EntityResolver, MirrorAppExt, MirrorComponent};
 use super::{MirrorConfig, Mirrored, Shared};
 use crate::codec::{
     ChildOfComponent, DirectionalLightComponent, EntityID, GlobalComponent, LightFlags,
-    NameComponent, PointLightComponent, SRGB8, SpotLightComponent, TimeSyncComponent,
-    TransformComponent, UnitQuaternion, Vec3 as WVec3, VisibilityComponent,
+    MorphWeightsComponent, NameComponent, PointLightComponent, SRGB8, SpotLightComponent,
+    TimeSyncComponent, TransformComponent, UnitQuaternion, Vec3 as WVec3, VisibilityComponent,
 };
 use crate::link::Role;
 use crate::net::NoodlesLink;
@@ -320,6 +322,97 @@ pub(crate) fn sample_time_sync(
     }
 }
 
+/// The morph target weights NOODLES2 carries for an entity's mesh (`MorphWeightsComponent`,
+/// Core (0, 24)), in the order of the mesh's morph targets.
+///
+/// Apps keep using Bevy's components: on the Upstream this is derived every frame from the
+/// shared entity's `MeshMorphWeights` (its values, or the weights of the `MorphWeights` entity it
+/// refers to, as glTF scenes load them, animated or not), and on the Downstream it comes with a
+/// `MeshMorphWeights::Value` that Bevy renders. At most Bevy's `MAX_MORPH_WEIGHTS` (256).
+#[derive(Component, Debug, Clone, PartialEq, Default)]
+pub struct MorphTargetWeights(pub Vec<f32>);
+
+impl MirrorComponent for MorphTargetWeights {
+    type Wire = MorphWeightsComponent;
+    const EXTENSION: u16 = 0;
+    const IDENTIFIER: u16 = 24;
+    fn to_wire(&self, _: &dyn EntityIds) -> Option<MorphWeightsComponent> {
+        Some(MorphWeightsComponent(self.0.clone()))
+    }
+    fn from_wire(
+        w: MorphWeightsComponent,
+        _: &mut dyn EntityResolver,
+    ) -> Result<Self, MirrorError> {
+        if w.0.len() > MAX_MORPH_WEIGHTS {
+            return Err(MirrorError::invalid::<Self>(format!(
+                "{} weights, more than the {MAX_MORPH_WEIGHTS} Bevy renders",
+                w.0.len()
+            )));
+        }
+        if let Some(bad) = w.0.iter().find(|x| !x.is_finite()) {
+            return Err(MirrorError::invalid::<Self>(format!(
+                "weight {bad} is not finite"
+            )));
+        }
+        Ok(MorphTargetWeights(w.0))
+    }
+    fn store(self, entity: &mut EntityWorldMut<'_>) {
+        entity.insert((
+            MeshMorphWeights::Value {
+                weights: self.0.clone(),
+            },
+            self,
+        ));
+    }
+    fn remove(entity: &mut EntityWorldMut<'_>) {
+        entity.remove::<(MorphTargetWeights, MeshMorphWeights)>();
+    }
+}
+
+/// Entities this node shares itself (not mirrored ones it passes on).
+type OwnShared = (With<Shared>, Without<Mirrored>);
+
+/// Upstream: keep [`MorphTargetWeights`] of shared entities equal to the weights Bevy renders
+/// them with (written only when they differ, so unchanged weights send nothing).
+fn derive_morph_weights(
+    mut commands: Commands,
+    mut shared: Query<(Entity, &MeshMorphWeights, Option<&mut MorphTargetWeights>), OwnShared>,
+    weights: Query<&MorphWeights>,
+) {
+    for (e, mesh_weights, derived) in &mut shared {
+        let now: &[f32] = match mesh_weights {
+            MeshMorphWeights::Value { weights } => weights,
+            MeshMorphWeights::Reference(of) => match weights.get(*of) {
+                Ok(w) => w.weights(),
+                Err(_) => continue,
+            },
+        };
+        match derived {
+            Some(mut d) => {
+                if d.0 != now {
+                    d.0 = now.to_vec();
+                }
+            }
+            None => {
+                commands.entity(e).insert(MorphTargetWeights(now.to_vec()));
+            }
+        }
+    }
+}
+
+/// Upstream: a shared entity that stops having morph weights stops sending them.
+fn forget_morph_weights(
+    remove: On<Remove, MeshMorphWeights>,
+    q: Query<Has<MorphTargetWeights>, OwnShared>,
+    mut commands: Commands,
+) {
+    if q.get(remove.entity).unwrap_or(false) {
+        commands
+            .entity(remove.entity)
+            .try_remove::<MorphTargetWeights>();
+    }
+}
+
 pub(crate) fn register(app: &mut App) {
     app.mirror_component::<Global>()
         .mirror_component::<Name>()
@@ -330,8 +423,14 @@ pub(crate) fn register(app: &mut App) {
         .mirror_component::<PointLight>()
         .mirror_component::<SpotLight>()
         .mirror_component::<TimeSync>()
+        .mirror_component::<MorphTargetWeights>()
+        .add_observer(forget_morph_weights)
         .add_systems(
             PreUpdate,
             sample_time_sync.after(NoodlesSystems::ApplyTransactions),
+        )
+        .add_systems(
+            PostUpdate,
+            derive_morph_weights.before(NoodlesSystems::ExportAssets),
         );
 }

@@ -26,7 +26,7 @@ use bevy::platform::hash::RandomState as FoldHash;
 use bevy::prelude::*;
 
 pub use asset_ids::{AssetIdMap, ReserveFn, UpgradeFn, asset_handle, reserve_imported, upgrade};
-pub use core_components::{AuthorityClock, Global, TimeSync};
+pub use core_components::{AuthorityClock, Global, MorphTargetWeights, TimeSync};
 pub(crate) use downstream::detach_and_despawn;
 pub use downstream::{LinkClosedPolicy, MirrorError};
 pub use registry::{

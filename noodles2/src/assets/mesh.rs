@@ -22,6 +22,19 @@ pub struct DecodedMesh {
     pub skin: Option<Influences>,
     /// The triangle list's indices (`None`: every three vertices are a triangle).
     pub indices: Option<MeshIndices>,
+    /// Morph targets in list order: per-vertex deltas added with the entity's morph weights.
+    pub morph_targets: Vec<DecodedMorphTarget>,
+}
+
+/// One morph target: per-vertex deltas of the streams it has (each with one value per vertex).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecodedMorphTarget {
+    /// Position deltas.
+    pub positions: Option<Vec<[f32; 3]>>,
+    /// Normal deltas.
+    pub normals: Option<Vec<[f32; 3]>>,
+    /// Tangent deltas (xyz; the wire's w is ignored).
+    pub tangents: Option<Vec<[f32; 3]>>,
 }
 
 impl DecodedMesh {
@@ -136,7 +149,6 @@ fn read_floats<const N: usize>(s: &Stream<'_>) -> Vec<[f32; N]> {
         })
         .collect()
 }
-
 
 /// Reads a UV stream (`float2` or `normalized_ushort2`) as floats.
 fn read_uv(
@@ -286,12 +298,13 @@ fn skin_influences(sets: Vec<Influences>, vertex_count: usize) -> Influences {
 /// normalized weights divided by 255 / 65535); with both `_0` and `_1` sets the four largest
 /// weights are kept; weights are renormalized when their sum is off 1 by more than
 /// [`WEIGHT_SUM_TOLERANCE`]; a joint stream without its weight stream (or the reverse) and
-/// negative or non-finite weights are refused. Morph-target streams are validated but not
-/// decoded yet; `bb_min`/`bb_max` are not used.
+/// negative or non-finite weights are refused. Morph targets are decoded in list order (see
+/// [`DecodedMorphTarget`]); `bb_min`/`bb_max` are not used.
 ///
 /// Memory: positions take at least 12 bytes of the buffer per vertex, and every stream together
 /// at most 128 bytes per vertex while decoding; an index grows at most from 1 byte to 2. So
-/// decoding takes at most about 11 times the buffer's size.
+/// the mesh takes at most about 11 times the buffer's size, plus its morph targets at most
+/// [`MORPH_MEMORY_FACTOR`] times (about 19 in all).
 pub fn decode_mesh(asset: &w::MeshAsset, buffer: &[u8]) -> Result<DecodedMesh, AssetError> {
     let view = view_bytes("mesh", &asset.view, buffer)?;
     let flags = asset.flags;
@@ -386,41 +399,7 @@ pub fn decode_mesh(asset: &w::MeshAsset, buffer: &[u8]) -> Result<DecodedMesh, A
             }
         }
     }
-    // Morph targets: validated, applied in a later issue.
-    if flags.has_morph_targets() == 0 {
-        if !asset.morph_targets.0.is_empty() {
-            return Err(AssetError::UnexpectedMorphTargets(
-                asset.morph_targets.0.len(),
-            ));
-        }
-    } else {
-        for (i, target) in asset.morph_targets.0.iter().enumerate() {
-            let target = *target;
-            // One displacement stream of a morph target: known format, inside the view.
-            let check = |part: &str, known: bool, format: u8, common, size| {
-                let name = format!("morph_targets[{i}].{part}");
-                if !known {
-                    return Err(unknown("mesh", format!("{name}.format"), format));
-                }
-                stream(view, &name, common, size, n).map(drop)
-            };
-            if target.flags.has_position() != 0 {
-                let p = &target.position;
-                let known = w::PositionFormat::from_repr(p.format).is_some();
-                check("position", known, p.format, &p.common, 12)?;
-            }
-            if target.flags.has_normal() != 0 {
-                let v = &target.normal;
-                let known = w::NormalFormat::from_repr(v.format).is_some();
-                check("normal", known, v.format, &v.common, 12)?;
-            }
-            if target.flags.has_tangent() != 0 {
-                let t = &target.tangent;
-                let known = w::TangentFormat::from_repr(t.format).is_some();
-                check("tangent", known, t.format, &t.common, 16)?;
-            }
-        }
-    }
+    let morph_targets = morph_targets(asset, view, n)?;
 
     let indices = match flags.format() {
         w::IndexFormat::None => {
@@ -448,7 +427,78 @@ pub fn decode_mesh(asset: &w::MeshAsset, buffer: &[u8]) -> Result<DecodedMesh, A
         uv1,
         skin,
         indices,
+        morph_targets,
     })
+}
+
+/// Decoded morph targets may take at most this many times the bytes of the mesh's view. A real
+/// target stream takes 12 or 16 bytes of the view per vertex and 12 decoded; only streams that
+/// alias the same bytes many times exceed it.
+pub const MORPH_MEMORY_FACTOR: u64 = 8;
+
+/// Reads the morph targets of `asset`: every flagged stream has a known format and lies inside
+/// the view, and all of them together decode to at most [`MORPH_MEMORY_FACTOR`] times the view.
+fn morph_targets(
+    asset: &w::MeshAsset,
+    view: &[u8],
+    n: u32,
+) -> Result<Vec<DecodedMorphTarget>, AssetError> {
+    let targets = &asset.morph_targets.0;
+    if asset.flags.has_morph_targets() == 0 {
+        if !targets.is_empty() {
+            return Err(AssetError::UnexpectedMorphTargets(targets.len()));
+        }
+        return Ok(Vec::new());
+    }
+    let streams: u64 = targets
+        .iter()
+        .map(|t| {
+            u64::from(t.flags.has_position() != 0)
+                + u64::from(t.flags.has_normal() != 0)
+                + u64::from(t.flags.has_tangent() != 0)
+        })
+        .sum();
+    let decoded = streams.saturating_mul(12).saturating_mul(u64::from(n));
+    let limit = MORPH_MEMORY_FACTOR.saturating_mul(view.len() as u64);
+    if decoded > limit {
+        return Err(AssetError::TooLarge {
+            asset: "mesh",
+            what: "decoded size of the morph targets (bytes)",
+            value: decoded,
+            limit,
+        });
+    }
+    let mut out = Vec::with_capacity(targets.len());
+    for (i, target) in targets.iter().enumerate() {
+        // One displacement stream of a morph target: known format, inside the view.
+        let read = |part: &str, known: bool, format: u8, common, size| {
+            let name = format!("morph_targets[{i}].{part}");
+            if !known {
+                return Err(unknown("mesh", format!("{name}.format"), format));
+            }
+            // Tangent deltas are float4 on the wire; their w is ignored (`mesh.jaw`).
+            let s = stream(view, &name, common, size, n)?;
+            Ok(read_floats::<3>(&s))
+        };
+        let mut decoded = DecodedMorphTarget::default();
+        if target.flags.has_position() != 0 {
+            let p = &target.position;
+            let known = w::PositionFormat::from_repr(p.format).is_some();
+            decoded.positions = Some(read("position", known, p.format, &p.common, 12)?);
+        }
+        if target.flags.has_normal() != 0 {
+            let v = &target.normal;
+            let known = w::NormalFormat::from_repr(v.format).is_some();
+            decoded.normals = Some(read("normal", known, v.format, &v.common, 12)?);
+        }
+        if target.flags.has_tangent() != 0 {
+            let t = &target.tangent;
+            let known = w::TangentFormat::from_repr(t.format).is_some();
+            decoded.tangents = Some(read("tangent", known, t.format, &t.common, 16)?);
+        }
+        out.push(decoded);
+    }
+    Ok(out)
 }
 
 /// Reads and checks the index block (format is not `None`).
@@ -530,4 +580,3 @@ fn read_indices(
         ),
     })
 }
-

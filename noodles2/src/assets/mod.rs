@@ -13,7 +13,10 @@ use crate::codec as w;
 
 mod mesh;
 
-pub use mesh::{DecodedMesh, Influences, MeshIndices, WEIGHT_SUM_TOLERANCE, decode_mesh};
+pub use mesh::{
+    DecodedMesh, DecodedMorphTarget, Influences, MORPH_MEMORY_FACTOR, MeshIndices,
+    WEIGHT_SUM_TOLERANCE, decode_mesh,
+};
 
 /// Largest width or height accepted by image decoding (checked from the file header before
 /// any pixel is decoded).
@@ -316,4 +319,3 @@ pub fn view_bytes<'a>(
     };
     buffer.get(start..end).ok_or(escape)
 }
-
