@@ -21,15 +21,14 @@ use bevy::mesh::{Indices, Mesh, MeshVertexAttribute, PrimitiveTopology, VertexAt
 use wgpu_types::{TextureDimension, TextureFormat};
 
 use crate::codec as w;
-use crate::codec::WireEnum;
 
 use bevy::math::Vec3;
 use bevy::mesh::morph::{MAX_MORPH_WEIGHTS, MorphAttributes};
+use noodles2::assets::DecodedMorphTarget;
 pub use noodles2::assets::{
     AssetError, DecodedMesh, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MATERIAL_IMAGES, MeshIndices,
     WEIGHT_SUM_TOLERANCE, decode_mesh, view_bytes,
 };
-use noodles2::assets::{DecodedMorphTarget, unknown};
 
 // ---------------------------------------------------------------------------------------------
 // Mesh

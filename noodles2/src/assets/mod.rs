@@ -11,8 +11,10 @@
 
 use crate::codec as w;
 
+mod material;
 mod mesh;
 
+pub use material::{DecodedMaterial, TextureRef, decode_material, from_unorm16, ior_from_wire};
 pub use mesh::{
     DecodedMesh, DecodedMorphTarget, Influences, MORPH_MEMORY_FACTOR, MeshIndices,
     WEIGHT_SUM_TOLERANCE, decode_mesh,

@@ -9,23 +9,18 @@ use bevy::pbr::StandardMaterial;
 use wgpu_types::Face;
 
 use super::*;
+#[cfg(test)]
+use noodles2::assets::ior_from_wire;
+use noodles2::assets::{TextureRef, decode_material};
 
 /// `[0, 1]` float to `NormalizedUShort` (`round(clamp(v) * 65535)`, NaN becomes 0).
 fn unorm16(v: f32) -> w::NormalizedUShort {
     w::NormalizedUShort::new((v.clamp(0.0, 1.0) * 65535.0).round() as u16)
 }
 
-fn from_unorm16(v: w::NormalizedUShort) -> f32 {
-    f32::from(v.value.get()) / 65535.0
-}
-
 /// IOR to the wire's u16: `((ior - 1) / 4) * 65535`, clamped to the representable `[1, 5]`.
 fn ior_to_wire(ior: f32) -> u16 {
     (((ior - 1.0) / 4.0).clamp(0.0, 1.0) * 65535.0).round() as u16
-}
-
-fn ior_from_wire(x: u16) -> f32 {
-    1.0 + f32::from(x) / 65535.0 * 4.0
 }
 
 fn channel_to_wire(c: &UvChannel) -> u8 {
@@ -162,27 +157,18 @@ pub fn material_to_wire(
     }
 }
 
-/// Resolves one texture reference of a material.
+/// A decoded texture as a Bevy handle and UV channel.
 fn texture_from_wire(
     field: &'static str,
-    reference: w::TextureReference,
-    table: &[w::ImageAssetID],
+    texture: TextureRef,
     image: &mut dyn FnMut(u64) -> Option<Handle<Image>>,
 ) -> Result<(Handle<Image>, UvChannel), AssetError> {
-    let channel = match reference.channel() {
-        0 => UvChannel::Uv0,
-        1 => UvChannel::Uv1,
-        channel => return Err(AssetError::BadUvChannel { field, channel }),
+    let channel = if texture.channel == 0 {
+        UvChannel::Uv0
+    } else {
+        UvChannel::Uv1
     };
-    let index = reference.image_id();
-    let entry = table
-        .get(usize::from(index))
-        .ok_or(AssetError::ImageIndexOutOfRange {
-            field,
-            index,
-            table_len: table.len(),
-        })?;
-    let image_id = entry.id.id.get();
+    let image_id = texture.image_id;
     let handle = image(image_id).ok_or(AssetError::UnknownImage { field, image_id })?;
     Ok((handle, channel))
 }
@@ -206,69 +192,55 @@ pub fn material_from_wire(
     asset: &w::PBRMaterialAsset,
     image: &mut dyn FnMut(u64) -> Option<Handle<Image>>,
 ) -> Result<StandardMaterial, AssetError> {
-    let table = asset.table.0.as_slice();
-    if table.len() > MAX_MATERIAL_IMAGES {
-        return Err(AssetError::TableTooLong(table.len()));
-    }
-    let base = asset.base;
-    let flags = base.flags;
+    let d = decode_material(asset)?;
     let mut m = StandardMaterial::default();
-
-    let c = base.base_color;
-    m.base_color = Color::Srgba(Srgba::rgba_u8(c.r, c.g, c.b, c.a));
-    m.perceptual_roughness = from_unorm16(base.roughness);
-    m.metallic = from_unorm16(base.metallic);
-    m.ior = ior_from_wire(base.ior.get());
-    m.double_sided = flags.double_sided() != 0;
-    m.unlit = flags.unlit() != 0;
-    m.fog_enabled = flags.fog_disabled() == 0;
-    let culling = ((flags.raw() >> 3) & 0x3) as u8;
-    m.cull_mode = match w::FaceCulling::from_repr(culling) {
-        Some(w::FaceCulling::Back) => Some(Face::Back),
-        Some(w::FaceCulling::Front) => Some(Face::Front),
-        Some(w::FaceCulling::None) => None,
-        None => return Err(unknown("material", "base.flags.culling", culling)),
+    let [r, g, b, a] = d.base_color;
+    m.base_color = Color::Srgba(Srgba::rgba_u8(r, g, b, a));
+    m.perceptual_roughness = d.roughness;
+    m.metallic = d.metallic;
+    m.ior = d.ior;
+    m.double_sided = d.double_sided;
+    m.unlit = d.unlit;
+    m.fog_enabled = d.fog;
+    m.cull_mode = match d.culling {
+        w::FaceCulling::Back => Some(Face::Back),
+        w::FaceCulling::Front => Some(Face::Front),
+        w::FaceCulling::None => None,
     };
-    m.alpha_mode = match flags.alpha() {
+    m.alpha_mode = match d.alpha {
         w::AlphaMode::Opaque => AlphaMode::Opaque,
         w::AlphaMode::Mask => AlphaMode::Mask(0.5),
         w::AlphaMode::Blend => AlphaMode::Blend,
         w::AlphaMode::Premultiplied => AlphaMode::Premultiplied,
     };
-    if flags.has_color_texture() != 0 {
-        let (h, ch) = texture_from_wire("color_map", base.color_map, table, image)?;
-        m.base_color_texture = Some(h);
-        m.base_color_channel = ch;
+    if let Some(t) = d.color_map {
+        (m.base_color_texture, m.base_color_channel) =
+            some(texture_from_wire("color_map", t, image)?);
     }
-    if flags.has_orm_texture() != 0 {
-        let (h, ch) = texture_from_wire("orm_map", base.orm_map, table, image)?;
-        m.metallic_roughness_texture = Some(h);
-        m.metallic_roughness_channel = ch;
+    if let Some(t) = d.orm_map {
+        (m.metallic_roughness_texture, m.metallic_roughness_channel) =
+            some(texture_from_wire("orm_map", t, image)?);
     }
-    if flags.has_normal_map() != 0 {
-        let (h, ch) = texture_from_wire("normal_map", base.normal_map, table, image)?;
-        m.normal_map_texture = Some(h);
-        m.normal_map_channel = ch;
+    if let Some(t) = d.normal_map {
+        (m.normal_map_texture, m.normal_map_channel) =
+            some(texture_from_wire("normal_map", t, image)?);
     }
-
-    if let w::MaybePBRMaterialExtended::ExtendedMaterial(ext) = &asset.extension {
-        let ext_flags = ext.flags;
-        let emission = ext.emission;
-        if ext_flags.has_emission() != 0 {
-            let c = emission.color;
-            m.emissive = LinearRgba::rgb(c.r.get(), c.g.get(), c.b.get());
-            m.emissive_exposure_weight = from_unorm16(emission.exposure);
-        }
-        if ext_flags.has_emission_map() != 0 {
-            let (h, ch) = texture_from_wire("emission.map", emission.map, table, image)?;
-            m.emissive_texture = Some(h);
-            m.emissive_channel = ch;
-            if ext_flags.has_emission() == 0 {
-                m.emissive = LinearRgba::WHITE;
-            }
+    if let Some(([r, g, b], exposure)) = d.emission {
+        m.emissive = LinearRgba::rgb(r, g, b);
+        m.emissive_exposure_weight = exposure;
+    }
+    if let Some(t) = d.emission_map {
+        (m.emissive_texture, m.emissive_channel) =
+            some(texture_from_wire("emission.map", t, image)?);
+        if d.emission.is_none() {
+            m.emissive = LinearRgba::WHITE;
         }
     }
     Ok(m)
+}
+
+fn some<T, U>((t, u): (T, U)) -> (Option<T>, U) {
+    (Some(t), u)
 }
 
 #[cfg(test)]
