@@ -80,20 +80,11 @@ use crate::net::{
     CloseLink, LinkClosed, LinkPermissions, LinkSendError, NoodlesLink, RouterAppExt,
 };
 use crate::schedule::{self, NoodlesSystems};
+use noodles2::proposal::{
+    AssetCheck, ComponentCheck, Plan, ProposalWorld, Rejection, Step, check, malformed,
+};
 
-/// `ProposedTransactionReply` codes (spec: `main_sequence.jaw`).
-pub mod codes {
-    /// The proposal was applied.
-    pub const ACCEPTED: u16 = 0;
-    /// Not permitted (authority, policy, capability).
-    pub const DENIED: u16 = 1;
-    /// Not enough resources to complete it.
-    pub const RESOURCE_EXHAUSTED: u16 = 2;
-    /// Rejection, or it contained disallowed content.
-    pub const MALFORMED: u16 = 3;
-    /// The first application-specific code.
-    pub const APPLICATION_MIN: u16 = 256;
-}
+pub use noodles2::proposal::codes;
 
 /// The Core buffer asset type, `AssetTypeID (0, 0)`.
 pub const BUFFER_ASSET_TYPE: (u16, u16) = (0, 0);
@@ -102,10 +93,7 @@ pub const BUFFER_ASSET_TYPE: (u16, u16) = (0, 0);
 /// collide with ids the asset layer allocates from 1.
 pub const PROPOSED_ASSET_ID_BASE: u64 = 1 << 62;
 
-/// Most placeholders one proposal may create (entities, and assets, each): the reply's remap
-/// tables are counted in `u16`, so a larger proposal could never be answered. An Upstream rejects
-/// one that creates more with code 2 (resource exhausted) before applying anything.
-pub const MAX_PLACEHOLDERS: u64 = u16::MAX as u64;
+pub use noodles2::proposal::MAX_PLACEHOLDERS;
 
 /// The first 64 bits of the UUID of a stand-in handle ([`AssetPlaceholder::handle`]).
 const STAND_IN_UUID: u64 = u64::from_be_bytes(*b"noodles2");
@@ -666,58 +654,11 @@ impl ProposalDecision {
     }
 }
 
-/// An entity a proposal touches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProposedEntity {
-    /// An existing shared entity.
-    Existing {
-        /// Its canonical id.
-        id: u64,
-        /// The shared entity.
-        entity: Entity,
-    },
-    /// An entity the proposal creates (its patch-local id).
-    New(u64),
-}
-
-impl ProposedEntity {
-    /// Is this an entity the proposal creates?
-    pub fn is_new(&self) -> bool {
-        matches!(self, ProposedEntity::New(_))
-    }
-}
+/// An entity a proposal touches: an existing shared [`Entity`], or a patch-local id it creates.
+pub type ProposedEntity = noodles2::proposal::ProposedEntity<Entity>;
 
 /// One thing a proposal does, for the [`ProposalPolicy`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProposedChange {
-    /// Set (add or replace) a component.
-    SetComponent {
-        /// On which entity.
-        entity: ProposedEntity,
-        /// `(extension, identifier)`.
-        component: (u16, u16),
-        /// The Bevy type it maps to.
-        name: &'static str,
-    },
-    /// Remove a component.
-    RemoveComponent {
-        /// From which entity.
-        entity: ProposedEntity,
-        /// `(extension, identifier)`.
-        component: (u16, u16),
-        /// The Bevy type it maps to.
-        name: &'static str,
-    },
-    /// Delete an existing entity.
-    DeleteEntity {
-        /// Its canonical id.
-        id: u64,
-        /// The shared entity.
-        entity: Entity,
-    },
-    /// Add (patch-local id) or replace (canonical id) an asset.
-    SetAsset(AnAsset),
-}
+pub type ProposedChange = noodles2::proposal::ProposedChange<Entity>;
 
 /// What a proposal does, handed to the [`ProposalPolicy`] after the proposal passed every check.
 #[derive(Debug)]
@@ -819,349 +760,77 @@ impl ProposedAssets {
     }
 }
 
-/// Why a proposal is rejected before the policy sees it: its reply code and the reason.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{reason}")]
-struct Rejection {
-    code: u16,
-    reason: String,
-}
-
-/// Code 3: malformed, or disallowed content.
-fn malformed(reason: impl Into<String>) -> Rejection {
-    Rejection {
-        code: codes::MALFORMED,
-        reason: reason.into(),
-    }
-}
-
-enum Step {
-    Modify {
-        rule: usize,
-        bytes: Bytes,
-    },
-    Remove {
-        rule: usize,
-        ids: Vec<u64>,
-    },
-    Delete {
-        ids: Vec<u64>,
-    },
-    Asset {
-        an_asset: AnAsset,
-        rule: usize,
-        bytes: Bytes,
-    },
-}
-
-/// A checked proposal, ready to apply.
-struct Plan {
-    new_entities: Vec<u64>,
-    new_assets: Vec<AnAsset>,
-    steps: Vec<Step>,
-    changes: Vec<ProposedChange>,
-}
-
-/// Ids a proposal may use: canonical ones that exist, and the placeholders it creates.
-struct IdCheck<'a> {
-    local: &'a HashMap<u64, Entity>,
+/// The Upstream's world as proposal checking sees it (see [`noodles2::proposal::check`]).
+struct UpstreamWorld<'a> {
     world: &'a World,
-    entities: HashSet<u64>,
-    assets: HashSet<(u16, u16, u64)>,
-    asset_ids: HashSet<u64>,
-    known_assets: &'a dyn Fn(Option<(u16, u16)>, u64) -> bool,
+    index: &'a EntityIndex,
+    proposed: Option<&'a ProposedAssets>,
+    exported: Option<&'a AssetIdMap>,
     registry: &'a ComponentRegistry,
 }
 
-impl IdCheck<'_> {
-    fn entity(&self, id: u64) -> Result<ProposedEntity, Rejection> {
-        if id & PATCH_LOCAL_BIT != 0 {
-            return if self.entities.contains(&id) {
-                Ok(ProposedEntity::New(id))
-            } else {
-                Err(malformed(format!(
-                    "patch-local entity id {id:#x} is not created by this proposal"
-                )))
-            };
-        }
-        match self.local.get(&id) {
-            Some(&e) if self.world.get_entity(e).is_ok() => {
-                Ok(ProposedEntity::Existing { id, entity: e })
-            }
-            _ => Err(malformed(format!("unknown entity id {id}"))),
-        }
-    }
-
-    fn asset(&self, asset_type: Option<(u16, u16)>, id: u64) -> Result<(), Rejection> {
-        if id & PATCH_LOCAL_BIT != 0 {
-            let declared = match asset_type {
-                Some((e, t)) => self.assets.contains(&(e, t, id)),
-                None => self.asset_ids.contains(&id),
-            };
-            return if declared {
-                Ok(())
-            } else {
-                Err(malformed(format!(
-                    "patch-local asset id {id:#x} is not created by this proposal"
-                )))
-            };
-        }
-        if (self.known_assets)(asset_type, id) {
-            Ok(())
-        } else {
-            Err(malformed(match asset_type {
-                Some(t) => format!("asset id {id} names no asset of type {t:?}"),
-                None => format!("unknown asset id {id}"),
-            }))
-        }
-    }
-
-    /// Check every id a visitor hands over; the first problem wins.
-    fn visit(&self, first: &mut Option<Rejection>, id: IdMut<'_>) {
-        if first.is_some() {
-            return;
-        }
-        let r = match id {
-            IdMut::Entity(e) => self.entity(e.id.get()).map(|_| ()),
-            IdMut::Asset { within, id } => {
-                self.asset(self.registry.asset_type_of_wrapper(within), id.id.get())
-            }
-            IdMut::AnAsset(a) => {
-                let (e, t, i) = a.key();
-                self.asset(Some((e, t)), i)
-            }
-        };
-        if let Err(m) = r {
-            *first = Some(m);
+impl<'a> UpstreamWorld<'a> {
+    fn new(world: &'a World, registry: &'a ComponentRegistry) -> Self {
+        UpstreamWorld {
+            world,
+            index: world.resource::<EntityIndex>(),
+            proposed: world.get_resource::<ProposedAssets>(),
+            exported: world.get_resource::<AssetIdMap>(),
+            registry,
         }
     }
 }
 
-/// Check a whole proposal without changing anything.
-fn check(
-    world: &World,
-    extensions: &[u16],
-    registry: &ComponentRegistry,
-    content: &ContentArray,
-) -> Result<Plan, Rejection> {
-    let index = world.resource::<EntityIndex>();
-    let proposed = world.get_resource::<ProposedAssets>();
-    let exported = world.get_resource::<AssetIdMap>();
-    let known_assets = |asset_type: Option<(u16, u16)>, id: u64| -> bool {
-        let ty = proposed
+impl ProposalWorld for UpstreamWorld<'_> {
+    type Entity = Entity;
+
+    fn entity(&self, id: u64) -> Option<Entity> {
+        self.index
+            .local
+            .get(&id)
+            .copied()
+            .filter(|e| self.world.get_entity(*e).is_ok())
+    }
+
+    fn known_asset(&self, asset_type: Option<(u16, u16)>, id: u64) -> bool {
+        let ty = self
+            .proposed
             .and_then(|p| p.created.get(&id).copied())
-            .or_else(|| exported.and_then(|m| m.exported_asset(id)).map(|(t, _)| t));
+            .or_else(|| {
+                self.exported
+                    .and_then(|m| m.exported_asset(id))
+                    .map(|(t, _)| t)
+            });
         ty.is_some_and(|t| asset_type.is_none_or(|a| a == t))
-    };
-    let mut ids = IdCheck {
-        local: &index.local,
-        world,
-        entities: HashSet::new(),
-        assets: HashSet::new(),
-        asset_ids: HashSet::new(),
-        known_assets: &known_assets,
-        registry,
-    };
-    let mut new_entities = Vec::new();
-    let mut new_assets = Vec::new();
-    // The registry rule of a component type the proposal names, if this link may carry it.
-    let component_rule = |i: usize, ext: u16, ident: u16| -> Result<usize, Rejection> {
-        if !extensions.contains(&ext) {
-            return Err(malformed(format!(
-                "content[{i}]: component type ({ext}, {ident}) is outside the link's extensions {extensions:?}"
-            )));
-        }
-        registry
-            .component(ext, ident)
-            .map(|(i, _)| i)
-            .ok_or_else(|| {
-                malformed(format!(
-                    "content[{i}]: component type ({ext}, {ident}) is not mirrored by this Upstream"
-                ))
+    }
+
+    fn replaceable_asset(&self, key: (u16, u16, u64)) -> bool {
+        self.proposed.is_some_and(|p| p.contains(key))
+    }
+
+    fn component(&self, extension: u16, identifier: u16) -> Option<ComponentCheck<'_>> {
+        self.registry
+            .component(extension, identifier)
+            .map(|(rule, r)| ComponentCheck {
+                rule,
+                name: r.name,
+                visit: &*r.visit_ids,
             })
-    };
-    // Pass 1: what the proposal creates.
-    for (i, c) in content.iter().enumerate() {
-        match c {
-            ContentMessage::ContentCreateEntities(m) => {
-                for e in m.list.iter() {
-                    let id = e.id.get();
-                    if id & PATCH_LOCAL_BIT == 0 {
-                        return Err(malformed(format!(
-                            "content[{i}]: new entity with canonical id {id} (new entities must use patch-local ids)"
-                        )));
-                    }
-                    if !ids.entities.insert(id) {
-                        return Err(malformed(format!(
-                            "content[{i}]: patch-local entity id {id:#x} is created twice"
-                        )));
-                    }
-                    new_entities.push(id);
-                }
-            }
-            ContentMessage::ContentModifyAsset(m) => {
-                let key = m.an_asset.key();
-                if key.2 & PATCH_LOCAL_BIT != 0 {
-                    if !ids.assets.insert(key) {
-                        return Err(malformed(format!(
-                            "content[{i}]: patch-local asset id {:#x} is created twice",
-                            key.2
-                        )));
-                    }
-                    ids.asset_ids.insert(key.2);
-                    new_assets.push(m.an_asset);
-                }
-            }
-            _ => {}
-        }
     }
-    // The reply's remap tables are counted in u16: a larger proposal could not be answered.
-    if new_entities.len() as u64 > MAX_PLACEHOLDERS || new_assets.len() as u64 > MAX_PLACEHOLDERS {
-        return Err(Rejection {
-            code: codes::RESOURCE_EXHAUSTED,
-            reason: format!(
-                "creates {} entities and {} assets; a reply can remap at most {MAX_PLACEHOLDERS} of each",
-                new_entities.len(),
-                new_assets.len()
-            ),
-        });
+
+    fn asset(&self, extension: u16, identifier: u16) -> Option<AssetCheck<'_>> {
+        self.registry
+            .asset(extension, identifier)
+            .map(|(rule, r)| AssetCheck {
+                rule,
+                name: r.name,
+                propose: &r.propose,
+            })
     }
-    // Pass 2: every change, every id, every payload.
-    let mut steps = Vec::new();
-    let mut changes = Vec::new();
-    for (i, c) in content.iter().enumerate() {
-        match c {
-            ContentMessage::ContentCreateEntities(_) => {}
-            ContentMessage::ContentDeleteEntities(m) => {
-                let mut list = Vec::new();
-                for e in m.list.iter() {
-                    match ids
-                        .entity(e.id.get())
-                        .map_err(|m| malformed(format!("content[{i}] (delete entities): {m}")))?
-                    {
-                        ProposedEntity::Existing { id, entity } => {
-                            list.push(id);
-                            changes.push(ProposedChange::DeleteEntity { id, entity });
-                        }
-                        ProposedEntity::New(id) => {
-                            return Err(malformed(format!(
-                                "content[{i}]: deletes entity {id:#x}, which the same proposal creates"
-                            )));
-                        }
-                    }
-                }
-                steps.push(Step::Delete { ids: list });
-            }
-            ContentMessage::ContentModifyComponents(m) => {
-                let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
-                let rule = component_rule(i, ext, ident)?;
-                let name = registry.rules()[rule].name;
-                let mut target_err: Option<Rejection> = None;
-                let mut inner_err: Option<Rejection> = None;
-                let mut targets = Vec::new();
-                (registry.rules()[rule].visit_ids)(
-                    &m.content.0,
-                    &mut |id: &mut u64| {
-                        if target_err.is_none() {
-                            match ids.entity(*id) {
-                                Ok(t) => targets.push(t),
-                                Err(e) => target_err = Some(e),
-                            }
-                        }
-                    },
-                    &mut |id| ids.visit(&mut inner_err, id),
-                )
-                .map_err(|e| malformed(format!("content[{i}]: undecodable {name} payload: {e}")))?;
-                if let Some(m) = target_err.or(inner_err) {
-                    return Err(malformed(format!("content[{i}] ({name}): {m}")));
-                }
-                for entity in targets {
-                    changes.push(ProposedChange::SetComponent {
-                        entity,
-                        component: (ext, ident),
-                        name,
-                    });
-                }
-                steps.push(Step::Modify {
-                    rule,
-                    bytes: m.content.0.clone(),
-                });
-            }
-            ContentMessage::ContentDeleteComponents(m) => {
-                let (ext, ident) = (m.component.extension.id.get(), m.component.identifier.get());
-                let rule = component_rule(i, ext, ident)?;
-                let name = registry.rules()[rule].name;
-                let mut list = Vec::new();
-                for e in m.list.iter() {
-                    let entity = ids
-                        .entity(e.id.get())
-                        .map_err(|m| malformed(format!("content[{i}] (delete {name}): {m}")))?;
-                    list.push(e.id.get());
-                    changes.push(ProposedChange::RemoveComponent {
-                        entity,
-                        component: (ext, ident),
-                        name,
-                    });
-                }
-                steps.push(Step::Remove { rule, ids: list });
-            }
-            ContentMessage::ContentModifyAsset(m) => {
-                let (ext, ty, id) = m.an_asset.key();
-                if !extensions.contains(&ext) {
-                    return Err(malformed(format!(
-                        "content[{i}]: asset type ({ext}, {ty}) is outside the link's extensions {extensions:?}"
-                    )));
-                }
-                if id & PATCH_LOCAL_BIT == 0 && !(known_assets)(Some((ext, ty)), id) {
-                    return Err(malformed(format!("content[{i}]: unknown asset id {id}")));
-                }
-                if id & PATCH_LOCAL_BIT == 0 && !proposed.is_some_and(|p| p.contains((ext, ty, id)))
-                {
-                    return Err(malformed(format!(
-                        "content[{i}]: asset {id} was not created by a proposal and cannot be replaced by one"
-                    )));
-                }
-                let Some((rule, asset_rule)) = registry.asset(ext, ty) else {
-                    return Err(malformed(format!(
-                        "content[{i}]: asset type ({ext}, {ty}) cannot be proposed (this Upstream does not mirror it)"
-                    )));
-                };
-                let mut first = None;
-                (asset_rule.propose)(&m.content.0, &mut |x| ids.visit(&mut first, x)).map_err(
-                    |e| {
-                        malformed(format!(
-                            "content[{i}]: {} asset {id:#x}: {e}",
-                            asset_rule.name
-                        ))
-                    },
-                )?;
-                if let Some(m) = first {
-                    return Err(malformed(format!(
-                        "content[{i}] ({} asset {id:#x}): {m}",
-                        asset_rule.name
-                    )));
-                }
-                changes.push(ProposedChange::SetAsset(m.an_asset));
-                steps.push(Step::Asset {
-                    an_asset: m.an_asset,
-                    rule,
-                    bytes: m.content.0.clone(),
-                });
-            }
-            ContentMessage::ContentDeleteAsset(m) => {
-                let (ext, ty, id) = m.an_asset.key();
-                return Err(malformed(format!(
-                    "content[{i}]: proposes deleting asset ({ext}, {ty}):{id}; asset deletion cannot be proposed"
-                )));
-            }
-        }
+
+    fn asset_type_of_wrapper(&self, wrapper: &str) -> Option<(u16, u16)> {
+        self.registry.asset_type_of_wrapper(wrapper)
     }
-    Ok(Plan {
-        new_entities,
-        new_assets,
-        steps,
-        changes,
-    })
 }
 
 fn send_reply(
@@ -1210,7 +879,11 @@ fn handle_proposal(world: &mut World, link: Entity, p: ProposedChangeTransaction
     let peer_name = l.peer_name.clone();
     let principal = l.principal.clone();
     let registry = world.resource::<ComponentRegistry>().clone();
-    let plan = match check(world, &extensions, &registry, &p.content) {
+    let plan = match check(
+        &UpstreamWorld::new(world, &registry),
+        &extensions,
+        &p.content,
+    ) {
         Ok(plan) => plan,
         Err(r) => return reject(world, link, transaction_id, r.code, r.reason),
     };
@@ -1249,7 +922,7 @@ fn handle_proposal(world: &mut World, link: Entity, p: ProposedChangeTransaction
 
 /// Why the link's permissions do not allow what `plan` does (`None`: they do). A link without
 /// [`LinkPermissions`] may not propose.
-fn not_permitted(permissions: Option<&LinkPermissions>, plan: &Plan) -> Option<String> {
+fn not_permitted(permissions: Option<&LinkPermissions>, plan: &Plan<Entity>) -> Option<String> {
     let Some(p) = permissions else {
         return Some("this link has no permissions".into());
     };
@@ -1292,7 +965,7 @@ fn apply(
     world: &mut World,
     link: Entity,
     transaction_id: u32,
-    plan: Plan,
+    plan: Plan<Entity>,
     registry: &ComponentRegistry,
 ) {
     // Canonical ids for the new assets.
@@ -1392,7 +1065,9 @@ fn apply(
                 };
                 let result =
                     (r.visit_ids)(&bytes, &mut remap_target, &mut |x| remap(&entity_map, x))
-                        .and_then(|b| (r.apply)(world, link, &mut resolve, &b));
+                        .and_then(|b| {
+                            (r.apply)(world, link, &mut resolve, &b).map_err(|e| e.to_string())
+                        });
                 if let Err(e) = result {
                     error!(
                         "proposal {transaction_id} from link {link}: applying {} failed after it was checked: {e}",

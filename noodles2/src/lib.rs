@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`codec`] | every protocol and Core type under its Jaw name, strict decoding with errors that say where, encoding, id visitors, [`codec::Any`] |
 //! | [`assets`] | Core asset bodies from the wire, validated without an engine: [`assets::decode_mesh`], buffer views, [`assets::AssetError`] |
+//! | [`proposal`] | checking a proposal on the Upstream without an engine: [`proposal::check`] over a [`proposal::ProposalWorld`] |
 //! | [`link`] | [`link::Link`]: preamble, roles, capability intersection, timeouts, keep-alive, role checks; fed frames and time, returns frames, events and close reasons |
 //! | `transport` (feature `transport`) | websocket (`ws://` and `wss://`) listen/connect with tokio-tungstenite, one task per connection driving a [`link::Link`], bounded queues |
 //! | `auth` (feature `transport`) | who may connect: the authorization hook at the websocket upgrade, bearer tokens, principals |
@@ -35,6 +36,7 @@ pub mod codegen;
 pub mod link;
 #[cfg(feature = "transport")]
 pub mod oob;
+pub mod proposal;
 #[cfg(feature = "transport")]
 pub mod tls;
 #[cfg(feature = "transport")]

@@ -10,8 +10,6 @@
 //! Spec: `spec/core/extension.md` (Core asset table) and `spec/core/assets/{buffer,image,mesh,
 //! pbr_material}.jaw`; the project's annotated copies are in `jaw/core/assets/`.
 
-use std::io::Cursor;
-
 use bevy::asset::RenderAssetUsages;
 use bevy::image::{
     CompressedImageFormats, Image, ImageAddressMode, ImageFilterMode, ImageFormat, ImageSampler,
@@ -24,11 +22,11 @@ use crate::codec as w;
 
 use bevy::math::Vec3;
 use bevy::mesh::morph::{MAX_MORPH_WEIGHTS, MorphAttributes};
-use noodles2::assets::DecodedMorphTarget;
 pub use noodles2::assets::{
     AssetError, DecodedMesh, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, MAX_MATERIAL_IMAGES, MeshIndices,
     WEIGHT_SUM_TOLERANCE, decode_mesh, view_bytes,
 };
+use noodles2::assets::{DecodedMorphTarget, check_image};
 
 // ---------------------------------------------------------------------------------------------
 // Mesh
@@ -675,77 +673,6 @@ pub fn image_to_wire(image: &Image) -> Result<(Vec<u8>, w::ImageFlags), AssetErr
     Ok((png, sampler_to_flags(&sampler).with_semantic(semantic)))
 }
 
-/// The container formats of `image.jaw`, recognised by their first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Container {
-    Png,
-    Jpeg,
-    Webp,
-    Ktx2,
-    Hdr,
-    Exr,
-}
-
-impl Container {
-    fn detect(b: &[u8]) -> Option<Self> {
-        const KTX2: [u8; 12] = [
-            0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A,
-        ];
-        if b.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
-            Some(Self::Png)
-        } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
-            Some(Self::Jpeg)
-        } else if b.len() >= 12
-            && b.starts_with(b"RIFF")
-            && b.get(8..12) == Some(b"WEBP".as_slice())
-        {
-            Some(Self::Webp)
-        } else if b.starts_with(&KTX2) {
-            Some(Self::Ktx2)
-        } else if b.starts_with(b"#?RADIANCE") || b.starts_with(b"#?RGBE") {
-            Some(Self::Hdr)
-        } else if b.starts_with(&[0x76, 0x2F, 0x31, 0x01]) {
-            Some(Self::Exr)
-        } else {
-            None
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Self::Png => "PNG",
-            Self::Jpeg => "JPEG",
-            Self::Webp => "WEBP",
-            Self::Ktx2 => "KTX2",
-            Self::Hdr => "HDR",
-            Self::Exr => "EXR",
-        }
-    }
-
-    fn mime(self) -> &'static str {
-        match self {
-            Self::Png => "image/png",
-            Self::Jpeg => "image/jpeg",
-            Self::Webp => "image/webp",
-            Self::Ktx2 => "image/ktx2",
-            Self::Hdr => "image/vnd.radiance",
-            Self::Exr => "image/x-exr",
-        }
-    }
-}
-
-fn check_size(format: &'static str, width: u64, height: u64) -> Result<(), AssetError> {
-    let side = u64::from(MAX_IMAGE_SIDE);
-    if width > side || height > side || width.saturating_mul(height) > MAX_IMAGE_PIXELS {
-        return Err(AssetError::ImageTooLarge {
-            format,
-            width,
-            height,
-        });
-    }
-    Ok(())
-}
-
 /// Decodes an encoded NOODLES2 image (the bytes of an `ImageAsset`'s view) into a Bevy
 /// [`Image`], with `is_srgb` from the semantic flag and an `ImageSampler::Descriptor` from
 /// [`flags_to_sampler`]. Compressed KTX2 texture formats are refused (see
@@ -759,11 +686,10 @@ pub fn image_from_wire(encoded: &[u8], flags: w::ImageFlags) -> Result<Image, As
 /// [`image_from_wire`] accepting the GPU-compressed KTX2 formats in `supported` (pass the
 /// render app's `CompressedImageFormatSupport`).
 ///
-/// The container is detected from its first bytes (PNG, JPEG, WEBP, KTX2, HDR, EXR, the formats
-/// `image.jaw` allows); anything else is [`AssetError::UnknownImageFormat`] quoting those bytes,
-/// and a format whose Bevy feature is off is [`AssetError::ImageFormatNotEnabled`]. The
-/// dimensions are read from the header first and refused above [`MAX_IMAGE_SIDE`] per side or
-/// [`MAX_IMAGE_PIXELS`] in total, then Bevy's `Image::from_buffer` decodes.
+/// [`check_image`] reads the container and the dimensions from the header first (refusing
+/// unknown formats and anything above [`MAX_IMAGE_SIDE`] per side or [`MAX_IMAGE_PIXELS`] in
+/// total); a format whose Bevy feature is off is [`AssetError::ImageFormatNotEnabled`]; then
+/// Bevy's `Image::from_buffer` decodes.
 ///
 /// Spec: `spec/core/assets/image.jaw` (`ImageAsset`, `ImageFlags`).
 pub fn image_from_wire_with(
@@ -771,58 +697,14 @@ pub fn image_from_wire_with(
     flags: w::ImageFlags,
     supported: CompressedImageFormats,
 ) -> Result<Image, AssetError> {
-    let Some(container) = Container::detect(encoded) else {
-        let first_bytes = encoded
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        return Err(AssetError::UnknownImageFormat {
-            first_bytes: if first_bytes.is_empty() {
-                "none, the image is empty".to_owned()
-            } else {
-                first_bytes
-            },
-        });
-    };
-    let name = container.name();
-    let format = ImageFormat::from_mime_type(container.mime())
+    let header = check_image(encoded)?;
+    let name = header.container.name();
+    let format = ImageFormat::from_mime_type(header.container.mime())
         .ok_or(AssetError::ImageFormatNotEnabled(name))?;
     let decode = |reason: String| AssetError::Decode {
         format: name,
         reason,
     };
-
-    if container == Container::Ktx2 {
-        // KTX2 header: identifier (12), vkFormat, typeSize, pixelWidth, pixelHeight,
-        // pixelDepth, layerCount, faceCount, levelCount (u32 LE each).
-        let field = |at: usize| {
-            encoded
-                .get(at..at + 4)
-                .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-                .ok_or_else(|| decode("KTX2 header is truncated".to_owned()))
-        };
-        let (width, height, depth) = (field(20)?, field(24)?, field(28)?);
-        let layers = field(32)?.max(1).saturating_mul(field(36)?.max(1));
-        check_size(
-            name,
-            width,
-            height
-                .max(1)
-                .saturating_mul(depth.max(1))
-                .saturating_mul(layers),
-        )?;
-    } else {
-        let crate_format = format
-            .as_image_crate_format()
-            .ok_or(AssetError::ImageFormatNotEnabled(name))?;
-        let (width, height) = ::image::ImageReader::with_format(Cursor::new(encoded), crate_format)
-            .into_dimensions()
-            .map_err(|e| decode(e.to_string()))?;
-        check_size(name, u64::from(width), u64::from(height))?;
-    }
-
     let is_srgb = flags.semantic() == w::ImageSemantic::SRGB;
     Image::from_buffer(
         encoded,
@@ -840,31 +722,3 @@ pub fn image_from_wire_with(
 mod material;
 #[cfg(feature = "render")]
 pub use material::{material_from_wire, material_to_wire};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_containers() {
-        assert_eq!(
-            Container::detect(b"\x89PNG\r\n\x1a\n...."),
-            Some(Container::Png)
-        );
-        assert_eq!(
-            Container::detect(&[0xFF, 0xD8, 0xFF, 0xE0]),
-            Some(Container::Jpeg)
-        );
-        assert_eq!(
-            Container::detect(b"RIFF\0\0\0\0WEBPVP8 "),
-            Some(Container::Webp)
-        );
-        assert_eq!(Container::detect(b"#?RADIANCE\n"), Some(Container::Hdr));
-        assert_eq!(
-            Container::detect(&[0x76, 0x2F, 0x31, 0x01, 2]),
-            Some(Container::Exr)
-        );
-        assert_eq!(Container::detect(b"GIF89a"), None);
-        assert_eq!(Container::detect(b""), None);
-    }
-}

@@ -99,8 +99,7 @@ impl SharedId {
     }
 }
 
-/// Bit 63: patch-local placeholder ids in proposals.
-pub const PATCH_LOCAL_BIT: u64 = 1 << 63;
+pub use noodles2::proposal::PATCH_LOCAL_BIT;
 
 /// Marks an entity that mirrors an Upstream's entity.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]

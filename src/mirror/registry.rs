@@ -345,7 +345,7 @@ pub(crate) type VisitIdsFn = dyn Fn(
         &Bytes,
         &mut dyn FnMut(&mut u64),
         &mut dyn FnMut(crate::codec::IdMut<'_>),
-    ) -> Result<Bytes, MirrorError>
+    ) -> Result<Bytes, String>
     + Send
     + Sync;
 
@@ -658,7 +658,7 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
             }
         }),
         encode_one: Arc::new(move |world, e| encode_one(m, world, e)),
-        visit_ids: Arc::new(move |bytes, target, inner| visit_pair_ids(m, bytes, target, inner)),
+        visit_ids: Arc::new(noodles2::proposal::visit_pair_ids::<M::W>),
     });
     registry.by_id.insert(key, index);
     app.world_mut()
@@ -755,27 +755,6 @@ impl EntityResolver for WorldResolver<'_, '_> {
     fn asset_handle(&mut self, asset_type: (u16, u16), id: u64) -> Option<UntypedHandle> {
         asset_handle(self.world, self.link, asset_type, id)
     }
-}
-
-fn visit_pair_ids<M: Mapping>(
-    _m: M,
-    bytes: &Bytes,
-    target: &mut dyn FnMut(&mut u64),
-    inner: &mut dyn FnMut(crate::codec::IdMut<'_>),
-) -> Result<Bytes, MirrorError> {
-    use crate::codec::VisitIds;
-    let name = std::any::type_name::<M::C>();
-    let mut out = Vec::with_capacity(bytes.len());
-    for_each_pair::<M::W>(name, bytes, |mut id, mut w| {
-        target(&mut id);
-        w.visit_ids_mut(inner);
-        out.extend_from_slice(&id.to_le_bytes());
-        w.write(&mut out).map_err(|error| MirrorError::Encode {
-            component: name,
-            error,
-        })
-    })?;
-    Ok(Bytes::from(out))
 }
 
 /// Encode `T` of `entity` in the namespace it lives in: its link's ids for a mirrored entity,

@@ -11,9 +11,13 @@
 
 use crate::codec as w;
 
+#[cfg(feature = "image")]
+mod image;
 mod material;
 mod mesh;
 
+#[cfg(feature = "image")]
+pub use image::{Container, ImageHeader, check_image};
 pub use material::{DecodedMaterial, TextureRef, decode_material, from_unorm16, ior_from_wire};
 pub use mesh::{
     DecodedMesh, DecodedMorphTarget, Influences, MORPH_MEMORY_FACTOR, MeshIndices,

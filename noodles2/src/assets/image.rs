@@ -1,0 +1,222 @@
+//! Encoded images from the wire (`spec/core/assets/image.jaw`): which container, and how large,
+//! read from the header before any pixel is decoded. Feature `image`.
+
+use std::io::Cursor;
+
+use super::{AssetError, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE};
+
+/// The container formats of `image.jaw`, recognised by their first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// PNG.
+    Png,
+    /// JPEG.
+    Jpeg,
+    /// WEBP.
+    Webp,
+    /// KTX2 (GPU texture formats).
+    Ktx2,
+    /// Radiance HDR.
+    Hdr,
+    /// OpenEXR.
+    Exr,
+}
+
+impl Container {
+    /// The container of `bytes`, from its first bytes.
+    pub fn detect(b: &[u8]) -> Option<Self> {
+        const KTX2: [u8; 12] = [
+            0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A,
+        ];
+        if b.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
+            Some(Self::Png)
+        } else if b.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            Some(Self::Jpeg)
+        } else if b.len() >= 12
+            && b.starts_with(b"RIFF")
+            && b.get(8..12) == Some(b"WEBP".as_slice())
+        {
+            Some(Self::Webp)
+        } else if b.starts_with(&KTX2) {
+            Some(Self::Ktx2)
+        } else if b.starts_with(b"#?RADIANCE") || b.starts_with(b"#?RGBE") {
+            Some(Self::Hdr)
+        } else if b.starts_with(&[0x76, 0x2F, 0x31, 0x01]) {
+            Some(Self::Exr)
+        } else {
+            None
+        }
+    }
+
+    /// Its name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Png => "PNG",
+            Self::Jpeg => "JPEG",
+            Self::Webp => "WEBP",
+            Self::Ktx2 => "KTX2",
+            Self::Hdr => "HDR",
+            Self::Exr => "EXR",
+        }
+    }
+
+    /// Its MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Png => "image/png",
+            Self::Jpeg => "image/jpeg",
+            Self::Webp => "image/webp",
+            Self::Ktx2 => "image/ktx2",
+            Self::Hdr => "image/vnd.radiance",
+            Self::Exr => "image/x-exr",
+        }
+    }
+
+    /// The `image` crate's format (`None` for KTX2, which it does not read).
+    pub fn image_format(self) -> Option<::image::ImageFormat> {
+        Some(match self {
+            Self::Png => ::image::ImageFormat::Png,
+            Self::Jpeg => ::image::ImageFormat::Jpeg,
+            Self::Webp => ::image::ImageFormat::WebP,
+            Self::Hdr => ::image::ImageFormat::Hdr,
+            Self::Exr => ::image::ImageFormat::OpenExr,
+            Self::Ktx2 => return None,
+        })
+    }
+}
+
+/// What an encoded image's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHeader {
+    /// The container.
+    pub container: Container,
+    /// Width in pixels.
+    pub width: u64,
+    /// Height in pixels (for KTX2: times depth, layers and faces).
+    pub height: u64,
+}
+
+fn check_size(format: &'static str, width: u64, height: u64) -> Result<(), AssetError> {
+    let side = u64::from(MAX_IMAGE_SIDE);
+    if width > side || height > side || width.saturating_mul(height) > MAX_IMAGE_PIXELS {
+        return Err(AssetError::ImageTooLarge {
+            format,
+            width,
+            height,
+        });
+    }
+    Ok(())
+}
+
+/// Reads the container and the dimensions of an encoded image (the bytes of an `ImageAsset`'s
+/// view) from its header, before any pixel is decoded: anything but PNG, JPEG, WEBP, KTX2, HDR
+/// or EXR is [`AssetError::UnknownImageFormat`] quoting the first bytes, a format this build
+/// does not read is [`AssetError::ImageFormatNotEnabled`], a header that does not read is
+/// [`AssetError::Decode`], and more than [`MAX_IMAGE_SIDE`] per side or
+/// [`MAX_IMAGE_PIXELS`] in total is [`AssetError::ImageTooLarge`].
+pub fn check_image(encoded: &[u8]) -> Result<ImageHeader, AssetError> {
+    let Some(container) = Container::detect(encoded) else {
+        let first_bytes = encoded
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        return Err(AssetError::UnknownImageFormat {
+            first_bytes: if first_bytes.is_empty() {
+                "none, the image is empty".to_owned()
+            } else {
+                first_bytes
+            },
+        });
+    };
+    let name = container.name();
+    let decode = |reason: String| AssetError::Decode {
+        format: name,
+        reason,
+    };
+    let (width, height) = match container.image_format() {
+        None => {
+            // KTX2 header: identifier (12), vkFormat, typeSize, pixelWidth, pixelHeight,
+            // pixelDepth, layerCount, faceCount, levelCount (u32 LE each).
+            let field = |at: usize| {
+                encoded
+                    .get(at..at + 4)
+                    .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                    .ok_or_else(|| decode("KTX2 header is truncated".to_owned()))
+            };
+            let (width, height, depth) = (field(20)?, field(24)?, field(28)?);
+            let layers = field(32)?.max(1).saturating_mul(field(36)?.max(1));
+            let height = height
+                .max(1)
+                .saturating_mul(depth.max(1))
+                .saturating_mul(layers);
+            (width, height)
+        }
+        Some(format) if !format.reading_enabled() => {
+            return Err(AssetError::ImageFormatNotEnabled(name));
+        }
+        Some(format) => {
+            let (w, h) = ::image::ImageReader::with_format(Cursor::new(encoded), format)
+                .into_dimensions()
+                .map_err(|e| decode(e.to_string()))?;
+            (u64::from(w), u64::from(h))
+        }
+    };
+    check_size(name, width, height)?;
+    Ok(ImageHeader {
+        container,
+        width,
+        height,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_containers() {
+        assert_eq!(
+            Container::detect(b"\x89PNG\r\n\x1a\n...."),
+            Some(Container::Png)
+        );
+        assert_eq!(
+            Container::detect(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(Container::Jpeg)
+        );
+        assert_eq!(
+            Container::detect(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(Container::Webp)
+        );
+        assert_eq!(Container::detect(b"#?RADIANCE\n"), Some(Container::Hdr));
+        assert_eq!(
+            Container::detect(&[0x76, 0x2F, 0x31, 0x01, 2]),
+            Some(Container::Exr)
+        );
+        assert_eq!(Container::detect(b"GIF89a"), None);
+        assert_eq!(Container::detect(b""), None);
+    }
+
+    #[test]
+    fn sizes_come_from_headers_and_are_bounded() {
+        // A KTX2 header claiming 100,000 x 100,000 pixels.
+        let mut ktx = vec![
+            0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A,
+        ];
+        ktx.extend_from_slice(&[0; 8]);
+        for v in [100_000u32, 100_000, 0, 0, 1] {
+            ktx.extend_from_slice(&v.to_le_bytes());
+        }
+        assert!(matches!(
+            check_image(&ktx),
+            Err(AssetError::ImageTooLarge { .. })
+        ));
+        assert!(matches!(
+            check_image(&ktx[..22]),
+            Err(AssetError::Decode { .. })
+        ));
+        let err = check_image(b"GIF89a").unwrap_err();
+        assert!(err.to_string().contains("47 49 46 38 39 61"), "{err}");
+    }
+}
