@@ -108,6 +108,34 @@ fn check_size(format: &'static str, width: u64, height: u64) -> Result<(), Asset
     Ok(())
 }
 
+/// Bytes one EXR block (a tile, or a group of scan lines) may declare, beyond what the image's
+/// own pixels need: the decoder allocates a block's declared size before it reads it.
+pub const MAX_EXR_BLOCK_SLACK: u64 = 1 << 20;
+
+/// The EXR decoder allocates each block from the header's block size (tile area or scan-line
+/// group times bytes per pixel), which a small file may declare far larger than its image: refuse
+/// blocks larger than the whole image plus [`MAX_EXR_BLOCK_SLACK`].
+fn check_exr_blocks(encoded: &[u8], width: u64, height: u64) -> Result<(), String> {
+    let meta = exr::meta::MetaData::read_from_buffered(Cursor::new(encoded), false)
+        .map_err(|e| e.to_string())?;
+    for header in meta.headers.iter() {
+        if header.deep {
+            return Err("deep EXR data is not an image".into());
+        }
+        let bytes_per_pixel = header.channels.bytes_per_pixel as u64;
+        let image = width
+            .saturating_mul(height)
+            .saturating_mul(bytes_per_pixel);
+        let block = header.max_block_byte_size() as u64;
+        if block > image.saturating_add(MAX_EXR_BLOCK_SLACK) {
+            return Err(format!(
+                "a block of {block} bytes is larger than the {width}x{height} image ({image} bytes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the container and the dimensions of an encoded image (the bytes of an `ImageAsset`'s
 /// view) from its header, before any pixel is decoded: anything but PNG, JPEG, WEBP, KTX2, HDR
 /// or EXR is [`AssetError::UnknownImageFormat`] quoting the first bytes, a format this build
@@ -164,6 +192,9 @@ pub fn check_image(encoded: &[u8]) -> Result<ImageHeader, AssetError> {
         }
     };
     check_size(name, width, height)?;
+    if container == Container::Exr {
+        check_exr_blocks(encoded, width, height).map_err(decode)?;
+    }
     Ok(ImageHeader {
         container,
         width,
@@ -216,6 +247,10 @@ mod tests {
             check_image(&ktx[..22]),
             Err(AssetError::Decode { .. })
         ));
+        // Found by the image_header fuzz target: a 0.5 KB EXR whose tiles declare 587 MB.
+        let huge = include_bytes!("../../tests/data/exr_huge_block.exr");
+        let err = check_image(huge).unwrap_err();
+        assert!(matches!(err, AssetError::Decode { format: "EXR", .. }), "{err}");
         let err = check_image(b"GIF89a").unwrap_err();
         assert!(err.to_string().contains("47 49 46 38 39 61"), "{err}");
     }
