@@ -123,9 +123,7 @@ fn check_exr_blocks(encoded: &[u8], width: u64, height: u64) -> Result<(), Strin
             return Err("deep EXR data is not an image".into());
         }
         let bytes_per_pixel = header.channels.bytes_per_pixel as u64;
-        let image = width
-            .saturating_mul(height)
-            .saturating_mul(bytes_per_pixel);
+        let image = width.saturating_mul(height).saturating_mul(bytes_per_pixel);
         let block = header.max_block_byte_size() as u64;
         if block > image.saturating_add(MAX_EXR_BLOCK_SLACK) {
             return Err(format!(
@@ -250,7 +248,10 @@ mod tests {
         // Found by the image_header fuzz target: a 0.5 KB EXR whose tiles declare 587 MB.
         let huge = include_bytes!("../../tests/data/exr_huge_block.exr");
         let err = check_image(huge).unwrap_err();
-        assert!(matches!(err, AssetError::Decode { format: "EXR", .. }), "{err}");
+        assert!(
+            matches!(err, AssetError::Decode { format: "EXR", .. }),
+            "{err}"
+        );
         let err = check_image(b"GIF89a").unwrap_err();
         assert!(err.to_string().contains("47 49 46 38 39 61"), "{err}");
     }
