@@ -164,17 +164,6 @@ fn unused_core_assets_are_counted_as_ignored_and_headless_nodes_ignore_meshes() 
     assert_eq!((s.imported, s.ignored, s.refused), (1, 2, 0), "{s:?}");
 }
 
-/// Send `content` from the Upstream as one raw `Transaction` on every link.
-fn send_transaction(up: &mut App, content: Vec<w::ContentMessage>) {
-    let tx = w::MainSequenceMessage::Transaction(w::Transaction {
-        content: w::ContentArray(content),
-    });
-    let mut q = up.world_mut().query::<&NoodlesLink>();
-    for l in q.iter(up.world()) {
-        l.send_message(&tx).expect("queued");
-    }
-}
-
 fn label_asset(id: u64) -> w::AnAsset {
     w::AnAsset::new(
         w::AssetTypeID::new(w::ExtensionID::new(EXT), 0),

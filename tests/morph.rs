@@ -73,15 +73,7 @@ fn morph_streams_that_alias_to_amplify_are_refused() {
 }
 
 fn pair() -> (App, App) {
-    let mut up = asset_app("morph up");
-    let mut down = asset_app("morph down");
-    log_closed(&mut down);
-    let url = listen(&mut up);
-    connect(&mut down, NoodlesConnect::new(url));
-    run_until(&mut [&mut up, &mut down], LIMIT, "link open", |a| {
-        open_links(a[0]) == 1 && open_links(a[1]) == 1
-    });
-    (up, down)
+    linked_asset_apps("morph")
 }
 
 /// The Downstream's mirror of the Upstream's shared entity `e`: its mesh's morph targets and
@@ -194,16 +186,6 @@ fn morph_targets_and_weights_are_mirrored_and_follow_changes() {
     assert!(closed_reasons(&down).is_empty());
 }
 
-fn send(up: &mut App, content: Vec<w::ContentMessage>) {
-    let tx = w::MainSequenceMessage::Transaction(w::Transaction {
-        content: w::ContentArray(content),
-    });
-    let mut q = up.world_mut().query::<&NoodlesLink>();
-    for l in q.iter(up.world()) {
-        l.send_message(&tx).unwrap();
-    }
-}
-
 fn weights(id: u64, weights: Vec<f32>) -> w::ContentMessage {
     let mut content = id.to_le_bytes().to_vec();
     content.extend(w::MorphWeightsComponent(weights).encode().unwrap());
@@ -227,7 +209,7 @@ fn hostile_morph_weights_close_the_link_with_a_reason() {
             mirror_of(up[0], down[0], e).is_some()
         });
         let id = up.world().get::<SharedId>(e).unwrap().get();
-        send(&mut up, vec![weights(id, bad)]);
+        send_transaction(&mut up, vec![weights(id, bad)]);
         run_until(&mut [&mut up, &mut down], LIMIT, "link closed", |a| {
             !closed_reasons(a[1]).is_empty()
         });

@@ -85,15 +85,7 @@ fn joints(mesh: &Mesh) -> &Vec<[u16; 4]> {
 }
 
 fn pair() -> (App, App) {
-    let mut up = asset_app("skin up");
-    let mut down = asset_app("skin down");
-    log_closed(&mut down);
-    let url = listen(&mut up);
-    connect(&mut down, NoodlesConnect::new(url));
-    run_until(&mut [&mut up, &mut down], LIMIT, "link open", |a| {
-        open_links(a[0]) == 1 && open_links(a[1]) == 1
-    });
-    (up, down)
+    linked_asset_apps("skin")
 }
 
 /// The Downstream's skinned mesh mirroring `id` and its inverse bind matrices, once both exist.
@@ -475,16 +467,6 @@ fn a_skin_waits_until_its_joints_are_shared() {
 // hostile skins (raw transactions sent on the Upstream's link)
 // ---------------------------------------------------------------------------------------------
 
-fn send(up: &mut App, content: Vec<w::ContentMessage>) {
-    let tx = w::MainSequenceMessage::Transaction(w::Transaction {
-        content: w::ContentArray(content),
-    });
-    let mut q = up.world_mut().query::<&NoodlesLink>();
-    for l in q.iter(up.world()) {
-        l.send_message(&tx).unwrap();
-    }
-}
-
 fn modify(component: u16, pairs: &[(u64, Vec<u8>)]) -> w::ContentMessage {
     let mut content = Vec::new();
     for (id, body) in pairs {
@@ -636,7 +618,7 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
 
     // The joint that was missing arrives: the waiting skin applies, with that very entity.
     let placeholder = mirror_of_id(&mut down, 5555).expect("a placeholder for the joint");
-    send(&mut up, vec![modify(TRANSFORM, &[(5555, transform())])]);
+    send_transaction(&mut up, vec![modify(TRANSFORM, &[(5555, transform())])]);
     let waiting = mirror_of_id(&mut down, 1004).unwrap();
     run_until(
         &mut [&mut up, &mut down],

@@ -28,7 +28,6 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -246,31 +245,15 @@ async fn serve_websocket<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_REQUEST_FRAME))
         .max_frame_size(Some(MAX_REQUEST_FRAME));
-    let mut admission = crate::transport::Admission::default();
-    #[expect(
-        clippy::result_large_err,
-        reason = "tungstenite's handshake callback answers with its ErrorResponse"
-    )]
-    let check =
-        |req: &Request, resp: Response| admission.check(auth.as_deref(), req, peer).map(|()| resp);
-    let ws = match tokio::time::timeout(
-        handshake_timeout,
-        tokio_tungstenite::accept_hdr_async_with_config(stream, check, Some(config)),
-    )
-    .await
-    {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            match admission.refused {
-                Some(r) => tracing::info!("refused an OOB connection from {peer}: {r}"),
-                None => tracing::debug!("OOB websocket handshake with {peer} failed: {e}"),
-            }
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("OOB websocket handshake with {peer} timed out");
-            return;
-        }
+    let upgrading = crate::transport::upgrade(
+        stream,
+        peer,
+        auth.as_deref(),
+        (config, handshake_timeout),
+        "OOB ",
+    );
+    let Some((ws, _)) = upgrading.await else {
+        return;
     };
     let (mut sink, mut stream) = ws.split();
     let close = |code: CloseCode, reason: &str| {

@@ -560,32 +560,16 @@ impl Accepting {
             limits,
             auth,
         } = self;
-        let mut admission = Admission::default();
-        #[expect(
-            clippy::result_large_err,
-            reason = "tungstenite's handshake callback answers with its ErrorResponse"
-        )]
-        let check = |req: &Request, resp: Response| {
-            admission.check(auth.as_deref(), req, peer).map(|()| resp)
-        };
-        let ws = match tokio::time::timeout(
-            limits.connect_timeout,
-            accept_hdr_async_with_config(stream, check, Some(limits.ws_config())),
+        let Some((ws, admission)) = upgrade(
+            stream,
+            peer,
+            auth.as_deref(),
+            (limits.ws_config(), limits.connect_timeout),
+            "",
         )
         .await
-        {
-            Ok(Ok(ws)) => ws,
-            Ok(Err(e)) => {
-                match admission.refused {
-                    Some(r) => tracing::info!("refused a connection from {peer}: {r}"),
-                    None => tracing::debug!("websocket handshake with {peer} failed: {e}"),
-                }
-                return;
-            }
-            Err(_) => {
-                tracing::debug!("websocket handshake with {peer} timed out");
-                return;
-            }
+        else {
+            return;
         };
         let link = Link::server(Instant::now(), config);
         let id = handle.id;
@@ -604,6 +588,39 @@ impl Accepting {
             return;
         }
         run_link(ws, link, rx, events, id, (counters, wake), limits).await;
+    }
+}
+
+/// The websocket upgrade of an accepted connection, with the authorization hook: the websocket
+/// and what the hook decided, or `None` (logged, with `what` before "connection" and the peer)
+/// when the handshake fails, is refused or times out.
+pub(crate) async fn upgrade<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    auth: Option<&AuthFn>,
+    (config, timeout): (WebSocketConfig, Duration),
+    what: &str,
+) -> Option<(WebSocketStream<S>, Admission)> {
+    let mut admission = Admission::default();
+    #[expect(
+        clippy::result_large_err,
+        reason = "tungstenite's handshake callback answers with its ErrorResponse"
+    )]
+    let check = |req: &Request, resp: Response| admission.check(auth, req, peer).map(|()| resp);
+    let accepting = accept_hdr_async_with_config(stream, check, Some(config));
+    match tokio::time::timeout(timeout, accepting).await {
+        Ok(Ok(ws)) => Some((ws, admission)),
+        Ok(Err(e)) => {
+            match &admission.refused {
+                Some(r) => tracing::info!("refused a {what}connection from {peer}: {r}"),
+                None => tracing::debug!("{what}websocket handshake with {peer} failed: {e}"),
+            }
+            None
+        }
+        Err(_) => {
+            tracing::debug!("{what}websocket handshake with {peer} timed out");
+            None
+        }
     }
 }
 

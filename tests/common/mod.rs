@@ -135,6 +135,28 @@ pub fn linked(up: &mut App, down: &mut App) -> Entity {
     linked_with(up, down, NoodlesListener::new("ws://127.0.0.1:0"))
 }
 
+/// Two asset apps (`{name} up` and `{name} down`) with an open link; the Downstream logs the
+/// reasons its links close ([`closed_reasons`]).
+pub fn linked_asset_apps(name: &str) -> (App, App) {
+    let mut up = asset_app(&format!("{name} up"));
+    let mut down = asset_app(&format!("{name} down"));
+    log_closed(&mut down);
+    linked(&mut up, &mut down);
+    (up, down)
+}
+
+/// Send `content` from `up` as one raw `Transaction` on every link (for hostile input).
+pub fn send_transaction(up: &mut App, content: Vec<bevy_noodles2::codec::ContentMessage>) {
+    use bevy_noodles2::codec::{ContentArray, MainSequenceMessage, Transaction};
+    let tx = MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(content),
+    });
+    let mut q = up.world_mut().query::<&NoodlesLink>();
+    for l in q.iter(up.world()) {
+        l.send_message(&tx).expect("queued");
+    }
+}
+
 /// [`linked`] through `listener`.
 pub fn linked_with(up: &mut App, down: &mut App, listener: NoodlesListener) -> Entity {
     let url = listen_with(up, listener);

@@ -138,6 +138,55 @@ fn stream<'a>(
     })
 }
 
+/// A float stream of `count` elements of `size` bytes, read as `N` floats each, from an attribute
+/// whose format is `known` (else an unknown value naming `{name}.format`).
+fn floats<const N: usize>(
+    view: &[u8],
+    name: &str,
+    (known, format): (bool, u8),
+    common: &w::UncompressedAttribCommon,
+    size: u64,
+    count: u32,
+) -> Result<Vec<[f32; N]>, AssetError> {
+    if !known {
+        return Err(unknown("mesh", format!("{name}.format"), format));
+    }
+    Ok(read_floats::<N>(&stream(view, name, common, size, count)?))
+}
+
+/// A `float3` position stream.
+fn position(
+    view: &[u8],
+    name: &str,
+    a: &w::PositionAttribute,
+    n: u32,
+) -> Result<Vec<[f32; 3]>, AssetError> {
+    let known = w::PositionFormat::from_repr(a.format).is_some();
+    floats::<3>(view, name, (known, a.format), &a.common, 12, n)
+}
+
+/// A `float3` normal stream.
+fn normal(
+    view: &[u8],
+    name: &str,
+    a: &w::NormalAttribute,
+    n: u32,
+) -> Result<Vec<[f32; 3]>, AssetError> {
+    let known = w::NormalFormat::from_repr(a.format).is_some();
+    floats::<3>(view, name, (known, a.format), &a.common, 12, n)
+}
+
+/// A `float4` tangent stream, read as its first `N` floats.
+fn tangent<const N: usize>(
+    view: &[u8],
+    name: &str,
+    a: &w::TangentAttribute,
+    n: u32,
+) -> Result<Vec<[f32; N]>, AssetError> {
+    let known = w::TangentFormat::from_repr(a.format).is_some();
+    floats::<N>(view, name, (known, a.format), &a.common, 16, n)
+}
+
 fn read_floats<const N: usize>(s: &Stream<'_>) -> Vec<[f32; N]> {
     s.elements()
         .map(|e| {
@@ -314,42 +363,13 @@ pub fn decode_mesh(asset: &w::MeshAsset, buffer: &[u8]) -> Result<DecodedMesh, A
     }
     let n = asset.vertex_count;
 
-    let position = asset.position;
-    if w::PositionFormat::from_repr(position.format).is_none() {
-        return Err(unknown("mesh", "position.format", position.format));
-    }
-    let positions = read_floats::<3>(&stream(view, "position", &position.common, 12, n)?);
-
-    let normals = if flags.has_normal() != 0 {
-        let normal = asset.normal;
-        if w::NormalFormat::from_repr(normal.format).is_none() {
-            return Err(unknown("mesh", "normal.format", normal.format));
-        }
-        Some(read_floats::<3>(&stream(
-            view,
-            "normal",
-            &normal.common,
-            12,
-            n,
-        )?))
-    } else {
-        None
-    };
-    let tangents = if flags.has_tangent() != 0 {
-        let tangent = asset.tangent;
-        if w::TangentFormat::from_repr(tangent.format).is_none() {
-            return Err(unknown("mesh", "tangent.format", tangent.format));
-        }
-        Some(read_floats::<4>(&stream(
-            view,
-            "tangent",
-            &tangent.common,
-            16,
-            n,
-        )?))
-    } else {
-        None
-    };
+    let positions = position(view, "position", &asset.position, n)?;
+    let normals = (flags.has_normal() != 0)
+        .then(|| normal(view, "normal", &asset.normal, n))
+        .transpose()?;
+    let tangents = (flags.has_tangent() != 0)
+        .then(|| tangent::<4>(view, "tangent", &asset.tangent, n))
+        .transpose()?;
     let uv0 = if flags.has_uv_0() != 0 {
         Some(read_uv(view, "uv_0", &asset.uv_0, n)?)
     } else {
@@ -470,32 +490,20 @@ fn morph_targets(
     }
     let mut out = Vec::with_capacity(targets.len());
     for (i, target) in targets.iter().enumerate() {
-        // One displacement stream of a morph target: known format, inside the view.
-        let read = |part: &str, known: bool, format: u8, common, size| {
-            let name = format!("morph_targets[{i}].{part}");
-            if !known {
-                return Err(unknown("mesh", format!("{name}.format"), format));
-            }
+        let name = |part: &str| format!("morph_targets[{i}].{part}");
+        let f = target.flags;
+        let decoded = DecodedMorphTarget {
+            positions: (f.has_position() != 0)
+                .then(|| position(view, &name("position"), &target.position, n))
+                .transpose()?,
+            normals: (f.has_normal() != 0)
+                .then(|| normal(view, &name("normal"), &target.normal, n))
+                .transpose()?,
             // Tangent deltas are float4 on the wire; their w is ignored (`mesh.jaw`).
-            let s = stream(view, &name, common, size, n)?;
-            Ok(read_floats::<3>(&s))
+            tangents: (f.has_tangent() != 0)
+                .then(|| tangent::<3>(view, &name("tangent"), &target.tangent, n))
+                .transpose()?,
         };
-        let mut decoded = DecodedMorphTarget::default();
-        if target.flags.has_position() != 0 {
-            let p = &target.position;
-            let known = w::PositionFormat::from_repr(p.format).is_some();
-            decoded.positions = Some(read("position", known, p.format, &p.common, 12)?);
-        }
-        if target.flags.has_normal() != 0 {
-            let v = &target.normal;
-            let known = w::NormalFormat::from_repr(v.format).is_some();
-            decoded.normals = Some(read("normal", known, v.format, &v.common, 12)?);
-        }
-        if target.flags.has_tangent() != 0 {
-            let t = &target.tangent;
-            let known = w::TangentFormat::from_repr(t.format).is_some();
-            decoded.tangents = Some(read("tangent", known, t.format, &t.common, 16)?);
-        }
         out.push(decoded);
     }
     Ok(out)
