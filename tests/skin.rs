@@ -542,7 +542,7 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
     // Ids far above what the Upstream allocates itself.
     let ibm = matrices_to_bytes(&bind_matrices(2, 0.0));
     let (mesh_buffer, mesh_asset) = mesh_to_wire(&skinned_cube(4, 0), 9002).unwrap();
-    send(
+    send_transaction(
         &mut up,
         vec![
             w::ContentMessage::ContentCreateEntities(w::ContentCreateEntities {
