@@ -27,6 +27,7 @@
 #![doc = document_features::document_features!()]
 #![warn(missing_docs)]
 
+pub mod animation;
 pub mod assets;
 #[cfg(feature = "transport")]
 pub mod auth;
