@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod animation;
 pub mod assets;
 pub mod demo;
 #[cfg(feature = "render")]
@@ -22,6 +23,10 @@ pub use schedule::NoodlesSystems;
 
 /// The types most apps need.
 pub mod prelude {
+    pub use crate::animation::{
+        AnimSampler, AnimationPlugin, AnimatorLayer, AuthorityTime, ClipChannel, ClipTarget,
+        NoodlesAnimator, NoodlesClip,
+    };
     pub use crate::assets::{
         AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer,
     };

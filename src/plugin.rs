@@ -155,6 +155,7 @@ impl Plugin for NoodlesPlugin {
                 oob: self.oob.clone(),
                 fetch: self.fetch.clone(),
             },
+            crate::animation::AnimationPlugin,
             ProposalsPlugin,
             RpcPlugin,
         ));

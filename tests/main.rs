@@ -2,6 +2,7 @@
 
 mod common;
 
+mod animation;
 mod asset_registry;
 mod assets;
 mod auth;

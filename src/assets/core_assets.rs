@@ -10,7 +10,7 @@
 //! | `ImageAsset` | 2 | `Image` |
 //! | `MeshAsset` | 3 | `Mesh` |
 //! | `PBRMaterialAsset` | 4 | `StandardMaterial` (feature `render`; ignored without it) |
-//! | `AnimationAsset`, `AnimSamplerAsset` | 5, 6 | ignored for now (counted in `AssetStats::ignored`) |
+//! | `AnimationAsset`, `AnimSamplerAsset` | 5, 6 | registered by [`AnimationPlugin`](crate::animation::AnimationPlugin): `NoodlesClip`, `AnimSampler` |
 
 use bevy::prelude::*;
 use bevy::tasks::AsyncComputeTaskPool;
@@ -342,9 +342,11 @@ impl MirrorAsset for EnvironmentRule {
     }
 }
 
-/// Core types that are decoded and checked (and may be proposed) but not used yet.
+/// Core types that are decoded and checked (and may be proposed) but not used by this build.
+#[cfg(not(feature = "render"))]
 struct Unused<T>(std::marker::PhantomData<T>);
 
+#[cfg(not(feature = "render"))]
 macro_rules! unused_core_asset {
     ($wire:ty, $id:expr, $name:literal, $wrapper:literal) => {
         impl MirrorAsset for Unused<$wire> {
@@ -361,12 +363,6 @@ macro_rules! unused_core_asset {
     };
 }
 
-unused_core_asset!(
-    w::AnimationAsset,
-    asset_type::ANIMATION,
-    "animation",
-    "AnimationAssetID"
-);
 // Without Bevy's renderer there is no `StandardMaterial` to import into.
 #[cfg(not(feature = "render"))]
 unused_core_asset!(
@@ -375,21 +371,13 @@ unused_core_asset!(
     "material",
     "PBRMaterialAssetID"
 );
-unused_core_asset!(
-    w::AnimSamplerAsset,
-    asset_type::ANIM_SAMPLER,
-    "animation sampler",
-    "AnimSamplerAssetID"
-);
 
 /// Register every Core asset type, buffers first (the others refer to them).
 pub(crate) fn register(app: &mut App) {
     app.mirror_asset::<Buffer>()
         .mirror_asset::<ImageRule>()
         .mirror_asset::<EnvironmentRule>()
-        .mirror_asset::<MeshRule>()
-        .mirror_asset::<Unused<w::AnimationAsset>>()
-        .mirror_asset::<Unused<w::AnimSamplerAsset>>();
+        .mirror_asset::<MeshRule>();
     #[cfg(feature = "render")]
     app.mirror_asset::<MaterialRule>();
     #[cfg(not(feature = "render"))]

@@ -132,7 +132,7 @@ impl AssetStats {
 
 /// The body of buffer `id`: inline, or out of band when an OOB server runs and the bytes exceed
 /// its threshold (the OOB id is the buffer's id; the bytes are served until the buffer is deleted).
-pub(super) fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> Option<Bytes> {
+pub(crate) fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> Option<Bytes> {
     let source = match oob {
         Some(server) if bytes.len() > server.threshold => {
             server.insert(id, Bytes::from(bytes));
@@ -149,14 +149,14 @@ pub(super) fn buffer_body(bytes: Vec<u8>, id: u64, oob: Option<&OobServer>) -> O
 }
 
 /// Delete an exported buffer (and stop serving it out of band).
-pub(super) fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer: u64) {
+pub(crate) fn delete_buffer(out: &mut Outgoing, oob: Option<&OobServer>, buffer: u64) {
     out.delete_asset((0, asset_type::BUFFER, buffer));
     if let Some(server) = oob {
         server.remove(buffer);
     }
 }
 
-pub(super) fn whole_view(len: usize, buffer: u64) -> BufferView {
+pub(crate) fn whole_view(len: usize, buffer: u64) -> BufferView {
     BufferView::new(
         0,
         len as u64,

@@ -101,6 +101,36 @@ impl SharedId {
 
 pub use noodles2::proposal::PATCH_LOCAL_BIT;
 
+/// Component types of a shared entity whose changes this node does not send, because every node
+/// computes them itself: the animation plugin marks the members its exported clips animate (a
+/// joint's `Transform`), so a clip costs a Downstream nothing per frame. A joining link still gets
+/// their current value. Counted per component type: several clips may drive one.
+#[derive(Component, Debug, Default, Clone, PartialEq, Eq)]
+pub struct LocallyDriven(HashMap<(u16, u16), u32>);
+
+impl LocallyDriven {
+    /// Whether changes of component type `(extension, identifier)` are not sent.
+    pub fn drives(&self, component: (u16, u16)) -> bool {
+        self.0.contains_key(&component)
+    }
+
+    /// One more driver of `component`.
+    pub fn add(&mut self, component: (u16, u16)) {
+        *self.0.entry(component).or_default() += 1;
+    }
+
+    /// One driver of `component` fewer; true when nothing is driven any more.
+    pub fn remove(&mut self, component: (u16, u16)) -> bool {
+        if let Some(n) = self.0.get_mut(&component) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(&component);
+            }
+        }
+        self.0.is_empty()
+    }
+}
+
 /// Marks an entity that mirrors an Upstream's entity.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mirrored {

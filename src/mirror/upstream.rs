@@ -224,7 +224,7 @@ pub(crate) fn send_tick(out: Res<Outgoing>) -> bool {
 pub(crate) type ChangedShared<'w, 's, C> = Query<
     'w,
     's,
-    (&'static SharedId, &'static C),
+    (Ref<'static, SharedId>, &'static C, Option<&'static super::LocallyDriven>),
     (With<Shared>, Or<(Changed<C>, Added<SharedId>)>),
 >;
 /// Every shared entity with component `C`.
@@ -257,7 +257,11 @@ pub(crate) fn collect_changes<M: Mapping>(
     if want_delta {
         let removed_before = t.removed.len();
         let mut sent = Vec::new();
-        for (id, c) in &changed {
+        for (id, c, driven) in &changed {
+            // A member every node computes itself goes out once, when the entity is shared.
+            if driven.is_some_and(|d| d.drives(key)) && !id.is_added() {
+                continue;
+            }
             match m.to_wire(c, lookup) {
                 Some(w) => {
                     t.delta.push_pair(id.0, &w, limit);

@@ -1,0 +1,334 @@
+//! Upstream: Bevy's own animation shared as NOODLES2 clips (feature `render`, which brings
+//! `bevy_animation`).
+//!
+//! A shared entity with an `AnimationPlayer` and an `AnimationGraphHandle` (as glTF scenes are
+//! played) gets a [`NoodlesAnimator`] derived from what the player plays: one override layer per
+//! playing clip node, at the clip node's weight × the animation's weight, speed 0 while paused,
+//! `Loop` for `RepeatAnimation::Forever` and `Clamp` otherwise. Its clips are converted once per
+//! (clip, player) into [`NoodlesClip`]s whose channels target the player's `AnimatedBy` entities;
+//! samplers are shared by every player of the same clip. The animator is written again only when
+//! the playback departs from what it predicts (another clip, a new weight or speed, a seek, or a
+//! drift of [`RESYNC_SECONDS`]), so a clip playing on costs the wire nothing. Bevy keeps playing
+//! it on the Upstream; Downstreams evaluate the clips.
+//!
+//! Bevy's curves are type-erased, so they are converted by sampling: [`SAMPLE_RATE`] samples per
+//! second over each curve's domain (`Transform` translation, rotation and scale curves; other
+//! properties, including morph weights, are not converted yet and are logged), and samples that
+//! linear interpolation of their neighbours reproduces within [`TOLERANCE`] are dropped. A linear
+//! glTF curve whose keys lie on a 1/24, 1/30, 1/60 or 1/120 s grid is therefore reproduced
+//! exactly; a cubic one is approximated within the tolerance between samples.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+
+use bevy::animation::animation_curves::{AnimationCurve, EvaluatorId};
+use bevy::animation::graph::{AnimationGraph, AnimationGraphHandle, AnimationNodeType};
+use bevy::animation::{
+    AnimatedBy, AnimationClip, AnimationPlayer, AnimationTargetId, RepeatAnimation,
+};
+use bevy::prelude::*;
+use bevy::reflect::{TypeInfo, Typed};
+use noodles2::animation::{Interpolation, Layer, LoopMode, Sampler, Target, ValueType, slerp};
+
+use super::{AnimSampler, AnimatorLayer, ClipChannel, ClipTarget, NoodlesAnimator, NoodlesClip};
+use crate::mirror::{Mirrored, Shared};
+use crate::schedule::NoodlesSystems;
+
+/// Samples per second taken from a Bevy curve (a multiple of the common authoring rates 24, 30
+/// and 60).
+pub const SAMPLE_RATE: f32 = 120.0;
+
+/// A sample that linear interpolation of the samples kept around it reproduces within this (per
+/// component) is dropped.
+pub const TOLERANCE: f32 = 1e-5;
+
+/// How far (seconds of clip time) Bevy's playback may drift from what the shared animator
+/// predicts before the animator is written again.
+pub const RESYNC_SECONDS: f64 = 0.05;
+
+/// Clips converted so far.
+#[derive(Resource, Default)]
+struct Converted {
+    /// (Bevy clip, player) → its NOODLES2 clip.
+    clips: HashMap<(AssetId<AnimationClip>, Entity), Handle<NoodlesClip>>,
+    /// (Bevy clip, target, curve index) → its sampler, shared by every player of the clip.
+    samplers: HashMap<(AssetId<AnimationClip>, AnimationTargetId, usize), Option<(Target, Handle<AnimSampler>)>>,
+}
+
+pub(super) fn register(app: &mut App) {
+    app.init_resource::<Converted>().add_systems(
+        PostUpdate,
+        derive_animators
+            .after(AnimationSystems)
+            .before(NoodlesSystems::ExportAssets),
+    );
+}
+
+/// The [`Target`] a Bevy curve animates, if it is one this conversion handles.
+fn target_of(curve: &dyn AnimationCurve) -> Option<Target> {
+    let EvaluatorId::ComponentField(field) = curve.evaluator_id() else {
+        return None;
+    };
+    let (ty, index) = **field;
+    if ty != TypeId::of::<Transform>() {
+        return None;
+    }
+    let TypeInfo::Struct(info) = Transform::type_info() else {
+        return None;
+    };
+    let name = info.field_at(index)?.name();
+    match name {
+        "translation" => Some(Target::Translation),
+        "rotation" => Some(Target::Rotation),
+        "scale" => Some(Target::Scale),
+        _ => None,
+    }
+}
+
+/// A Bevy animation curve as a linear [`Sampler`] over `[0, duration]` (see the
+/// [module docs](self)); `None` for a property this conversion does not handle.
+pub fn sampler_from_curve(curve: &dyn AnimationCurve, duration: f32) -> Option<(Target, Sampler)> {
+    let target = target_of(curve)?;
+    let domain = curve.domain();
+    let start = if domain.start().is_finite() { domain.start() } else { 0.0 };
+    let end = if domain.end().is_finite() { domain.end() } else { duration.max(start) };
+    let steps = (((end - start) * SAMPLE_RATE).ceil() as usize).max(1);
+    let mut times: Vec<f32> = (0..steps)
+        .map(|i| start + i as f32 / SAMPLE_RATE)
+        .filter(|t| *t < end)
+        .collect();
+    times.push(end);
+    let value_type = target.value_type();
+    let c = value_type.components();
+    let mut values = Vec::with_capacity(times.len() * c);
+    for t in &times {
+        let v = curve.sample_clamped(*t);
+        match target {
+            Target::Rotation => values.extend(v.downcast_ref::<Quat>()?.to_array()),
+            _ => values.extend(v.downcast_ref::<Vec3>()?.to_array()),
+        }
+    }
+    let (times, values) = simplify(&times, &values, c, value_type);
+    Sampler::new(Interpolation::Linear, value_type, times, values)
+        .ok()
+        .map(|s| (target, s))
+}
+
+/// Drop samples that linear interpolation (slerp for rotations) between the kept ones
+/// reproduces within [`TOLERANCE`].
+fn simplify(times: &[f32], values: &[f32], c: usize, ty: ValueType) -> (Vec<f32>, Vec<f32>) {
+    let n = times.len();
+    if n <= 2 {
+        return (times.to_vec(), values.to_vec());
+    }
+    let at = |i: usize| &values[i * c..(i + 1) * c];
+    let fits = |a: usize, b: usize| {
+        (a + 1..b).all(|k| {
+            let u = (times[k] - times[a]) / (times[b] - times[a]).max(f32::MIN_POSITIVE);
+            let (va, vb, vk) = (at(a), at(b), at(k));
+            if ty == ValueType::Rotation {
+                let q = slerp(
+                    [va[0], va[1], va[2], va[3]],
+                    [vb[0], vb[1], vb[2], vb[3]],
+                    u,
+                );
+                let d: f32 = (0..4).map(|i| q[i] * vk[i]).sum();
+                let s = if d < 0.0 { -1.0 } else { 1.0 };
+                (0..4).all(|i| (q[i] * s - vk[i]).abs() <= TOLERANCE)
+            } else {
+                (0..c).all(|i| (va[i] + (vb[i] - va[i]) * u - vk[i]).abs() <= TOLERANCE)
+            }
+        })
+    };
+    let mut kept = vec![0];
+    let mut anchor = 0;
+    for j in 2..n {
+        if !fits(anchor, j) {
+            anchor = j - 1;
+            kept.push(anchor);
+        }
+    }
+    kept.push(n - 1);
+    let t = kept.iter().map(|&i| times[i]).collect();
+    let v = kept.iter().flat_map(|&i| at(i).iter().copied()).collect();
+    (t, v)
+}
+
+/// What a player plays now, as animator layers (clips converted on first sight).
+#[expect(clippy::too_many_arguments, reason = "conversion context")]
+fn wanted_layers(
+    player_entity: Entity,
+    player: &AnimationPlayer,
+    graph: &AnimationGraph,
+    bevy_clips: &Assets<AnimationClip>,
+    converted: &mut Converted,
+    clips: &mut Assets<NoodlesClip>,
+    samplers: &mut Assets<AnimSampler>,
+    targets: &mut Option<HashMap<Entity, HashMap<AnimationTargetId, Entity>>>,
+    all_targets: &Query<(Entity, &AnimationTargetId, &AnimatedBy)>,
+) -> Vec<(AnimatorLayer, f64)> {
+    let mut layers = Vec::new();
+    for (node_index, active) in player.playing_animations() {
+        let Some(node) = graph.get(*node_index) else {
+            continue;
+        };
+        let AnimationNodeType::Clip(bevy_clip) = &node.node_type else {
+            continue;
+        };
+        let Some(source) = bevy_clips.get(bevy_clip) else {
+            continue;
+        };
+        let key = (bevy_clip.id(), player_entity);
+        let clip = match converted.clips.get(&key) {
+            Some(h) => h.clone(),
+            None => {
+                let map = targets.get_or_insert_with(|| {
+                    let mut m: HashMap<Entity, HashMap<AnimationTargetId, Entity>> = HashMap::new();
+                    for (e, id, by) in all_targets {
+                        m.entry(by.0).or_default().insert(*id, e);
+                    }
+                    m
+                });
+                let mine = map.get(&player_entity);
+                let mut channels = Vec::new();
+                for (target_id, curves) in source.curves() {
+                    let Some(entity) = mine.and_then(|m| m.get(target_id)) else {
+                        continue;
+                    };
+                    for (i, curve) in curves.iter().enumerate() {
+                        let sampler = converted
+                            .samplers
+                            .entry((bevy_clip.id(), *target_id, i))
+                            .or_insert_with(|| {
+                                let s = sampler_from_curve(curve.0.as_ref(), source.duration());
+                                if s.is_none() {
+                                    debug!(
+                                        "a curve of {bevy_clip:?} animates a property that is not shared (only Transform curves are converted)"
+                                    );
+                                }
+                                s.map(|(t, s)| (t, samplers.add(AnimSampler(s))))
+                            });
+                        if let Some((target, sampler)) = sampler {
+                            channels.push(ClipChannel {
+                                sampler: sampler.clone(),
+                                target: ClipTarget::Entity(*entity, *target),
+                            });
+                        }
+                    }
+                }
+                let h = clips.add(NoodlesClip {
+                    duration: f64::from(source.duration()),
+                    channels,
+                });
+                converted.clips.insert(key, h.clone());
+                h
+            }
+        };
+        let speed = if active.is_paused() { 0.0 } else { active.speed() };
+        layers.push((
+            AnimatorLayer {
+                clip,
+                layer: Layer {
+                    start_time: 0.0,
+                    clip_time_offset: f64::from(active.seek_time()),
+                    speed,
+                    weight: active.weight() * node.weight,
+                    loop_mode: match active.repeat_mode() {
+                        RepeatAnimation::Forever => LoopMode::Loop,
+                        _ => LoopMode::Clamp,
+                    },
+                    additive: false,
+                },
+            },
+            f64::from(source.duration()),
+        ));
+    }
+    layers
+}
+
+/// Every frame on the Upstream: keep the [`NoodlesAnimator`] of shared entities with a Bevy
+/// `AnimationPlayer` in step with what it plays (written only when it departs from the
+/// prediction).
+#[expect(clippy::too_many_arguments, reason = "conversion context")]
+#[expect(clippy::type_complexity, reason = "query filters")]
+fn derive_animators(
+    time: Res<Time<Real>>,
+    mut players: Query<
+        (
+            Entity,
+            &AnimationPlayer,
+            &AnimationGraphHandle,
+            Option<&mut NoodlesAnimator>,
+        ),
+        (With<Shared>, Without<Mirrored>),
+    >,
+    graphs: Res<Assets<AnimationGraph>>,
+    bevy_clips: Res<Assets<AnimationClip>>,
+    all_targets: Query<(Entity, &AnimationTargetId, &AnimatedBy)>,
+    mut converted: ResMut<Converted>,
+    mut clips: ResMut<Assets<NoodlesClip>>,
+    mut samplers: ResMut<Assets<AnimSampler>>,
+    mut commands: Commands,
+) {
+    let now = time.elapsed_secs_f64();
+    let mut targets = None;
+    for (e, player, graph, animator) in &mut players {
+        let Some(graph) = graphs.get(&graph.0) else {
+            continue;
+        };
+        let wanted = wanted_layers(
+            e,
+            player,
+            graph,
+            &bevy_clips,
+            &mut converted,
+            &mut clips,
+            &mut samplers,
+            &mut targets,
+            &all_targets,
+        );
+        let Some(mut animator) = animator else {
+            let layers = wanted
+                .into_iter()
+                .map(|(mut l, _)| {
+                    l.layer.start_time = now;
+                    l
+                })
+                .collect();
+            commands.entity(e).insert(NoodlesAnimator { layers });
+            continue;
+        };
+        if !in_step(&animator, &wanted, now) {
+            animator.layers = wanted
+                .into_iter()
+                .map(|(mut l, _)| {
+                    l.layer.start_time = now;
+                    l
+                })
+                .collect();
+        }
+    }
+}
+
+/// Whether `animator` already predicts the playback `wanted` describes at `now`.
+fn in_step(animator: &NoodlesAnimator, wanted: &[(AnimatorLayer, f64)], now: f64) -> bool {
+    animator.layers.len() == wanted.len()
+        && animator.layers.iter().zip(wanted).all(|(have, (want, duration))| {
+            let (h, w) = (&have.layer, &want.layer);
+            if have.clip != want.clip
+                || h.speed != w.speed
+                || h.weight != w.weight
+                || h.loop_mode != w.loop_mode
+            {
+                return false;
+            }
+            let Some(predicted) = noodles2::animation::clip_time(h, now, *duration) else {
+                return w.weight <= 0.0;
+            };
+            let mut drift = (predicted - w.clip_time_offset).abs();
+            if h.loop_mode == LoopMode::Loop && *duration > 0.0 {
+                drift = drift.min(*duration - drift);
+            }
+            drift <= RESYNC_SECONDS
+        })
+}

@@ -1,0 +1,376 @@
+//! Animation as assets over loopback links: clips and samplers exported by the Upstream, an
+//! Animator evaluated by every Downstream at the authority time (no per-frame stream), a late
+//! joiner landing in the same place, and hostile samplers and clips refused with a reason.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy_noodles2::animation::{
+    AnimSampler, ClipChannel, ClipTarget, Interpolation, LoopMode, NoodlesAnimator, NoodlesClip,
+    Sampler, Target, ValueType, clip_time,
+};
+use bevy_noodles2::codec as w;
+use bevy_noodles2::codec::Wire;
+use bevy_noodles2::mirror::{AuthorityClock, LocallyDriven, Mirrored, Shared};
+use bevy_noodles2::prelude::*;
+use bytes::Bytes;
+
+use crate::common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A 2 s clip moving `target` along x (0 → 2 → 0) and turning it 90° about y, on the Upstream.
+fn clip(up: &mut App, target: Entity) -> (Handle<NoodlesClip>, Sampler, Sampler) {
+    let moving = Sampler::new(
+        Interpolation::Linear,
+        ValueType::Float3,
+        vec![0.0, 1.0, 2.0],
+        vec![0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    )
+    .unwrap();
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    let turning = Sampler::new(
+        Interpolation::Linear,
+        ValueType::Rotation,
+        vec![0.0, 2.0],
+        vec![0.0, 0.0, 0.0, 1.0, 0.0, h, 0.0, h],
+    )
+    .unwrap();
+    let world = up.world_mut();
+    let mut samplers = world.resource_mut::<Assets<AnimSampler>>();
+    let (a, b) = (
+        samplers.add(AnimSampler(moving.clone())),
+        samplers.add(AnimSampler(turning.clone())),
+    );
+    let clip = world.resource_mut::<Assets<NoodlesClip>>().add(NoodlesClip {
+        duration: 2.0,
+        channels: vec![
+            ClipChannel {
+                sampler: a,
+                target: ClipTarget::Entity(target, Target::Translation),
+            },
+            ClipChannel {
+                sampler: b,
+                target: ClipTarget::Entity(target, Target::Rotation),
+            },
+        ],
+    });
+    (clip, moving, turning)
+}
+
+/// The authority time `app` evaluated its last frame at.
+fn authority_now(app: &App) -> f64 {
+    let local = app.world().resource::<Time<Real>>().elapsed_secs_f64();
+    app.world()
+        .get_resource::<AuthorityClock>()
+        .and_then(|c| c.authority_now(local))
+        .unwrap_or(local)
+}
+
+/// The pose the animator of `animator_entity` gives at `app`'s last frame, by hand from the
+/// samplers.
+fn expected_pose(app: &App, animator: &NoodlesAnimator, moving: &Sampler, turning: &Sampler) -> (Vec3, Quat) {
+    let t = clip_time(&animator.layers[0].layer, authority_now(app), 2.0).unwrap() as f32;
+    let p = match moving.sample(t).unwrap() {
+        bevy_noodles2::animation::Value::Float3(v) => Vec3::from_array(v),
+        _ => unreachable!(),
+    };
+    let r = match turning.sample(t).unwrap() {
+        bevy_noodles2::animation::Value::Rotation(q) => Quat::from_array(q),
+        _ => unreachable!(),
+    };
+    (p, r)
+}
+
+/// Whether the Downstream's mirror of `cube` shows exactly the pose its mirrored animator gives
+/// now (within 1e-4).
+fn in_pose(up: &App, down: &mut App, cube: Entity, player: Entity, s: &(Sampler, Sampler)) -> bool {
+    let (Some(m), Some(p)) = (mirror_of(up, down, cube), mirror_of(up, down, player)) else {
+        return false;
+    };
+    let Some(animator) = down.world().get::<NoodlesAnimator>(p).cloned() else {
+        return false;
+    };
+    let clip = &animator.layers[0].clip;
+    let ready = down
+        .world()
+        .resource::<Assets<NoodlesClip>>()
+        .get(clip)
+        .is_some_and(|c| {
+            c.channels.len() == 2
+                && c.channels.iter().all(|ch| {
+                    down.world()
+                        .resource::<Assets<AnimSampler>>()
+                        .contains(&ch.sampler)
+                })
+        });
+    if !ready {
+        return false;
+    }
+    let (want_p, want_r) = expected_pose(down, &animator, &s.0, &s.1);
+    let t = down.world().get::<Transform>(m).unwrap();
+    t.translation.distance(want_p) < 1e-4 && t.rotation.angle_between(want_r) < 1e-3
+}
+
+#[test]
+fn clips_play_on_every_downstream_at_authority_time_without_a_stream() {
+    let (mut up, mut down) = linked_asset_apps("anim");
+    let cube = up.world_mut().spawn((Shared, Transform::default())).id();
+    let (clip, moving, turning) = clip(&mut up, cube);
+    up.update();
+    let now = authority_now(&up);
+    let player = up
+        .world_mut()
+        .spawn((Shared, NoodlesAnimator::playing(clip, now - 0.5)))
+        .id();
+    let samplers = (moving, turning);
+    run_until(&mut [&mut up, &mut down], LIMIT, "the clip plays downstream", |a| {
+        let (u, d) = a.split_at_mut(1);
+        in_pose(u[0], d[0], cube, player, &samplers)
+    });
+    // It keeps playing: a few frames later, at a different authority time, the pose still
+    // matches (and differs from the first one).
+    let first = down
+        .world()
+        .get::<Transform>(mirror_of(&up, &mut down, cube).unwrap())
+        .copied()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    pump(&mut [&mut up, &mut down], 2);
+    assert!(in_pose(&up, &mut down, cube, player, &samplers));
+    let later = *down
+        .world()
+        .get::<Transform>(mirror_of(&up, &mut down, cube).unwrap())
+        .unwrap();
+    assert_ne!(first, later, "the pose moves with time");
+    // The Upstream evaluates it too, and marks the member driven: its changes are not sent.
+    assert!(up.world().get::<LocallyDriven>(cube).is_some_and(|d| d.drives((0, 20))));
+    let mut sent = 0;
+    for _ in 0..30 {
+        pump(&mut [&mut up, &mut down], 1);
+        sent += up.world().resource::<MirrorStats>().last_delta_bytes;
+    }
+    // Only TimeSync (about once a second) may go out; a transform stream would be ~60 bytes a
+    // frame.
+    assert!(sent < 200, "{sent} bytes sent in 30 frames of a playing clip");
+
+    // A late joiner lands in the same place of the running clip.
+    let mut late = asset_app("anim late");
+    log_closed(&mut late);
+    let url = up
+        .world_mut()
+        .query::<&NoodlesListener>()
+        .iter(up.world())
+        .next()
+        .unwrap()
+        .url()
+        .unwrap();
+    connect(&mut late, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down, &mut late],
+        LIMIT,
+        "the late joiner shows the pose",
+        |a| {
+            let (u, rest) = a.split_at_mut(1);
+            in_pose(u[0], rest[1], cube, player, &samplers)
+        },
+    );
+
+    // Another loop mode is one component change, and plays everywhere.
+    up.world_mut()
+        .get_mut::<NoodlesAnimator>(player)
+        .unwrap()
+        .layers[0]
+        .layer
+        .loop_mode = LoopMode::PingPong;
+    run_until(&mut [&mut up, &mut down], LIMIT, "ping-pong downstream", |a| {
+        let (u, d) = a.split_at_mut(1);
+        let Some(p) = mirror_of(u[0], d[0], player) else {
+            return false;
+        };
+        d[0].world()
+            .get::<NoodlesAnimator>(p)
+            .is_some_and(|a| a.layers[0].layer.loop_mode == LoopMode::PingPong)
+            && in_pose(u[0], d[0], cube, player, &samplers)
+    });
+
+    // Stopping the animator deletes the clip and its samplers downstream.
+    up.world_mut().entity_mut(player).remove::<NoodlesAnimator>();
+    run_until(&mut [&mut up, &mut down], LIMIT, "clip deleted downstream", |a| {
+        a[1].world().resource::<Assets<NoodlesClip>>().is_empty()
+            && a[1].world().resource::<Assets<AnimSampler>>().is_empty()
+    });
+    assert!(up.world().get::<LocallyDriven>(cube).is_none());
+    assert!(closed_reasons(&down).is_empty());
+    assert!(closed_reasons(&late).is_empty());
+}
+
+fn an_asset(ty: u16, id: u64) -> w::AnAsset {
+    w::AnAsset::new(
+        w::AssetTypeID::new(w::ExtensionID::new(0), ty),
+        w::AssetID::new(id),
+    )
+}
+
+fn modify(ty: u16, id: u64, body: Vec<u8>) -> w::ContentMessage {
+    w::ContentMessage::ContentModifyAsset(w::ContentModifyAsset {
+        an_asset: an_asset(ty, id),
+        content: w::Content(Bytes::from(body)),
+    })
+}
+
+fn buffer(id: u64, bytes: Vec<u8>) -> w::ContentMessage {
+    modify(
+        0,
+        id,
+        w::BufferAsset {
+            flags: w::BufferAssetFlags::default(),
+            source: w::BufferSource::InlineContent(w::InlineContent(Bytes::from(bytes))),
+        }
+        .encode()
+        .unwrap(),
+    )
+}
+
+fn view(buffer: u64, offset: u64, length: u64) -> w::BufferView {
+    w::BufferView::new(offset, length, w::BufferAssetID::new(w::AssetID::new(buffer)))
+}
+
+fn sampler(id: u64, input: w::BufferView, output: w::BufferView, keys: u32) -> w::ContentMessage {
+    let s = w::AnimSamplerAsset::new(
+        input,
+        output,
+        w::AnimInterpolation::Linear,
+        w::AnimationValueType::Float,
+        keys,
+    );
+    modify(6, id, s.encode().unwrap())
+}
+
+fn floats(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn animation(id: u64, samplers: &[u64], entity: u64, sampler_index: u16) -> w::ContentMessage {
+    let a = w::AnimationAsset {
+        samplers: w::AnimSamplerList(
+            samplers
+                .iter()
+                .map(|s| w::AnimSamplerAssetID::new(w::AssetID::new(*s)))
+                .collect(),
+        ),
+        component_channels: w::AnimCChannelList(vec![w::ComponentAnimChannel::new(
+            sampler_index,
+            w::ComponentAnimTarget::new(
+                w::EntityID::new(entity),
+                w::ComponentTypeID::new(w::ExtensionID::new(0), 11),
+                1,
+                0,
+            ),
+        )]),
+        asset_channels: w::AnimAChannelList(vec![]),
+        duration_seconds: 1.0,
+    };
+    modify(5, id, a.encode().unwrap())
+}
+
+#[test]
+fn hostile_samplers_and_clips_are_refused_with_a_reason() {
+    let (mut up, mut down) = linked_asset_apps("anim hostile");
+    // One real entity (so clips have something to name), shared normally.
+    let light = up
+        .world_mut()
+        .spawn((Shared, Transform::default(), PointLight::default()))
+        .id();
+    run_until(&mut [&mut up, &mut down], LIMIT, "light mirrored", |a| {
+        let (u, d) = a.split_at_mut(1);
+        mirror_of(u[0], d[0], light).is_some()
+    });
+    let light_id = up.world().get::<SharedId>(light).unwrap().get();
+    // Times 0, 1, 0.5: not increasing. 8 keys of 4 bytes in 8 bytes: counts disagree. A view
+    // past its buffer. A good sampler, then clips naming an unknown entity and a sampler index
+    // past the list.
+    let mut bytes = floats(&[0.0, 1.0, 0.5]);
+    bytes.extend(floats(&[1.0, 2.0, 3.0]));
+    send_transaction(
+        &mut up,
+        vec![
+            buffer(9000, bytes),
+            sampler(9001, view(9000, 0, 12), view(9000, 12, 12), 3),
+            sampler(9002, view(9000, 0, 8), view(9000, 12, 8), 8),
+            sampler(9003, view(9000, 0, 12), view(9000, 20, 12), 3),
+            sampler(9004, view(9000, 0, 8), view(9000, 12, 8), 2),
+            animation(9005, &[9004], 777_777, 0),
+            animation(9006, &[9004], light_id, 3),
+        ],
+    );
+    run_until(&mut [&mut up, &mut down], LIMIT, "five refusals", |a| {
+        a[1].world().resource::<AssetStats>().refused >= 5
+    });
+    let stats = down.world().resource::<AssetStats>();
+    let reasons: Vec<String> = stats.recent_refusals.iter().map(|r| r.to_string()).collect();
+    let has = |s: &str| reasons.iter().any(|r| r.contains(s));
+    assert!(has("input time 2 is 0.5, smaller than the time before it"), "{reasons:#?}");
+    assert!(has("input is 8 bytes, but 8 keyframes"), "{reasons:#?}");
+    assert!(has("outside") || has("past"), "{reasons:#?}");
+    assert!(has("targets entity 777777, which does not exist"), "{reasons:#?}");
+    assert!(has("uses sampler 3, but the animation has 1 samplers"), "{reasons:#?}");
+    // The good sampler arrived; the link and the world are intact.
+    assert_eq!(down.world().resource::<Assets<AnimSampler>>().len(), 1);
+    assert!(closed_reasons(&down).is_empty());
+    assert_eq!(open_links(&mut down), 1);
+    let m = mirror_of(&up, &mut down, light).unwrap();
+    assert!(down.world().get::<PointLight>(m).is_some());
+    assert!(down.world().get::<Mirrored>(m).is_some());
+}
+
+#[test]
+fn an_animated_light_intensity_plays_from_a_raw_upstream() {
+    // A clip from another implementation: a point light's intensity 0 → 1000 over 1 s, played
+    // from authority time 0 with Clamp, so the Downstream settles on 1000.
+    let (mut up, mut down) = linked_asset_apps("anim light");
+    let light = up
+        .world_mut()
+        .spawn((Shared, Transform::default(), PointLight::default()))
+        .id();
+    run_until(&mut [&mut up, &mut down], LIMIT, "light mirrored", |a| {
+        let (u, d) = a.split_at_mut(1);
+        mirror_of(u[0], d[0], light).is_some()
+    });
+    let light_id = up.world().get::<SharedId>(light).unwrap().get();
+    let mut bytes = floats(&[0.0, 1.0]);
+    bytes.extend(floats(&[0.0, 1000.0]));
+    let animator = w::AnimatorComponent {
+        layers: w::AnimLayerList(vec![w::AnimLayer::new(
+            w::AnimationAssetID::new(w::AssetID::new(8002)),
+            0.0,
+            0.0,
+            1.0,
+            1.0,
+            w::AnimLoopMode::Clamp,
+            0,
+        )]),
+    };
+    let mut pair = light_id.to_le_bytes().to_vec();
+    pair.extend(animator.encode().unwrap());
+    send_transaction(
+        &mut up,
+        vec![
+            buffer(8000, bytes),
+            sampler(8001, view(8000, 0, 8), view(8000, 8, 8), 2),
+            animation(8002, &[8001], light_id, 0),
+            w::ContentMessage::ContentModifyComponents(w::ContentModifyComponents {
+                component: w::ComponentTypeID::new(w::ExtensionID::new(0), 22),
+                count: 1,
+                content: w::Content(pair.into()),
+            }),
+        ],
+    );
+    run_until(&mut [&mut up, &mut down], LIMIT, "intensity animated", |a| {
+        let (u, d) = a.split_at_mut(1);
+        mirror_of(u[0], d[0], light)
+            .and_then(|m| d[0].world().get::<PointLight>(m))
+            .is_some_and(|l| l.intensity == 1000.0)
+    });
+    assert!(closed_reasons(&down).is_empty());
+}
