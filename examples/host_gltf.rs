@@ -1,7 +1,7 @@
 //! Host a glTF/GLB file as a NOODLES2 Upstream.
 //!
 //! ```text
-//! cargo run --example host_gltf -- PATH [--listen HOST:PORT] [--tls-cert PEM --tls-key PEM] [--name NAME] [--animation N|none] [--token T] [-v]
+//! cargo run --example host_gltf -- PATH [--listen HOST:PORT] [--tls-cert PEM --tls-key PEM] [--name NAME] [--animation N|all|none] [--token T] [-v]
 //! ```
 //! Loads PATH with Bevy's glTF loader, spawns its default scene (hierarchy, meshes, materials,
 //! textures, lights) and marks every entity of it `Shared`, so meshes, materials and images are
@@ -13,10 +13,13 @@
 //! `Shared` too), the mesh carries its joint indices and weights, and the `SkinComponent`
 //! references the joints and a buffer of inverse bind matrices.
 //!
-//! The file's first animation (`--animation N` picks another, `--animation none` none) plays on
-//! the host with Bevy's `AnimationPlayer`, looping. Downstreams see it move because the joints'
-//! `Transform`s are mirrored as they change (the skin deforms on their GPU); the clip itself is
-//! not sent as NOODLES2 animation assets.
+//! The file's first animation (`--animation N` picks another, `--animation all` plays every one
+//! as a layer of equal weight, `--animation none` none) plays on the host with Bevy's
+//! `AnimationPlayer`, looping. The plugin shares it as NOODLES2 animation: the clip and its
+//! samplers go out once as assets, the player becomes an Animator component, and every
+//! Downstream evaluates it against the host's clock (the skin deforms on its GPU). The joints'
+//! `Transform`s are not streamed: once the scene is sent, a playing animation costs a Downstream
+//! only the clock updates (about one a second).
 //!
 //! Try it: `cargo run --example host_gltf -- assets/Fox.glb`, then
 //! `cargo run --example viewer -- ws://127.0.0.1:50000`.
@@ -43,8 +46,8 @@ struct Args {
     path: PathBuf,
     listen: String,
     name: Option<String>,
-    /// Which of the file's animations to play (`None`: none).
-    animation: Option<usize>,
+    /// Which of the file's animations to play.
+    animation: Play,
     /// Required of every client.
     token: Option<String>,
     tls: common::TlsArgs,
@@ -57,7 +60,7 @@ fn parse_args() -> anyhow::Result<Args> {
         path: PathBuf::new(),
         listen: "127.0.0.1:50000".into(),
         name: None,
-        animation: Some(0),
+        animation: Play::One(0),
         token: None,
         tls: common::TlsArgs::default(),
         verbose: false,
@@ -69,15 +72,23 @@ fn parse_args() -> anyhow::Result<Args> {
             "--name" => a.name = Some(it.next().context("--name needs a value")?),
             "--token" => a.token = Some(it.next().context("--token needs a value")?),
             "--animation" => {
-                a.animation = match it.next().context("--animation needs N or none")?.as_str() {
-                    "none" => None,
-                    n => Some(n.parse().context("--animation needs a number or none")?),
+                a.animation = match it
+                    .next()
+                    .context("--animation needs N, all or none")?
+                    .as_str()
+                {
+                    "none" => Play::None,
+                    "all" => Play::All,
+                    n => Play::One(
+                        n.parse()
+                            .context("--animation needs a number, all or none")?,
+                    ),
                 }
             }
             "-v" | "--verbose" => a.verbose = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: host_gltf PATH [--listen HOST:PORT] {} [--name NAME] [--animation N|none] [--token T] [-v]",
+                    "usage: host_gltf PATH [--listen HOST:PORT] {} [--name NAME] [--animation N|all|none] [--token T] [-v]",
                     common::SERVER_TLS_USAGE
                 );
                 std::process::exit(0);
@@ -96,13 +107,21 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
+/// Which animations play.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Play {
+    None,
+    All,
+    One(usize),
+}
+
 /// The scene being loaded, and whether it was spawned.
 #[derive(Resource)]
 struct Loading {
     file: String,
     gltf: Handle<Gltf>,
     scene: Handle<WorldAsset>,
-    animation: Option<usize>,
+    animation: Play,
     root: Option<Entity>,
     /// Spawned once the scene is shared.
     listener: Option<NoodlesListener>,
@@ -248,29 +267,40 @@ fn share_scene(
         .get(&loading.gltf)
         .map(|g| g.animations.as_slice())
         .unwrap_or_default();
-    match loading.animation.map(|i| (i, animations.get(i))) {
-        Some((i, Some(clip))) => {
-            let (graph, node) = AnimationGraph::from_clip(clip.clone());
-            let graph = graphs.add(graph);
-            let mut playing = 0;
-            for e in children.iter_descendants(ready.entity) {
-                if let Ok(mut player) = players.get_mut(e) {
-                    player.play(node).repeat();
-                    commands
-                        .entity(e)
-                        .insert(AnimationGraphHandle(graph.clone()));
-                    playing += 1;
+    let clips: Vec<Handle<AnimationClip>> = match loading.animation {
+        Play::None => Vec::new(),
+        Play::All => animations.to_vec(),
+        Play::One(i) => match animations.get(i) {
+            Some(c) => vec![c.clone()],
+            None => {
+                if !animations.is_empty() {
+                    warn!("no animation {i}: the file has {}", animations.len());
                 }
+                Vec::new()
             }
-            info!(
-                "playing animation {i} (of {}) on {playing} animation players",
-                animations.len()
-            );
+        },
+    };
+    if !clips.is_empty() {
+        let (graph, nodes) = AnimationGraph::from_clips(clips.iter().cloned());
+        let graph = graphs.add(graph);
+        let mut playing = 0;
+        for e in children.iter_descendants(ready.entity) {
+            if let Ok(mut player) = players.get_mut(e) {
+                for node in &nodes {
+                    player.play(*node).repeat();
+                }
+                commands
+                    .entity(e)
+                    .insert(AnimationGraphHandle(graph.clone()));
+                playing += 1;
+            }
         }
-        Some((i, None)) if !animations.is_empty() => {
-            warn!("no animation {i}: the file has {}", animations.len());
-        }
-        _ => {}
+        info!(
+            "playing {:?} ({} of {} animations) on {playing} animation players",
+            loading.animation,
+            clips.len(),
+            animations.len()
+        );
     }
     let mut n = 1;
     commands.entity(ready.entity).insert(Shared);

@@ -26,6 +26,7 @@ use bevy::animation::graph::{AnimationGraph, AnimationGraphHandle, AnimationNode
 use bevy::animation::{
     AnimatedBy, AnimationClip, AnimationPlayer, AnimationTargetId, RepeatAnimation,
 };
+use bevy::app::AnimationSystems;
 use bevy::prelude::*;
 use bevy::reflect::{TypeInfo, Typed};
 use noodles2::animation::{Interpolation, Layer, LoopMode, Sampler, Target, ValueType, slerp};
@@ -52,10 +53,20 @@ struct Converted {
     /// (Bevy clip, player) → its NOODLES2 clip.
     clips: HashMap<(AssetId<AnimationClip>, Entity), Handle<NoodlesClip>>,
     /// (Bevy clip, target, curve index) → its sampler, shared by every player of the clip.
-    samplers: HashMap<(AssetId<AnimationClip>, AnimationTargetId, usize), Option<(Target, Handle<AnimSampler>)>>,
+    samplers: HashMap<
+        (AssetId<AnimationClip>, AnimationTargetId, usize),
+        Option<(Target, Handle<AnimSampler>)>,
+    >,
 }
 
+/// Only in apps that play Bevy animations (Bevy's `AnimationPlugin`).
 pub(super) fn register(app: &mut App) {
+    let world = app.world();
+    if !world.contains_resource::<Assets<AnimationClip>>()
+        || !world.contains_resource::<Assets<AnimationGraph>>()
+    {
+        return;
+    }
     app.init_resource::<Converted>().add_systems(
         PostUpdate,
         derive_animators
@@ -90,8 +101,16 @@ fn target_of(curve: &dyn AnimationCurve) -> Option<Target> {
 pub fn sampler_from_curve(curve: &dyn AnimationCurve, duration: f32) -> Option<(Target, Sampler)> {
     let target = target_of(curve)?;
     let domain = curve.domain();
-    let start = if domain.start().is_finite() { domain.start() } else { 0.0 };
-    let end = if domain.end().is_finite() { domain.end() } else { duration.max(start) };
+    let start = if domain.start().is_finite() {
+        domain.start()
+    } else {
+        0.0
+    };
+    let end = if domain.end().is_finite() {
+        domain.end()
+    } else {
+        duration.max(start)
+    };
     let steps = (((end - start) * SAMPLE_RATE).ceil() as usize).max(1);
     let mut times: Vec<f32> = (0..steps)
         .map(|i| start + i as f32 / SAMPLE_RATE)
@@ -224,7 +243,11 @@ fn wanted_layers(
                 h
             }
         };
-        let speed = if active.is_paused() { 0.0 } else { active.speed() };
+        let speed = if active.is_paused() {
+            0.0
+        } else {
+            active.speed()
+        };
         layers.push((
             AnimatorLayer {
                 clip,
@@ -313,22 +336,26 @@ fn derive_animators(
 /// Whether `animator` already predicts the playback `wanted` describes at `now`.
 fn in_step(animator: &NoodlesAnimator, wanted: &[(AnimatorLayer, f64)], now: f64) -> bool {
     animator.layers.len() == wanted.len()
-        && animator.layers.iter().zip(wanted).all(|(have, (want, duration))| {
-            let (h, w) = (&have.layer, &want.layer);
-            if have.clip != want.clip
-                || h.speed != w.speed
-                || h.weight != w.weight
-                || h.loop_mode != w.loop_mode
-            {
-                return false;
-            }
-            let Some(predicted) = noodles2::animation::clip_time(h, now, *duration) else {
-                return w.weight <= 0.0;
-            };
-            let mut drift = (predicted - w.clip_time_offset).abs();
-            if h.loop_mode == LoopMode::Loop && *duration > 0.0 {
-                drift = drift.min(*duration - drift);
-            }
-            drift <= RESYNC_SECONDS
-        })
+        && animator
+            .layers
+            .iter()
+            .zip(wanted)
+            .all(|(have, (want, duration))| {
+                let (h, w) = (&have.layer, &want.layer);
+                if have.clip != want.clip
+                    || h.speed != w.speed
+                    || h.weight != w.weight
+                    || h.loop_mode != w.loop_mode
+                {
+                    return false;
+                }
+                let Some(predicted) = noodles2::animation::clip_time(h, now, *duration) else {
+                    return w.weight <= 0.0;
+                };
+                let mut drift = (predicted - w.clip_time_offset).abs();
+                if h.loop_mode == LoopMode::Loop && *duration > 0.0 {
+                    drift = drift.min(*duration - drift);
+                }
+                drift <= RESYNC_SECONDS
+            })
 }

@@ -63,9 +63,11 @@ pub(super) fn register(app: &mut App) {
                 state.stopped.push(remove.entity)
             },
         )
-        .add_observer(|remove: On<Remove, Shared>, mut state: ResMut<ClipExport>| {
-            state.stopped.push(remove.entity)
-        })
+        .add_observer(
+            |remove: On<Remove, Shared>, mut state: ResMut<ClipExport>| {
+                state.stopped.push(remove.entity)
+            },
+        )
         .add_systems(
             PostUpdate,
             (note_modified, export_clips.run_if(send_tick))
@@ -74,7 +76,10 @@ pub(super) fn register(app: &mut App) {
         );
 }
 
-fn note_modified(mut events: MessageReader<AssetEvent<NoodlesClip>>, mut state: ResMut<ClipExport>) {
+fn note_modified(
+    mut events: MessageReader<AssetEvent<NoodlesClip>>,
+    mut state: ResMut<ClipExport>,
+) {
     for e in events.read() {
         if let AssetEvent::Modified { id } = e {
             state.modified.insert(*id);
@@ -86,7 +91,7 @@ fn note_modified(mut events: MessageReader<AssetEvent<NoodlesClip>>, mut state: 
 type DrivenChanges = Vec<(Entity, (u16, u16), bool)>;
 
 /// What exporting needs, borrowed from the system's parameters.
-struct Cx<'a> {
+struct Cx<'a, 'w, 's> {
     export: &'a mut AssetExport,
     ids: &'a mut AssetIdMap,
     out: &'a mut Outgoing,
@@ -94,7 +99,7 @@ struct Cx<'a> {
     stats: &'a mut AssetStats,
     clips: &'a Assets<NoodlesClip>,
     samplers: &'a Assets<AnimSampler>,
-    shared: &'a Query<'a, 'a, &'a SharedId>,
+    shared: &'a Query<'w, 's, &'static SharedId>,
     driven: DrivenChanges,
 }
 
@@ -109,7 +114,7 @@ fn export_clips(
     clips: Res<Assets<NoodlesClip>>,
     samplers: Res<Assets<AnimSampler>>,
     oob: Option<Res<OobServer>>,
-    shared: Query<&SharedId>,
+    shared: Query<&'static SharedId>,
     mut animators: ParamSet<(
         Query<
             (Entity, &NoodlesAnimator),
@@ -194,7 +199,9 @@ fn export_clips(
     if exported_late {
         let mut all = animators.p1();
         for (e, played) in &state.users {
-            if played.iter().any(|c| late.contains(c) && state.clips.contains_key(c))
+            if played
+                .iter()
+                .any(|c| late.contains(c) && state.clips.contains_key(c))
                 && let Ok(mut a) = all.get_mut(*e)
             {
                 a.set_changed();
@@ -210,7 +217,7 @@ fn export_clips(
 /// Export clip `c` with the samplers it needs; `None` while it or a sampler is not loaded.
 fn export_clip(
     state: &mut ClipExport,
-    cx: &mut Cx<'_>,
+    cx: &mut Cx<'_, '_, '_>,
     c: AssetId<NoodlesClip>,
 ) -> Option<ExportedClip> {
     let clip = cx.clips.get(c)?;
@@ -225,13 +232,13 @@ fn export_clip(
         }
     }
     if used.len() > usize::from(u16::MAX) {
-        warn!("clip {c:?} cannot be shared: it has {} samplers, at most 65,535", used.len());
+        warn!(
+            "clip {c:?} cannot be shared: it has {} samplers, at most 65,535",
+            used.len()
+        );
         return None;
     }
-    let sampler_ids: Vec<u64> = used
-        .iter()
-        .map(|s| export_sampler(state, cx, *s))
-        .collect();
+    let sampler_ids: Vec<u64> = used.iter().map(|s| export_sampler(state, cx, *s)).collect();
     let mut component_channels = Vec::new();
     let mut asset_channels = Vec::new();
     let mut driven = Vec::new();
@@ -294,7 +301,10 @@ fn export_clip(
         }
     };
     let key = c.untyped();
-    let id = cx.ids.exported_id(key).unwrap_or_else(|| cx.export.allocate());
+    let id = cx
+        .ids
+        .exported_id(key)
+        .unwrap_or_else(|| cx.export.allocate());
     cx.out.modify_asset((0, asset_type::ANIMATION, id), body);
     cx.ids.export((0, asset_type::ANIMATION), key, id);
     cx.stats.exported += 1;
@@ -309,7 +319,7 @@ fn export_clip(
 }
 
 /// The asset id of sampler `s` (loaded), exported with its buffer on first use.
-fn export_sampler(state: &mut ClipExport, cx: &mut Cx<'_>, s: AssetId<AnimSampler>) -> u64 {
+fn export_sampler(state: &mut ClipExport, cx: &mut Cx<'_, '_, '_>, s: AssetId<AnimSampler>) -> u64 {
     if let Some((id, _, n)) = state.samplers.get_mut(&s) {
         *n += 1;
         return *id;
@@ -350,7 +360,7 @@ fn export_sampler(state: &mut ClipExport, cx: &mut Cx<'_>, s: AssetId<AnimSample
 /// sent again under the same id).
 fn unexport(
     state: &mut ClipExport,
-    cx: &mut Cx<'_>,
+    cx: &mut Cx<'_, '_, '_>,
     c: AssetId<NoodlesClip>,
     old: ExportedClip,
     delete: bool,

@@ -37,10 +37,10 @@ use std::collections::HashMap;
 use bevy::light::GeneratedEnvironmentMapLight;
 use bevy::mesh::morph::MeshMorphWeights;
 use bevy::prelude::*;
+use noodles2::animation::Contribution;
 pub use noodles2::animation::{
     Interpolation, Layer, LoopMode, Sampler, Target, Value, ValueType, blend, clip_time,
 };
-use noodles2::animation::Contribution;
 
 use crate::mirror::{AuthorityClock, MirrorAppExt, MorphTargetWeights};
 use crate::schedule::NoodlesSystems;
@@ -182,6 +182,19 @@ pub struct AnimationPlugin;
 impl Plugin for AnimationPlugin {
     fn build(&self, app: &mut App) {
         crate::schedule::configure(app);
+    }
+
+    /// After every plugin is built: animation needs Bevy's assets and the asset mirroring
+    /// (buffers), so an app without them (a bare headless node) does not map animation types
+    /// (they are dropped like any type without a rule).
+    fn finish(&self, app: &mut App) {
+        let world = app.world();
+        if !world.contains_resource::<AssetServer>()
+            || !world.contains_resource::<crate::assets::AssetExport>()
+        {
+            debug!("no assets in this app: animation is not mirrored");
+            return;
+        }
         app.init_asset::<AnimSampler>()
             .init_asset::<NoodlesClip>()
             .mirror_component::<NoodlesAnimator>();
@@ -217,25 +230,39 @@ type NotPlayedByBevy = Without<bevy::animation::AnimationPlayer>;
 type NotPlayedByBevy = ();
 
 /// Components an animation may write.
-type Animated<'a> = (
-    Option<&'a mut Transform>,
-    Option<&'a mut DirectionalLight>,
-    Option<&'a mut PointLight>,
-    Option<&'a mut SpotLight>,
-    Option<&'a mut GeneratedEnvironmentMapLight>,
-    Option<&'a mut MeshMorphWeights>,
-    Option<&'a mut MorphTargetWeights>,
+type Animated = (
+    Option<&'static mut Transform>,
+    Option<&'static mut DirectionalLight>,
+    Option<&'static mut PointLight>,
+    Option<&'static mut SpotLight>,
+    Option<&'static mut GeneratedEnvironmentMapLight>,
+    Option<&'static mut MeshMorphWeights>,
+    Option<&'static mut MorphTargetWeights>,
+);
+
+/// One entity's [`Animated`] components.
+type AnimatedItem<'a> = (
+    Option<Mut<'a, Transform>>,
+    Option<Mut<'a, DirectionalLight>>,
+    Option<Mut<'a, PointLight>>,
+    Option<Mut<'a, SpotLight>>,
+    Option<Mut<'a, GeneratedEnvironmentMapLight>>,
+    Option<Mut<'a, MeshMorphWeights>>,
+    Option<Mut<'a, MorphTargetWeights>>,
 );
 
 /// Every frame, on every node: evaluate each [`NoodlesAnimator`] at the authority time and write
 /// the results (a Bevy `AnimationPlayer` on the same entity plays instead: Bevy evaluates it).
-#[expect(clippy::too_many_arguments, reason = "the targets an animation may write")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the targets an animation may write"
+)]
 fn evaluate_animators(
     time: AuthorityTime,
     animators: Query<&NoodlesAnimator, NotPlayedByBevy>,
     clips: Res<Assets<NoodlesClip>>,
     samplers: Res<Assets<AnimSampler>>,
-    mut targets: Query<Animated<'_>>,
+    mut targets: Query<Animated>,
     #[cfg(feature = "render")] mut materials: Option<ResMut<Assets<StandardMaterial>>>,
     #[cfg(not(feature = "render"))] _materials: (),
     mut gathered: Local<Gathered>,
@@ -264,10 +291,9 @@ fn evaluate_animators(
                     ClipTarget::Entity(e, t) => (Slot::Entity(*e, *t), *t),
                     ClipTarget::Asset(h, t) => (Slot::Asset(h.id(), *t), *t),
                 };
-                let Some(value) = s
-                    .0
-                    .sample(t as f32)
-                    .and_then(|v| v.coerce(target.value_type()))
+                let Some(value) =
+                    s.0.sample(t as f32)
+                        .and_then(|v| v.coerce(target.value_type()))
                 else {
                     continue;
                 };
@@ -291,11 +317,8 @@ fn evaluate_animators(
             }
             #[cfg(feature = "render")]
             Slot::Asset(id, target) => {
-                if let Some(m) = materials
-                    .as_deref_mut()
-                    .and_then(|m| m.get_mut(id.typed_debug_checked::<StandardMaterial>()))
-                {
-                    write_material(m.into_inner(), *target, list);
+                if let Some(materials) = materials.as_deref_mut() {
+                    write_material(materials, id.typed_debug_checked(), *target, list);
                 }
             }
             #[cfg(not(feature = "render"))]
@@ -345,102 +368,111 @@ fn vec3_value(v: Vec3) -> Value {
     Value::Float3(v.to_array())
 }
 
-/// Blend `list` over the member's current value and write it back (only if it changed, so
-/// change detection sees real changes only).
-fn write_entity(c: Animated<'_>, target: Target, list: &[Contribution]) {
+/// Blend `list` over the member `field` of `c` and write the result back if it differs (so change
+/// detection sees real changes only).
+fn apply<T: Component<Mutability = bevy::ecs::component::Mutable>, V: PartialEq>(
+    c: Option<Mut<'_, T>>,
+    field: impl Fn(&mut T) -> &mut V,
+    new: impl FnOnce(&V) -> Option<V>,
+) {
+    let Some(mut c) = c else { return };
+    let value = {
+        let current = field(c.bypass_change_detection());
+        match new(current) {
+            Some(v) if *current != v => v,
+            _ => return,
+        }
+    };
+    *field(&mut c) = value;
+}
+
+/// Blend `list` over an entity member's current value and write it back.
+fn write_entity(c: AnimatedItem<'_>, target: Target, list: &[Contribution]) {
     let (transform, directional, point, spot, environment, mesh_weights, weights) = c;
-    fn set<T: PartialEq>(slot: &mut T, v: Option<T>) {
-        if let Some(v) = v
-            && *slot != v
-        {
-            *slot = v;
-        }
-    }
+    let v3 = |v: &Vec3| vec3(blend(vec3_value(*v), list));
+    let q = |v: &Quat| quat(blend(quat_value(*v), list));
+    let f = |v: &f32| float(blend(Value::Float(*v), list));
+    // sRGB8 targets: the light has no alpha.
+    let rgb = |c: &Color| value_color(blend(color_value(*c), list)).map(|x| x.with_alpha(1.0));
     match target {
-        Target::Translation | Target::Rotation | Target::Scale => {
-            let Some(mut t) = transform else { return };
-            let t = t.as_mut();
-            match target {
-                Target::Translation => {
-                    set(&mut t.translation, vec3(blend(vec3_value(t.translation), list)))
-                }
-                Target::Rotation => set(&mut t.rotation, quat(blend(quat_value(t.rotation), list))),
-                _ => set(&mut t.scale, vec3(blend(vec3_value(t.scale), list))),
-            }
-        }
-        Target::LightColor(id) => {
-            let color = match id {
-                10 => directional.map(|l| &mut l.into_inner().color),
-                11 => point.map(|l| &mut l.into_inner().color),
-                _ => spot.map(|l| &mut l.into_inner().color),
-            };
-            if let Some(c) = color {
-                // sRGB8 targets: alpha is not the light's.
-                let out = value_color(blend(color_value(*c), list)).map(|x| x.with_alpha(1.0));
-                set(c, out);
-            }
-        }
-        Target::LightIntensity(id) => {
-            let v = match id {
-                10 => directional.map(|l| &mut l.into_inner().illuminance),
-                11 => point.map(|l| &mut l.into_inner().intensity),
-                _ => spot.map(|l| &mut l.into_inner().intensity),
-            };
-            if let Some(v) = v {
-                set(v, float(blend(Value::Float(*v), list)));
-            }
-        }
-        Target::EnvironmentIntensity => {
-            if let Some(mut env) = environment {
-                let env = env.as_mut();
-                set(&mut env.intensity, float(blend(Value::Float(env.intensity), list)));
-            }
-        }
-        Target::EnvironmentRotation => {
-            if let Some(mut env) = environment {
-                let env = env.as_mut();
-                set(&mut env.rotation, quat(blend(quat_value(env.rotation), list)));
-            }
-        }
+        Target::Translation => apply(transform, |t| &mut t.translation, v3),
+        Target::Rotation => apply(transform, |t| &mut t.rotation, q),
+        Target::Scale => apply(transform, |t| &mut t.scale, v3),
+        Target::LightColor(10) => apply(directional, |l| &mut l.color, rgb),
+        Target::LightColor(11) => apply(point, |l| &mut l.color, rgb),
+        Target::LightColor(_) => apply(spot, |l| &mut l.color, rgb),
+        Target::LightIntensity(10) => apply(directional, |l| &mut l.illuminance, f),
+        Target::LightIntensity(11) => apply(point, |l| &mut l.intensity, f),
+        Target::LightIntensity(_) => apply(spot, |l| &mut l.intensity, f),
+        Target::EnvironmentIntensity => apply(environment, |e| &mut e.intensity, f),
+        Target::EnvironmentRotation => apply(environment, |e| &mut e.rotation, q),
         Target::MorphWeight(i) => {
             let i = usize::from(i);
-            if let Some(mut mw) = mesh_weights
-                && let MeshMorphWeights::Value { weights: w } = mw.as_mut()
-                && let Some(x) = w.get_mut(i)
-            {
-                set(x, float(blend(Value::Float(*x), list)));
+            if let Some(mut mw) = mesh_weights {
+                let new = match mw.bypass_change_detection() {
+                    MeshMorphWeights::Value { weights: w } => {
+                        w.get(i).and_then(f).filter(|n| *n != w[i])
+                    }
+                    MeshMorphWeights::Reference(_) => None,
+                };
+                if let Some(n) = new
+                    && let MeshMorphWeights::Value { weights: w } = &mut *mw
+                {
+                    w[i] = n;
+                }
             }
             if let Some(mut w) = weights
-                && let Some(x) = w.0.get_mut(i)
+                && let Some(new) = w.0.get(i).and_then(f)
+                && w.0[i] != new
             {
-                set(x, float(blend(Value::Float(*x), list)));
+                w.0[i] = new;
             }
         }
         Target::BaseColor | Target::Roughness | Target::Metallic | Target::Ior => {}
     }
 }
 
+/// Blend `list` over a material member and write it back if it differs (a write marks the
+/// material modified, and Bevy prepares it again).
 #[cfg(feature = "render")]
-fn write_material(m: &mut StandardMaterial, target: Target, list: &[Contribution]) {
+fn write_material(
+    materials: &mut Assets<StandardMaterial>,
+    id: AssetId<StandardMaterial>,
+    target: Target,
+    list: &[Contribution],
+) {
+    let Some(m) = materials.get(id) else {
+        return;
+    };
+    let f = |v: f32| float(blend(Value::Float(v), list)).filter(|n| *n != v);
     match target {
         Target::BaseColor => {
-            if let Some(c) = value_color(blend(color_value(m.base_color), list)) {
-                m.base_color = c;
+            let c = m.base_color;
+            if let Some(new) = value_color(blend(color_value(c), list)).filter(|n| *n != c)
+                && let Some(mut m) = materials.get_mut(id)
+            {
+                m.base_color = new;
             }
         }
         Target::Roughness => {
-            if let Some(v) = float(blend(Value::Float(m.perceptual_roughness), list)) {
-                m.perceptual_roughness = v;
+            if let Some(new) = f(m.perceptual_roughness)
+                && let Some(mut m) = materials.get_mut(id)
+            {
+                m.perceptual_roughness = new;
             }
         }
         Target::Metallic => {
-            if let Some(v) = float(blend(Value::Float(m.metallic), list)) {
-                m.metallic = v;
+            if let Some(new) = f(m.metallic)
+                && let Some(mut m) = materials.get_mut(id)
+            {
+                m.metallic = new;
             }
         }
         Target::Ior => {
-            if let Some(v) = float(blend(Value::Float(m.ior), list)) {
-                m.ior = v;
+            if let Some(new) = f(m.ior)
+                && let Some(mut m) = materials.get_mut(id)
+            {
+                m.ior = new;
             }
         }
         _ => {}

@@ -59,17 +59,23 @@ impl MirrorAsset for SamplerRule {
             return Ok(AssetImported::Waiting);
         };
         let view = |name, v: &w::BufferView, buf: &[u8]| {
-            noodles2::assets::view_bytes("anim sampler", v, buf)
+            noodles2::assets::view_bytes(name, v, buf)
                 .map(<[u8]>::to_vec)
-                .map_err(|e| format!("{name}: {e}"))
+                .map_err(|e| e.to_string())
         };
         let (input, output) = (
-            view("input", &s.input, &input)?,
-            view("output", &s.output, &output)?,
+            view("anim sampler input", &s.input, &input)?,
+            view("anim sampler output", &s.output, &output)?,
         );
         let sampler =
             Sampler::from_wire(&s, &input, &output).map_err(|e: AnimationError| e.to_string())?;
-        store(world, link, asset_type::ANIM_SAMPLER, id, AnimSampler(sampler))
+        store(
+            world,
+            link,
+            asset_type::ANIM_SAMPLER,
+            id,
+            AnimSampler(sampler),
+        )
     }
 
     fn reserve(world: &World) -> Option<UntypedHandle> {
@@ -152,7 +158,7 @@ impl MirrorAsset for ClipRule {
                 t.asset.asset_type.extension.id.get(),
                 t.asset.asset_type.identifier.get(),
             );
-            let aid = t.asset.id.id.get();
+            let aid = t.asset.asset_id.id.get();
             let member = t.member_index.get();
             let Some(target) = Target::of_asset(ty, member) else {
                 debug!(
@@ -166,7 +172,9 @@ impl MirrorAsset for ClipRule {
                     target: ClipTarget::Asset(h, target),
                 }),
                 // A node without materials (headless) has nothing to animate there.
-                None => debug!("animation {id}: {name}: asset {aid} of type {ty:?} is not kept here; ignored"),
+                None => debug!(
+                    "animation {id}: {name}: asset {aid} of type {ty:?} is not kept here; ignored"
+                ),
             }
         }
         store(

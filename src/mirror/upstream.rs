@@ -224,7 +224,11 @@ pub(crate) fn send_tick(out: Res<Outgoing>) -> bool {
 pub(crate) type ChangedShared<'w, 's, C> = Query<
     'w,
     's,
-    (Ref<'static, SharedId>, &'static C, Option<&'static super::LocallyDriven>),
+    (
+        Ref<'static, SharedId>,
+        &'static C,
+        Option<&'static super::LocallyDriven>,
+    ),
     (With<Shared>, Or<(Changed<C>, Added<SharedId>)>),
 >;
 /// Every shared entity with component `C`.
