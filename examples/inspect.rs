@@ -4,6 +4,7 @@
 //! cargo run --example inspect -- ws://HOST:PORT [--watch]
 //! cargo run --example inspect -- ws://HOST:PORT --call NAME [ARGS...]
 //! cargo run --example inspect -- ws://HOST:PORT --propose-name TEXT
+//! cargo run --example inspect -- ws://HOST:PORT --measure SECONDS
 //! ```
 //! Any of them takes `--token T` and, for `wss://HOST:PORT` with a private or self-signed
 //! certificate, `--ca PEM`.
@@ -14,6 +15,8 @@
 //! sent as integers, then floats, else strings), prints every reply (`stream: 3`, `complete: 0`,
 //! `error 4: ...`) and exits (non-zero after an error). `--propose-name TEXT` proposes a new entity
 //! with that name, prints the remap the Upstream answered (or the rejection code) and exits.
+//! `--measure SECONDS` waits for the initial state (plus two seconds), then counts the bytes the
+//! link receives for SECONDS and prints them per second: what a Downstream costs once joined.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -34,6 +37,8 @@ enum Action {
     Call { name: String, args: Vec<Any> },
     /// Propose a new named entity and print the remap.
     Propose(String),
+    /// Measure the bytes received per second after the initial state.
+    Measure(f64),
 }
 
 #[derive(Resource)]
@@ -45,7 +50,10 @@ struct Opts {
 /// How long `--call` waits for the endpoint to appear.
 const FIND_TIMEOUT: Duration = Duration::from_secs(10);
 
-const USAGE: &str = "usage: inspect ws(s)://HOST:PORT [--token T] [--ca PEM] [--watch | --call NAME [ARGS...] | --propose-name TEXT]";
+const USAGE: &str = "usage: inspect ws(s)://HOST:PORT [--token T] [--ca PEM] [--watch | --call NAME [ARGS...] | --propose-name TEXT | --measure SECONDS]";
+
+/// How long `--measure` lets the initial state settle before it starts counting.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// An integer, else a float, else a string.
 fn parse_arg(s: &str) -> Any {
@@ -88,6 +96,10 @@ fn main() -> anyhow::Result<()> {
             "--propose-name" => {
                 action = Action::Propose(it.next().context("--propose-name needs TEXT")?)
             }
+            "--measure" => {
+                let secs = it.next().context("--measure needs SECONDS")?;
+                action = Action::Measure(secs.parse().context("--measure needs a number")?);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -123,6 +135,7 @@ fn main() -> anyhow::Result<()> {
                 watch_changes,
                 call_endpoint,
                 propose_name,
+                measure,
                 on_close,
             ),
         );
@@ -274,6 +287,42 @@ fn kinds(e: EntityRef) -> Vec<&'static str> {
 fn fmt_transform(t: &Transform) -> String {
     let p = t.translation;
     format!("pos ({:.2}, {:.2}, {:.2})", p.x, p.y, p.z)
+}
+
+/// `--measure SECONDS`: once the first transaction applied and [`SETTLE`] passed, count the
+/// bytes the link receives for SECONDS, print them per second, and exit.
+fn measure(
+    opts: Res<Opts>,
+    stats: Res<MirrorStats>,
+    links: Query<&NoodlesLink>,
+    mut start: Local<Option<(Instant, u64)>>,
+    mut first: Local<Option<Instant>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let Action::Measure(secs) = opts.action else {
+        return;
+    };
+    let Some(link) = links.iter().next() else {
+        return;
+    };
+    if stats.transactions_applied == 0 {
+        return;
+    }
+    let first = *first.get_or_insert_with(Instant::now);
+    if first.elapsed() < SETTLE {
+        return;
+    }
+    let bytes = link.live_stats().bytes_in;
+    let (t0, b0) = *start.get_or_insert((Instant::now(), bytes));
+    let elapsed = t0.elapsed().as_secs_f64();
+    if elapsed >= secs {
+        let n = bytes - b0;
+        println!(
+            "received {n} bytes in {elapsed:.1} s after the initial state: {:.0} bytes/s",
+            n as f64 / elapsed
+        );
+        exit.write(AppExit::Success);
+    }
 }
 
 fn print_world(world: &mut World) {

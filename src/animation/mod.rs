@@ -37,9 +37,9 @@ use std::collections::HashMap;
 use bevy::light::GeneratedEnvironmentMapLight;
 use bevy::mesh::morph::MeshMorphWeights;
 use bevy::prelude::*;
-use noodles2::animation::Contribution;
 pub use noodles2::animation::{
-    Interpolation, Layer, LoopMode, Sampler, Target, Value, ValueType, blend, clip_time,
+    Contribution, Interpolation, Layer, LoopMode, Sampler, Target, Value, ValueType, blend,
+    clip_time,
 };
 
 use crate::mirror::{AuthorityClock, MirrorAppExt, MorphTargetWeights};
