@@ -230,8 +230,11 @@ fn spawn_when_loaded(
         loading.root = Some(Entity::PLACEHOLDER);
         return;
     }
+    // Both handles load the same file; spawning before both are done would see the scene asset
+    // modified by the second load, and spawned again.
+    let file_loaded = server.is_loaded_with_dependencies(&loading.gltf);
     match server.get_recursive_dependency_load_state(&loading.scene) {
-        Some(RecursiveDependencyLoadState::Loaded) => {
+        Some(RecursiveDependencyLoadState::Loaded) if file_loaded => {
             let root = commands
                 .spawn((
                     Name::new(loading.file.clone()),
@@ -250,7 +253,7 @@ fn spawn_when_loaded(
 }
 
 /// Marks the spawned scene (the root and all its descendants) `Shared`, starts its animation,
-/// then starts listening.
+/// then starts listening. A scene spawned again (its asset changed) is shared again.
 fn share_scene(
     ready: On<WorldInstanceReady>,
     mut loading: ResMut<Loading>,
@@ -260,7 +263,7 @@ fn share_scene(
     mut players: Query<&mut AnimationPlayer>,
     mut commands: Commands,
 ) {
-    if loading.root != Some(ready.entity) || loading.listener.is_none() {
+    if loading.root != Some(ready.entity) {
         return;
     }
     let animations = gltfs

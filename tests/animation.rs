@@ -230,6 +230,100 @@ fn clips_play_on_every_downstream_at_authority_time_without_a_stream() {
     assert!(closed_reasons(&late).is_empty());
 }
 
+#[test]
+fn a_downstream_proposes_another_clip_and_it_plays_everywhere() {
+    let mut up = asset_app("anim propose up");
+    let mut down = asset_app("anim propose down");
+    log_closed(&mut down);
+    let link = linked_with(&mut up, &mut down, granting_listener());
+    // Two cubes with a clip each; the second clip is in an animator at weight 0, so it is exported
+    // (a Downstream can name it) without moving anything.
+    let a = up.world_mut().spawn((Shared, Transform::default())).id();
+    let b = up.world_mut().spawn((Shared, Transform::default())).id();
+    let (clip_a, moving, turning) = clip(&mut up, a);
+    let (clip_b, ..) = clip(&mut up, b);
+    up.update();
+    let now = authority_now(&up);
+    let pa = up
+        .world_mut()
+        .spawn((Shared, NoodlesAnimator::playing(clip_a, now)))
+        .id();
+    let mut idle = NoodlesAnimator::playing(clip_b.clone(), now);
+    idle.layers[0].layer.weight = 0.0;
+    up.world_mut().spawn((Shared, idle));
+    let samplers = (moving, turning);
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "both clips downstream",
+        |x| {
+            let (u, d) = x.split_at_mut(1);
+            in_pose(u[0], d[0], a, pa, &samplers)
+                && d[0].world().resource::<Assets<NoodlesClip>>().len() == 2
+        },
+    );
+    // The Downstream asks the first animator to play the second clip (which moves cube b), at
+    // half speed, from the start.
+    let mirrored = mirror_of(&up, &mut down, pa).unwrap();
+    let down_clip_b = {
+        let a_mirror = mirror_of(&up, &mut down, a).unwrap();
+        let clips = down.world().resource::<Assets<NoodlesClip>>();
+        let (id, _) = clips
+            .iter()
+            .find(
+                |(_, c)| !matches!(c.channels[0].target, ClipTarget::Entity(e, _) if e == a_mirror),
+            )
+            .unwrap();
+        Handle::<NoodlesClip>::from(
+            down.world_mut()
+                .resource_mut::<Assets<NoodlesClip>>()
+                .get_strong_handle(id)
+                .unwrap(),
+        )
+    };
+    let mut proposed = NoodlesAnimator::playing(down_clip_b, authority_now(&down));
+    proposed.layers[0].layer.speed = 0.5;
+    let mut p = Proposal::new();
+    p.insert(mirrored, proposed);
+    let tid = bevy_noodles2::proposals::send_proposal(down.world_mut(), link, p).unwrap();
+    let mut code = None;
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "the proposal answered",
+        |x| {
+            for r in x[1]
+                .world_mut()
+                .resource_mut::<Messages<ProposalReply>>()
+                .drain()
+            {
+                if r.transaction_id == tid {
+                    code = Some(r.code);
+                }
+            }
+            code.is_some()
+        },
+    );
+    assert_eq!(code, Some(0));
+    // The Upstream's animator now plays clip b, and every node shows it.
+    let now_playing = up.world().get::<NoodlesAnimator>(pa).unwrap().clone();
+    assert_eq!(now_playing.layers[0].clip, clip_b);
+    assert_eq!(now_playing.layers[0].layer.speed, 0.5);
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "the proposed clip plays",
+        |x| {
+            let (u, d) = x.split_at_mut(1);
+            d[0].world()
+                .get::<NoodlesAnimator>(mirrored)
+                .is_some_and(|a| a.layers[0].layer.speed == 0.5)
+                && in_pose(u[0], d[0], b, pa, &samplers)
+        },
+    );
+    assert!(closed_reasons(&down).is_empty());
+}
+
 fn an_asset(ty: u16, id: u64) -> w::AnAsset {
     w::AnAsset::new(
         w::AssetTypeID::new(w::ExtensionID::new(0), ty),
@@ -489,7 +583,13 @@ mod fox {
                 .resource::<AssetServer>()
                 .is_loaded_with_dependencies(&gltf)
         });
-        let scene = up.world().resource::<Assets<Gltf>>().get(&gltf).unwrap().scenes[0].clone();
+        let scene = up
+            .world()
+            .resource::<Assets<Gltf>>()
+            .get(&gltf)
+            .unwrap()
+            .scenes[0]
+            .clone();
         let root = up.world_mut().spawn(WorldAssetRoot(scene)).id();
         let mut player = None;
         run_until(&mut [&mut up], LIMIT, "the Fox spawned", |a| {
@@ -501,11 +601,22 @@ mod fox {
             player.is_some()
         });
         let player = player.unwrap();
-        let clips = up.world().resource::<Assets<Gltf>>().get(&gltf).unwrap().animations.clone();
+        let clips = up
+            .world()
+            .resource::<Assets<Gltf>>()
+            .get(&gltf)
+            .unwrap()
+            .animations
+            .clone();
         assert_eq!(clips.len(), 3, "Survey, Walk, Run");
         let (graph, nodes) = AnimationGraph::from_clips(clips.iter().cloned());
-        let graph = up.world_mut().resource_mut::<Assets<AnimationGraph>>().add(graph);
-        up.world_mut().entity_mut(player).insert(AnimationGraphHandle(graph));
+        let graph = up
+            .world_mut()
+            .resource_mut::<Assets<AnimationGraph>>()
+            .add(graph);
+        up.world_mut()
+            .entity_mut(player)
+            .insert(AnimationGraphHandle(graph));
         // Share the whole scene.
         let mut all = vec![root];
         let mut i = 0;
@@ -569,7 +680,11 @@ mod fox {
                 let d = clips.get(&l.clip).map(|c| c.duration)?;
                 f.clips
                     .iter()
-                    .find(|c| bevy_clips.get(*c).is_some_and(|b| f64::from(b.duration()) == d))
+                    .find(|c| {
+                        bevy_clips
+                            .get(*c)
+                            .is_some_and(|b| f64::from(b.duration()) == d)
+                    })
                     .cloned()
             })
             .collect::<Option<_>>()?;
@@ -580,7 +695,9 @@ mod fox {
             let clip = bevy_clips.get(source)?;
             let t = clip_time(&layer.layer, now, f64::from(clip.duration()))? as f32;
             for (target, curves) in clip.curves() {
-                let Some(e) = joints.get(target) else { continue };
+                let Some(e) = joints.get(target) else {
+                    continue;
+                };
                 for (i, curve) in curves.iter().enumerate() {
                     let v = curve.0.sample_clamped(t);
                     let value = if let Some(q) = v.downcast_ref::<Quat>() {
@@ -624,7 +741,10 @@ mod fox {
     /// Play `weights` (one per clip, 0 = not playing) on the Upstream's player.
     fn play(f: &mut Fox, weights: [f32; 3]) {
         let nodes = f.nodes.clone();
-        let mut player = f.up.world_mut().get_mut::<AnimationPlayer>(f.player).unwrap();
+        let mut player =
+            f.up.world_mut()
+                .get_mut::<AnimationPlayer>(f.player)
+                .unwrap();
         player.stop_all();
         for (node, w) in nodes.iter().zip(weights) {
             if w > 0.0 {
@@ -659,7 +779,10 @@ mod fox {
             let e = max_error(f).unwrap_or(f32::INFINITY);
             worst = worst.max(e);
         }
-        assert!(worst < 1e-4, "{what}: the pose departed from Bevy's by {worst}");
+        assert!(
+            worst < 1e-4,
+            "{what}: the pose departed from Bevy's by {worst}"
+        );
     }
 
     #[test]
