@@ -573,8 +573,14 @@ mod fox {
 
     /// The Fox spawned, shared, linked to a Downstream; nothing playing yet.
     fn fox() -> Fox {
+        hosted("Fox.glb", 3)
+    }
+
+    /// `file` (from `assets/`, with `clips` animations) spawned, shared, linked to a
+    /// Downstream; nothing playing yet.
+    fn hosted(file: &'static str, n_clips: usize) -> Fox {
         let mut up = gltf_host();
-        let gltf: Handle<Gltf> = up.world().resource::<AssetServer>().load("Fox.glb");
+        let gltf: Handle<Gltf> = up.world().resource::<AssetServer>().load(file);
         // The scene is taken from the loaded file rather than loaded by its own path: a second
         // load of the same file modifies the scene asset, and a spawned instance is then spawned
         // again with new entities.
@@ -608,7 +614,7 @@ mod fox {
             .unwrap()
             .animations
             .clone();
-        assert_eq!(clips.len(), 3, "Survey, Walk, Run");
+        assert_eq!(clips.len(), n_clips, "animations of {file}");
         let (graph, nodes) = AnimationGraph::from_clips(clips.iter().cloned());
         let graph = up
             .world_mut()
@@ -738,8 +744,126 @@ mod fox {
         Some(worst)
     }
 
+    /// Largest difference between the Downstream's morph weights (on the mirrored meshes) and
+    /// Bevy's own evaluation of the morph weight curves of the one clip playing, at the
+    /// Downstream's authority time; `None` until it arrived (and some weights were compared).
+    fn max_morph_error(f: &mut Fox) -> Option<f32> {
+        use bevy::animation::animation_curves::WeightsCurveSample;
+        use bevy::mesh::morph::MeshMorphWeights;
+        let p = mirror_of(&f.up, &mut f.down, f.player)?;
+        let layer = f
+            .down
+            .world()
+            .get::<NoodlesAnimator>(p)?
+            .layers
+            .first()?
+            .clone();
+        let clip = f
+            .down
+            .world()
+            .resource::<Assets<NoodlesClip>>()
+            .get(&layer.clip)?;
+        let samplers = f.down.world().resource::<Assets<AnimSampler>>();
+        if !clip
+            .channels
+            .iter()
+            .all(|ch| samplers.contains(&ch.sampler))
+        {
+            return None;
+        }
+        let now = authority_now(&f.down);
+        let joints = joints(&mut f.up);
+        let source =
+            f.up.world()
+                .resource::<Assets<AnimationClip>>()
+                .get(&f.clips[0])?;
+        let t = clip_time(&layer.layer, now, f64::from(source.duration()))? as f32;
+        let curves: Vec<(Entity, Vec<f32>)> = source
+            .curves()
+            .iter()
+            .filter_map(|(id, curves)| Some((*joints.get(id)?, curves)))
+            .flat_map(|(e, curves)| {
+                curves.iter().filter_map(move |c| {
+                    let v = c.0.sample_clamped(t);
+                    Some((e, v.downcast_ref::<WeightsCurveSample>()?.0.clone()))
+                })
+            })
+            .collect();
+        let users: Vec<(Entity, Entity)> =
+            f.up.world_mut()
+                .query::<(Entity, &MeshMorphWeights)>()
+                .iter(f.up.world())
+                .filter_map(|(e, w)| match w {
+                    MeshMorphWeights::Reference(of) => Some((e, *of)),
+                    MeshMorphWeights::Value { .. } => None,
+                })
+                .collect();
+        let mut worst = 0.0f32;
+        let mut compared = 0;
+        for (node, want) in curves {
+            for (mesh, _) in users.iter().filter(|(_, of)| *of == node) {
+                let m = mirror_of(&f.up, &mut f.down, *mesh)?;
+                let got = &f.down.world().get::<MorphTargetWeights>(m)?.0;
+                if got.len() != want.len() {
+                    return None;
+                }
+                for (a, b) in got.iter().zip(&want) {
+                    worst = worst.max((a - b).abs());
+                    compared += 1;
+                }
+            }
+        }
+        (compared > 0).then_some(worst)
+    }
+
+    #[test]
+    fn morph_stress_test_weights_match_bevys_evaluation() {
+        let mut f = hosted("MorphStressTest.gltf", 3);
+        // At least one weight moves away from zero over the clip (it animates).
+        play(&mut f, [1.0, 0.0, 0.0]);
+        let deadline = std::time::Instant::now() + LIMIT;
+        let mut last = None;
+        while !last.is_some_and(|e: f32| e < 1e-4) {
+            pump(&mut [&mut f.up, &mut f.down], 1);
+            last = max_morph_error(&mut f).or(last);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the morph weights never matched (last error {last:?})"
+            );
+        }
+        let mut worst = 0.0f32;
+        let mut seen = Vec::new();
+        for i in 0..40 {
+            std::thread::sleep(Duration::from_millis(5 + i % 11));
+            pump(&mut [&mut f.up, &mut f.down], 1);
+            worst = worst.max(max_morph_error(&mut f).unwrap_or(f32::INFINITY));
+            let w = f
+                .down
+                .world_mut()
+                .query::<&MorphTargetWeights>()
+                .iter(f.down.world())
+                .next()
+                .map(|w| w.0.clone());
+            seen.push(w);
+        }
+        assert!(
+            worst < 1e-4,
+            "morph weights departed from Bevy's by {worst}"
+        );
+        seen.dedup();
+        assert!(seen.len() > 5, "the weights animate: {seen:?}");
+        // Nothing streams: the weights are evaluated downstream.
+        let mut sent = 0;
+        for _ in 0..30 {
+            pump(&mut [&mut f.up, &mut f.down], 1);
+            sent += f.up.world().resource::<MirrorStats>().last_delta_bytes;
+        }
+        assert!(sent < 300, "{sent} bytes in 30 frames of morphing");
+        assert!(closed_reasons(&f.down).is_empty());
+    }
+
     /// Play `weights` (one per clip, 0 = not playing) on the Upstream's player.
-    fn play(f: &mut Fox, weights: [f32; 3]) {
+    fn play<const N: usize>(f: &mut Fox, weights: [f32; N]) {
         let nodes = f.nodes.clone();
         let mut player =
             f.up.world_mut()

@@ -21,12 +21,13 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 
-use bevy::animation::animation_curves::{AnimationCurve, EvaluatorId};
+use bevy::animation::animation_curves::{AnimationCurve, EvaluatorId, WeightsCurveSample};
 use bevy::animation::graph::{AnimationGraph, AnimationGraphHandle, AnimationNodeType};
 use bevy::animation::{
     AnimatedBy, AnimationClip, AnimationPlayer, AnimationTargetId, RepeatAnimation,
 };
 use bevy::app::AnimationSystems;
+use bevy::mesh::morph::MeshMorphWeights;
 use bevy::prelude::*;
 use bevy::reflect::{TypeInfo, Typed};
 use noodles2::animation::{Interpolation, Layer, LoopMode, Sampler, Target, ValueType, slerp};
@@ -55,7 +56,7 @@ struct Converted {
     /// (Bevy clip, target, curve index) → its sampler, shared by every player of the clip.
     samplers: HashMap<
         (AssetId<AnimationClip>, AnimationTargetId, usize),
-        Option<(Target, Handle<AnimSampler>)>,
+        Vec<(Target, Handle<AnimSampler>)>,
     >,
 }
 
@@ -75,31 +76,45 @@ pub(super) fn register(app: &mut App) {
     );
 }
 
-/// The [`Target`] a Bevy curve animates, if it is one this conversion handles.
-fn target_of(curve: &dyn AnimationCurve) -> Option<Target> {
-    let EvaluatorId::ComponentField(field) = curve.evaluator_id() else {
-        return None;
-    };
-    let (ty, index) = **field;
-    if ty != TypeId::of::<Transform>() {
-        return None;
-    }
-    let TypeInfo::Struct(info) = Transform::type_info() else {
-        return None;
-    };
-    let name = info.field_at(index)?.name();
-    match name {
-        "translation" => Some(Target::Translation),
-        "rotation" => Some(Target::Rotation),
-        "scale" => Some(Target::Scale),
-        _ => None,
+/// What a Bevy curve animates, if it is one this conversion handles.
+#[derive(Clone, Copy, PartialEq)]
+enum Property {
+    Transform(Target),
+    MorphWeights,
+}
+
+fn property_of(curve: &dyn AnimationCurve) -> Option<Property> {
+    match curve.evaluator_id() {
+        EvaluatorId::ComponentField(field) => {
+            let (ty, index) = **field;
+            if ty != TypeId::of::<Transform>() {
+                return None;
+            }
+            let TypeInfo::Struct(info) = Transform::type_info() else {
+                return None;
+            };
+            match info.field_at(index)?.name() {
+                "translation" => Some(Property::Transform(Target::Translation)),
+                "rotation" => Some(Property::Transform(Target::Rotation)),
+                "scale" => Some(Property::Transform(Target::Scale)),
+                _ => None,
+            }
+        }
+        // Morph weight curves are the one kind whose samples are `WeightsCurveSample`s.
+        EvaluatorId::Type(_) => curve
+            .sample_clamped(0.0)
+            .is::<WeightsCurveSample>()
+            .then_some(Property::MorphWeights),
     }
 }
 
-/// A Bevy animation curve as a linear [`Sampler`] over `[0, duration]` (see the
-/// [module docs](self)); `None` for a property this conversion does not handle.
-pub fn sampler_from_curve(curve: &dyn AnimationCurve, duration: f32) -> Option<(Target, Sampler)> {
-    let target = target_of(curve)?;
+/// A Bevy animation curve as linear [`Sampler`]s over its domain (see the [module docs](self)):
+/// one for a `Transform` curve, one per weight (as [`Target::MorphWeight`]) for a morph weight
+/// curve; empty for a property this conversion does not handle.
+pub fn samplers_from_curve(curve: &dyn AnimationCurve, duration: f32) -> Vec<(Target, Sampler)> {
+    let Some(property) = property_of(curve) else {
+        return Vec::new();
+    };
     let domain = curve.domain();
     let start = if domain.start().is_finite() {
         domain.start()
@@ -117,20 +132,45 @@ pub fn sampler_from_curve(curve: &dyn AnimationCurve, duration: f32) -> Option<(
         .filter(|t| *t < end)
         .collect();
     times.push(end);
-    let value_type = target.value_type();
-    let c = value_type.components();
-    let mut values = Vec::with_capacity(times.len() * c);
+    // Per output: its target and its values, sample after sample.
+    let mut outputs: Vec<(Target, Vec<f32>)> = match property {
+        Property::Transform(t) => vec![(t, Vec::with_capacity(times.len() * 4))],
+        Property::MorphWeights => Vec::new(),
+    };
     for t in &times {
         let v = curve.sample_clamped(*t);
-        match target {
-            Target::Rotation => values.extend(v.downcast_ref::<Quat>()?.to_array()),
-            _ => values.extend(v.downcast_ref::<Vec3>()?.to_array()),
+        if let Some(q) = v.downcast_ref::<Quat>() {
+            outputs[0].1.extend(q.to_array());
+        } else if let Some(x) = v.downcast_ref::<Vec3>() {
+            outputs[0].1.extend(x.to_array());
+        } else if let Some(WeightsCurveSample(w)) = v.downcast_ref::<WeightsCurveSample>() {
+            if outputs.is_empty() {
+                outputs = (0..w.len().min(usize::from(u16::MAX)))
+                    .map(|i| {
+                        (
+                            Target::MorphWeight(i as u16),
+                            Vec::with_capacity(times.len()),
+                        )
+                    })
+                    .collect();
+            }
+            for (i, (_, values)) in outputs.iter_mut().enumerate() {
+                values.push(w.get(i).copied().unwrap_or(0.0));
+            }
+        } else {
+            return Vec::new();
         }
     }
-    let (times, values) = simplify(&times, &values, c, value_type);
-    Sampler::new(Interpolation::Linear, value_type, times, values)
-        .ok()
-        .map(|s| (target, s))
+    outputs
+        .into_iter()
+        .filter_map(|(target, values)| {
+            let ty = target.value_type();
+            let (times, values) = simplify(&times, &values, ty.components(), ty);
+            Sampler::new(Interpolation::Linear, ty, times, values)
+                .ok()
+                .map(|s| (target, s))
+        })
+        .collect()
 }
 
 /// Drop samples that linear interpolation (slerp for rotations) between the kept ones
@@ -173,6 +213,40 @@ fn simplify(times: &[f32], values: &[f32], c: usize, ty: ValueType) -> (Vec<f32>
     (t, v)
 }
 
+/// The queries a conversion looks entities up with.
+type SceneQueries<'w, 's> = (
+    Query<'w, 's, (Entity, &'static AnimationTargetId, &'static AnimatedBy)>,
+    Query<'w, 's, (Entity, &'static MeshMorphWeights)>,
+);
+
+/// Entities a conversion needs, indexed once per frame that converts something.
+struct SceneIndex {
+    /// Player → its animation targets.
+    targets: HashMap<Entity, HashMap<AnimationTargetId, Entity>>,
+    /// Entity whose morph weights a clip animates → the meshes rendered with them.
+    morph_users: HashMap<Entity, Vec<Entity>>,
+}
+
+impl SceneIndex {
+    fn new((targets, morphs): &SceneQueries) -> Self {
+        let mut index = SceneIndex {
+            targets: HashMap::new(),
+            morph_users: HashMap::new(),
+        };
+        for (e, id, by) in targets {
+            index.targets.entry(by.0).or_default().insert(*id, e);
+        }
+        for (e, w) in morphs {
+            let of = match w {
+                MeshMorphWeights::Reference(of) => *of,
+                MeshMorphWeights::Value { .. } => e,
+            };
+            index.morph_users.entry(of).or_default().push(e);
+        }
+        index
+    }
+}
+
 /// What a player plays now, as animator layers (clips converted on first sight).
 #[expect(clippy::too_many_arguments, reason = "conversion context")]
 fn wanted_layers(
@@ -183,8 +257,8 @@ fn wanted_layers(
     converted: &mut Converted,
     clips: &mut Assets<NoodlesClip>,
     samplers: &mut Assets<AnimSampler>,
-    targets: &mut Option<HashMap<Entity, HashMap<AnimationTargetId, Entity>>>,
-    all_targets: &Query<(Entity, &AnimationTargetId, &AnimatedBy)>,
+    index: &mut Option<SceneIndex>,
+    scene: &SceneQueries,
 ) -> Vec<(AnimatorLayer, f64)> {
     let mut layers = Vec::new();
     for (node_index, active) in player.playing_animations() {
@@ -201,37 +275,44 @@ fn wanted_layers(
         let clip = match converted.clips.get(&key) {
             Some(h) => h.clone(),
             None => {
-                let map = targets.get_or_insert_with(|| {
-                    let mut m: HashMap<Entity, HashMap<AnimationTargetId, Entity>> = HashMap::new();
-                    for (e, id, by) in all_targets {
-                        m.entry(by.0).or_default().insert(*id, e);
-                    }
-                    m
-                });
-                let mine = map.get(&player_entity);
+                let index = index.get_or_insert_with(|| SceneIndex::new(scene));
+                let mine = index.targets.get(&player_entity);
+                let morph_users = &index.morph_users;
                 let mut channels = Vec::new();
                 for (target_id, curves) in source.curves() {
                     let Some(entity) = mine.and_then(|m| m.get(target_id)) else {
                         continue;
                     };
                     for (i, curve) in curves.iter().enumerate() {
-                        let sampler = converted
+                        let made = converted
                             .samplers
                             .entry((bevy_clip.id(), *target_id, i))
                             .or_insert_with(|| {
-                                let s = sampler_from_curve(curve.0.as_ref(), source.duration());
-                                if s.is_none() {
+                                let made = samplers_from_curve(curve.0.as_ref(), source.duration());
+                                if made.is_empty() {
                                     debug!(
-                                        "a curve of {bevy_clip:?} animates a property that is not shared (only Transform curves are converted)"
+                                        "a curve of {bevy_clip:?} animates a property that is not shared (Transform and morph weight curves are converted)"
                                     );
                                 }
-                                s.map(|(t, s)| (t, samplers.add(AnimSampler(s))))
+                                made.into_iter()
+                                    .map(|(t, s)| (t, samplers.add(AnimSampler(s))))
+                                    .collect()
                             });
-                        if let Some((target, sampler)) = sampler {
-                            channels.push(ClipChannel {
-                                sampler: sampler.clone(),
-                                target: ClipTarget::Entity(*entity, *target),
-                            });
+                        for (target, sampler) in made.iter() {
+                            // Morph weights live on the meshes that use the animated node's
+                            // weights (as glTF scenes load them).
+                            let on: Vec<Entity> = match target {
+                                Target::MorphWeight(_) => {
+                                    morph_users.get(entity).cloned().unwrap_or_default()
+                                }
+                                _ => vec![*entity],
+                            };
+                            for e in on {
+                                channels.push(ClipChannel {
+                                    sampler: sampler.clone(),
+                                    target: ClipTarget::Entity(e, *target),
+                                });
+                            }
                         }
                     }
                 }
@@ -287,14 +368,14 @@ fn derive_animators(
     >,
     graphs: Res<Assets<AnimationGraph>>,
     bevy_clips: Res<Assets<AnimationClip>>,
-    all_targets: Query<(Entity, &AnimationTargetId, &AnimatedBy)>,
+    scene: SceneQueries,
     mut converted: ResMut<Converted>,
     mut clips: ResMut<Assets<NoodlesClip>>,
     mut samplers: ResMut<Assets<AnimSampler>>,
     mut commands: Commands,
 ) {
     let now = time.elapsed_secs_f64();
-    let mut targets = None;
+    let mut index = None;
     for (e, player, graph, animator) in &mut players {
         let Some(graph) = graphs.get(&graph.0) else {
             continue;
@@ -307,8 +388,8 @@ fn derive_animators(
             &mut converted,
             &mut clips,
             &mut samplers,
-            &mut targets,
-            &all_targets,
+            &mut index,
+            &scene,
         );
         let Some(mut animator) = animator else {
             let layers = wanted
