@@ -25,7 +25,8 @@
 //! | | [`ApplyTransactions`](NoodlesSystems::ApplyTransactions) | links where this node is Downstream are routed: transactions applied whole, proposal and RPC replies delivered, in arrival order |
 //! | | [`ImportAssets`](NoodlesSystems::ImportAssets) | received asset bodies (and fetched OOB/URL bytes) become Bevy assets; components waiting for them are completed |
 //! | | [`Dispatch`](NoodlesSystems::Dispatch) | links where this node is Upstream are routed: proposals decided and applied, RPC calls handed to their handlers, in arrival order |
-//! | `PostUpdate` | [`ExportAssets`](NoodlesSystems::ExportAssets) | on send ticks, assets that shared entities started using, or that changed, are exported (encoded once; large images off the main thread) |
+//! | `PostUpdate` | [`Animate`](NoodlesSystems::Animate) | every [`NoodlesAnimator`](crate::animation::NoodlesAnimator) is evaluated at the authority time and written to its targets (before transform propagation); on the Upstream, Bevy `AnimationPlayer`s are turned into animators |
+//! | | [`ExportAssets`](NoodlesSystems::ExportAssets) | on send ticks, assets that shared entities started using, or that changed, are exported (encoded once; large images off the main thread) |
 //! | | [`Collect`](NoodlesSystems::Collect) | change detection of shared entities' registered components |
 //! | | [`Send`](NoodlesSystems::Send) | gathered changes are encoded into transactions and handed to every link; replies flushed |
 //!
@@ -46,6 +47,8 @@ pub enum NoodlesSystems {
     /// `PreUpdate`: messages on links where this node is Upstream (proposals, RPC calls) are
     /// handled in arrival order.
     Dispatch,
+    /// `PostUpdate`: animators are evaluated (before transform propagation).
+    Animate,
     /// `PostUpdate`: assets used by shared entities are exported.
     ExportAssets,
     /// `PostUpdate`: changes of shared entities are gathered by change detection.
@@ -69,10 +72,15 @@ pub(crate) fn configure(app: &mut App) {
     .configure_sets(
         PostUpdate,
         (
+            NoodlesSystems::Animate,
             NoodlesSystems::ExportAssets,
             NoodlesSystems::Collect,
             NoodlesSystems::Send,
         )
             .chain(),
+    )
+    .configure_sets(
+        PostUpdate,
+        NoodlesSystems::Animate.before(bevy::transform::TransformSystems::Propagate),
     );
 }

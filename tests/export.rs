@@ -175,6 +175,45 @@ fn a_large_texture_is_encoded_and_decoded_off_the_main_thread() {
 }
 
 #[test]
+fn large_textures_arriving_together_are_decoded_a_few_at_a_time() {
+    let (mut up, mut down) = pair();
+    let budget = down
+        .world()
+        .resource::<bevy_noodles2::assets::FetchConfig>()
+        .max_decodes_in_flight;
+    let cubes: Vec<(Entity, Vec<u8>)> = (0..5)
+        .map(|i| {
+            let image = noise_image(512, 11 + i);
+            let pixels = image.data.clone().unwrap();
+            let h = up.world_mut().resource_mut::<Assets<Image>>().add(image);
+            (spawn_textured(&mut up, h), pixels)
+        })
+        .collect();
+    let mut most = 0;
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "five large textures",
+        |x| {
+            let [u, d] = x else { unreachable!() };
+            most = most.max(d.world().resource::<AssetStats>().decoding);
+            cubes
+                .iter()
+                .all(|(c, _)| mirrored_texture(u, d, *c).is_some())
+        },
+    );
+    assert!(most >= 1, "nothing was decoded off the main thread");
+    assert!(
+        most <= budget,
+        "{most} decodes ran at once, the budget is {budget}"
+    );
+    for (c, pixels) in &cubes {
+        assert_eq!(&mirrored_texture(&up, &mut down, *c).unwrap(), pixels);
+    }
+    assert_eq!(down.world().resource::<AssetStats>().refused, 0);
+}
+
+#[test]
 fn a_mesh_changed_between_send_ticks_goes_out_on_the_next_one() {
     let (mut up, mut down) = pair_with(NoodlesPlugin {
         session_name: "export up (send interval)".into(),

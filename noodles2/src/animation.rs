@@ -419,8 +419,9 @@ impl Sampler {
         }
         if self.value_type == ValueType::Rotation {
             let len = norm(out);
-            // Near-zero: fall back to the previous valid rotation (the key before).
-            return if len > 1e-6 {
+            // Near-zero (or overflowed by huge tangents): fall back to the previous valid
+            // rotation (the key before).
+            return if len > 1e-6 && len.is_finite() {
                 Value::Rotation(out.map(|x| x / len))
             } else {
                 self.key(i)

@@ -68,12 +68,14 @@ pub(super) fn register(app: &mut App) {
     {
         return;
     }
-    app.init_resource::<Converted>().add_systems(
-        PostUpdate,
-        derive_animators
-            .after(AnimationSystems)
-            .before(NoodlesSystems::ExportAssets),
-    );
+    app.init_resource::<Converted>()
+        .add_observer(forget_player)
+        .add_systems(
+            PostUpdate,
+            derive_animators
+                .after(AnimationSystems)
+                .in_set(NoodlesSystems::Animate),
+        );
 }
 
 /// What a Bevy curve animates, if it is one this conversion handles.
@@ -399,7 +401,9 @@ fn derive_animators(
                     l
                 })
                 .collect();
-            commands.entity(e).insert(NoodlesAnimator { layers });
+            commands
+                .entity(e)
+                .insert((NoodlesAnimator { layers }, FromPlayer));
             continue;
         };
         if !in_step(&animator, &wanted, now) {
@@ -411,6 +415,23 @@ fn derive_animators(
                 })
                 .collect();
         }
+    }
+}
+
+/// Marks a [`NoodlesAnimator`] derived from the entity's `AnimationPlayer`.
+#[derive(Component)]
+struct FromPlayer;
+
+/// An entity that stops having its `AnimationPlayer` stops having the animator derived from it.
+fn forget_player(
+    remove: On<Remove, AnimationPlayer>,
+    derived: Query<(), With<FromPlayer>>,
+    mut commands: Commands,
+) {
+    if derived.contains(remove.entity) {
+        commands
+            .entity(remove.entity)
+            .try_remove::<(NoodlesAnimator, FromPlayer)>();
     }
 }
 

@@ -204,9 +204,7 @@ impl Plugin for AnimationPlugin {
         bevy_clips::register(app);
         app.add_systems(
             PostUpdate,
-            evaluate_animators
-                .before(bevy::transform::TransformSystems::Propagate)
-                .before(NoodlesSystems::ExportAssets),
+            evaluate_animators.in_set(NoodlesSystems::Animate),
         );
     }
 }

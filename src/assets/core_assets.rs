@@ -55,7 +55,9 @@ fn store<A: Asset>(
 
 /// Run `work` and put its result into the world with `finish`: at once for up to
 /// [`OFF_THREAD_BYTES`] of input, on the async compute pool above that (the asset is then
-/// [`AssetImported::Decoding`] until it is done; a newer body or a deletion cancels it).
+/// [`AssetImported::Decoding`] until it is done; a newer body or a deletion cancels it). While
+/// [`FetchConfig::max_decodes_in_flight`] decodes run, the asset waits its turn
+/// ([`AssetImported::Waiting`], tried again next frame).
 fn decode<T: Send + 'static>(
     world: &mut World,
     (link, ty, id): (Entity, u16, u64),
@@ -65,6 +67,14 @@ fn decode<T: Send + 'static>(
 ) -> Result<AssetImported, String> {
     if input_bytes <= OFF_THREAD_BYTES {
         return finish(world, work()?);
+    }
+    let budget = world
+        .get_resource::<FetchConfig>()
+        .map_or(2, |c| c.max_decodes_in_flight)
+        .max(1);
+    let import = world.resource::<AssetImport>();
+    if import.decoding.len() >= budget && !import.decoding.contains_key(&(link, (0, ty), id)) {
+        return Ok(AssetImported::Waiting);
     }
     let task = AsyncComputeTaskPool::get().spawn(async move {
         let value = work()?;

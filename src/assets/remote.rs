@@ -63,6 +63,11 @@ pub struct FetchConfig {
     /// fetches are bounded by their link: one connection, one reply of at most `max_bytes` read
     /// at a time.
     pub max_url_bytes_in_flight: u64,
+    /// Received images, meshes and environments decoded off the main thread at once (default
+    /// 2); the others wait their turn (counted in `AssetStats::pending`). Each decode is bounded
+    /// by the image limits (16,384 per side, 64 Mpx), so this bounds the memory that decodes in
+    /// flight take.
+    pub max_decodes_in_flight: usize,
 }
 
 impl Default for FetchConfig {
@@ -73,6 +78,7 @@ impl Default for FetchConfig {
             fetch_urls: true,
             max_url_fetches: 4,
             max_url_bytes_in_flight: 1 << 30,
+            max_decodes_in_flight: 2,
         }
     }
 }
