@@ -274,12 +274,10 @@ fn a_downstream_proposes_another_clip_and_it_plays_everywhere() {
                 |(_, c)| !matches!(c.channels[0].target, ClipTarget::Entity(e, _) if e == a_mirror),
             )
             .unwrap();
-        Handle::<NoodlesClip>::from(
-            down.world_mut()
-                .resource_mut::<Assets<NoodlesClip>>()
-                .get_strong_handle(id)
-                .unwrap(),
-        )
+        down.world_mut()
+            .resource_mut::<Assets<NoodlesClip>>()
+            .get_strong_handle(id)
+            .unwrap()
     };
     let mut proposed = NoodlesAnimator::playing(down_clip_b, authority_now(&down));
     proposed.layers[0].layer.speed = 0.5;

@@ -571,7 +571,9 @@ fn lerp(a: Value, b: Value, t: f32) -> Value {
 /// clip_time_offset`, then [`map_time`]). `None` when the layer contributes nothing: weight not
 /// above 0, a duration of 0, or a time that is not a number.
 pub fn clip_time(layer: &Layer, now: f64, duration: f64) -> Option<f64> {
-    if !(layer.weight > 0.0) || !(duration > 0.0) || !duration.is_finite() {
+    // Written to refuse NaN too.
+    let contributes = layer.weight > 0.0 && duration > 0.0 && duration.is_finite();
+    if !contributes {
         return None;
     }
     let raw = (now - layer.start_time) * f64::from(layer.speed) + layer.clip_time_offset;
@@ -583,7 +585,7 @@ pub fn clip_time(layer: &Layer, now: f64, duration: f64) -> Option<f64> {
 /// for [`LoopMode::Clamp`], a triangle wave for [`LoopMode::PingPong`]. 0 for a duration that is
 /// not above 0.
 pub fn map_time(t: f64, mode: LoopMode, duration: f64) -> f64 {
-    if !(duration > 0.0) {
+    if duration.is_nan() || duration <= 0.0 {
         return 0.0;
     }
     match mode {
@@ -951,8 +953,10 @@ mod tests {
 
     #[test]
     fn wire_lengths_times_and_values_are_checked() {
-        let mut s = w::AnimSamplerAsset::default();
-        s.keyframe_count = 2.into();
+        let mut s = w::AnimSamplerAsset {
+            keyframe_count: 2.into(),
+            ..Default::default()
+        };
         s.set_value_type(w::AnimationValueType::Float3);
         s.set_interpolation(w::AnimInterpolation::Linear);
         let times: Vec<u8> = [0.0f32, 1.0].iter().flat_map(|t| t.to_le_bytes()).collect();
@@ -987,8 +991,10 @@ mod tests {
 
     #[test]
     fn srgba8_round_trips_and_interpolates_per_channel() {
-        let mut s = w::AnimSamplerAsset::default();
-        s.keyframe_count = 2.into();
+        let mut s = w::AnimSamplerAsset {
+            keyframe_count: 2.into(),
+            ..Default::default()
+        };
         s.set_value_type(w::AnimationValueType::SRGBA8);
         let times: Vec<u8> = [0.0f32, 1.0].iter().flat_map(|t| t.to_le_bytes()).collect();
         let out = [0u8, 0, 0, 255, 255, 102, 0, 255];

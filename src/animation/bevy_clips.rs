@@ -48,16 +48,16 @@ pub const TOLERANCE: f32 = 1e-5;
 /// predicts before the animator is written again.
 pub const RESYNC_SECONDS: f64 = 0.05;
 
+/// A curve of a Bevy clip: (clip, target, index among the target's curves).
+type CurveKey = (AssetId<AnimationClip>, AnimationTargetId, usize);
+
 /// Clips converted so far.
 #[derive(Resource, Default)]
 struct Converted {
     /// (Bevy clip, player) → its NOODLES2 clip.
     clips: HashMap<(AssetId<AnimationClip>, Entity), Handle<NoodlesClip>>,
     /// (Bevy clip, target, curve index) → its sampler, shared by every player of the clip.
-    samplers: HashMap<
-        (AssetId<AnimationClip>, AnimationTargetId, usize),
-        Vec<(Target, Handle<AnimSampler>)>,
-    >,
+    samplers: HashMap<CurveKey, Vec<(Target, Handle<AnimSampler>)>>,
 }
 
 /// Only in apps that play Bevy animations (Bevy's `AnimationPlugin`).

@@ -225,9 +225,8 @@ fn export_clip(
     for ch in &clip.channels {
         let s = ch.sampler.id();
         if !used.contains(&s) {
-            if cx.samplers.get(s).is_none() {
-                return None;
-            }
+            // Every sampler must be loaded.
+            cx.samplers.get(s)?;
             used.push(s);
         }
     }

@@ -251,10 +251,6 @@ type AnimatedItem<'a> = (
 
 /// Every frame, on every node: evaluate each [`NoodlesAnimator`] at the authority time and write
 /// the results (a Bevy `AnimationPlayer` on the same entity plays instead: Bevy evaluates it).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the targets an animation may write"
-)]
 fn evaluate_animators(
     time: AuthorityTime,
     animators: Query<&NoodlesAnimator, NotPlayedByBevy>,

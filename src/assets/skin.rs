@@ -38,7 +38,7 @@ use bevy::prelude::*;
 use super::export::AssetExport;
 use super::sync::{AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
 use super::users::Users;
-use super::{OobServer, convert};
+use super::{AssetError, OobServer};
 use crate::codec::{
     AssetID, BufferAssetID, BufferView, EntityID, SkinComponent, SkinComponentFlags, SkinJointList,
 };
@@ -47,8 +47,7 @@ use crate::mirror::{
     RefusalReason, Refused, Shared, SharedId,
 };
 
-/// Bytes of one inverse bind matrix on the wire (a column-major `Mat4` of f32).
-pub const MATRIX_BYTES: u64 = 64;
+pub use noodles2::assets::MATRIX_BYTES;
 
 /// A slice of a Buffer asset (the fields of a NOODLES2 `BufferView`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -163,20 +162,6 @@ pub enum SkinError {
     },
 }
 
-/// The inverse bind matrices in `bytes` (a multiple of 64 bytes, column-major f32).
-pub fn matrices_from_bytes(bytes: &[u8]) -> Vec<Mat4> {
-    bytes
-        .chunks_exact(MATRIX_BYTES as usize)
-        .map(|m| {
-            let mut cols = [0.0f32; 16];
-            for (c, b) in cols.iter_mut().zip(m.chunks_exact(4)) {
-                *c = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-            Mat4::from_cols_array(&cols)
-        })
-        .collect()
-}
-
 /// The bytes of `matrices` on the wire (column-major f32, little-endian).
 pub fn matrices_to_bytes(matrices: &[Mat4]) -> Vec<u8> {
     let mut out = Vec::with_capacity(matrices.len() * MATRIX_BYTES as usize);
@@ -189,7 +174,7 @@ pub fn matrices_to_bytes(matrices: &[Mat4]) -> Vec<u8> {
 }
 
 /// The first joint index of `mesh` (with a weight above zero) that is not below `joints`, as
-/// (vertex, index).
+/// (vertex, index) (`noodles2::assets::joint_past` on Bevy's attributes).
 fn joint_past(mesh: &Mesh, joints: usize) -> Option<(usize, u16)> {
     let Some(VertexAttributeValues::Uint16x4(indices)) =
         mesh.attribute(Mesh::ATTRIBUTE_JOINT_INDEX)
@@ -197,16 +182,10 @@ fn joint_past(mesh: &Mesh, joints: usize) -> Option<(usize, u16)> {
         return None;
     };
     let weights = match mesh.attribute(Mesh::ATTRIBUTE_JOINT_WEIGHT) {
-        Some(VertexAttributeValues::Float32x4(w)) => Some(w),
+        Some(VertexAttributeValues::Float32x4(w)) => Some(w.as_slice()),
         _ => None,
     };
-    indices.iter().enumerate().find_map(|(v, j)| {
-        let w = weights.and_then(|w| w.get(v)).copied().unwrap_or([1.0; 4]);
-        j.iter()
-            .zip(w)
-            .find(|(j, w)| usize::from(**j) >= joints && *w > 0.0)
-            .map(|(j, _)| (v, *j))
-    })
+    noodles2::assets::joint_past(indices, weights, joints)
 }
 
 /// What the Upstream exported for skins. Kept up to date from changes and removals, so a send
@@ -522,15 +501,6 @@ fn resolve(
 ) -> Result<Resolved, SkinError> {
     let s = skin.inverse_bind_matrices;
     let n = skin.joints.len();
-    let expected = u128::from(MATRIX_BYTES) * n as u128;
-    if u128::from(s.length) != expected {
-        return Err(SkinError::ViewLength {
-            entity,
-            length: s.length,
-            joints: n,
-            expected,
-        });
-    }
     let view = BufferView::new(
         s.offset,
         s.length,
@@ -541,10 +511,23 @@ fn resolve(
         Ok(None) => return Ok(Resolved::Waiting),
         Err(reason) => return Err(SkinError::Buffer { entity, reason }),
     };
-    let bytes = convert::view_bytes("skin", &view, &buffer).map_err(|e| SkinError::Buffer {
-        entity,
-        reason: e.to_string(),
-    })?;
+    let matrices =
+        noodles2::assets::inverse_bind_matrices(n, &view, &buffer).map_err(|e| match e {
+            AssetError::SkinViewLength {
+                length,
+                joints,
+                expected,
+            } => SkinError::ViewLength {
+                entity,
+                length,
+                joints,
+                expected,
+            },
+            e => SkinError::Buffer {
+                entity,
+                reason: e.to_string(),
+            },
+        })?;
     if !skin.joints.iter().all(|j| arrived.contains(*j)) {
         return Ok(Resolved::Waiting);
     }
@@ -561,7 +544,9 @@ fn resolve(
             });
         }
     }
-    Ok(Resolved::Ready(matrices_from_bytes(bytes)))
+    Ok(Resolved::Ready(
+        matrices.iter().map(Mat4::from_cols_array).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -577,9 +562,10 @@ mod tests {
         // The first column comes first; a translation is the last column.
         assert_eq!(&bytes[0..4], &0.5f32.to_le_bytes());
         assert_eq!(&bytes[64 + 48..64 + 52], &7.0f32.to_le_bytes());
-        assert_eq!(matrices_from_bytes(&bytes), vec![m, t]);
-        // A trailing partial matrix is ignored (lengths are checked before).
-        assert_eq!(matrices_from_bytes(&bytes[..100]), vec![m]);
+        let view = BufferView::new(0, 128, BufferAssetID::new(AssetID::new(1)));
+        let back = noodles2::assets::inverse_bind_matrices(2, &view, &bytes).unwrap();
+        let back: Vec<Mat4> = back.iter().map(Mat4::from_cols_array).collect();
+        assert_eq!(back, vec![m, t]);
     }
 
     #[test]

@@ -11,11 +11,14 @@
 
 use crate::codec as w;
 
+mod environment;
 #[cfg(feature = "image")]
 mod image;
 mod material;
 mod mesh;
+mod skin;
 
+pub use environment::environment_images;
 #[cfg(feature = "image")]
 pub use image::{Container, ImageHeader, check_image};
 pub use material::{DecodedMaterial, TextureRef, decode_material, from_unorm16, ior_from_wire};
@@ -23,6 +26,7 @@ pub use mesh::{
     DecodedMesh, DecodedMorphTarget, Influences, MORPH_MEMORY_FACTOR, MeshIndices,
     WEIGHT_SUM_TOLERANCE, decode_mesh,
 };
+pub use skin::{MATRIX_BYTES, influences_past, inverse_bind_matrices, joint_past};
 
 /// Largest width or height accepted by image decoding (checked from the file header before
 /// any pixel is decoded).
@@ -42,6 +46,18 @@ pub const MAX_MATERIAL_IMAGES: usize = 16;
 /// value that was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AssetError {
+    /// A skin's `inverse_bind_matrices` view is not `64 × joints` bytes.
+    #[error(
+        "skin: inverse_bind_matrices view is {length} bytes, but {joints} joints need exactly {expected} (64 per joint)"
+    )]
+    SkinViewLength {
+        /// The view's length.
+        length: u64,
+        /// The skin's joints.
+        joints: usize,
+        /// The length it must have.
+        expected: u128,
+    },
     /// The engine mesh's data cannot be read (for example it was moved to the render world).
     #[error("mesh: vertex data is not readable: {0}")]
     MeshAccess(String),
