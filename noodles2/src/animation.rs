@@ -54,7 +54,7 @@ pub enum AnimationError {
         /// Its value.
         value: f32,
     },
-    /// A rotation key has (nearly) zero length and cannot be normalized.
+    /// A rotation key is all zeros and cannot be normalized.
     #[error("anim sampler: rotation key {0} has zero length (keys must be unit quaternions)")]
     ZeroRotation(usize),
 }
@@ -478,9 +478,12 @@ fn make_continuous(values: &mut [f32], interpolation: Interpolation) -> Result<(
     let mut previous: Option<[f32; 4]> = None;
     for (k, key) in values.chunks_exact_mut(stride).enumerate() {
         let v = &mut key[value_at..value_at + 4];
-        let q = [v[0], v[1], v[2], v[3]];
+        // Scaled first, so that huge components do not overflow the length to infinity.
+        let scale = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let q = [v[0], v[1], v[2], v[3]].map(|x| x / scale);
         let len = norm(q);
-        if len < 1e-6 {
+        // Values are finite (checked before): only an all-zero key has no direction.
+        if scale == 0.0 || len.is_nan() || len <= 1e-6 {
             return Err(AnimationError::ZeroRotation(k));
         }
         let mut q = q.map(|x| x / len);
@@ -987,6 +990,34 @@ mod tests {
         // A count far past the bytes is a length error, not an allocation.
         s.keyframe_count = u32::MAX.into();
         assert!(Sampler::from_wire(&s, &times, &vals).is_err());
+    }
+
+    /// Found by the `anim_sampler` fuzz target: a rotation key with huge components overflowed
+    /// its length to infinity, and normalizing it gave a zero quaternion.
+    #[test]
+    fn huge_rotation_keys_normalize_to_unit_length() {
+        use crate::codec::Wire;
+        let data = include_bytes!("../tests/data/anim_sampler_huge_rotation.bin");
+        let (body, buffer) = data.split_at(w::AnimSamplerAsset::SIZE);
+        let s = w::AnimSamplerAsset::decode(bytes::Bytes::copy_from_slice(body)).unwrap();
+        let input = crate::assets::view_bytes("input", &s.input, buffer).unwrap();
+        let output = crate::assets::view_bytes("output", &s.output, buffer).unwrap();
+        let sampler = Sampler::from_wire(&s, input, output).unwrap();
+        for t in [0.0, 0.5, 1.0, 2.0] {
+            let q = comps(sampler.sample(t).unwrap());
+            let len = q.iter().map(|x| x * x).sum::<f32>().sqrt();
+            assert!((len - 1.0).abs() < 1e-5, "{q:?} at {t}");
+        }
+        // Direct: [3e38, 3e38, 0, 0] is 45° about the x = y axis, not zero.
+        let s = Sampler::new(
+            Interpolation::Step,
+            ValueType::Rotation,
+            vec![0.0],
+            vec![3e38, 3e38, 0.0, 0.0],
+        )
+        .unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(close(s.values(), &[h, h, 0.0, 0.0]));
     }
 
     #[test]
