@@ -322,6 +322,163 @@ fn a_downstream_proposes_another_clip_and_it_plays_everywhere() {
     assert!(closed_reasons(&down).is_empty());
 }
 
+/// Every target path of the spec's tables is written, with the coercions, on the node that
+/// evaluates (here an Upstream's own animator: no link is needed to evaluate).
+#[test]
+fn every_target_path_is_written_with_its_coercion() {
+    use bevy::light::GeneratedEnvironmentMapLight;
+    use bevy::mesh::morph::MeshMorphWeights;
+    use bevy_noodles2::mirror::MorphTargetWeights;
+
+    let mut app = asset_app("anim targets");
+    let world = app.world_mut();
+    let light = world
+        .spawn((
+            Transform::default(),
+            PointLight::default(),
+            DirectionalLight::default(),
+            GeneratedEnvironmentMapLight {
+                environment_map: Handle::default(),
+                intensity: 1.0,
+                rotation: Quat::IDENTITY,
+                affects_lightmapped_mesh_diffuse: true,
+            },
+        ))
+        .id();
+    let morphed = world
+        .spawn((
+            MeshMorphWeights::Value {
+                weights: vec![0.0, 0.0],
+            },
+            MorphTargetWeights(vec![0.0, 0.0]),
+        ))
+        .id();
+    let material = world
+        .resource_mut::<Assets<StandardMaterial>>()
+        .add(StandardMaterial::default());
+    // One-key samplers: every time reads that key.
+    let key =
+        |ty, values: Vec<f32>| Sampler::new(Interpolation::Step, ty, vec![0.0], values).unwrap();
+    let blue = key(ValueType::Srgba8, vec![0.0, 0.0, 1.0, 0.5]);
+    let turn = Quat::from_rotation_y(1.0).to_array().to_vec();
+    let channels: Vec<(Sampler, ClipTarget)> = vec![
+        (
+            blue.clone(),
+            ClipTarget::Entity(light, Target::LightColor(11)),
+        ),
+        (
+            key(ValueType::Float, vec![500.0]),
+            ClipTarget::Entity(light, Target::LightIntensity(11)),
+        ),
+        // Float3 → Float: x.
+        (
+            key(ValueType::Float3, vec![7.0, 8.0, 9.0]),
+            ClipTarget::Entity(light, Target::LightIntensity(10)),
+        ),
+        // Float → Float3: [v, v, v].
+        (
+            key(ValueType::Float, vec![2.0]),
+            ClipTarget::Entity(light, Target::Scale),
+        ),
+        (
+            key(ValueType::Float, vec![3.5]),
+            ClipTarget::Entity(light, Target::EnvironmentIntensity),
+        ),
+        (
+            key(ValueType::Rotation, turn.clone()),
+            ClipTarget::Entity(light, Target::EnvironmentRotation),
+        ),
+        (
+            key(ValueType::Float, vec![0.6]),
+            ClipTarget::Entity(morphed, Target::MorphWeight(1)),
+        ),
+        (
+            blue,
+            ClipTarget::Asset(material.clone().untyped(), Target::BaseColor),
+        ),
+        (
+            key(ValueType::Float, vec![0.25]),
+            ClipTarget::Asset(material.clone().untyped(), Target::Roughness),
+        ),
+        (
+            key(ValueType::Float, vec![0.75]),
+            ClipTarget::Asset(material.clone().untyped(), Target::Metallic),
+        ),
+        (
+            key(ValueType::Float, vec![1.8]),
+            ClipTarget::Asset(material.clone().untyped(), Target::Ior),
+        ),
+        // No coercion from a rotation to a scalar: ignored.
+        (
+            key(ValueType::Rotation, turn.clone()),
+            ClipTarget::Entity(light, Target::LightIntensity(12)),
+        ),
+    ];
+    let channels = channels
+        .into_iter()
+        .map(|(s, target)| ClipChannel {
+            sampler: world
+                .resource_mut::<Assets<AnimSampler>>()
+                .add(AnimSampler(s)),
+            target,
+        })
+        .collect();
+    let clip = world
+        .resource_mut::<Assets<NoodlesClip>>()
+        .add(NoodlesClip {
+            duration: 1.0,
+            channels,
+        });
+    // An additive layer on top: + 0.5 × 100 on the point light's intensity.
+    let bump = world
+        .resource_mut::<Assets<AnimSampler>>()
+        .add(AnimSampler(key(ValueType::Float, vec![100.0])));
+    let additive = world
+        .resource_mut::<Assets<NoodlesClip>>()
+        .add(NoodlesClip {
+            duration: 1.0,
+            channels: vec![ClipChannel {
+                sampler: bump,
+                target: ClipTarget::Entity(light, Target::LightIntensity(11)),
+            }],
+        });
+    let mut animator = NoodlesAnimator::playing(clip, 0.0);
+    animator.add_layer(additive, 0.0, 0.5);
+    animator.layers[1].layer.additive = true;
+    world.spawn(animator);
+    app.update();
+    let w = app.world();
+    let point = w.get::<PointLight>(light).unwrap();
+    assert_eq!(
+        point.color.to_srgba().to_u8_array(),
+        [0, 0, 255, 255],
+        "alpha is not the light's"
+    );
+    assert_eq!(point.intensity, 550.0);
+    assert_eq!(w.get::<DirectionalLight>(light).unwrap().illuminance, 7.0);
+    assert_eq!(w.get::<Transform>(light).unwrap().scale, Vec3::splat(2.0));
+    let env = w.get::<GeneratedEnvironmentMapLight>(light).unwrap();
+    assert_eq!(env.intensity, 3.5);
+    assert!(env.rotation.angle_between(Quat::from_rotation_y(1.0)) < 1e-5);
+    assert_eq!(
+        w.get::<MorphTargetWeights>(morphed).unwrap().0,
+        vec![0.0, 0.6]
+    );
+    assert!(matches!(
+        w.get::<MeshMorphWeights>(morphed).unwrap(),
+        MeshMorphWeights::Value { weights } if weights == &vec![0.0, 0.6]
+    ));
+    let m = w
+        .resource::<Assets<StandardMaterial>>()
+        .get(&material)
+        .unwrap();
+    assert_eq!(m.base_color.to_srgba().to_u8_array(), [0, 0, 255, 128]);
+    assert_eq!(
+        (m.perceptual_roughness, m.metallic, m.ior),
+        (0.25, 0.75, 1.8)
+    );
+}
+
 fn an_asset(ty: u16, id: u64) -> w::AnAsset {
     w::AnAsset::new(
         w::AssetTypeID::new(w::ExtensionID::new(0), ty),
