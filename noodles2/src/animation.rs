@@ -661,6 +661,16 @@ pub struct Contribution {
 /// replace `base` unless their weights sum to 0; then additive ones are applied in order
 /// (`base + weight × value`; rotations `base × slerp(identity, value, clamp(weight, 0, 1))`).
 pub fn blend(base: Value, contributions: &[Contribution]) -> Value {
+    // The common case, one layer overriding: its value (what the general path computes).
+    if let [c] = contributions
+        && !c.additive
+        && c.weight > 0.0
+    {
+        return match c.value {
+            Value::Rotation(q) => Value::Rotation(normalize(q)),
+            v => v,
+        };
+    }
     let mut out = base;
     let mut overrides = contributions
         .iter()
@@ -691,10 +701,10 @@ pub fn blend(base: Value, contributions: &[Contribution]) -> Value {
                     total += c.weight;
                 }
                 let n = ty.components();
-                out = Value::from_components(
-                    ty,
-                    &sum[..n].iter().map(|s| s / total).collect::<Vec<_>>(),
-                );
+                for s in &mut sum[..n] {
+                    *s /= total;
+                }
+                out = Value::from_components(ty, &sum[..n]);
             }
         }
     }

@@ -32,10 +32,9 @@ pub mod bevy_clips;
 mod export;
 mod wire;
 
-use std::collections::HashMap;
-
 use bevy::light::GeneratedEnvironmentMapLight;
 use bevy::mesh::morph::MeshMorphWeights;
+use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 pub use noodles2::animation::{
     Contribution, Interpolation, Layer, LoopMode, Sampler, Target, Value, ValueType, blend,
@@ -209,17 +208,12 @@ impl Plugin for AnimationPlugin {
     }
 }
 
-/// Where one blended value goes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Slot {
-    Entity(Entity, Target),
-    Asset(bevy::asset::UntypedAssetId, Target),
-}
-
-/// Contributions gathered per target path this frame (kept between frames for its allocations).
+/// Contributions gathered per target path this frame (kept between frames for their
+/// allocations): entity members, and asset members (materials).
 #[derive(Default)]
 struct Gathered {
-    slots: HashMap<Slot, Vec<Contribution>>,
+    entities: HashMap<(Entity, Target), Vec<Contribution>>,
+    assets: HashMap<(bevy::asset::UntypedAssetId, Target), Vec<Contribution>>,
 }
 
 #[cfg(feature = "render")]
@@ -227,9 +221,8 @@ type NotPlayedByBevy = Without<bevy::animation::AnimationPlayer>;
 #[cfg(not(feature = "render"))]
 type NotPlayedByBevy = ();
 
-/// Components an animation may write.
+/// Components an animation may write besides `Transform`.
 type Animated = (
-    Option<&'static mut Transform>,
     Option<&'static mut DirectionalLight>,
     Option<&'static mut PointLight>,
     Option<&'static mut SpotLight>,
@@ -240,7 +233,6 @@ type Animated = (
 
 /// One entity's [`Animated`] components.
 type AnimatedItem<'a> = (
-    Option<Mut<'a, Transform>>,
     Option<Mut<'a, DirectionalLight>>,
     Option<Mut<'a, PointLight>>,
     Option<Mut<'a, SpotLight>>,
@@ -256,6 +248,7 @@ fn evaluate_animators(
     animators: Query<&NoodlesAnimator, NotPlayedByBevy>,
     clips: Res<Assets<NoodlesClip>>,
     samplers: Res<Assets<AnimSampler>>,
+    mut transforms: Query<&mut Transform>,
     mut targets: Query<Animated>,
     #[cfg(feature = "render")] mut materials: Option<ResMut<Assets<StandardMaterial>>>,
     #[cfg(not(feature = "render"))] _materials: (),
@@ -265,8 +258,8 @@ fn evaluate_animators(
         return;
     }
     let now = time.now();
-    let slots = &mut gathered.slots;
-    for list in slots.values_mut() {
+    let Gathered { entities, assets } = &mut *gathered;
+    for list in entities.values_mut().chain(assets.values_mut()) {
         list.clear();
     }
     for animator in &animators {
@@ -281,9 +274,8 @@ fn evaluate_animators(
                 let Some(s) = samplers.get(&ch.sampler) else {
                     continue;
                 };
-                let (slot, target) = match &ch.target {
-                    ClipTarget::Entity(e, t) => (Slot::Entity(*e, *t), *t),
-                    ClipTarget::Asset(h, t) => (Slot::Asset(h.id(), *t), *t),
+                let target = match &ch.target {
+                    ClipTarget::Entity(_, t) | ClipTarget::Asset(_, t) => *t,
                 };
                 let Some(value) =
                     s.0.sample(t as f32)
@@ -291,32 +283,43 @@ fn evaluate_animators(
                 else {
                     continue;
                 };
-                slots.entry(slot).or_default().push(Contribution {
+                let c = Contribution {
                     value,
                     weight: l.layer.weight.max(0.0),
                     additive: l.layer.additive,
-                });
+                };
+                match &ch.target {
+                    ClipTarget::Entity(e, _) => entities.entry((*e, target)).or_default().push(c),
+                    ClipTarget::Asset(h, _) => assets.entry((h.id(), target)).or_default().push(c),
+                }
             }
         }
     }
-    slots.retain(|slot, list| {
+    entities.retain(|&(e, target), list| {
         if list.is_empty() {
             return false;
         }
-        match slot {
-            Slot::Entity(e, target) => {
-                if let Ok(components) = targets.get_mut(*e) {
-                    write_entity(components, *target, list);
+        match target {
+            Target::Translation | Target::Rotation | Target::Scale => {
+                if let Ok(t) = transforms.get_mut(e) {
+                    write_transform(t, target, list);
                 }
             }
-            #[cfg(feature = "render")]
-            Slot::Asset(id, target) => {
-                if let Some(materials) = materials.as_deref_mut() {
-                    write_material(materials, id.typed_debug_checked(), *target, list);
+            _ => {
+                if let Ok(components) = targets.get_mut(e) {
+                    write_entity(components, target, list);
                 }
             }
-            #[cfg(not(feature = "render"))]
-            Slot::Asset(..) => {}
+        }
+        true
+    });
+    assets.retain(|&(_id, _target), list| {
+        if list.is_empty() {
+            return false;
+        }
+        #[cfg(feature = "render")]
+        if let Some(materials) = materials.as_deref_mut() {
+            write_material(materials, _id.typed_debug_checked(), _target, list);
         }
         true
     });
@@ -382,16 +385,12 @@ fn apply<T: Component<Mutability = bevy::ecs::component::Mutable>, V: PartialEq>
 
 /// Blend `list` over an entity member's current value and write it back.
 fn write_entity(c: AnimatedItem<'_>, target: Target, list: &[Contribution]) {
-    let (transform, directional, point, spot, environment, mesh_weights, weights) = c;
-    let v3 = |v: &Vec3| vec3(blend(vec3_value(*v), list));
+    let (directional, point, spot, environment, mesh_weights, weights) = c;
     let q = |v: &Quat| quat(blend(quat_value(*v), list));
     let f = |v: &f32| float(blend(Value::Float(*v), list));
     // sRGB8 targets: the light has no alpha.
     let rgb = |c: &Color| value_color(blend(color_value(*c), list)).map(|x| x.with_alpha(1.0));
     match target {
-        Target::Translation => apply(transform, |t| &mut t.translation, v3),
-        Target::Rotation => apply(transform, |t| &mut t.rotation, q),
-        Target::Scale => apply(transform, |t| &mut t.scale, v3),
         Target::LightColor(10) => apply(directional, |l| &mut l.color, rgb),
         Target::LightColor(11) => apply(point, |l| &mut l.color, rgb),
         Target::LightColor(_) => apply(spot, |l| &mut l.color, rgb),
@@ -422,7 +421,27 @@ fn write_entity(c: AnimatedItem<'_>, target: Target, list: &[Contribution]) {
                 w.0[i] = new;
             }
         }
-        Target::BaseColor | Target::Roughness | Target::Metallic | Target::Ior => {}
+        Target::Translation
+        | Target::Rotation
+        | Target::Scale
+        | Target::BaseColor
+        | Target::Roughness
+        | Target::Metallic
+        | Target::Ior => {}
+    }
+}
+
+/// Blend `list` over a `Transform` member and write it back if it differs.
+fn write_transform(t: Mut<'_, Transform>, target: Target, list: &[Contribution]) {
+    let v3 = |v: &Vec3| vec3(blend(vec3_value(*v), list));
+    match target {
+        Target::Translation => apply(Some(t), |t| &mut t.translation, v3),
+        Target::Rotation => apply(
+            Some(t),
+            |t| &mut t.rotation,
+            |v: &Quat| quat(blend(quat_value(*v), list)),
+        ),
+        _ => apply(Some(t), |t| &mut t.scale, v3),
     }
 }
 
