@@ -196,6 +196,7 @@ impl Plugin for AnimationPlugin {
         }
         app.init_asset::<AnimSampler>()
             .init_asset::<NoodlesClip>()
+            .init_resource::<Contested>()
             .mirror_component::<NoodlesAnimator>();
         wire::register(app);
         export::register(app);
@@ -203,7 +204,9 @@ impl Plugin for AnimationPlugin {
         bevy_clips::register(app);
         app.add_systems(
             PostUpdate,
-            evaluate_animators.in_set(NoodlesSystems::Animate),
+            (note_contested, evaluate_animators)
+                .chain()
+                .in_set(NoodlesSystems::Animate),
         );
     }
 }
@@ -241,10 +244,54 @@ type AnimatedItem<'a> = (
     Option<Mut<'a, MorphTargetWeights>>,
 );
 
+/// Entity members that more than one layer animates, or an additive layer does: their
+/// contributions are gathered and blended. Every other member has exactly one overriding layer,
+/// whose value is written at once. Recomputed when an animator or a clip changes.
+#[derive(Resource, Default)]
+struct Contested(bevy::platform::collections::HashSet<(Entity, Target)>);
+
+/// Keep [`Contested`] current (the work of a full pass over the animators, only when one of them
+/// or a clip changed).
+fn note_contested(
+    mut contested: ResMut<Contested>,
+    animators: Query<&NoodlesAnimator, NotPlayedByBevy>,
+    changed: Query<(), Changed<NoodlesAnimator>>,
+    mut removed: RemovedComponents<NoodlesAnimator>,
+    mut clip_events: MessageReader<AssetEvent<NoodlesClip>>,
+    clips: Res<Assets<NoodlesClip>>,
+) {
+    let clips_changed = clip_events.read().count() > 0;
+    if changed.is_empty() && removed.read().count() == 0 && !clips_changed {
+        return;
+    }
+    let mut seen: HashMap<(Entity, Target), bool> = HashMap::default();
+    contested.0.clear();
+    for animator in &animators {
+        for l in animator.layers.iter().filter(|l| l.layer.weight > 0.0) {
+            let Some(clip) = clips.get(&l.clip) else {
+                continue;
+            };
+            for ch in &clip.channels {
+                if let ClipTarget::Entity(e, t) = ch.target {
+                    let key = (e, t);
+                    if l.layer.additive || seen.insert(key, true).is_some() {
+                        contested.0.insert(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Every frame, on every node: evaluate each [`NoodlesAnimator`] at the authority time and write
 /// the results (a Bevy `AnimationPlayer` on the same entity plays instead: Bevy evaluates it).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the targets an animation may write"
+)]
 fn evaluate_animators(
     time: AuthorityTime,
+    contested: Res<Contested>,
     animators: Query<&NoodlesAnimator, NotPlayedByBevy>,
     clips: Res<Assets<NoodlesClip>>,
     samplers: Res<Assets<AnimSampler>>,
@@ -289,6 +336,12 @@ fn evaluate_animators(
                     additive: l.layer.additive,
                 };
                 match &ch.target {
+                    // The one layer animating it: written now, nothing to blend.
+                    ClipTarget::Entity(e, _)
+                        if contested.0.is_empty() || !contested.0.contains(&(*e, target)) =>
+                    {
+                        write_one(&mut transforms, &mut targets, *e, target, &[c])
+                    }
                     ClipTarget::Entity(e, _) => entities.entry((*e, target)).or_default().push(c),
                     ClipTarget::Asset(h, _) => assets.entry((h.id(), target)).or_default().push(c),
                 }
@@ -299,18 +352,7 @@ fn evaluate_animators(
         if list.is_empty() {
             return false;
         }
-        match target {
-            Target::Translation | Target::Rotation | Target::Scale => {
-                if let Ok(t) = transforms.get_mut(e) {
-                    write_transform(t, target, list);
-                }
-            }
-            _ => {
-                if let Ok(components) = targets.get_mut(e) {
-                    write_entity(components, target, list);
-                }
-            }
-        }
+        write_one(&mut transforms, &mut targets, e, target, list);
         true
     });
     assets.retain(|&(_id, _target), list| {
@@ -428,6 +470,28 @@ fn write_entity(c: AnimatedItem<'_>, target: Target, list: &[Contribution]) {
         | Target::Roughness
         | Target::Metallic
         | Target::Ior => {}
+    }
+}
+
+/// Blend `list` over member `target` of entity `e` and write it back.
+fn write_one(
+    transforms: &mut Query<&mut Transform>,
+    targets: &mut Query<Animated>,
+    e: Entity,
+    target: Target,
+    list: &[Contribution],
+) {
+    match target {
+        Target::Translation | Target::Rotation | Target::Scale => {
+            if let Ok(t) = transforms.get_mut(e) {
+                write_transform(t, target, list);
+            }
+        }
+        _ => {
+            if let Ok(components) = targets.get_mut(e) {
+                write_entity(components, target, list);
+            }
+        }
     }
 }
 
