@@ -5,36 +5,12 @@ use bevy::prelude::*;
 use noodles2::animation::{AnimationError, Layer, Sampler, Target};
 
 use super::{AnimSampler, AnimatorLayer, ClipChannel, ClipTarget, NoodlesAnimator, NoodlesClip};
-use crate::assets::{AssetImport, asset_type};
+use crate::assets::{AssetImport, asset_type, reserve, store};
 use crate::codec as w;
 use crate::mirror::{
     AssetImported, EntityIds, EntityIndex, EntityResolver, MirrorAppExt, MirrorAsset,
     MirrorComponent, MirrorError, asset_handle,
 };
-
-fn reserve<A: Asset>(world: &World) -> Option<UntypedHandle> {
-    Some(
-        world
-            .get_resource::<Assets<A>>()?
-            .reserve_handle()
-            .untyped(),
-    )
-}
-
-fn store<A: Asset>(
-    world: &mut World,
-    link: Entity,
-    ty: u16,
-    id: u64,
-    value: A,
-) -> Result<AssetImported, String> {
-    let h = asset_handle(world, link, (0, ty), id).ok_or("no handle could be reserved for it")?;
-    world
-        .resource_mut::<Assets<A>>()
-        .insert(h.id().typed::<A>(), value)
-        .map_err(|e| e.to_string())?;
-    Ok(AssetImported::Done)
-}
 
 struct SamplerRule;
 

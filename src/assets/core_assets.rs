@@ -24,7 +24,9 @@ use crate::codec as w;
 use crate::codec::BufferSource;
 use crate::mirror::{AssetImported, MirrorAppExt, MirrorAsset, asset_handle};
 
-fn reserve<A: Asset>(world: &World) -> Option<UntypedHandle> {
+/// A handle reserved in Bevy's collection of `A` (for [`MirrorAsset::reserve`]); `None` without
+/// that collection.
+pub(crate) fn reserve<A: Asset>(world: &World) -> Option<UntypedHandle> {
     Some(
         world
             .get_resource::<Assets<A>>()?
@@ -35,7 +37,7 @@ fn reserve<A: Asset>(world: &World) -> Option<UntypedHandle> {
 
 /// Put `value` under the handle reserved for asset `id` of type `ty` on `link`. An app without
 /// Bevy's collection of `A` (a headless node) does not keep it: [`AssetImported::Ignored`].
-fn store<A: Asset>(
+pub(crate) fn store<A: Asset>(
     world: &mut World,
     link: Entity,
     ty: u16,

@@ -3,6 +3,7 @@
 
 pub mod convert;
 mod core_assets;
+pub(crate) use core_assets::{reserve, store};
 pub mod environment;
 pub mod export;
 pub mod remote;
