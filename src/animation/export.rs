@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 
 use bevy::prelude::*;
-use bytes::Bytes;
 
 use super::{AnimSampler, ClipTarget, NoodlesAnimator, NoodlesClip};
 use crate::assets::sync::{buffer_body, delete_buffer};
@@ -345,10 +344,10 @@ fn export_sampler(state: &mut ClipExport, cx: &mut Cx<'_, '_, '_>, s: AssetId<An
     if let Some(b) = buffer_body(bytes, buffer, cx.oob) {
         cx.out.modify_asset((0, asset_type::BUFFER, buffer), b);
     }
-    cx.out.modify_asset(
-        (0, asset_type::ANIM_SAMPLER, id),
-        Bytes::from(body.encode().unwrap_or_default()),
-    );
+    match body.encode_bytes() {
+        Ok(b) => cx.out.modify_asset((0, asset_type::ANIM_SAMPLER, id), b),
+        Err(e) => warn!("animation sampler {s:?} cannot be encoded: {e}"),
+    }
     cx.stats.exported += 1;
     state.samplers.insert(s, (id, buffer, 1));
     id

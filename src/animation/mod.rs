@@ -264,7 +264,7 @@ fn note_contested(
     if changed.is_empty() && removed.read().count() == 0 && !clips_changed {
         return;
     }
-    let mut seen: HashMap<(Entity, Target), bool> = HashMap::default();
+    let mut seen = bevy::platform::collections::HashSet::new();
     contested.0.clear();
     for animator in &animators {
         for l in animator.layers.iter().filter(|l| l.layer.weight > 0.0) {
@@ -274,7 +274,7 @@ fn note_contested(
             for ch in &clip.channels {
                 if let ClipTarget::Entity(e, t) = ch.target {
                     let key = (e, t);
-                    if l.layer.additive || seen.insert(key, true).is_some() {
+                    if l.layer.additive || !seen.insert(key) {
                         contested.0.insert(key);
                     }
                 }
