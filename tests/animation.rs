@@ -69,6 +69,18 @@ fn authority_now(app: &App) -> f64 {
         .unwrap_or(local)
 }
 
+/// Update `up` and `down` until `down`'s authority time has moved on by `by` seconds: frames at
+/// different times, waited for as a condition.
+fn advance(up: &mut App, down: &mut App, by: f64) {
+    let start = authority_now(down);
+    run_until(
+        &mut [up, down],
+        LIMIT,
+        "the authority time to move on",
+        |a| authority_now(a[1]) >= start + by,
+    );
+}
+
 /// The pose the animator of `animator_entity` gives at `app`'s last frame, by hand from the
 /// samplers.
 fn expected_pose(
@@ -144,8 +156,7 @@ fn clips_play_on_every_downstream_at_authority_time_without_a_stream() {
     // matches (and differs from the first one).
     let m = mirror_of(&up, &mut down, cube).unwrap();
     let first = *down.world().get::<Transform>(m).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
-    pump(&mut [&mut up, &mut down], 2);
+    advance(&mut up, &mut down, 0.05);
     assert!(in_pose(&up, &mut down, cube, player, &samplers));
     let later = *down.world().get::<Transform>(m).unwrap();
     assert_ne!(first, later, "the pose moves with time");
@@ -530,6 +541,16 @@ fn floats(v: &[f32]) -> Vec<u8> {
 }
 
 fn animation(id: u64, samplers: &[u64], entity: u64, sampler_index: u16) -> w::ContentMessage {
+    animation_lasting(id, samplers, entity, sampler_index, 1.0)
+}
+
+fn animation_lasting(
+    id: u64,
+    samplers: &[u64],
+    entity: u64,
+    sampler_index: u16,
+    duration_seconds: f64,
+) -> w::ContentMessage {
     let a = w::AnimationAsset {
         samplers: w::AnimSamplerList(
             samplers
@@ -547,7 +568,7 @@ fn animation(id: u64, samplers: &[u64], entity: u64, sampler_index: u16) -> w::C
             ),
         )]),
         asset_channels: w::AnimAChannelList(vec![]),
-        duration_seconds: 1.0,
+        duration_seconds,
     };
     modify(5, id, a.encode().unwrap())
 }
@@ -580,10 +601,11 @@ fn hostile_samplers_and_clips_are_refused_with_a_reason() {
             sampler(9004, view(9000, 0, 8), view(9000, 12, 8), 2),
             animation(9005, &[9004], 777_777, 0),
             animation(9006, &[9004], light_id, 3),
+            animation_lasting(9007, &[9004], light_id, 0, f64::NAN),
         ],
     );
-    run_until(&mut [&mut up, &mut down], LIMIT, "five refusals", |a| {
-        a[1].world().resource::<AssetStats>().refused >= 5
+    run_until(&mut [&mut up, &mut down], LIMIT, "six refusals", |a| {
+        a[1].world().resource::<AssetStats>().refused >= 6
     });
     let stats = down.world().resource::<AssetStats>();
     let reasons: Vec<String> = stats
@@ -611,6 +633,10 @@ fn hostile_samplers_and_clips_are_refused_with_a_reason() {
         has("uses sampler 3, but the animation has 1 samplers"),
         "{reasons:#?}"
     );
+    assert!(
+        has("duration_seconds is NaN, not a finite number >= 0"),
+        "{reasons:#?}"
+    );
     // The good sampler arrived; the link and the world are intact.
     assert_eq!(down.world().resource::<Assets<AnimSampler>>().len(), 1);
     assert!(closed_reasons(&down).is_empty());
@@ -618,6 +644,88 @@ fn hostile_samplers_and_clips_are_refused_with_a_reason() {
     let m = mirror_of(&up, &mut down, light).unwrap();
     assert!(down.world().get::<PointLight>(m).is_some());
     assert!(down.world().get::<Mirrored>(m).is_some());
+}
+
+/// An `AnimatorComponent` with a layer value that is not finite closes the link with a reason
+/// naming the field, and no entity gets that animator.
+#[test]
+fn a_non_finite_animator_layer_closes_the_link_with_a_reason() {
+    for (field, layer) in [
+        (
+            "start_time",
+            w::AnimLayer::new(
+                w::AnimationAssetID::new(w::AssetID::new(1)),
+                f64::NAN,
+                0.0,
+                1.0,
+                1.0,
+                w::AnimLoopMode::Loop,
+                0,
+            ),
+        ),
+        (
+            "speed",
+            w::AnimLayer::new(
+                w::AnimationAssetID::new(w::AssetID::new(1)),
+                0.0,
+                0.0,
+                f32::INFINITY,
+                1.0,
+                w::AnimLoopMode::Loop,
+                0,
+            ),
+        ),
+        (
+            "weight",
+            w::AnimLayer::new(
+                w::AnimationAssetID::new(w::AssetID::new(1)),
+                0.0,
+                0.0,
+                1.0,
+                f32::NAN,
+                w::AnimLoopMode::Loop,
+                0,
+            ),
+        ),
+    ] {
+        let (mut up, mut down) = linked_asset_apps("anim bad layer");
+        let e = up.world_mut().spawn((Shared, Transform::default())).id();
+        run_until(&mut [&mut up, &mut down], LIMIT, "entity mirrored", |a| {
+            let (u, d) = a.split_at_mut(1);
+            mirror_of(u[0], d[0], e).is_some()
+        });
+        let id = up.world().get::<SharedId>(e).unwrap().get();
+        let mut pair = id.to_le_bytes().to_vec();
+        pair.extend(
+            w::AnimatorComponent {
+                layers: w::AnimLayerList(vec![layer]),
+            }
+            .encode()
+            .unwrap(),
+        );
+        send_transaction(
+            &mut up,
+            vec![w::ContentMessage::ContentModifyComponents(
+                w::ContentModifyComponents {
+                    component: w::ComponentTypeID::new(w::ExtensionID::new(0), 22),
+                    count: 1,
+                    content: w::Content(pair.into()),
+                },
+            )],
+        );
+        run_until(&mut [&mut up, &mut down], LIMIT, "link closed", |a| {
+            !closed_reasons(a[1]).is_empty()
+        });
+        let text = closed_reasons(&down)[0].to_string();
+        assert!(
+            text.contains("NoodlesAnimator") && text.contains(&format!("layer 0: {field} is")),
+            "{text}"
+        );
+        let mut q = down
+            .world_mut()
+            .query_filtered::<(), (With<Mirrored>, With<NoodlesAnimator>)>();
+        assert_eq!(q.iter(down.world()).count(), 0);
+    }
 }
 
 #[test]
@@ -816,21 +924,9 @@ mod fox {
     /// Downstream's authority time; `None` while the animation has not arrived (or compares
     /// fewer than the Fox's 21 animated joint members).
     fn max_error(f: &mut Fox) -> Option<f32> {
-        let p = mirror_of(&f.up, &mut f.down, f.player)?;
-        let animator = f.down.world().get::<NoodlesAnimator>(p)?.clone();
-        if animator.layers.is_empty() {
-            return None;
-        }
+        let animator = arrived(f)?;
         let now = authority_now(&f.down);
         let clips = f.down.world().resource::<Assets<NoodlesClip>>();
-        let samplers = f.down.world().resource::<Assets<AnimSampler>>();
-        // Every layer's clip and samplers arrived.
-        for l in &animator.layers {
-            let c = clips.get(&l.clip)?;
-            if !c.channels.iter().all(|ch| samplers.contains(&ch.sampler)) {
-                return None;
-            }
-        }
         let joints = joints(&mut f.up);
         let bevy_clips = f.up.world().resource::<Assets<AnimationClip>>();
         // Which Bevy clip each layer plays: the Fox's three clips have different durations.
@@ -905,27 +1001,7 @@ mod fox {
     fn max_morph_error(f: &mut Fox) -> Option<f32> {
         use bevy::animation::animation_curves::WeightsCurveSample;
         use bevy::mesh::morph::MeshMorphWeights;
-        let p = mirror_of(&f.up, &mut f.down, f.player)?;
-        let layer = f
-            .down
-            .world()
-            .get::<NoodlesAnimator>(p)?
-            .layers
-            .first()?
-            .clone();
-        let clip = f
-            .down
-            .world()
-            .resource::<Assets<NoodlesClip>>()
-            .get(&layer.clip)?;
-        let samplers = f.down.world().resource::<Assets<AnimSampler>>();
-        if !clip
-            .channels
-            .iter()
-            .all(|ch| samplers.contains(&ch.sampler))
-        {
-            return None;
-        }
+        let layer = arrived(f)?.layers.first()?.clone();
         let now = authority_now(&f.down);
         let joints = joints(&mut f.up);
         let source =
@@ -989,8 +1065,7 @@ mod fox {
         let mut worst = 0.0f32;
         let mut seen = Vec::new();
         for i in 0..40 {
-            std::thread::sleep(Duration::from_millis(5 + i % 11));
-            pump(&mut [&mut f.up, &mut f.down], 1);
+            advance(&mut f.up, &mut f.down, f64::from(5 + i % 11) / 1000.0);
             worst = worst.max(max_morph_error(&mut f).unwrap_or(f32::INFINITY));
             let w = f
                 .down
@@ -1015,6 +1090,21 @@ mod fox {
         }
         assert!(sent < 300, "{sent} bytes in 30 frames of morphing");
         assert!(closed_reasons(&f.down).is_empty());
+    }
+
+    /// The Downstream's mirror of the player's animator, once it has layers and every layer's clip
+    /// and samplers arrived.
+    fn arrived(f: &mut Fox) -> Option<NoodlesAnimator> {
+        let p = mirror_of(&f.up, &mut f.down, f.player)?;
+        let animator = f.down.world().get::<NoodlesAnimator>(p)?.clone();
+        let clips = f.down.world().resource::<Assets<NoodlesClip>>();
+        let samplers = f.down.world().resource::<Assets<AnimSampler>>();
+        let ready = |l: &bevy_noodles2::animation::AnimatorLayer| {
+            clips
+                .get(&l.clip)
+                .is_some_and(|c| c.channels.iter().all(|ch| samplers.contains(&ch.sampler)))
+        };
+        (!animator.layers.is_empty() && animator.layers.iter().all(ready)).then_some(animator)
     }
 
     /// Play `weights` (one per clip, 0 = not playing) on the Upstream's player.
@@ -1053,8 +1143,7 @@ mod fox {
     fn stays_in_step(f: &mut Fox, what: &str) {
         let mut worst = 0.0f32;
         for i in 0..40 {
-            std::thread::sleep(Duration::from_millis(3 + i % 7));
-            pump(&mut [&mut f.up, &mut f.down], 1);
+            advance(&mut f.up, &mut f.down, f64::from(3 + i % 7) / 1000.0);
             let e = max_error(f).unwrap_or(f32::INFINITY);
             worst = worst.max(e);
         }

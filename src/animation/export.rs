@@ -20,7 +20,7 @@ use crate::mirror::{
     AssetIdMap, LocallyDriven, Mirrored, Outgoing, Shared, SharedId, send_tick, upgrade,
 };
 use crate::schedule::NoodlesSystems;
-use noodles2::animation::Target;
+use noodles2::animation::{Sampler, Target};
 
 /// What the Upstream exported for animation.
 #[derive(Resource, Default)]
@@ -220,13 +220,13 @@ fn export_clip(
     c: AssetId<NoodlesClip>,
 ) -> Option<ExportedClip> {
     let clip = cx.clips.get(c)?;
-    let mut used: Vec<AssetId<AnimSampler>> = Vec::new();
+    let samplers = cx.samplers;
+    // Every sampler, once, and loaded.
+    let mut used: Vec<(AssetId<AnimSampler>, &Sampler)> = Vec::new();
     for ch in &clip.channels {
         let s = ch.sampler.id();
-        if !used.contains(&s) {
-            // Every sampler must be loaded.
-            cx.samplers.get(s)?;
-            used.push(s);
+        if !used.iter().any(|(u, _)| *u == s) {
+            used.push((s, &samplers.get(s)?.0));
         }
     }
     if used.len() > usize::from(u16::MAX) {
@@ -236,7 +236,11 @@ fn export_clip(
         );
         return None;
     }
-    let sampler_ids: Vec<u64> = used.iter().map(|s| export_sampler(state, cx, *s)).collect();
+    let sampler_ids: Vec<u64> = used
+        .iter()
+        .map(|(s, sampler)| export_sampler(state, cx, *s, sampler))
+        .collect();
+    let used: Vec<AssetId<AnimSampler>> = used.into_iter().map(|(s, _)| s).collect();
     let mut component_channels = Vec::new();
     let mut asset_channels = Vec::new();
     let mut driven = Vec::new();
@@ -316,13 +320,17 @@ fn export_clip(
     })
 }
 
-/// The asset id of sampler `s` (loaded), exported with its buffer on first use.
-fn export_sampler(state: &mut ClipExport, cx: &mut Cx<'_, '_, '_>, s: AssetId<AnimSampler>) -> u64 {
+/// The asset id of sampler `s` (whose keys are `sampler`), exported with its buffer on first use.
+fn export_sampler(
+    state: &mut ClipExport,
+    cx: &mut Cx<'_, '_, '_>,
+    s: AssetId<AnimSampler>,
+    sampler: &Sampler,
+) -> u64 {
     if let Some((id, _, n)) = state.samplers.get_mut(&s) {
         *n += 1;
         return *id;
     }
-    let sampler = &cx.samplers.get(s).expect("checked by the caller").0;
     let (input, output) = sampler.to_bytes();
     let (buffer, id) = (cx.export.allocate(), cx.export.allocate());
     let view = |offset: usize, len: usize| {
