@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy_noodles2::codec::Any;
-use bevy_noodles2::mirror::MirrorStats;
+use bevy_noodles2::mirror::{ComponentRegistry, MirrorStats};
 use bevy_noodles2::prelude::*;
 
 /// What the inspector does once connected.
@@ -268,20 +268,24 @@ fn propose_name(
     }
 }
 
-fn kinds(e: EntityRef) -> Vec<&'static str> {
-    let mut k = Vec::new();
-    macro_rules! has {
-        ($($t:ty => $n:literal),*) => {$( if e.contains::<$t>() { k.push($n); } )*};
-    }
-    has!(Transform => "Transform", Visibility => "Visibility", DirectionalLight => "DirectionalLight",
-         PointLight => "PointLight", SpotLight => "SpotLight", Global => "Global", TimeSync => "TimeSync",
-         Mesh3d => "Mesh", RpcEndpoint => "RPCEndpoint");
-    // Bevy's PBR material exists only with its renderer.
-    #[cfg(feature = "render")]
-    if e.contains::<MeshMaterial3d<StandardMaterial>>() {
-        k.push("PBRMaterial");
-    }
-    k
+/// Every component kind the entity carries, by its wire name: mapped to a Bevy component, or
+/// kept as bytes ("(raw)") because this build maps no Bevy type to it.
+fn kinds(world: &World, e: Entity) -> Vec<String> {
+    let registry = world.resource::<ComponentRegistry>();
+    registry
+        .rules()
+        .iter()
+        .filter(|rule| rule.has(world, e))
+        .map(|rule| {
+            let name = rule.wire_name();
+            let name = name.strip_suffix("Component").unwrap_or(name);
+            if rule.is_raw() {
+                format!("{name} (raw)")
+            } else {
+                name.to_owned()
+            }
+        })
+        .collect()
 }
 
 fn fmt_transform(t: &Transform) -> String {
@@ -381,7 +385,7 @@ fn print_tree(world: &mut World, applied: u64) {
             println!(
                 "{:indent$}#{id} {name} [{}] {t}",
                 "",
-                kinds(er).join(", "),
+                kinds(world, e).join(", "),
                 indent = depth * 2
             );
             walk(world, by_id, children, Some(*id), depth + 1);
@@ -398,13 +402,19 @@ fn print_tree(world: &mut World, applied: u64) {
         .values()
         .filter(|e| world.entity(**e).contains::<Transform>())
         .count();
+    let stats = world.resource::<MirrorStats>();
+    let raw_assets = world.get_resource::<RawAssets>().map_or(0, RawAssets::len);
     println!(
-        "summary: {} entities, {} roots, {} with Transform, {} lights, {} transactions applied",
+        "summary: {} entities, {} roots, {} with Transform, {} lights, {} transactions applied, \
+         {} component values and {} asset bodies kept as bytes, {} payloads of unknown types",
         by_id.len(),
         children.get(&None).map_or(0, Vec::len),
         transforms,
         lights.count(),
-        applied
+        applied,
+        stats.raw_values,
+        raw_assets,
+        stats.unmapped_payloads,
     );
 }
 

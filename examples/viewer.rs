@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
-use bevy::light::{EnvironmentMapLight, GeneratedEnvironmentMapLight, Skybox};
 use bevy::mesh::VertexAttributeValues;
 use bevy::prelude::*;
 use bevy::render::render_resource::PipelineCache;
@@ -30,7 +29,6 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::render::{Render, RenderApp, RenderPlugin};
 use bevy::window::WindowResolution;
 use bevy_noodles2::assets::AssetStats;
-use bevy_noodles2::assets::environment::ImportedEnvironments;
 use bevy_noodles2::demo::{DemoHost, DemoScenePlugin};
 use bevy_noodles2::mirror::MirrorStats;
 use bevy_noodles2::prelude::*;
@@ -223,7 +221,6 @@ fn main() -> anyhow::Result<()> {
             frame_scene,
             orbit,
             default_light,
-            environment_light,
             status,
             common::announce_listening,
             screenshot_when_ready,
@@ -458,50 +455,6 @@ fn default_light(
         }
         (true, Some(e)) => commands.entity(e).despawn(),
         _ => {}
-    }
-}
-
-/// Lights the view with the Upstream's environment (the first mirrored one), with its sky when
-/// the environment asks for a visible skybox.
-fn environment_light(
-    mut commands: Commands,
-    mirrored: Query<&GeneratedEnvironmentMapLight, With<Mirrored>>,
-    camera: Query<(Entity, Option<&GeneratedEnvironmentMapLight>), With<OrbitCamera>>,
-    imported: Option<Res<ImportedEnvironments>>,
-) {
-    let Ok((cam, current)) = camera.single() else {
-        return;
-    };
-    let same = |a: &GeneratedEnvironmentMapLight, b: &GeneratedEnvironmentMapLight| {
-        a.environment_map == b.environment_map
-            && a.intensity == b.intensity
-            && a.rotation == b.rotation
-    };
-    match (mirrored.iter().next(), current) {
-        (Some(w), Some(c)) if same(w, c) => {}
-        (Some(w), _) => {
-            let sky = imported
-                .and_then(|i| i.skybox_visible.get(&w.environment_map.id()).copied())
-                .unwrap_or(false);
-            // Bevy generates the filtered maps once per `GeneratedEnvironmentMapLight`: drop
-            // the ones made from the previous environment.
-            let mut e = commands.entity(cam);
-            e.remove::<(EnvironmentMapLight, Skybox)>()
-                .insert(w.clone());
-            if sky {
-                e.insert(Skybox {
-                    image: Some(w.environment_map.clone()),
-                    brightness: w.intensity,
-                    rotation: w.rotation,
-                });
-            }
-        }
-        (None, Some(_)) => {
-            commands
-                .entity(cam)
-                .remove::<(GeneratedEnvironmentMapLight, EnvironmentMapLight, Skybox)>();
-        }
-        (None, None) => {}
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! A named root with `entities` named children moving on circles, one light of each kind, a
 //! hidden entity, and (when the app has mesh and image assets) a lit ground, several meshes, a
-//! textured cube and a small hierarchy, with materials when the app has Bevy's renderer (feature
+//! textured cube and a small hierarchy, a glass and a clear-coated sphere, a billboard sign, and
+//! a sky that lights the scene, with materials when the app has Bevy's renderer (feature
 //! `render`), so a screenshot shows at once whether mirroring works.
 
 use std::f32::consts::TAU;
@@ -80,6 +81,10 @@ pub struct DemoLook {
     pub roughness: f32,
     /// Emitted light.
     pub emissive: LinearRgba,
+    /// Specular transmission (glass), with a thickness of half a unit.
+    pub transmission: f32,
+    /// Clearcoat amount, with a smooth coat.
+    pub clearcoat: f32,
 }
 
 impl DemoLook {
@@ -90,6 +95,8 @@ impl DemoLook {
             metallic: 0.0,
             roughness: 0.5,
             emissive: LinearRgba::BLACK,
+            transmission: 0.0,
+            clearcoat: 0.0,
         }
     }
 }
@@ -115,6 +122,15 @@ fn paint_demo(
                     metallic: look.metallic,
                     perceptual_roughness: look.roughness,
                     emissive: look.emissive,
+                    specular_transmission: look.transmission,
+                    thickness: if look.transmission > 0.0 { 0.5 } else { 0.0 },
+                    clearcoat: look.clearcoat,
+                    clearcoat_perceptual_roughness: 0.1,
+                    alpha_mode: if look.transmission > 0.0 {
+                        AlphaMode::Blend
+                    } else {
+                        AlphaMode::Opaque
+                    },
                     ..default()
                 });
                 made.push((look.clone(), h.clone()));
@@ -123,6 +139,43 @@ fn paint_demo(
         };
         commands.entity(e).insert(MeshMaterial3d(handle));
     }
+}
+
+/// The demo sky's brightness (cd/m² per unit of its texels).
+pub const SKY_INTENSITY: f32 = 1500.0;
+
+/// A 64×32 equirectangular sky: deep blue above, pale at the horizon, dark earth below (sRGB).
+pub fn sky_image() -> Image {
+    let (w, h) = (64u32, 32u32);
+    let mut data = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h {
+        let v = (y as f32 + 0.5) / h as f32; // 0 at the zenith, 1 at the nadir
+        let [r, g, b] = if v < 0.5 {
+            let t = v / 0.5;
+            [
+                30.0 + t * 170.0,
+                80.0 + t * 140.0,
+                180.0 + t * 60.0,
+            ]
+        } else {
+            let t = (v - 0.5) / 0.5;
+            [90.0 - t * 50.0, 80.0 - t * 45.0, 70.0 - t * 40.0]
+        };
+        for _ in 0..w {
+            data.extend_from_slice(&[r as u8, g as u8, b as u8, 255]);
+        }
+    }
+    Image::new(
+        Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    )
 }
 
 /// A 64×64 checkerboard in two colors (sRGB).
@@ -236,6 +289,67 @@ fn spawn_demo(
             ChildOf(root),
             Shared,
         ));
+
+        // Extended materials: glass (transmission, thickness) and a clear-coated metal.
+        commands.spawn((
+            Name::new("glass sphere"),
+            Mesh3d(sphere.clone()),
+            DemoLook {
+                transmission: 0.9,
+                roughness: 0.05,
+                ..DemoLook::color(Color::srgb(0.8, 0.95, 1.0))
+            },
+            Transform::from_xyz(-2.0, 0.5, -2.5),
+            ChildOf(root),
+            Shared,
+        ));
+        commands.spawn((
+            Name::new("clearcoat sphere"),
+            Mesh3d(sphere.clone()),
+            DemoLook {
+                clearcoat: 1.0,
+                metallic: 0.8,
+                roughness: 0.6,
+                ..DemoLook::color(Color::srgb(0.7, 0.05, 0.3))
+            },
+            Transform::from_xyz(2.0, 0.5, 2.5),
+            ChildOf(root),
+            Shared,
+        ));
+        // A sign that always faces the viewer, turning around the up axis only.
+        commands.spawn((
+            Name::new("billboard sign"),
+            Mesh3d(meshes.add(Rectangle::new(1.2, 0.6))),
+            DemoLook {
+                emissive: LinearRgba::rgb(1.5, 1.2, 0.2),
+                ..DemoLook::color(Color::srgb(1.0, 0.85, 0.2))
+            },
+            crate::billboard::Billboard::YAxisOnly,
+            Transform::from_xyz(0.0, 3.2, 0.0),
+            ChildOf(root),
+            Shared,
+        ));
+        // A sky that lights the scene (and is shown: the `Skybox`).
+        if let Ok(cube) = crate::assets::environment::equirect_to_cubemap(&sky_image()) {
+            let cube = images.add(cube);
+            commands.spawn((
+                Name::new("sky"),
+                bevy::light::GeneratedEnvironmentMapLight {
+                    environment_map: cube.clone(),
+                    intensity: SKY_INTENSITY,
+                    ..default()
+                },
+                bevy::light::Skybox {
+                    image: Some(cube),
+                    brightness: SKY_INTENSITY,
+                    ..default()
+                },
+                crate::mirror::Global,
+                Transform::default(),
+                ChildOf(root),
+                Shared,
+            ));
+        }
 
         let palette = [
             Color::srgb(0.95, 0.55, 0.1),

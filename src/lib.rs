@@ -3,6 +3,7 @@
 
 pub mod animation;
 pub mod assets;
+pub mod billboard;
 pub mod demo;
 #[cfg(feature = "render")]
 pub mod display;
@@ -28,8 +29,9 @@ pub mod prelude {
         NoodlesAnimator, NoodlesClip,
     };
     pub use crate::assets::{
-        AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer,
+        AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer, RawAssets,
     };
+    pub use crate::billboard::{Billboard, BillboardCamera, BillboardPlugin};
     pub use crate::auth::{AuthRefusal, AuthRequest, Authorizer, Principal};
     pub use crate::link::{
         AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,
@@ -37,7 +39,7 @@ pub mod prelude {
     pub use crate::mirror::{
         AssetRefusal, AuthorityClock, Global, LinkClosedPolicy, MirrorAppExt, MirrorComponent,
         MirrorConfig, MirrorError, MirrorFns, MirrorPlugin, MirrorStats, Mirrored,
-        MorphTargetWeights, Shared, SharedId, TimeSync,
+        MorphTargetWeights, RawComponents, Shared, SharedId, TimeSync, UnmappedPayloads,
     };
     pub use crate::net::{
         Grant, LinkClosed, LinkInbox, LinkOpened, LinkPermissions, LinkStatus, ListenerReady,

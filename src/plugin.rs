@@ -156,6 +156,7 @@ impl Plugin for NoodlesPlugin {
                 fetch: self.fetch.clone(),
             },
             crate::animation::AnimationPlugin,
+            crate::billboard::BillboardPlugin,
             ProposalsPlugin,
             RpcPlugin,
         ));

@@ -811,6 +811,9 @@ impl ProposalWorld for UpstreamWorld<'_> {
     fn component(&self, extension: u16, identifier: u16) -> Option<ComponentCheck<'_>> {
         self.registry
             .component(extension, identifier)
+            // A type this node only keeps as bytes cannot be proposed to it: it would not be
+            // shared on.
+            .filter(|(_, r)| !r.is_raw())
             .map(|(rule, r)| ComponentCheck {
                 rule,
                 name: r.name,

@@ -6,7 +6,8 @@ use std::marker::PhantomData;
 
 use bevy::asset::uuid::Uuid;
 use bevy::asset::{Handle, RenderAssetUsages};
-use bevy::color::{Color, LinearRgba, Srgba};
+use bevy::color::{Color, ColorToPacked, LinearRgba, Srgba};
+use bevy::math::Vec2;
 use bevy::image::{
     Image, ImageAddressMode, ImageFilterMode, ImageSampler, ImageSamplerBorderColor,
     ImageSamplerDescriptor,
@@ -1085,4 +1086,257 @@ fn image_table_index_out_of_range_is_refused() {
     let mut bad = asset;
     bad.base.flags = w::MatFlags::from_raw(bad.base.flags.raw() | (0x3 << 3));
     assert!(err_text(material_from_wire(&bad, &mut image_of)).contains("culling"));
+}
+
+/// Everything `ExtendedMaterial` can say, on a Bevy material.
+fn extended_material() -> StandardMaterial {
+    StandardMaterial {
+        metallic_roughness_texture: Some(handle(2)),
+        thickness: 0.75,
+        attenuation_distance: 2.5,
+        attenuation_color: Color::srgba_u8(200, 100, 50, 255),
+        thickness_texture: Some(handle(4)),
+        thickness_channel: UvChannel::Uv1,
+        diffuse_transmission: 0.25,
+        specular_transmission: 0.9,
+        diffuse_transmission_texture: Some(handle(5)),
+        specular_transmission_texture: Some(handle(6)),
+        specular_transmission_channel: UvChannel::Uv1,
+        clearcoat: 0.8,
+        clearcoat_perceptual_roughness: 0.15,
+        clearcoat_texture: Some(handle(7)),
+        clearcoat_roughness_texture: Some(handle(8)),
+        clearcoat_normal_texture: Some(handle(9)),
+        clearcoat_channel: UvChannel::Uv1,
+        clearcoat_roughness_channel: UvChannel::Uv1,
+        clearcoat_normal_channel: UvChannel::Uv1,
+        anisotropy_strength: 0.6,
+        anisotropy_rotation: 1.0,
+        anisotropy_texture: Some(handle(10)),
+        depth_map: Some(handle(11)),
+        parallax_depth_scale: 0.05,
+        max_parallax_layer_count: 32.0,
+        uv_transform: bevy::math::Affine2::from_scale_angle_translation(
+            Vec2::new(2.0, 0.5),
+            0.3,
+            Vec2::new(0.25, -0.5),
+        ),
+        emissive: LinearRgba::rgb(40.0, 8.0, 0.0),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn extended_material_round_trips() {
+    let m = extended_material();
+    let (asset, back) = material_through_wire(&m);
+    let w::MaybePBRMaterialExtended::ExtendedMaterial(ext) = asset.extension else {
+        panic!("extension expected");
+    };
+    let f = ext.flags;
+    for (name, flag) in [
+        ("thickness", f.has_thickness()),
+        ("thickness texture", f.has_thickness_texture()),
+        ("transmission", f.has_transmission()),
+        ("diffuse map", f.has_transmission_diffuse_texture()),
+        ("specular map", f.has_transmission_specular_texture()),
+        ("clearcoat", f.has_clearcoat()),
+        ("parallax", f.has_parallax()),
+        ("depth map", f.has_parallax_depth_map()),
+        ("anisotropy", f.has_anisotropy()),
+        ("anisotropy map", f.has_anisotropy_map()),
+        ("emission", f.has_emission()),
+        ("uv0", f.has_uv0_transform()),
+        ("uv1", f.has_uv1_transform()),
+    ] {
+        assert_eq!(flag, 1, "{name} flag");
+    }
+    assert_eq!(asset.table.0.len(), 9);
+    let q = 0.5 / 65535.0 + 1e-6;
+    assert_eq!(back.thickness, 0.75);
+    assert_eq!(back.attenuation_distance, 2.5);
+    assert_eq!(
+        back.attenuation_color.to_srgba().to_u8_array(),
+        [200, 100, 50, 255]
+    );
+    assert_eq!(back.thickness_texture, Some(handle(4)));
+    assert_eq!(back.thickness_channel, UvChannel::Uv1);
+    assert!(close(back.diffuse_transmission, 0.25, q));
+    assert!(close(back.specular_transmission, 0.9, q));
+    assert_eq!(back.diffuse_transmission_texture, Some(handle(5)));
+    assert_eq!(back.specular_transmission_texture, Some(handle(6)));
+    assert_eq!(back.specular_transmission_channel, UvChannel::Uv1);
+    assert!(close(back.clearcoat, 0.8, q));
+    assert!(close(back.clearcoat_perceptual_roughness, 0.15, q));
+    assert_eq!(back.clearcoat_texture, Some(handle(7)));
+    assert_eq!(back.clearcoat_roughness_texture, Some(handle(8)));
+    assert_eq!(back.clearcoat_normal_texture, Some(handle(9)));
+    assert_eq!(back.clearcoat_normal_channel, UvChannel::Uv1);
+    assert!(close(back.anisotropy_strength, 0.6, q));
+    assert!(
+        close(back.anisotropy_rotation, 1.0, std::f32::consts::TAU * q),
+        "{}",
+        back.anisotropy_rotation
+    );
+    assert_eq!(back.anisotropy_texture, Some(handle(10)));
+    assert_eq!(back.depth_map, Some(handle(11)));
+    assert_eq!(back.parallax_depth_scale, 0.05);
+    assert!(
+        (back.max_parallax_layer_count - 32.0).abs() <= 0.5 * 63.0 / 255.0 + 1e-4,
+        "{}",
+        back.max_parallax_layer_count
+    );
+    assert_eq!(back.uv_transform, m.uv_transform, "the UV transform is sent as f32");
+    assert_eq!(back.emissive, m.emissive, "emissive strength survives");
+    // Occlusion comes from the ORM texture.
+    assert_eq!(back.occlusion_texture, Some(handle(2)));
+}
+
+#[test]
+fn bad_extended_materials_are_refused_naming_the_field() {
+    let (good, _) = material_through_wire(&extended_material());
+    let w::MaybePBRMaterialExtended::ExtendedMaterial(ext) = good.extension else {
+        panic!("extension expected");
+    };
+    let with = |x: w::ExtendedMaterial| w::PBRMaterialAsset {
+        extension: w::MaybePBRMaterialExtended::ExtendedMaterial(x),
+        ..good.clone()
+    };
+    let mut nan = ext;
+    nan.parallax.depth_scale = f32::NAN.into();
+    let msg = err_text(material_from_wire(&with(nan), &mut image_of));
+    assert!(msg.contains("parallax.depth_scale"), "{msg}");
+    let mut inf = ext;
+    inf.uv1_transform.translate_x = f32::INFINITY.into();
+    let msg = err_text(material_from_wire(&with(inf), &mut image_of));
+    assert!(msg.contains("uv1_transform"), "{msg}");
+    let mut past = ext;
+    past.clearcoat.pack = past.clearcoat.pack.with_roughness_map(12);
+    let msg = err_text(material_from_wire(&with(past), &mut image_of));
+    assert!(msg.contains("clearcoat.pack.roughness_map"), "{msg}");
+    let mut past = ext;
+    past.clearcoat.pack = past.clearcoat.pack.with_amount_map(20);
+    let msg = err_text(material_from_wire(&with(past), &mut image_of));
+    assert!(msg.contains("clearcoat.pack.amount_map"), "{msg}");
+    let mut channel = ext;
+    channel.anisotropy.texture = channel.anisotropy.texture.with_channel(3);
+    let msg = err_text(material_from_wire(&with(channel), &mut image_of));
+    assert!(msg.contains("anisotropy.texture uses UV channel 3"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// WEBP and KTX2
+// ---------------------------------------------------------------------------------------------
+
+/// A 4x2 RGBA gradient.
+fn gradient() -> Vec<u8> {
+    (0..8u8)
+        .flat_map(|i| [i * 30, 255 - i * 30, i * 10, 200])
+        .collect()
+}
+
+#[test]
+fn lossless_webp_decodes_exactly() {
+    let pixels = gradient();
+    let mut webp = Vec::new();
+    ::image::codecs::webp::WebPEncoder::new_lossless(&mut webp)
+        .encode(&pixels, 4, 2, ::image::ExtendedColorType::Rgba8)
+        .unwrap();
+    let img = image_from_wire(&webp, w::ImageFlags::default()).unwrap();
+    assert_eq!(img.texture_descriptor.size.width, 4);
+    assert_eq!(img.texture_descriptor.format, TextureFormat::Rgba8UnormSrgb);
+    assert_eq!(img.data.as_deref(), Some(&pixels[..]));
+}
+
+/// A KTX2 file of one `R8G8B8A8_UNORM` level (vkFormat 37), `width` x `height` in its header,
+/// carrying `level` as the level's bytes (zstd-compressed when `zstd`).
+fn ktx2(width: u32, height: u32, level: &[u8], zstd: bool) -> Vec<u8> {
+    let stored = if zstd {
+        ruzstd::encoding::compress_to_vec(level, ruzstd::encoding::CompressionLevel::Fastest)
+    } else {
+        level.to_vec()
+    };
+    let mut f = vec![
+        0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A,
+    ];
+    // vkFormat, typeSize, width, height, depth, layers, faces, levels, supercompression.
+    for v in [37, 1, width, height, 0, 0, 1, 1, if zstd { 2 } else { 0 }] {
+        f.extend_from_slice(&u32::to_le_bytes(v));
+    }
+    // The data format descriptor: its total size, then one basic block for RGBA8 UNORM
+    // (4 samples of 8 bits).
+    let mut dfd = Vec::new();
+    let block_size = 24 + 16 * 4;
+    dfd.extend_from_slice(&(4 + block_size as u32).to_le_bytes());
+    dfd.extend_from_slice(&0u32.to_le_bytes()); // vendor 0, type 0
+    dfd.extend_from_slice(&(2u32 | ((block_size as u32) << 16)).to_le_bytes()); // version 2
+    dfd.extend_from_slice(&[1, 1, 1, 0]); // model RGBSDA, primaries BT709, linear, flags
+    dfd.extend_from_slice(&[0, 0, 0, 0]); // block dimensions 1x1x1x1 (minus one)
+    dfd.extend_from_slice(&[4, 0, 0, 0, 0, 0, 0, 0]); // 4 bytes per plane 0
+    for (i, channel) in [0u8, 1, 2, 15].into_iter().enumerate() {
+        let offset = (i * 8) as u16;
+        dfd.extend_from_slice(&offset.to_le_bytes());
+        dfd.push(7); // bit length - 1
+        dfd.push(channel);
+        dfd.extend_from_slice(&[0; 4]); // sample position
+        dfd.extend_from_slice(&0u32.to_le_bytes()); // lower
+        dfd.extend_from_slice(&255u32.to_le_bytes()); // upper
+    }
+    let dfd_offset = 80 + 24;
+    let data_offset = (dfd_offset + dfd.len()).next_multiple_of(16);
+    // Index: dfd offset/length, kvd offset/length, sgd offset/length.
+    for v in [dfd_offset as u32, dfd.len() as u32, 0, 0] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&[0; 16]);
+    // Level 0: offset, stored length, uncompressed length.
+    for v in [data_offset as u64, stored.len() as u64, level.len() as u64] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(&dfd);
+    f.resize(data_offset, 0);
+    f.extend_from_slice(&stored);
+    f
+}
+
+#[test]
+fn ktx2_plain_and_zstd_supercompressed_decode() {
+    let pixels = gradient();
+    let flags = w::ImageFlags::default().with_semantic(w::ImageSemantic::Linear);
+    for zstd in [false, true] {
+        let img = image_from_wire(&ktx2(4, 2, &pixels, zstd), flags)
+            .unwrap_or_else(|e| panic!("zstd {zstd}: {e}"));
+        assert_eq!(
+            (img.texture_descriptor.size.width, img.texture_descriptor.size.height),
+            (4, 2)
+        );
+        assert_eq!(img.texture_descriptor.format, TextureFormat::Rgba8Unorm);
+        assert_eq!(img.data.as_deref(), Some(&pixels[..]), "zstd {zstd}");
+    }
+}
+
+#[test]
+fn a_ktx2_that_lies_about_its_size_is_refused() {
+    // The header says 64x64 (16 KiB of pixels); the level holds 32 bytes.
+    let pixels = gradient();
+    for zstd in [false, true] {
+        let msg = err_text(image_from_wire(&ktx2(64, 64, &pixels, zstd), w::ImageFlags::default()));
+        assert!(msg.contains("KTX2"), "{msg}");
+        assert!(msg.contains("16384") || msg.contains("64x64"), "{msg}");
+    }
+    // A zstd bomb: 4x2 in the header, a level that inflates to 1 MiB (refused before Bevy's
+    // decoder allocates it).
+    let bomb = ktx2(4, 2, &vec![0u8; 1 << 20], true);
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let msg = err_text(image_from_wire(&bomb, w::ImageFlags::default()));
+    assert!(msg.contains("decompress to more than"), "{msg}");
+    // Basis Universal supercompression (scheme 1) is not decoded by this build: refused, named.
+    let mut basis = ktx2(4, 2, &pixels, false);
+    basis[44] = 1;
+    let msg = err_text(image_from_wire(&basis, w::ImageFlags::default()));
+    assert!(msg.contains("KTX2") && msg.contains("BasisLZ"), "{msg}");
+    // A KTX2 whose level runs past the end of the file.
+    let mut cut = ktx2(4, 2, &pixels, false);
+    cut.truncate(cut.len() - 8);
+    assert!(err_text(image_from_wire(&cut, w::ImageFlags::default())).contains("KTX2"));
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bevy::asset::RenderAssetUsages;
 use bevy::image::Image;
-use bevy::light::GeneratedEnvironmentMapLight;
+use bevy::light::{GeneratedEnvironmentMapLight, Skybox};
 use bevy::prelude::*;
 use bevy::render::render_resource::{
     Extent3d, TextureDimension, TextureFormat, TextureViewDimension,
@@ -244,10 +244,7 @@ fn environment_light_is_mirrored_with_its_cubemap() {
         );
     }
     let skies = down.world().resource::<ImportedEnvironments>();
-    assert_eq!(
-        skies.skybox_visible.get(&e.environment_map.id()),
-        Some(&false)
-    );
+    assert_eq!(skies.skies.get(&e.environment_map.id()), Some(&Sky::Hidden));
 
     // Unsharing deletes it on the Downstream.
     let mut q = up
@@ -267,4 +264,229 @@ fn environment_light_is_mirrored_with_its_cubemap() {
             q.iter(down.world()).next().is_none()
         },
     );
+}
+
+fn camera_sky(down: &App, cam: Entity) -> Option<Skybox> {
+    down.world().get::<Skybox>(cam).cloned()
+}
+
+#[test]
+fn every_camera_is_lit_by_the_mirrored_environment_and_shows_its_sky() {
+    let mut up = asset_app("env sky upstream");
+    let mut down = asset_app("env sky downstream");
+    let cube = up
+        .world_mut()
+        .resource_mut::<Assets<Image>>()
+        .add(face_cube(8, TextureFormat::Rgba16Float));
+    let rotation = Quat::from_rotation_y(0.3);
+    let source = up
+        .world_mut()
+        .spawn((
+            GeneratedEnvironmentMapLight {
+                environment_map: cube.clone(),
+                intensity: 800.0,
+                rotation,
+                ..default()
+            },
+            // The Upstream shows it as its sky: `is_skybox_visible`.
+            Skybox {
+                image: Some(cube),
+                brightness: 800.0,
+                rotation,
+            },
+            Shared,
+        ))
+        .id();
+    let cam = down.world_mut().spawn(Camera3d::default()).id();
+    let own_light = GeneratedEnvironmentMapLight {
+        intensity: 5.0,
+        ..default()
+    };
+    let app_lit = down
+        .world_mut()
+        .spawn((Camera3d::default(), own_light.clone()))
+        .id();
+    let opted_out = down
+        .world_mut()
+        .spawn((Camera3d::default(), NoMirroredEnvironment))
+        .id();
+    let url = listen(&mut up);
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the camera lit, with the sky",
+        |apps| camera_sky(apps[1], cam).is_some(),
+    );
+    let light = down
+        .world()
+        .get::<GeneratedEnvironmentMapLight>(cam)
+        .unwrap()
+        .clone();
+    // The wire's intensity is Bevy's cd/m² scale, unchanged, for the light and the sky.
+    assert_eq!(light.intensity, 800.0);
+    assert!(light.rotation.abs_diff_eq(rotation, 1e-6));
+    let sky = camera_sky(&down, cam).unwrap();
+    assert_eq!(sky.brightness, 800.0);
+    assert_eq!(sky.image.as_ref(), Some(&light.environment_map));
+    assert!(sky.rotation.abs_diff_eq(rotation, 1e-6));
+    assert_eq!(
+        down.world()
+            .get::<GeneratedEnvironmentMapLight>(app_lit)
+            .map(|l| l.intensity),
+        Some(own_light.intensity),
+        "a camera the app lit itself is left alone"
+    );
+    assert!(down.world().get::<EnvironmentFromUpstream>(app_lit).is_none());
+    assert!(camera_sky(&down, app_lit).is_none());
+    assert!(
+        down.world()
+            .get::<GeneratedEnvironmentMapLight>(opted_out)
+            .is_none()
+    );
+
+    // The Upstream hides its sky: the flag is re-sent, the sky goes, the light stays.
+    up.world_mut().entity_mut(source).remove::<Skybox>();
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the sky hidden",
+        |apps| camera_sky(apps[1], cam).is_none(),
+    );
+    assert!(
+        down.world()
+            .get::<GeneratedEnvironmentMapLight>(cam)
+            .is_some()
+    );
+    // The environment goes: so does the camera's light.
+    up.world_mut().entity_mut(source).remove::<Shared>();
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the camera's light removed",
+        |apps| {
+            apps[1]
+                .world()
+                .get::<GeneratedEnvironmentMapLight>(cam)
+                .is_none()
+        },
+    );
+}
+
+fn an_asset(ty: u16, id: u64) -> w::AnAsset {
+    w::AnAsset::new(
+        w::AssetTypeID::new(w::ExtensionID::new(0), ty),
+        w::AssetID::new(id),
+    )
+}
+
+fn modify(ty: u16, id: u64, body: Vec<u8>) -> w::ContentMessage {
+    w::ContentMessage::ContentModifyAsset(w::ContentModifyAsset {
+        an_asset: an_asset(ty, id),
+        content: w::Content(Bytes::from(body)),
+    })
+}
+
+/// Buffer `id` holding an equirectangular HDR image of `cube`, and image `id + 1` on it.
+fn equirect_assets(id: u64, cube: &Image) -> Vec<w::ContentMessage> {
+    let (hdr, flags) = environment_to_wire(cube).unwrap();
+    let len = hdr.len() as u64;
+    vec![
+        modify(
+            0,
+            id,
+            w::BufferAsset {
+                flags: w::BufferAssetFlags::default(),
+                source: w::BufferSource::InlineContent(w::InlineContent(Bytes::from(hdr))),
+            }
+            .encode()
+            .unwrap(),
+        ),
+        modify(
+            2,
+            id + 1,
+            w::ImageAsset {
+                view: w::BufferView::new(0, len, w::BufferAssetID::new(w::AssetID::new(id))),
+                flags,
+            }
+            .encode()
+            .unwrap(),
+        ),
+    ]
+}
+
+#[test]
+fn a_separate_sky_map_is_the_cameras_sky() {
+    let (mut up, mut down) = crate::common::linked_asset_apps("sky map");
+    let cam = down.world_mut().spawn(Camera3d::default()).id();
+    let mut content = equirect_assets(10, &face_cube(8, TextureFormat::Rgba16Float));
+    // The sky: a flat grey.
+    let grey = Image::new_fill(
+        Extent3d {
+            width: 4,
+            height: 4,
+            depth_or_array_layers: 6,
+        },
+        TextureDimension::D2,
+        &[128, 128, 128, 255],
+        TextureFormat::Rgba8Unorm,
+        RenderAssetUsages::default(),
+    );
+    content.extend(equirect_assets(20, &grey));
+    let env = w::EnvironmentAsset {
+        flags: w::EnvironmentFlags::default()
+            .with_format(w::EnvironmentFormat::Equirect)
+            .with_has_env_map(1)
+            .with_has_sky_map(1)
+            .with_is_skybox_visible(1),
+        table: w::EnvImageTable(vec![
+            w::ImageAssetID::new(w::AssetID::new(21)),
+            w::ImageAssetID::new(w::AssetID::new(11)),
+        ]),
+        env_map_index: 1,
+        sky_map_index: 0,
+    };
+    content.push(modify(1, 30, env.encode().unwrap()));
+    let component = w::EnvironmentComponent::new(
+        w::EnvironmentAssetID::new(w::AssetID::new(30)),
+        2.5,
+        w::UnitQuaternion::new(0.0, 0.0, 0.0, 1.0),
+    );
+    let mut pair = 7u64.to_le_bytes().to_vec();
+    pair.extend(component.encode().unwrap());
+    content.push(w::ContentMessage::ContentModifyComponents(
+        w::ContentModifyComponents {
+            component: w::ComponentTypeID::new(w::ExtensionID::new(0), 3),
+            count: 1,
+            content: w::Content(Bytes::from(pair)),
+        },
+    ));
+    crate::common::send_transaction(&mut up, content);
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the sky map on the camera",
+        |apps| {
+            camera_sky(apps[1], cam)
+                .and_then(|s| s.image)
+                .is_some_and(|h| apps[1].world().resource::<Assets<Image>>().contains(&h))
+        },
+    );
+    let light = down
+        .world()
+        .get::<GeneratedEnvironmentMapLight>(cam)
+        .unwrap()
+        .clone();
+    assert_eq!(light.intensity, 2.5);
+    let sky = camera_sky(&down, cam).unwrap().image.unwrap();
+    assert_ne!(sky, light.environment_map, "the sky is its own cubemap");
+    let images = down.world().resource::<Assets<Image>>();
+    let sky = images.get(&sky).unwrap();
+    assert_eq!(sky.texture_descriptor.size.depth_or_array_layers, 6);
+    // Grey everywhere (128/255 in linear terms, as Rgba8Unorm stores it).
+    let c = face_center(sky, 2);
+    assert!(close(c, [128.0 / 255.0; 3], 0.03), "{c:?}");
+    // The lighting map is the face cube, not the grey.
+    let lit = images.get(&light.environment_map).unwrap();
+    assert!(close(face_center(lit, 4), FACES[4], 0.03));
 }

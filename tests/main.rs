@@ -4,6 +4,7 @@ mod common;
 
 mod animation;
 mod asset_registry;
+mod billboard;
 mod assets;
 mod auth;
 mod environment;
@@ -14,6 +15,7 @@ mod morph;
 mod net;
 mod oob;
 mod proposals;
+mod raw;
 mod render;
 mod rpc;
 mod skin;

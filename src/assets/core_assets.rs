@@ -313,36 +313,59 @@ impl MirrorAsset for EnvironmentRule {
         link: Entity,
         id: u64,
     ) -> Result<AssetImported, String> {
-        let (light, _) = environment::environment_images(&a).map_err(|e| e.to_string())?;
-        let img = asset_handle(world, link, (0, asset_type::IMAGE), light)
-            .ok_or("this app has no image assets")?;
-        let Some(equirect) = world
-            .resource::<Assets<Image>>()
-            .get(img.id().typed::<Image>())
-        else {
-            // The image has not arrived yet.
+        let (light, sky) = environment::environment_images(&a).map_err(|e| e.to_string())?;
+        // The equirectangular image of `img`, once it arrived.
+        let equirect = |world: &mut World, img: u64| -> Result<Option<Image>, String> {
+            let h = asset_handle(world, link, (0, asset_type::IMAGE), img)
+                .ok_or("this app has no image assets")?;
+            Ok(world
+                .resource::<Assets<Image>>()
+                .get(h.id().typed::<Image>())
+                .cloned())
+        };
+        let Some(light_map) = equirect(world, light)? else {
             return Ok(AssetImported::Waiting);
         };
-        let len = equirect.data.as_ref().map_or(0, Vec::len);
-        let equirect = equirect.clone();
-        let skybox = a.flags.is_skybox_visible() != 0;
+        // A visible sky of its own (not the lighting map) is converted too.
+        let sky_map = match sky.filter(|s| *s != light) {
+            Some(s) => match equirect(world, s)? {
+                Some(img) => Some(img),
+                None => return Ok(AssetImported::Waiting),
+            },
+            None => None,
+        };
+        let sky = match (sky, &sky_map) {
+            (None, _) => environment::Sky::Hidden,
+            (Some(_), None) => environment::Sky::LightingMap,
+            (Some(_), Some(_)) => environment::Sky::Own(Handle::default()),
+        };
+        let len = [&light_map]
+            .into_iter()
+            .chain(sky_map.as_ref())
+            .map(|i| i.data.as_ref().map_or(0, Vec::len))
+            .sum();
         decode(
             world,
             (link, Self::IDENTIFIER, id),
             len,
-            move || environment::equirect_to_cubemap(&equirect).map_err(|e| e.to_string()),
-            move |world, cube| {
+            move || {
+                let cube = |i: &Image| environment::equirect_to_cubemap(i).map_err(|e| e.to_string());
+                Ok((cube(&light_map)?, sky_map.as_ref().map(cube).transpose()?))
+            },
+            move |world, (cube, sky_cube)| {
                 let h = asset_handle(world, link, (0, Self::IDENTIFIER), id)
                     .ok_or("this app has no image assets")?;
                 let key = h.id().typed::<Image>();
-                world
-                    .resource_mut::<Assets<Image>>()
-                    .insert(key, cube)
-                    .map_err(|e| e.to_string())?;
+                let mut images = world.resource_mut::<Assets<Image>>();
+                images.insert(key, cube).map_err(|e| e.to_string())?;
+                let sky = match (sky, sky_cube) {
+                    (environment::Sky::Own(_), Some(c)) => environment::Sky::Own(images.add(c)),
+                    (sky, _) => sky,
+                };
                 world
                     .get_resource_or_init::<environment::ImportedEnvironments>()
-                    .skybox_visible
-                    .insert(key, skybox);
+                    .skies
+                    .insert(key, sky);
                 Ok(AssetImported::Done)
             },
         )

@@ -19,22 +19,28 @@
 //! its top row is +Y. Cubemap faces are in wgpu order (+X, −X, +Y, −Y, +Z, −Z) and sampled the
 //! way Bevy samples environment maps (the lookup vector is the world direction with Z negated).
 //!
-//! Not mapped yet: a separate sky map and `is_skybox_visible` (Bevy's `Skybox` on the camera) are
-//! read on import and kept in [`ImportedEnvironments`], but not exported; prefiltered
-//! `EnvironmentMapLight` pairs on the Upstream are not exported (use
+//! On a Downstream, [`light_cameras`] lights every 3D camera with the mirrored environment and
+//! shows its sky (`is_skybox_visible`; the separate sky map when `has_sky_map`, else the
+//! lighting map) as the camera's [`Skybox`]: no app code needed. On the Upstream, a shared entity
+//! whose environment light has a [`Skybox`] too exports `is_skybox_visible`, with its lighting
+//! map as the sky (a `Skybox` image other than the lighting map is not exported as a sky map
+//! yet). Prefiltered `EnvironmentMapLight` pairs on the Upstream are not exported (use
 //! [`GeneratedEnvironmentMapLight`]).
+//!
+//! Intensity: see [`light_cameras`] (the wire value is Bevy's cd/m² scale, unchanged).
 //!
 //! Spec: `spec/core/assets/environment.jaw`, `spec/core/components/environment.jaw`.
 
 use std::collections::HashMap;
 use std::f32::consts::PI;
 
-use bevy::asset::{AssetId, RenderAssetUsages};
+use bevy::asset::{AssetId, Assets, Handle, RenderAssetUsages};
+use bevy::camera::Camera3d;
+use bevy::ecs::prelude::*;
 use bevy::color::{Color, LinearRgba};
 use bevy::image::{Image, ImageSampler};
-use bevy::light::GeneratedEnvironmentMapLight;
+use bevy::light::{EnvironmentMapLight, GeneratedEnvironmentMapLight, Skybox};
 use bevy::math::{Quat, Vec3};
-use bevy::prelude::Resource;
 use wgpu_types::{
     Extent3d, TextureDataOrder, TextureDimension, TextureFormat, TextureViewDescriptor,
     TextureViewDimension,
@@ -43,7 +49,7 @@ use wgpu_types::{
 use super::convert::AssetError;
 use super::sync::asset_type;
 use crate::codec as w;
-use crate::mirror::{EntityIds, EntityResolver, MirrorComponent, MirrorError};
+use crate::mirror::{EntityIds, EntityResolver, MirrorComponent, MirrorError, Mirrored};
 
 /// Largest cubemap face made by [`equirect_to_cubemap`] (Bevy filters the whole cubemap on the
 /// GPU every time it changes; 512 is plenty for lighting).
@@ -88,12 +94,125 @@ impl MirrorComponent for GeneratedEnvironmentMapLight {
     }
 }
 
+/// The sky an imported environment asks for (`is_skybox_visible`, `has_sky_map`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Sky {
+    /// No visible sky.
+    #[default]
+    Hidden,
+    /// The lighting cubemap itself is the visible sky.
+    LightingMap,
+    /// A sky map of its own, converted to this cubemap.
+    Own(Handle<Image>),
+}
+
 /// Downstream: what imported environment assets asked for beyond lighting.
 #[derive(Resource, Debug, Default)]
 pub struct ImportedEnvironments {
-    /// Environment cubemap → whether `is_skybox_visible` is set (the sky shown is the
-    /// environment cubemap; a separate sky map is not converted yet).
-    pub skybox_visible: HashMap<AssetId<Image>, bool>,
+    /// Environment cubemap → the sky it shows. Entries of cubemaps that no longer exist are
+    /// dropped (with their sky) every frame.
+    pub skies: HashMap<AssetId<Image>, Sky>,
+}
+
+impl ImportedEnvironments {
+    /// The skybox image shown with environment cubemap `cube`, if it asks for a visible sky.
+    pub fn sky_of(&self, cube: &Handle<Image>) -> Option<Handle<Image>> {
+        match self.skies.get(&cube.id())? {
+            Sky::Hidden => None,
+            Sky::LightingMap => Some(cube.clone()),
+            Sky::Own(h) => Some(h.clone()),
+        }
+    }
+}
+
+/// On a camera: do not light it with the Upstream's environment (see [`light_cameras`]).
+#[derive(Component, Debug, Clone, Copy, Default)]
+pub struct NoMirroredEnvironment;
+
+/// Marks a camera whose [`GeneratedEnvironmentMapLight`] and [`Skybox`] this plugin set from the
+/// Upstream's environment (and will update or remove).
+#[derive(Component, Debug, Clone, PartialEq)]
+pub struct EnvironmentFromUpstream {
+    /// The environment cubemap, intensity and rotation it was set from.
+    pub light: (Handle<Image>, f32, Quat),
+    /// The sky shown, if any.
+    pub sky: Option<Handle<Image>>,
+}
+
+fn light_key(l: &GeneratedEnvironmentMapLight) -> (Handle<Image>, f32, Quat) {
+    (l.environment_map.clone(), l.intensity, l.rotation)
+}
+
+type CameraEnvironment<'a> = (
+    Entity,
+    Option<&'a EnvironmentFromUpstream>,
+    Has<GeneratedEnvironmentMapLight>,
+    Has<EnvironmentMapLight>,
+    Has<Skybox>,
+);
+
+/// Downstream: every 3D camera is lit by the Upstream's environment (the mirrored
+/// [`GeneratedEnvironmentMapLight`] with the lowest `EntityID`), with the environment's sky as
+/// its [`Skybox`] when the environment asks for a visible one, without app code.
+///
+/// Units: the wire's `intensity` ("scalar multiplier for environment lighting") is Bevy's
+/// `GeneratedEnvironmentMapLight::intensity` and `Skybox::brightness` as is: a texel of value 1.0
+/// lights (and shows) as 1 cd/m² times `intensity`. The rotation is the component's.
+///
+/// Cameras the app lit itself (an environment or skybox without [`EnvironmentFromUpstream`]) and
+/// cameras marked [`NoMirroredEnvironment`] are left alone. When the environment goes, so do the
+/// camera components this set.
+pub fn light_cameras(
+    mut commands: Commands,
+    mirrored: Query<(&Mirrored, &GeneratedEnvironmentMapLight)>,
+    cameras: Query<CameraEnvironment, (With<Camera3d>, Without<NoMirroredEnvironment>)>,
+    images: Res<Assets<Image>>,
+    mut imported: ResMut<ImportedEnvironments>,
+) {
+    if !imported.skies.is_empty() {
+        imported.skies.retain(|cube, _| images.contains(*cube));
+    }
+    let want = mirrored
+        .iter()
+        .min_by_key(|(m, _)| m.id)
+        .map(|(_, light)| (light, imported.sky_of(&light.environment_map)));
+    for (cam, ours, has_light, has_prefiltered, has_sky) in &cameras {
+        if ours.is_none() && (has_light || has_prefiltered || has_sky) {
+            continue;
+        }
+        match &want {
+            Some((light, sky)) if ours.is_some_and(|o| o.light == light_key(light) && o.sky == *sky) => {}
+            Some((light, sky)) => {
+                // Bevy filters a `GeneratedEnvironmentMapLight` once into an
+                // `EnvironmentMapLight`: drop the one made from the previous environment.
+                let mut e = commands.entity(cam);
+                e.remove::<(EnvironmentMapLight, Skybox)>().insert((
+                    (*light).clone(),
+                    EnvironmentFromUpstream {
+                        light: light_key(light),
+                        sky: sky.clone(),
+                    },
+                ));
+                if let Some(image) = sky {
+                    e.insert(Skybox {
+                        image: Some(image.clone()),
+                        brightness: light.intensity,
+                        rotation: light.rotation,
+                    });
+                }
+            }
+            None => {
+                if ours.is_some() {
+                    commands.entity(cam).remove::<(
+                        GeneratedEnvironmentMapLight,
+                        EnvironmentMapLight,
+                        Skybox,
+                        EnvironmentFromUpstream,
+                    )>();
+                }
+            }
+        }
+    }
 }
 
 /// The world direction seen at equirectangular coordinates `u`, `v` (both in `0..=1`).

@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bevy::asset::UntypedAssetId;
-use bevy::light::GeneratedEnvironmentMapLight;
+use bevy::light::{GeneratedEnvironmentMapLight, Skybox};
 use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
 use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, Task};
@@ -120,9 +120,44 @@ pub struct AssetStats {
     /// Assets being decoded on the async compute pool (Downstream; see
     /// [`OFF_THREAD_BYTES`](super::OFF_THREAD_BYTES)).
     pub decoding: usize,
-    /// Assets received but not used: types this app registers no rule for, and Core types not
-    /// handled yet (animations and their samplers).
+    /// Assets received but not used: types this app registers no rule for, and Core types it
+    /// does not use (materials without `render`). Their bodies are kept in [`RawAssets`].
     pub ignored: u64,
+}
+
+/// Bodies of the assets this app does not turn into anything (see [`AssetStats::ignored`]),
+/// kept as received until the Upstream deletes them or the link closes: nothing received is
+/// lost, and code that wants them can decode them. Each body replaces the one before it under
+/// the same id, so what is kept is at most what the Upstream's world holds.
+#[derive(Resource, Debug, Default)]
+pub struct RawAssets {
+    bodies: HashMap<(Entity, (u16, u16), u64), Bytes>,
+}
+
+impl RawAssets {
+    /// The body of asset `id` of type `asset_type` from `link`.
+    pub fn get(&self, link: Entity, asset_type: (u16, u16), id: u64) -> Option<&Bytes> {
+        self.bodies.get(&(link, asset_type, id))
+    }
+
+    /// Every kept body: `(link, asset type, id)` and the bytes.
+    pub fn iter(&self) -> impl Iterator<Item = ((Entity, (u16, u16), u64), &Bytes)> {
+        self.bodies.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// How many bodies are kept.
+    pub fn len(&self) -> usize {
+        self.bodies.len()
+    }
+
+    /// Nothing kept.
+    pub fn is_empty(&self) -> bool {
+        self.bodies.is_empty()
+    }
+
+    pub(crate) fn forget_link(&mut self, link: Entity) {
+        self.bodies.retain(|(l, ..), _| *l != link);
+    }
 }
 
 impl AssetStats {
@@ -179,6 +214,8 @@ pub struct EnvironmentExport {
     modified: HashSet<UntypedAssetId>,
     /// Cubemaps being converted (equirectangular, HDR) on the async compute pool.
     encoding: HashMap<UntypedAssetId, export::Encoding>,
+    /// Exported cubemap → the `is_skybox_visible` flag it was sent with.
+    sky_visible: HashMap<UntypedAssetId, bool>,
 }
 
 impl EnvironmentExport {
@@ -224,6 +261,7 @@ pub(crate) fn export_environments(
         >,
         Query<&mut GeneratedEnvironmentMapLight, With<Shared>>,
     )>,
+    skyboxes: Query<(), (With<Shared>, With<Skybox>)>,
     oob: Option<Res<OobServer>>,
 ) {
     let oob = oob.as_deref();
@@ -242,6 +280,7 @@ pub(crate) fn export_environments(
         }
         env_export.waiting.remove(&key);
         env_export.encoding.remove(&key);
+        env_export.sky_visible.remove(&key);
         if let Some((env, image, buffer)) = env_export.exported.remove(&key) {
             out.delete_asset((0, asset_type::ENVIRONMENT, env));
             out.delete_asset((0, asset_type::IMAGE, image));
@@ -295,10 +334,14 @@ pub(crate) fn export_environments(
         let (env_id, image_id, buffer_id) =
             previous.unwrap_or_else(|| (export.allocate(), export.allocate(), export.allocate()));
         let view = whole_view(hdr.len(), buffer_id);
+        let visible = env_export
+            .users
+            .users_of(&key)
+            .any(|e| skyboxes.contains(e));
         let (Some(bbody), Ok(ibody), Ok(ebody)) = (
             buffer_body(hdr, buffer_id, oob),
             ImageAsset { view, flags }.encode_bytes(),
-            environment::environment_asset(image_id, false).encode_bytes(),
+            environment::environment_asset(image_id, visible).encode_bytes(),
         ) else {
             continue;
         };
@@ -308,6 +351,7 @@ pub(crate) fn export_environments(
         env_export
             .exported
             .insert(key, (env_id, image_id, buffer_id));
+        env_export.sky_visible.insert(key, visible);
         ids.export((0, asset_type::ENVIRONMENT), key, env_id);
         stats.exported += 1;
         // The entities using it send their component now that it has an id.
@@ -318,6 +362,19 @@ pub(crate) fn export_environments(
                     light.set_changed();
                 }
             }
+        }
+    }    // A `Skybox` added to (or removed from) a user re-sends the environment's body alone.
+    for (key, &(env_id, image_id, _)) in &env_export.exported {
+        let visible = env_export
+            .users
+            .users_of(key)
+            .any(|e| skyboxes.contains(e));
+        if env_export.sky_visible.get(key) == Some(&visible) {
+            continue;
+        }
+        if let Ok(body) = environment::environment_asset(image_id, visible).encode_bytes() {
+            out.modify_asset((0, asset_type::ENVIRONMENT, env_id), body);
+            env_export.sky_visible.insert(*key, visible);
         }
     }
 }
@@ -451,6 +508,23 @@ pub(crate) fn collect_decoded(world: &mut World) {
     }
 }
 
+/// A closed link's raw asset bodies go with it.
+fn forget_raw_assets(
+    mut closed: MessageReader<crate::net::LinkClosed>,
+    mut raw: ResMut<RawAssets>,
+) {
+    for c in closed.read() {
+        raw.forget_link(c.link);
+    }
+}
+
+fn keep_raw(world: &mut World, key: (Entity, (u16, u16), u64), body: Bytes) {
+    world
+        .get_resource_or_init::<RawAssets>()
+        .bodies
+        .insert(key, body);
+}
+
 /// Turn received asset bodies into this node's assets, each through the rule its type
 /// registered ([`MirrorAppExt::mirror_asset`]); bodies that wait for a buffer or an image are
 /// retried every frame. Types without a rule are counted as ignored.
@@ -469,8 +543,9 @@ pub(crate) fn import_assets(world: &mut World) {
             IncomingAsset::Modify(m) => {
                 let (ext, ty, id) = m.an_asset.key();
                 if registry.asset(ext, ty).is_none() {
-                    debug!("ignoring asset type ({ext}, {ty}): not handled by this app");
+                    debug!("asset type ({ext}, {ty}) is not handled by this app: kept as bytes");
                     world.resource_mut::<AssetStats>().ignored += 1;
+                    keep_raw(world, (link, (ext, ty), id), m.content.0);
                     continue;
                 }
                 work.push((link, (ext, ty), id, m.content.0));
@@ -484,6 +559,9 @@ pub(crate) fn import_assets(world: &mut World) {
                     .remove(&(link, (ext, ty), id));
                 if let Some((_, rule)) = registry.asset(ext, ty) {
                     (rule.delete)(world, link, id);
+                }
+                if let Some(mut raw) = world.get_resource_mut::<RawAssets>() {
+                    raw.bodies.remove(&(link, (ext, ty), id));
                 }
                 // Dropping our handle lets Bevy free the asset once no entity uses it.
                 world
@@ -521,11 +599,9 @@ pub(crate) fn import_assets(world: &mut World) {
             Ok(AssetImported::Waiting) => waiting.push((link, key, id, body)),
             Ok(AssetImported::Fetching | AssetImported::Decoding) => {}
             Ok(AssetImported::Ignored) => {
-                debug!(
-                    "ignoring {} asset {id}: not used by this app yet",
-                    rule.name
-                );
+                debug!("{} asset {id} is not used by this app: kept as bytes", rule.name);
                 world.resource_mut::<AssetStats>().ignored += 1;
+                keep_raw(world, (link, key, id), body);
             }
             Err(reason) => {
                 (rule.refused)(world, link, id, &reason.to_string());
@@ -553,6 +629,8 @@ pub(crate) fn build_import(app: &mut App) {
     super::core_assets::register(app);
     app.init_resource::<AssetStats>()
         .init_resource::<AssetImport>()
+        .init_resource::<RawAssets>()
+        .add_systems(PreUpdate, forget_raw_assets.in_set(NoodlesSystems::ApplyTransactions))
         .add_systems(
             PreUpdate,
             (collect_fetched_buffers, collect_decoded, import_assets)
@@ -602,6 +680,10 @@ pub(crate) fn build(app: &mut App) {
     }
     app.init_resource::<EnvironmentExport>()
         .init_resource::<environment::ImportedEnvironments>()
+        .add_systems(
+            PreUpdate,
+            environment::light_cameras.after(NoodlesSystems::ImportAssets),
+        )
         .mirror_component::<GeneratedEnvironmentMapLight>()
         .add_observer(
             |remove: On<Remove, Shared>, mut export: ResMut<EnvironmentExport>| {

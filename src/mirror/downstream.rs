@@ -274,7 +274,10 @@ fn apply_with(
                         (rule.apply)(world, link, &mut resolver, &m.content.0)?
                     }
                     None => {
-                        debug!("ignoring component type ({ext}, {id}): not mirrored by this app")
+                        debug!(
+                            "component type ({ext}, {id}) has no known layout here: its payload is kept whole on the link"
+                        );
+                        super::raw::keep_payload(world, link, (ext, id), &m.content.0);
                     }
                 }
             }

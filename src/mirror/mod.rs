@@ -16,6 +16,7 @@
 mod asset_ids;
 mod core_components;
 mod downstream;
+mod raw;
 mod registry;
 mod upstream;
 
@@ -34,6 +35,7 @@ pub use registry::{
     EntityResolver, MirrorAppExt, MirrorAsset, MirrorComponent, MirrorFns, RefusalReason, Refused,
 };
 pub(crate) use upstream::send_tick;
+pub use raw::{RawComponent, RawComponents, UnmappedPayloads};
 pub use upstream::{MirrorStats, Outgoing};
 
 use crate::codec::{AnAsset, ContentModifyAsset};
@@ -321,6 +323,9 @@ impl Plugin for MirrorPlugin {
                 ),
             );
         core_components::register(app);
+        // After the Core mappings: the types still unmapped are kept as bytes until a feature
+        // registers their mapping.
+        raw::register_core(app);
     }
 }
 

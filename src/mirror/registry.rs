@@ -289,6 +289,10 @@ impl<C: Component, W: Wire + crate::codec::VisitIds + 'static> Mapping for Mirro
 #[derive(Clone)]
 pub struct ComponentRule {
     pub(crate) name: &'static str,
+    /// The name of the wire type (`"TransformComponent"`).
+    pub(crate) wire_name: &'static str,
+    /// Kept as bytes in [`RawComponents`](super::RawComponents), not mapped to a Bevy component.
+    pub(crate) raw: bool,
     pub(crate) extension: u16,
     pub(crate) identifier: u16,
     /// Check a `ContentModifyComponents` payload without applying it; returns the pair count.
@@ -303,6 +307,8 @@ pub struct ComponentRule {
     /// visitor and every id inside the value (wire order) to the second; both may rewrite them.
     /// Proposals use it to check and remap patch-local ids.
     pub(crate) visit_ids: Arc<VisitIdsFn>,
+    /// Whether an entity carries the component.
+    pub(crate) has: fn(&World, Entity, (u16, u16)) -> bool,
 }
 
 impl ComponentRule {
@@ -314,6 +320,22 @@ impl ComponentRule {
     /// `(extension, identifier)` of the component type.
     pub fn key(&self) -> (u16, u16) {
         (self.extension, self.identifier)
+    }
+
+    /// The name of the wire type (`"TransformComponent"`).
+    pub fn wire_name(&self) -> &'static str {
+        self.wire_name
+    }
+
+    /// Whether values of this type are kept as bytes in [`RawComponents`](super::RawComponents)
+    /// (no Bevy component maps it in this app).
+    pub fn is_raw(&self) -> bool {
+        self.raw
+    }
+
+    /// Whether `entity` carries this component type (mapped, or kept raw).
+    pub fn has(&self, world: &World, entity: Entity) -> bool {
+        (self.has)(world, entity, self.key())
     }
 
     /// The wire bytes of the component on `entity`, encoded in the namespace the entity lives in
@@ -587,6 +609,16 @@ pub trait MirrorAppExt {
     ) -> &mut Self;
     /// Mirror asset type `T`: received bodies are imported through it, proposed ones checked.
     fn mirror_asset<T: MirrorAsset>(&mut self) -> &mut Self;
+    /// Keep values of component type `(extension, identifier)`, whose wire type is `W`, as bytes
+    /// in [`RawComponents`](super::RawComponents) on the entities they arrive for, as long as no
+    /// Bevy component maps the type (a mapping registered before or after this call wins). Every
+    /// Core type is declared so by the plugin; declare your extension's types, so that a node
+    /// without their mapping still validates, keeps and shows them.
+    fn keep_raw_component<W: Wire + crate::codec::VisitIds + 'static>(
+        &mut self,
+        extension: u16,
+        identifier: u16,
+    ) -> &mut Self;
 }
 
 impl MirrorAppExt for App {
@@ -624,6 +656,47 @@ impl MirrorAppExt for App {
         register(self, Own::<T>::new())
     }
 
+    fn keep_raw_component<W: Wire + crate::codec::VisitIds + 'static>(
+        &mut self,
+        extension: u16,
+        identifier: u16,
+    ) -> &mut Self {
+        let key = (extension, identifier);
+        let mut registry = self.world_mut().get_resource_or_init::<ComponentRegistry>();
+        if registry.by_id.contains_key(&key) {
+            return self;
+        }
+        let name = super::raw::wire_name::<W>();
+        let index = registry.rules.len();
+        registry.rules.push(ComponentRule {
+            name,
+            wire_name: name,
+            raw: true,
+            extension,
+            identifier,
+            validate: validate_pairs::<W>,
+            apply: Arc::new(move |world, _link, resolve, bytes| {
+                super::raw::keep_values::<W>(world, key, resolve, bytes).map_err(|error| {
+                    MirrorError::Decode {
+                        component: name,
+                        index: 0,
+                        error,
+                    }
+                })
+            }),
+            remove: Arc::new(move |world, e| super::raw::remove_value(world, e, key)),
+            encode_one: Arc::new(move |world, e| super::raw::kept_value(world, e, key)),
+            visit_ids: Arc::new(noodles2::proposal::visit_pair_ids::<W>),
+            has: |world, e, key| {
+                world
+                    .get::<super::RawComponents>(e)
+                    .is_some_and(|r| r.get(key.0, key.1).is_some())
+            },
+        });
+        registry.by_id.insert(key, index);
+        self
+    }
+
     fn mirror_component_with<C: Component, W: Wire + crate::codec::VisitIds + 'static>(
         &mut self,
         fns: MirrorFns<C, W>,
@@ -637,15 +710,21 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
     let key = m.key();
     let name = std::any::type_name::<M::C>();
     let mut registry = app.world_mut().get_resource_or_init::<ComponentRegistry>();
-    if registry.by_id.contains_key(&key) {
-        warn!(
-            "component type {key:?} ({name}) is already mirrored; ignoring the second registration",
-        );
-        return app;
-    }
-    let index = registry.rules.len();
-    registry.rules.push(ComponentRule {
+    // A mapping replaces a raw rule of its type in place (see `keep_raw_component`).
+    let replaces = match registry.component(key.0, key.1) {
+        Some((i, rule)) if rule.raw => Some(i),
+        Some(_) => {
+            warn!(
+                "component type {key:?} ({name}) is already mirrored; ignoring the second registration",
+            );
+            return app;
+        }
+        None => None,
+    };
+    let rule = ComponentRule {
         name,
+        wire_name: super::raw::wire_name::<M::W>(),
+        raw: false,
         extension: key.0,
         identifier: key.1,
         validate: validate_pairs::<M::W>,
@@ -659,8 +738,16 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
         }),
         encode_one: Arc::new(move |world, e| encode_one(m, world, e)),
         visit_ids: Arc::new(noodles2::proposal::visit_pair_ids::<M::W>),
-    });
-    registry.by_id.insert(key, index);
+        has: |world, e, _| world.get::<M::C>(e).is_some(),
+    };
+    match replaces {
+        Some(i) => registry.rules[i] = rule,
+        None => {
+            let index = registry.rules.len();
+            registry.rules.push(rule);
+            registry.by_id.insert(key, index);
+        }
+    }
     app.world_mut()
         .get_resource_or_init::<Outgoing>()
         .register(key);

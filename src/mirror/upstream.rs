@@ -155,6 +155,12 @@ pub struct MirrorStats {
     pub transactions_sent: u64,
     /// Transactions applied in total (Downstream).
     pub transactions_applied: u64,
+    /// Received component values kept as bytes in [`RawComponents`](super::RawComponents)
+    /// (types no Bevy component maps in this app), in total (Downstream).
+    pub raw_values: u64,
+    /// Received payloads of component types of unknown layout, kept whole in
+    /// [`UnmappedPayloads`](super::UnmappedPayloads), in total (Downstream).
+    pub unmapped_payloads: u64,
 }
 
 /// A new shared entity gets its canonical id.

@@ -21,7 +21,10 @@ mod skin;
 pub use environment::environment_images;
 #[cfg(feature = "image")]
 pub use image::{Container, ImageHeader, check_image};
-pub use material::{DecodedMaterial, TextureRef, decode_material, from_unorm16, ior_from_wire};
+pub use material::{
+    DecodedAnisotropy, DecodedClearcoat, DecodedMaterial, DecodedParallax, DecodedThickness,
+    DecodedTransmission, TextureRef, decode_material, from_unorm16, ior_from_wire,
+};
 pub use mesh::{
     DecodedMesh, DecodedMorphTarget, Influences, MORPH_MEMORY_FACTOR, MeshIndices,
     WEIGHT_SUM_TOLERANCE, decode_mesh,
@@ -278,6 +281,14 @@ pub enum AssetError {
         index: u8,
         /// The number of entries in the image table.
         table_len: usize,
+    },
+    /// A material's float field is NaN or infinite.
+    #[error("material: {field} is {value}, not a finite number")]
+    NotFinite {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: f32,
     },
     /// A texture reference names a UV channel other than 0 or 1.
     #[error("material: {field} uses UV channel {channel}, only 0 and 1 exist")]
