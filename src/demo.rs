@@ -126,11 +126,6 @@ fn paint_demo(
                     thickness: if look.transmission > 0.0 { 0.5 } else { 0.0 },
                     clearcoat: look.clearcoat,
                     clearcoat_perceptual_roughness: 0.1,
-                    alpha_mode: if look.transmission > 0.0 {
-                        AlphaMode::Blend
-                    } else {
-                        AlphaMode::Opaque
-                    },
                     ..default()
                 });
                 made.push((look.clone(), h.clone()));
@@ -142,7 +137,7 @@ fn paint_demo(
 }
 
 /// The demo sky's brightness (cd/m² per unit of its texels).
-pub const SKY_INTENSITY: f32 = 1500.0;
+pub const SKY_INTENSITY: f32 = 700.0;
 
 /// A 64×32 equirectangular sky: deep blue above, pale at the horizon, dark earth below (sRGB).
 pub fn sky_image() -> Image {
@@ -299,7 +294,7 @@ fn spawn_demo(
                 roughness: 0.05,
                 ..DemoLook::color(Color::srgb(0.8, 0.95, 1.0))
             },
-            Transform::from_xyz(-2.0, 0.5, -2.5),
+            Transform::from_xyz(-1.8, 0.5, 2.8),
             ChildOf(root),
             Shared,
         ));
@@ -312,7 +307,7 @@ fn spawn_demo(
                 roughness: 0.6,
                 ..DemoLook::color(Color::srgb(0.7, 0.05, 0.3))
             },
-            Transform::from_xyz(2.0, 0.5, 2.5),
+            Transform::from_xyz(2.2, 0.5, 2.2),
             ChildOf(root),
             Shared,
         ));

@@ -171,21 +171,16 @@ fn viewer_renders_the_demo_scene() {
     // The picture (640x480): the viewer frames the scene from above at an angle, so the 12x12
     // grey ground is a wide diamond from x ≈ 72 to 568 and y ≈ 117 to 347; the checkered cube
     // stands in the middle with the red sphere on top (≈ 318, 128), the green torus on the left
-    // (≈ 210, 160), the pale blue pillar on the right (≈ 445, 178); above and below the ground is
-    // the viewer's clear color; the status text is in the top-left corner. Regions are means over
+    // (≈ 210, 160), the pale blue pillar on the right (≈ 445, 178); around the ground is the demo's
+    // sky (its earth-brown lower half, seen from above), which the library put on the viewer's
+    // camera as its `Skybox` (without it: the viewer's clear color, sRGB (20, 23, 28)); the status
+    // text is in the top-left corner. The sky's light (an environment map) also lights every
+    // object, so colors are less saturated than under the lamps alone. Regions are means over
     // small rectangles, with tolerances wide enough for framing and lighting to move a little.
+    let sky = |c: [f32; 3]| c[0] > 40.0 && c[0] > c[2] + 8.0 && c[1] > c[2];
     let checks: [Check; 5] = [
-        // sRGB (0.08, 0.09, 0.11) ≈ (20, 23, 28)
-        ("background, top right", [0.75, 0.03, 0.97, 0.2], |c| {
-            c.iter()
-                .zip([20.0, 23.0, 28.0])
-                .all(|(a, b)| (a - b).abs() < 8.0)
-        }),
-        ("background, bottom left", [0.02, 0.85, 0.15, 0.97], |c| {
-            c.iter()
-                .zip([20.0, 23.0, 28.0])
-                .all(|(a, b)| (a - b).abs() < 8.0)
-        }),
+        ("sky, top right", [0.75, 0.03, 0.97, 0.2], sky),
+        ("sky, bottom left", [0.02, 0.85, 0.15, 0.97], sky),
         (
             "ground, in front of the cube",
             [0.44, 0.55, 0.56, 0.62],
@@ -194,14 +189,14 @@ fn viewer_renders_the_demo_scene() {
                     c.iter().cloned().fold(f32::MAX, f32::min),
                     c.iter().cloned().fold(0.0, f32::max),
                 );
-                lo > 60.0 && hi < 220.0 && hi - lo < 30.0
+                lo > 60.0 && hi < 220.0 && hi - lo < 40.0
             },
         ),
         ("red sphere", [0.49, 0.26, 0.505, 0.275], |c| {
-            c[0] > 110.0 && c[0] > 2.5 * c[1] && c[0] > 2.5 * c[2]
+            c[0] > 110.0 && c[0] > 1.6 * c[1] && c[0] > 1.6 * c[2]
         }),
         ("green torus", [0.306, 0.323, 0.331, 0.344], |c| {
-            c[1] > 90.0 && c[1] > 1.4 * c[0] && c[1] > 1.4 * c[2]
+            c[1] > 80.0 && c[1] > 1.15 * c[0] && c[1] > 1.1 * c[2]
         }),
     ];
     let mut failed = Vec::new();
