@@ -147,11 +147,7 @@ pub fn sky_image() -> Image {
         let v = (y as f32 + 0.5) / h as f32; // 0 at the zenith, 1 at the nadir
         let [r, g, b] = if v < 0.5 {
             let t = v / 0.5;
-            [
-                30.0 + t * 170.0,
-                80.0 + t * 140.0,
-                180.0 + t * 60.0,
-            ]
+            [30.0 + t * 170.0, 80.0 + t * 140.0, 180.0 + t * 60.0]
         } else {
             let t = (v - 0.5) / 0.5;
             [90.0 - t * 50.0, 80.0 - t * 45.0, 70.0 - t * 40.0]

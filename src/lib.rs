@@ -31,8 +31,8 @@ pub mod prelude {
     pub use crate::assets::{
         AssetStats, AssetsPlugin, FetchConfig, OobConfig, OobProgress, OobServer, RawAssets,
     };
-    pub use crate::billboard::{Billboard, BillboardCamera, BillboardPlugin};
     pub use crate::auth::{AuthRefusal, AuthRequest, Authorizer, Principal};
+    pub use crate::billboard::{Billboard, BillboardCamera, BillboardPlugin};
     pub use crate::link::{
         AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,
     };

@@ -7,12 +7,12 @@ use std::marker::PhantomData;
 use bevy::asset::uuid::Uuid;
 use bevy::asset::{Handle, RenderAssetUsages};
 use bevy::color::{Color, ColorToPacked, LinearRgba, Srgba};
-use bevy::math::Vec2;
 use bevy::image::{
     Image, ImageAddressMode, ImageFilterMode, ImageSampler, ImageSamplerBorderColor,
     ImageSamplerDescriptor,
 };
 use bevy::material::AlphaMode;
+use bevy::math::Vec2;
 use bevy::math::primitives::{Cuboid, Sphere};
 use bevy::mesh::{
     Indices, Mesh, MeshBuilder, Meshable, PrimitiveTopology, UvChannel, VertexAttributeValues,
@@ -1186,7 +1186,10 @@ fn extended_material_round_trips() {
         "{}",
         back.max_parallax_layer_count
     );
-    assert_eq!(back.uv_transform, m.uv_transform, "the UV transform is sent as f32");
+    assert_eq!(
+        back.uv_transform, m.uv_transform,
+        "the UV transform is sent as f32"
+    );
     assert_eq!(back.emissive, m.emissive, "emissive strength survives");
     // Occlusion comes from the ORM texture.
     assert_eq!(back.occlusion_texture, Some(handle(2)));
@@ -1221,7 +1224,10 @@ fn bad_extended_materials_are_refused_naming_the_field() {
     let mut channel = ext;
     channel.anisotropy.texture = channel.anisotropy.texture.with_channel(3);
     let msg = err_text(material_from_wire(&with(channel), &mut image_of));
-    assert!(msg.contains("anisotropy.texture uses UV channel 3"), "{msg}");
+    assert!(
+        msg.contains("anisotropy.texture uses UV channel 3"),
+        "{msg}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1307,7 +1313,10 @@ fn ktx2_plain_and_zstd_supercompressed_decode() {
         let img = image_from_wire(&ktx2(4, 2, &pixels, zstd), flags)
             .unwrap_or_else(|e| panic!("zstd {zstd}: {e}"));
         assert_eq!(
-            (img.texture_descriptor.size.width, img.texture_descriptor.size.height),
+            (
+                img.texture_descriptor.size.width,
+                img.texture_descriptor.size.height
+            ),
             (4, 2)
         );
         assert_eq!(img.texture_descriptor.format, TextureFormat::Rgba8Unorm);
@@ -1320,7 +1329,10 @@ fn a_ktx2_that_lies_about_its_size_is_refused() {
     // The header says 64x64 (16 KiB of pixels); the level holds 32 bytes.
     let pixels = gradient();
     for zstd in [false, true] {
-        let msg = err_text(image_from_wire(&ktx2(64, 64, &pixels, zstd), w::ImageFlags::default()));
+        let msg = err_text(image_from_wire(
+            &ktx2(64, 64, &pixels, zstd),
+            w::ImageFlags::default(),
+        ));
         assert!(msg.contains("KTX2"), "{msg}");
         assert!(msg.contains("16384") || msg.contains("64x64"), "{msg}");
     }

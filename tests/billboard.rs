@@ -85,7 +85,11 @@ fn a_billboard_and_its_children_face_the_camera() {
         .insert(Transform::from_xyz(-6.0, 1.0, 0.5).looking_at(Vec3::ZERO, Vec3::Y));
     app.update();
     let cam_rotation = global(&app, cam).rotation();
-    assert!(global(&app, full).rotation().abs_diff_eq(cam_rotation, 1e-5));
+    assert!(
+        global(&app, full)
+            .rotation()
+            .abs_diff_eq(cam_rotation, 1e-5)
+    );
     // The Transform (what is mirrored) was never touched.
     assert_eq!(
         app.world().get::<Transform>(full).unwrap().rotation,
@@ -139,8 +143,14 @@ fn billboards_are_mirrored() {
     );
     let ma = mirror_of(&up, &mut down, a).unwrap();
     let mb = mirror_of(&up, &mut down, b).unwrap();
-    assert_eq!(down.world().get::<Billboard>(ma), Some(&Billboard::YAxisOnly));
-    assert_eq!(down.world().get::<Billboard>(mb), Some(&Billboard::FaceCamera));
+    assert_eq!(
+        down.world().get::<Billboard>(ma),
+        Some(&Billboard::YAxisOnly)
+    );
+    assert_eq!(
+        down.world().get::<Billboard>(mb),
+        Some(&Billboard::FaceCamera)
+    );
     up.world_mut().entity_mut(a).remove::<Billboard>();
     run_until(
         &mut [&mut up, &mut down],

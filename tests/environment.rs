@@ -337,7 +337,11 @@ fn every_camera_is_lit_by_the_mirrored_environment_and_shows_its_sky() {
         Some(own_light.intensity),
         "a camera the app lit itself is left alone"
     );
-    assert!(down.world().get::<EnvironmentFromUpstream>(app_lit).is_none());
+    assert!(
+        down.world()
+            .get::<EnvironmentFromUpstream>(app_lit)
+            .is_none()
+    );
     assert!(camera_sky(&down, app_lit).is_none());
     assert!(
         down.world()

@@ -4,9 +4,9 @@ mod common;
 
 mod animation;
 mod asset_registry;
-mod billboard;
 mod assets;
 mod auth;
+mod billboard;
 mod environment;
 mod export;
 mod load;

@@ -79,7 +79,10 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
     .unwrap();
     send_transaction(
         &mut up,
-        vec![modify(0, 14, &[(5, mesh.clone())]), modify(0, 4, &[(5, inst.clone()), (6, inst)])],
+        vec![
+            modify(0, 14, &[(5, mesh.clone())]),
+            modify(0, 4, &[(5, inst.clone()), (6, inst)]),
+        ],
     );
     run_until(
         &mut [&mut up, &mut down],
@@ -155,7 +158,10 @@ fn an_extension_component_without_a_mapping_is_kept() {
         unreachable!()
     };
     let payload = m.content.0.clone();
-    send_transaction(&mut up, vec![modify(EXT, 1, &[(3, score.clone())]), unknown]);
+    send_transaction(
+        &mut up,
+        vec![modify(EXT, 1, &[(3, score.clone())]), unknown],
+    );
     run_until(
         &mut [&mut up, &mut down],
         Duration::from_secs(20),

@@ -793,7 +793,9 @@ fn check_pixel_data(image: &Image) -> Result<(), String> {
     let format = desc.format;
     let (bw, bh) = format.block_dimensions();
     let Some(block) = format.block_copy_size(None) else {
-        return Err(format!("texture format {format:?} has no single block size"));
+        return Err(format!(
+            "texture format {format:?} has no single block size"
+        ));
     };
     let layers = u64::from(desc.size.depth_or_array_layers.max(1));
     let volume = desc.dimension == TextureDimension::D3;
@@ -802,7 +804,11 @@ fn check_pixel_data(image: &Image) -> Result<(), String> {
         let w = u64::from((desc.size.width >> level).max(1));
         let h = u64::from((desc.size.height >> level).max(1));
         // A volume's depth shrinks with its mips; array layers do not.
-        let layers = if volume { (layers >> level).max(1) } else { layers };
+        let layers = if volume {
+            (layers >> level).max(1)
+        } else {
+            layers
+        };
         let blocks = w.div_ceil(u64::from(bw)) * h.div_ceil(u64::from(bh));
         expected = expected.saturating_add(blocks * u64::from(block) * layers);
     }

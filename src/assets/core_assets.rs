@@ -349,7 +349,8 @@ impl MirrorAsset for EnvironmentRule {
             (link, Self::IDENTIFIER, id),
             len,
             move || {
-                let cube = |i: &Image| environment::equirect_to_cubemap(i).map_err(|e| e.to_string());
+                let cube =
+                    |i: &Image| environment::equirect_to_cubemap(i).map_err(|e| e.to_string());
                 Ok((cube(&light_map)?, sky_map.as_ref().map(cube).transpose()?))
             },
             move |world, (cube, sky_cube)| {

@@ -36,8 +36,8 @@ use std::f32::consts::PI;
 
 use bevy::asset::{AssetId, Assets, Handle, RenderAssetUsages};
 use bevy::camera::Camera3d;
-use bevy::ecs::prelude::*;
 use bevy::color::{Color, LinearRgba};
+use bevy::ecs::prelude::*;
 use bevy::image::{Image, ImageSampler};
 use bevy::light::{EnvironmentMapLight, GeneratedEnvironmentMapLight, Skybox};
 use bevy::math::{Quat, Vec3};
@@ -181,7 +181,8 @@ pub fn light_cameras(
             continue;
         }
         match &want {
-            Some((light, sky)) if ours.is_some_and(|o| o.light == light_key(light) && o.sky == *sky) => {}
+            Some((light, sky))
+                if ours.is_some_and(|o| o.light == light_key(light) && o.sky == *sky) => {}
             Some((light, sky)) => {
                 // Bevy filters a `GeneratedEnvironmentMapLight` once into an
                 // `EnvironmentMapLight`: drop the one made from the previous environment.

@@ -363,12 +363,9 @@ pub(crate) fn export_environments(
                 }
             }
         }
-    }    // A `Skybox` added to (or removed from) a user re-sends the environment's body alone.
+    } // A `Skybox` added to (or removed from) a user re-sends the environment's body alone.
     for (key, &(env_id, image_id, _)) in &env_export.exported {
-        let visible = env_export
-            .users
-            .users_of(key)
-            .any(|e| skyboxes.contains(e));
+        let visible = env_export.users.users_of(key).any(|e| skyboxes.contains(e));
         if env_export.sky_visible.get(key) == Some(&visible) {
             continue;
         }
@@ -599,7 +596,10 @@ pub(crate) fn import_assets(world: &mut World) {
             Ok(AssetImported::Waiting) => waiting.push((link, key, id, body)),
             Ok(AssetImported::Fetching | AssetImported::Decoding) => {}
             Ok(AssetImported::Ignored) => {
-                debug!("{} asset {id} is not used by this app: kept as bytes", rule.name);
+                debug!(
+                    "{} asset {id} is not used by this app: kept as bytes",
+                    rule.name
+                );
                 world.resource_mut::<AssetStats>().ignored += 1;
                 keep_raw(world, (link, key, id), body);
             }
@@ -630,7 +630,10 @@ pub(crate) fn build_import(app: &mut App) {
     app.init_resource::<AssetStats>()
         .init_resource::<AssetImport>()
         .init_resource::<RawAssets>()
-        .add_systems(PreUpdate, forget_raw_assets.in_set(NoodlesSystems::ApplyTransactions))
+        .add_systems(
+            PreUpdate,
+            forget_raw_assets.in_set(NoodlesSystems::ApplyTransactions),
+        )
         .add_systems(
             PreUpdate,
             (collect_fetched_buffers, collect_decoded, import_assets)

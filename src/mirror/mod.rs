@@ -30,12 +30,12 @@ pub use asset_ids::{AssetIdMap, ReserveFn, UpgradeFn, asset_handle, reserve_impo
 pub use core_components::{AuthorityClock, Global, MorphTargetWeights, TimeSync};
 pub(crate) use downstream::detach_and_despawn;
 pub use downstream::{LinkClosedPolicy, MirrorError};
+pub use raw::{RawComponent, RawComponents, UnmappedPayloads};
 pub use registry::{
     AssetImported, AssetRefusal, AssetRule, ComponentRegistry, ComponentRule, EntityIds,
     EntityResolver, MirrorAppExt, MirrorAsset, MirrorComponent, MirrorFns, RefusalReason, Refused,
 };
 pub(crate) use upstream::send_tick;
-pub use raw::{RawComponent, RawComponents, UnmappedPayloads};
 pub use upstream::{MirrorStats, Outgoing};
 
 use crate::codec::{AnAsset, ContentModifyAsset};

@@ -149,7 +149,10 @@ fn finite(field: &'static str, value: f32) -> Result<f32, AssetError> {
 
 fn affine(field: &'static str, a: &w::Affine2) -> Result<([f32; 4], [f32; 2]), AssetError> {
     let m = a.rotation_scale.map(|v| v.get());
-    for v in m.into_iter().chain([a.translate_x.get(), a.translate_y.get()]) {
+    for v in m
+        .into_iter()
+        .chain([a.translate_x.get(), a.translate_y.get()])
+    {
         finite(field, v)?;
     }
     Ok((m, [a.translate_x.get(), a.translate_y.get()]))
@@ -297,7 +300,11 @@ pub fn decode_material(asset: &w::PBRMaterialAsset) -> Result<DecodedMaterial, A
             m.clearcoat = Some(DecodedClearcoat {
                 amount: from_unorm16(c.amount),
                 roughness: from_unorm16(c.roughness),
-                amount_map: coat_map(p.has_amount_map(), "clearcoat.pack.amount_map", amount_index)?,
+                amount_map: coat_map(
+                    p.has_amount_map(),
+                    "clearcoat.pack.amount_map",
+                    amount_index,
+                )?,
                 roughness_map: coat_map(
                     p.has_roughness_map(),
                     "clearcoat.pack.roughness_map",
@@ -324,7 +331,11 @@ pub fn decode_material(asset: &w::PBRMaterialAsset) -> Result<DecodedMaterial, A
                 depth_bias: finite("parallax.depth_bias", p.depth_bias.get())?,
                 depth_scale: finite("parallax.depth_scale", p.depth_scale.get())?,
                 layer_quality: p.layer_quality,
-                depth_map: map(f.has_parallax_depth_map(), "parallax.depth_map", p.depth_map)?,
+                depth_map: map(
+                    f.has_parallax_depth_map(),
+                    "parallax.depth_map",
+                    p.depth_map,
+                )?,
             });
         }
         if f.has_uv0_transform() != 0 {

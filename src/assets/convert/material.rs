@@ -5,8 +5,8 @@ use bevy::asset::Handle;
 use std::f32::consts::TAU;
 
 use bevy::color::{Color, ColorToPacked, LinearRgba, Srgba};
-use bevy::math::{Affine2, Mat2, Vec2};
 use bevy::material::AlphaMode;
+use bevy::math::{Affine2, Mat2, Vec2};
 use bevy::mesh::UvChannel;
 use bevy::pbr::StandardMaterial;
 use wgpu_types::Face;
@@ -401,10 +401,14 @@ pub fn material_from_wire(
     if let Some(t) = d.transmission {
         m.diffuse_transmission = t.diffuse;
         m.specular_transmission = t.specular;
-        (m.diffuse_transmission_texture, m.diffuse_transmission_channel) =
-            texture("transmission.diffuse_map", t.diffuse_map)?;
-        (m.specular_transmission_texture, m.specular_transmission_channel) =
-            texture("transmission.specular_map", t.specular_map)?;
+        (
+            m.diffuse_transmission_texture,
+            m.diffuse_transmission_channel,
+        ) = texture("transmission.diffuse_map", t.diffuse_map)?;
+        (
+            m.specular_transmission_texture,
+            m.specular_transmission_channel,
+        ) = texture("transmission.specular_map", t.specular_map)?;
     }
     if let Some(c) = d.clearcoat {
         m.clearcoat = c.amount;
