@@ -826,4 +826,4 @@ fn check_pixel_data(image: &Image) -> Result<(), String> {
 #[cfg(feature = "render")]
 mod material;
 #[cfg(feature = "render")]
-pub use material::{material_from_wire, material_to_wire};
+pub use material::{MAX_PARALLAX_LAYERS, material_from_wire, material_to_wire};

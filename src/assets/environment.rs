@@ -1,6 +1,6 @@
 //! Environment lighting: NOODLES2 `EnvironmentAsset` + `EnvironmentComponent` ↔ Bevy's
 //! [`GeneratedEnvironmentMapLight`] (a source cubemap that Bevy filters on the GPU into the
-//! diffuse and specular maps of an [`EnvironmentMapLight`](bevy::light::EnvironmentMapLight)).
+//! diffuse and specular maps of an [`EnvironmentMapLight`]).
 //!
 //! | NOODLES2 | Bevy |
 //! | --- | --- |

@@ -25,7 +25,8 @@ use crate::codec::rt::Reader;
 use crate::codec::{self as w, EntityID, Wire};
 
 /// The values of component types this app maps to no Bevy component, kept as their wire bytes
-/// (see the [module documentation](self)). On mirrored entities.
+/// (see [`MirrorAppExt::keep_raw_component`](super::MirrorAppExt::keep_raw_component) and the
+/// README's "Nothing received is lost"). On mirrored entities.
 #[derive(Component, Debug, Clone, Default, PartialEq)]
 pub struct RawComponents {
     values: Vec<RawComponent>,
@@ -86,7 +87,7 @@ impl RawComponents {
 
 /// Payloads of component types this node knows nothing about (not even their layout, so they
 /// cannot be told apart by entity): the latest payload of each type, on the link entity it came
-/// from. See the [module documentation](self).
+/// from.
 #[derive(Component, Debug, Clone, Default)]
 pub struct UnmappedPayloads {
     /// `(extension, identifier)` → the latest `ContentModifyComponents` content of that type
