@@ -169,6 +169,24 @@ pub fn sky_image() -> Image {
     )
 }
 
+/// A shared demo object: a mesh with a look, placed under `parent`.
+fn object(
+    name: &'static str,
+    mesh: Handle<Mesh>,
+    look: DemoLook,
+    transform: Transform,
+    parent: Entity,
+) -> impl Bundle {
+    (
+        Name::new(name),
+        Mesh3d(mesh),
+        look,
+        transform,
+        ChildOf(parent),
+        Shared,
+    )
+}
+
 /// A 64×64 checkerboard in two colors (sRGB).
 pub fn checker_image() -> Image {
     let (w, h) = (64u32, 64u32);
@@ -218,85 +236,79 @@ fn spawn_demo(
     let mut mover_look: Option<(Handle<Mesh>, Vec<DemoLook>)> = None;
     if let (Some(mut meshes), Some(mut images)) = (meshes, images) {
         let ground = meshes.add(Plane3d::default().mesh().size(12.0, 12.0));
-        commands.spawn((
-            Name::new("ground"),
-            Mesh3d(ground),
+        commands.spawn(object(
+            "ground",
+            ground,
             DemoLook {
                 roughness: 0.9,
                 ..DemoLook::color(Color::srgb(0.35, 0.38, 0.42))
             },
             Transform::default(),
-            ChildOf(root),
-            Shared,
+            root,
         ));
 
         let checker = images.add(checker_image());
         let cube = meshes.add(Cuboid::new(1.5, 1.5, 1.5));
         let pedestal = commands
-            .spawn((
-                Name::new("textured cube"),
-                Mesh3d(cube),
+            .spawn(object(
+                "textured cube",
+                cube,
                 DemoLook {
                     texture: Some(checker),
                     roughness: 0.6,
                     ..DemoLook::color(Color::WHITE)
                 },
                 Transform::from_xyz(0.0, 0.75, 0.0),
-                ChildOf(root),
-                Shared,
+                root,
             ))
             .id();
         let sphere = meshes.add(Sphere::new(0.45).mesh().uv(32, 16));
-        commands.spawn((
-            Name::new("red sphere"),
-            Mesh3d(sphere.clone()),
+        commands.spawn(object(
+            "red sphere",
+            sphere.clone(),
             DemoLook {
                 metallic: 0.2,
                 roughness: 0.4,
                 ..DemoLook::color(Color::srgb(0.9, 0.1, 0.1))
             },
             Transform::from_xyz(0.0, 1.3, 0.0),
-            ChildOf(pedestal),
-            Shared,
+            pedestal,
         ));
         let torus = meshes.add(Torus::new(0.3, 0.6));
-        commands.spawn((
-            Name::new("green torus"),
-            Mesh3d(torus),
+        commands.spawn(object(
+            "green torus",
+            torus,
             DemoLook::color(Color::srgb(0.1, 0.8, 0.2)),
             Transform::from_xyz(-3.5, 0.6, 2.0),
-            ChildOf(root),
-            Shared,
+            root,
         ));
         let cyl = meshes.add(Cylinder::new(0.4, 1.6));
-        commands.spawn((
-            Name::new("glowing pillar"),
-            Mesh3d(cyl),
+        commands.spawn(object(
+            "glowing pillar",
+            cyl,
             DemoLook {
                 emissive: LinearRgba::rgb(0.2, 0.6, 2.0),
                 ..DemoLook::color(Color::WHITE)
             },
             Transform::from_xyz(3.5, 0.8, -2.0),
-            ChildOf(root),
-            Shared,
+            root,
         ));
 
         // Extended materials: glass (transmission, thickness) and a clear-coated metal.
-        commands.spawn((
-            Name::new("glass sphere"),
-            Mesh3d(sphere.clone()),
+        commands.spawn(object(
+            "glass sphere",
+            sphere.clone(),
             DemoLook {
                 transmission: 0.9,
                 roughness: 0.05,
                 ..DemoLook::color(Color::srgb(0.8, 0.95, 1.0))
             },
             Transform::from_xyz(-1.8, 0.5, 2.8),
-            ChildOf(root),
-            Shared,
+            root,
         ));
-        commands.spawn((
-            Name::new("clearcoat sphere"),
-            Mesh3d(sphere.clone()),
+        commands.spawn(object(
+            "clearcoat sphere",
+            sphere.clone(),
             DemoLook {
                 clearcoat: 1.0,
                 metallic: 0.8,
@@ -304,21 +316,21 @@ fn spawn_demo(
                 ..DemoLook::color(Color::srgb(0.7, 0.05, 0.3))
             },
             Transform::from_xyz(2.2, 0.5, 2.2),
-            ChildOf(root),
-            Shared,
+            root,
         ));
         // A sign that always faces the viewer, turning around the up axis only.
         commands.spawn((
-            Name::new("billboard sign"),
-            Mesh3d(meshes.add(Rectangle::new(1.2, 0.6))),
-            DemoLook {
-                emissive: LinearRgba::rgb(1.5, 1.2, 0.2),
-                ..DemoLook::color(Color::srgb(1.0, 0.85, 0.2))
-            },
+            object(
+                "billboard sign",
+                meshes.add(Rectangle::new(1.2, 0.6)),
+                DemoLook {
+                    emissive: LinearRgba::rgb(1.5, 1.2, 0.2),
+                    ..DemoLook::color(Color::srgb(1.0, 0.85, 0.2))
+                },
+                Transform::from_xyz(0.0, 3.2, 0.0),
+                root,
+            ),
             crate::billboard::Billboard::YAxisOnly,
-            Transform::from_xyz(0.0, 3.2, 0.0),
-            ChildOf(root),
-            Shared,
         ));
         // A sky that lights the scene (and is shown: the `Skybox`).
         if let Ok(cube) = crate::assets::environment::equirect_to_cubemap(&sky_image()) {

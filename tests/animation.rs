@@ -13,7 +13,6 @@ use bevy_noodles2::codec as w;
 use bevy_noodles2::codec::Wire;
 use bevy_noodles2::mirror::{AuthorityClock, LocallyDriven, Mirrored, Shared};
 use bevy_noodles2::prelude::*;
-use bytes::Bytes;
 
 use crate::common::*;
 
@@ -490,33 +489,6 @@ fn every_target_path_is_written_with_its_coercion() {
     );
 }
 
-fn an_asset(ty: u16, id: u64) -> w::AnAsset {
-    w::AnAsset::new(
-        w::AssetTypeID::new(w::ExtensionID::new(0), ty),
-        w::AssetID::new(id),
-    )
-}
-
-fn modify(ty: u16, id: u64, body: Vec<u8>) -> w::ContentMessage {
-    w::ContentMessage::ContentModifyAsset(w::ContentModifyAsset {
-        an_asset: an_asset(ty, id),
-        content: w::Content(Bytes::from(body)),
-    })
-}
-
-fn buffer(id: u64, bytes: Vec<u8>) -> w::ContentMessage {
-    modify(
-        0,
-        id,
-        w::BufferAsset {
-            flags: w::BufferAssetFlags::default(),
-            source: w::BufferSource::InlineContent(w::InlineContent(Bytes::from(bytes))),
-        }
-        .encode()
-        .unwrap(),
-    )
-}
-
 fn view(buffer: u64, offset: u64, length: u64) -> w::BufferView {
     w::BufferView::new(
         offset,
@@ -533,7 +505,7 @@ fn sampler(id: u64, input: w::BufferView, output: w::BufferView, keys: u32) -> w
         w::AnimationValueType::Float,
         keys,
     );
-    modify(6, id, s.encode().unwrap())
+    core_asset(6, id, s.encode().unwrap())
 }
 
 fn floats(v: &[f32]) -> Vec<u8> {
@@ -570,7 +542,7 @@ fn animation_lasting(
         asset_channels: w::AnimAChannelList(vec![]),
         duration_seconds,
     };
-    modify(5, id, a.encode().unwrap())
+    core_asset(5, id, a.encode().unwrap())
 }
 
 #[test]
@@ -594,7 +566,7 @@ fn hostile_samplers_and_clips_are_refused_with_a_reason() {
     send_transaction(
         &mut up,
         vec![
-            buffer(9000, bytes),
+            inline_buffer(9000, bytes),
             sampler(9001, view(9000, 0, 12), view(9000, 12, 12), 3),
             sampler(9002, view(9000, 0, 8), view(9000, 12, 8), 8),
             sampler(9003, view(9000, 0, 12), view(9000, 20, 12), 3),
@@ -760,7 +732,7 @@ fn an_animated_light_intensity_plays_from_a_raw_upstream() {
     send_transaction(
         &mut up,
         vec![
-            buffer(8000, bytes),
+            inline_buffer(8000, bytes),
             sampler(8001, view(8000, 0, 8), view(8000, 8, 8), 2),
             animation(8002, &[8001], light_id, 0),
             w::ContentMessage::ContentModifyComponents(w::ContentModifyComponents {

@@ -11,12 +11,16 @@ use crate::common::*;
 
 /// A headless app with transform propagation (which `MinimalPlugins` lacks).
 fn scene_app(name: &str) -> App {
+    scene_app_with(NoodlesPlugin {
+        session_name: name.into(),
+        ..default()
+    })
+}
+
+fn scene_app_with(plugin: NoodlesPlugin) -> App {
     let mut app = App::new();
     app.add_plugins((MinimalPlugins, TransformPlugin))
-        .add_plugins(NoodlesPlugin {
-            session_name: name.into(),
-            ..default()
-        });
+        .add_plugins(plugin);
     app.finish();
     app.cleanup();
     app
@@ -157,5 +161,58 @@ fn billboards_are_mirrored() {
         Duration::from_secs(20),
         "the removal",
         |apps| apps[1].world().get::<Billboard>(ma).is_none(),
+    );
+}
+
+#[test]
+fn an_unknown_billboard_mode_closes_the_link_naming_the_field() {
+    let mut up = scene_app("bad billboard up");
+    // Mirrored entities stay after the close, to show what was applied.
+    let mut down = scene_app_with(NoodlesPlugin {
+        session_name: "bad billboard down".into(),
+        mirror: MirrorConfig {
+            on_link_closed: LinkClosedPolicy::Keep,
+            ..default()
+        },
+        ..default()
+    });
+    log_closed(&mut down);
+    linked(&mut up, &mut down);
+    let kept = up
+        .world_mut()
+        .spawn((Name::new("before"), Transform::default(), Shared))
+        .id();
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the first entity",
+        |apps| {
+            let id = apps[0].world().get::<SharedId>(kept).unwrap().get();
+            mirror_of_id(apps[1], id).is_some()
+        },
+    );
+    // Mode 7 is neither FaceCamera (0) nor YAxisOnly (1).
+    send_transaction(&mut up, vec![components(0, 2, &[(99, vec![7])])]);
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(20),
+        "the link to close",
+        |apps| open_links(apps[1]) == 0,
+    );
+    let reasons = closed_reasons(&down);
+    assert!(
+        reasons.iter().any(|r| {
+            let r = r.to_string();
+            r.contains("Billboard") && r.contains("mode") && r.contains('7')
+        }),
+        "{reasons:?}"
+    );
+    // Nothing of the bad transaction was applied, and what was mirrored before is intact.
+    assert!(mirror_of_id(&mut down, 99).is_none());
+    let id = up.world().get::<SharedId>(kept).unwrap().get();
+    let before = mirror_of_id(&mut down, id).expect("kept");
+    assert_eq!(
+        down.world().get::<Name>(before).map(Name::as_str),
+        Some("before")
     );
 }

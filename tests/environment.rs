@@ -18,7 +18,7 @@ use bevy_noodles2::codec::Wire;
 use bevy_noodles2::prelude::*;
 use bytes::Bytes;
 
-use crate::common::{asset_app, connect, listen, run_until};
+use crate::common::{asset_app, components, connect, core_asset, inline_buffer, listen, run_until};
 
 /// One linear color per face, in wgpu order (+X, −X, +Y, −Y, +Z, −Z); HDR values above 1 too.
 const FACES: [[f32; 3]; 6] = [
@@ -377,36 +377,13 @@ fn every_camera_is_lit_by_the_mirrored_environment_and_shows_its_sky() {
     );
 }
 
-fn an_asset(ty: u16, id: u64) -> w::AnAsset {
-    w::AnAsset::new(
-        w::AssetTypeID::new(w::ExtensionID::new(0), ty),
-        w::AssetID::new(id),
-    )
-}
-
-fn modify(ty: u16, id: u64, body: Vec<u8>) -> w::ContentMessage {
-    w::ContentMessage::ContentModifyAsset(w::ContentModifyAsset {
-        an_asset: an_asset(ty, id),
-        content: w::Content(Bytes::from(body)),
-    })
-}
-
 /// Buffer `id` holding an equirectangular HDR image of `cube`, and image `id + 1` on it.
 fn equirect_assets(id: u64, cube: &Image) -> Vec<w::ContentMessage> {
     let (hdr, flags) = environment_to_wire(cube).unwrap();
     let len = hdr.len() as u64;
     vec![
-        modify(
-            0,
-            id,
-            w::BufferAsset {
-                flags: w::BufferAssetFlags::default(),
-                source: w::BufferSource::InlineContent(w::InlineContent(Bytes::from(hdr))),
-            }
-            .encode()
-            .unwrap(),
-        ),
-        modify(
+        inline_buffer(id, hdr),
+        core_asset(
             2,
             id + 1,
             w::ImageAsset {
@@ -450,21 +427,13 @@ fn a_separate_sky_map_is_the_cameras_sky() {
         env_map_index: 1,
         sky_map_index: 0,
     };
-    content.push(modify(1, 30, env.encode().unwrap()));
+    content.push(core_asset(1, 30, env.encode().unwrap()));
     let component = w::EnvironmentComponent::new(
         w::EnvironmentAssetID::new(w::AssetID::new(30)),
         2.5,
         w::UnitQuaternion::new(0.0, 0.0, 0.0, 1.0),
     );
-    let mut pair = 7u64.to_le_bytes().to_vec();
-    pair.extend(component.encode().unwrap());
-    content.push(w::ContentMessage::ContentModifyComponents(
-        w::ContentModifyComponents {
-            component: w::ComponentTypeID::new(w::ExtensionID::new(0), 3),
-            count: 1,
-            content: w::Content(Bytes::from(pair)),
-        },
-    ));
+    content.push(components(0, 3, &[(7, component.encode().unwrap())]));
     crate::common::send_transaction(&mut up, content);
     run_until(
         &mut [&mut up, &mut down],

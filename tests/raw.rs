@@ -19,20 +19,6 @@ fn component_type(ext: u16, id: u16) -> w::ComponentTypeID {
     w::ComponentTypeID::new(w::ExtensionID::new(ext), id)
 }
 
-/// `ContentModifyComponents` of type `(ext, id)` carrying `pairs` (entity id, encoded value).
-fn modify(ext: u16, id: u16, pairs: &[(u64, Vec<u8>)]) -> w::ContentMessage {
-    let mut content = Vec::new();
-    for (e, value) in pairs {
-        content.extend_from_slice(&e.to_le_bytes());
-        content.extend_from_slice(value);
-    }
-    w::ContentMessage::ContentModifyComponents(w::ContentModifyComponents {
-        component: component_type(ext, id),
-        count: pairs.len() as u32,
-        content: w::Content(Bytes::from(content)),
-    })
-}
-
 fn delete(ext: u16, id: u16, entities: &[u64]) -> w::ContentMessage {
     w::ContentMessage::ContentDeleteComponents(w::ContentDeleteComponents {
         component: component_type(ext, id),
@@ -80,8 +66,8 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
     send_transaction(
         &mut up,
         vec![
-            modify(0, 14, &[(5, mesh.clone())]),
-            modify(0, 4, &[(5, inst.clone()), (6, inst)]),
+            components(0, 14, &[(5, mesh.clone())]),
+            components(0, 4, &[(5, inst.clone()), (6, inst)]),
         ],
     );
     run_until(
@@ -107,7 +93,10 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
         .unwrap();
     send_transaction(
         &mut up,
-        vec![modify(0, 14, &[(5, other.clone())]), delete(0, 4, &[5, 6])],
+        vec![
+            components(0, 14, &[(5, other.clone())]),
+            delete(0, 4, &[5, 6]),
+        ],
     );
     run_until(
         &mut [&mut up, &mut down],
@@ -128,7 +117,7 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
     let n = bad.len();
     bad[n - 2] = 1; // one byte of text...
     bad.push(0xFF); // ...that is not UTF-8
-    send_transaction(&mut up, vec![modify(0, 19, &[(5, bad)])]);
+    send_transaction(&mut up, vec![components(0, 19, &[(5, bad)])]);
     run_until(
         &mut [&mut up, &mut down],
         Duration::from_secs(20),
@@ -153,14 +142,14 @@ fn an_extension_component_without_a_mapping_is_kept() {
     log_closed(&mut down);
     let link = linked(&mut up, &mut down);
     let score = w::TimeSyncComponent::new(42.5).encode().unwrap();
-    let unknown = modify(EXT, 2, &[(3, vec![1, 2, 3])]);
+    let unknown = components(EXT, 2, &[(3, vec![1, 2, 3])]);
     let w::ContentMessage::ContentModifyComponents(ref m) = unknown else {
         unreachable!()
     };
     let payload = m.content.0.clone();
     send_transaction(
         &mut up,
-        vec![modify(EXT, 1, &[(3, score.clone())]), unknown],
+        vec![components(EXT, 1, &[(3, score.clone())]), unknown],
     );
     run_until(
         &mut [&mut up, &mut down],

@@ -467,37 +467,6 @@ fn a_skin_waits_until_its_joints_are_shared() {
 // hostile skins (raw transactions sent on the Upstream's link)
 // ---------------------------------------------------------------------------------------------
 
-fn modify(component: u16, pairs: &[(u64, Vec<u8>)]) -> w::ContentMessage {
-    let mut content = Vec::new();
-    for (id, body) in pairs {
-        content.extend_from_slice(&id.to_le_bytes());
-        content.extend_from_slice(body);
-    }
-    w::ContentMessage::ContentModifyComponents(w::ContentModifyComponents {
-        component: w::ComponentTypeID::new(w::ExtensionID::new(0), component),
-        count: pairs.len() as u32,
-        content: w::Content(content.into()),
-    })
-}
-
-fn asset(ty: u16, id: u64, body: Vec<u8>) -> w::ContentMessage {
-    w::ContentMessage::ContentModifyAsset(w::ContentModifyAsset {
-        an_asset: w::AnAsset::new(
-            w::AssetTypeID::new(w::ExtensionID::new(0), ty),
-            w::AssetID::new(id),
-        ),
-        content: w::Content(body.into()),
-    })
-}
-
-fn buffer(id: u64, bytes: Vec<u8>) -> w::ContentMessage {
-    let body = w::BufferAsset {
-        flags: w::BufferAssetFlags::default(),
-        source: w::BufferSource::InlineContent(w::InlineContent(bytes.into())),
-    };
-    asset(asset_type::BUFFER, id, body.encode().unwrap())
-}
-
 fn transform() -> Vec<u8> {
     w::TransformComponent::new(
         w::Vec3::new(0.0, 0.0, 0.0),
@@ -551,11 +520,12 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
                     .to_vec()
                     .into(),
             }),
-            buffer(9001, ibm.clone()),
-            buffer(9002, mesh_buffer),
-            asset(asset_type::MESH, 9003, mesh_asset.encode().unwrap()),
-            modify(TRANSFORM, &[(1001, transform()), (1006, transform())]),
-            modify(
+            inline_buffer(9001, ibm.clone()),
+            inline_buffer(9002, mesh_buffer),
+            core_asset(asset_type::MESH, 9003, mesh_asset.encode().unwrap()),
+            components(0, TRANSFORM, &[(1001, transform()), (1006, transform())]),
+            components(
+                0,
                 MESH,
                 &[(
                     1005,
@@ -564,7 +534,8 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
                         .unwrap(),
                 )],
             ),
-            modify(
+            components(
+                0,
                 SKIN,
                 &[
                     // 128 bytes for one joint: not 64 × joints.
@@ -618,7 +589,10 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
 
     // The joint that was missing arrives: the waiting skin applies, with that very entity.
     let placeholder = mirror_of_id(&mut down, 5555).expect("a placeholder for the joint");
-    send_transaction(&mut up, vec![modify(TRANSFORM, &[(5555, transform())])]);
+    send_transaction(
+        &mut up,
+        vec![components(0, TRANSFORM, &[(5555, transform())])],
+    );
     let waiting = mirror_of_id(&mut down, 1004).unwrap();
     run_until(
         &mut [&mut up, &mut down],

@@ -699,14 +699,6 @@ pub fn image_from_wire_with(
 ) -> Result<Image, AssetError> {
     let header = check_image(encoded)?;
     let name = header.container.name();
-    if header.container == noodles2::assets::Container::Ktx2 {
-        check_ktx2_supercompression(encoded, header.width, header.height).map_err(|reason| {
-            AssetError::Decode {
-                format: name,
-                reason,
-            }
-        })?;
-    }
     let format = ImageFormat::from_mime_type(header.container.mime())
         .ok_or(AssetError::ImageFormatNotEnabled(name))?;
     let decode = |reason: String| AssetError::Decode {
@@ -725,64 +717,6 @@ pub fn image_from_wire_with(
     .map_err(|e| decode(e.to_string()))?;
     check_pixel_data(&image).map_err(decode)?;
     Ok(image)
-}
-
-/// Bytes per pixel a KTX2 level may decompress to (the largest texel, 4 × f32), times two for
-/// its mip chain.
-const KTX2_MAX_BYTES_PER_PIXEL: u64 = 32;
-
-/// A zstd-supercompressed KTX2 level may decompress to far more than its header's size (Bevy's
-/// decoder reads each level to its end): decompress the levels into a counter first, and refuse
-/// a file whose levels together exceed [`KTX2_MAX_BYTES_PER_PIXEL`] per pixel of the header's
-/// size (`height` already counts depth, layers and faces).
-fn check_ktx2_supercompression(encoded: &[u8], width: u64, height: u64) -> Result<(), String> {
-    use std::io::Read;
-    let u32_at = |at: usize| {
-        encoded
-            .get(at..at + 4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    let u64_at = |at: usize| {
-        encoded
-            .get(at..at + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-    };
-    // Header: identifier (12), then vkFormat ... levelCount at 40, supercompressionScheme at 44.
-    let (Some(levels), Some(scheme)) = (u32_at(40), u32_at(44)) else {
-        return Err("KTX2 header is truncated".into());
-    };
-    if scheme != 2 {
-        return Ok(()); // Not zstd: Bevy copies the levels as they are.
-    }
-    let limit = width
-        .max(1)
-        .saturating_mul(height.max(1))
-        .saturating_mul(KTX2_MAX_BYTES_PER_PIXEL);
-    let mut total = 0u64;
-    for level in 0..levels.max(1) as usize {
-        // Level index entries (offset, length, uncompressed length) start at byte 80.
-        let at = 80 + level * 24;
-        let (Some(offset), Some(length)) = (u64_at(at), u64_at(at + 8)) else {
-            return Err(format!("KTX2 level index entry {level} is truncated"));
-        };
-        let data = usize::try_from(offset)
-            .ok()
-            .zip(usize::try_from(length).ok())
-            .and_then(|(o, l)| encoded.get(o..o.checked_add(l)?))
-            .ok_or_else(|| format!("KTX2 level {level} lies outside the file"))?;
-        let decoder = ruzstd::decoding::StreamingDecoder::new(data)
-            .map_err(|e| format!("KTX2 level {level} is not zstd: {e}"))?;
-        let allowed = limit - total;
-        let n = std::io::copy(&mut decoder.take(allowed + 1), &mut std::io::sink())
-            .map_err(|e| format!("KTX2 level {level} does not decompress: {e}"))?;
-        if n > allowed {
-            return Err(format!(
-                "KTX2 levels decompress to more than {limit} bytes, {KTX2_MAX_BYTES_PER_PIXEL} per pixel of its {width}x{height} header"
-            ));
-        }
-        total += n;
-    }
-    Ok(())
 }
 
 /// The pixel data of a decoded image is exactly what its size, format, layers and mip levels

@@ -334,11 +334,7 @@ impl MirrorAsset for EnvironmentRule {
             },
             None => None,
         };
-        let sky = match (sky, &sky_map) {
-            (None, _) => environment::Sky::Hidden,
-            (Some(_), None) => environment::Sky::LightingMap,
-            (Some(_), Some(_)) => environment::Sky::Own(Handle::default()),
-        };
+        let sky_visible = sky.is_some();
         let len = [&light_map]
             .into_iter()
             .chain(sky_map.as_ref())
@@ -359,9 +355,10 @@ impl MirrorAsset for EnvironmentRule {
                 let key = h.id().typed::<Image>();
                 let mut images = world.resource_mut::<Assets<Image>>();
                 images.insert(key, cube).map_err(|e| e.to_string())?;
-                let sky = match (sky, sky_cube) {
-                    (environment::Sky::Own(_), Some(c)) => environment::Sky::Own(images.add(c)),
-                    (sky, _) => sky,
+                let sky = match (sky_visible, sky_cube) {
+                    (false, _) => environment::Sky::Hidden,
+                    (true, None) => environment::Sky::LightingMap,
+                    (true, Some(c)) => environment::Sky::Own(images.add(c)),
                 };
                 world
                     .get_resource_or_init::<environment::ImportedEnvironments>()

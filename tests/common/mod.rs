@@ -249,3 +249,45 @@ pub fn world_digest(app: &mut App) -> u64 {
     }
     h.finish()
 }
+
+/// `ContentModifyComponents` of component type `(ext, id)`: `pairs` of entity id and encoded
+/// value, back to back (for hand-made and hostile transactions).
+pub fn components(
+    ext: u16,
+    id: u16,
+    pairs: &[(u64, Vec<u8>)],
+) -> bevy_noodles2::codec::ContentMessage {
+    use bevy_noodles2::codec as w;
+    let mut content = Vec::new();
+    for (e, value) in pairs {
+        content.extend_from_slice(&e.to_le_bytes());
+        content.extend_from_slice(value);
+    }
+    w::ContentMessage::ContentModifyComponents(w::ContentModifyComponents {
+        component: w::ComponentTypeID::new(w::ExtensionID::new(ext), id),
+        count: pairs.len() as u32,
+        content: w::Content(content.into()),
+    })
+}
+
+/// `ContentModifyAsset` of Core asset type `ty`, id `id`, with `body`.
+pub fn core_asset(ty: u16, id: u64, body: Vec<u8>) -> bevy_noodles2::codec::ContentMessage {
+    use bevy_noodles2::codec as w;
+    w::ContentMessage::ContentModifyAsset(w::ContentModifyAsset {
+        an_asset: w::AnAsset::new(
+            w::AssetTypeID::new(w::ExtensionID::new(0), ty),
+            w::AssetID::new(id),
+        ),
+        content: w::Content(body.into()),
+    })
+}
+
+/// Core buffer `id` holding `bytes` inline.
+pub fn inline_buffer(id: u64, bytes: Vec<u8>) -> bevy_noodles2::codec::ContentMessage {
+    use bevy_noodles2::codec::{self as w, Wire};
+    let body = w::BufferAsset {
+        flags: w::BufferAssetFlags::default(),
+        source: w::BufferSource::InlineContent(w::InlineContent(bytes.into())),
+    };
+    core_asset(0, id, body.encode().expect("a buffer encodes"))
+}

@@ -134,12 +134,74 @@ fn check_exr_blocks(encoded: &[u8], width: u64, height: u64) -> Result<(), Strin
     Ok(())
 }
 
+fn le_u32(b: &[u8], at: usize) -> Option<u32> {
+    let bytes: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
+    Some(u32::from_le_bytes(bytes))
+}
+
+fn le_u64(b: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// Bytes per header pixel the levels of a zstd-supercompressed KTX2 image may decompress to
+/// together (the largest texel, 4 × f32, times two for a mip chain).
+pub const KTX2_MAX_BYTES_PER_PIXEL: u64 = 32;
+
+/// A zstd-supercompressed KTX2 level may decompress to far more than its header's size says (a
+/// decoder reads each level to its end): decompress the levels into a counter, and refuse a file
+/// whose levels together exceed [`KTX2_MAX_BYTES_PER_PIXEL`] per pixel of the header's size
+/// (`height` already counts depth, layers and faces), or whose level index points outside it.
+/// Other supercompression schemes are left to the decoder (which names the ones it lacks).
+fn check_ktx2_levels(encoded: &[u8], width: u64, height: u64) -> Result<(), String> {
+    use std::io::Read;
+    // Header: identifier (12), vkFormat, ... levelCount at 40, supercompressionScheme at 44.
+    let (Some(levels), Some(scheme)) = (le_u32(encoded, 40), le_u32(encoded, 44)) else {
+        return Err("KTX2 header is truncated".into());
+    };
+    const ZSTD: u32 = 2;
+    if scheme != ZSTD {
+        return Ok(());
+    }
+    let limit = width
+        .max(1)
+        .saturating_mul(height.max(1))
+        .saturating_mul(KTX2_MAX_BYTES_PER_PIXEL);
+    let mut total = 0u64;
+    for level in 0..levels.max(1) as usize {
+        // Level index entries (offset, length, uncompressed length) start at byte 80.
+        let at = 80 + level * 24;
+        let (Some(offset), Some(length)) = (le_u64(encoded, at), le_u64(encoded, at + 8)) else {
+            return Err(format!("level index entry {level} is truncated"));
+        };
+        let data = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(length).ok())
+            .and_then(|(o, l)| encoded.get(o..o.checked_add(l)?))
+            .ok_or_else(|| format!("level {level} lies outside the file"))?;
+        let decoder = ruzstd::decoding::StreamingDecoder::new(data)
+            .map_err(|e| format!("level {level} is not zstd: {e}"))?;
+        let allowed = limit - total;
+        let n = std::io::copy(&mut decoder.take(allowed + 1), &mut std::io::sink())
+            .map_err(|e| format!("level {level} does not decompress: {e}"))?;
+        if n > allowed {
+            return Err(format!(
+                "levels decompress to more than {limit} bytes, {KTX2_MAX_BYTES_PER_PIXEL} per pixel of its {width}x{height} header"
+            ));
+        }
+        total += n;
+    }
+    Ok(())
+}
+
 /// Reads the container and the dimensions of an encoded image (the bytes of an `ImageAsset`'s
 /// view) from its header, before any pixel is decoded: anything but PNG, JPEG, WEBP, KTX2, HDR
 /// or EXR is [`AssetError::UnknownImageFormat`] quoting the first bytes, a format this build
 /// does not read is [`AssetError::ImageFormatNotEnabled`], a header that does not read is
 /// [`AssetError::Decode`], and more than [`MAX_IMAGE_SIDE`] per side or
-/// [`MAX_IMAGE_PIXELS`] in total is [`AssetError::ImageTooLarge`].
+/// [`MAX_IMAGE_PIXELS`] in total is [`AssetError::ImageTooLarge`]. An EXR whose blocks are larger
+/// than its image, and a zstd-supercompressed KTX2 whose levels decompress to more than
+/// [`KTX2_MAX_BYTES_PER_PIXEL`] per header pixel, are [`AssetError::Decode`] too.
 pub fn check_image(encoded: &[u8]) -> Result<ImageHeader, AssetError> {
     let Some(container) = Container::detect(encoded) else {
         let first_bytes = encoded
@@ -166,9 +228,8 @@ pub fn check_image(encoded: &[u8]) -> Result<ImageHeader, AssetError> {
             // KTX2 header: identifier (12), vkFormat, typeSize, pixelWidth, pixelHeight,
             // pixelDepth, layerCount, faceCount, levelCount (u32 LE each).
             let field = |at: usize| {
-                encoded
-                    .get(at..at + 4)
-                    .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+                le_u32(encoded, at)
+                    .map(u64::from)
                     .ok_or_else(|| decode("KTX2 header is truncated".to_owned()))
             };
             let (width, height, depth) = (field(20)?, field(24)?, field(28)?);
@@ -190,8 +251,10 @@ pub fn check_image(encoded: &[u8]) -> Result<ImageHeader, AssetError> {
         }
     };
     check_size(name, width, height)?;
-    if container == Container::Exr {
-        check_exr_blocks(encoded, width, height).map_err(decode)?;
+    match container {
+        Container::Exr => check_exr_blocks(encoded, width, height).map_err(decode)?,
+        Container::Ktx2 => check_ktx2_levels(encoded, width, height).map_err(decode)?,
+        _ => {}
     }
     Ok(ImageHeader {
         container,
@@ -252,6 +315,39 @@ mod tests {
             matches!(err, AssetError::Decode { format: "EXR", .. }),
             "{err}"
         );
+        // zstd-supercompressed KTX2 (scheme 2), 4x2 RGBA8 in its header: a level that inflates
+        // to 1 MiB is refused before any decoder allocates it; one that points past the file too.
+        let ktx2 = |level: &[u8], stored_len: u64| {
+            let mut f = vec![
+                0xAB, b'K', b'T', b'X', b' ', b'2', b'0', 0xBB, 0x0D, 0x0A, 0x1A, 0x0A,
+            ];
+            for v in [37u32, 1, 4, 2, 0, 0, 1, 1, 2] {
+                f.extend_from_slice(&v.to_le_bytes());
+            }
+            f.extend_from_slice(&[0; 32]); // dfd, kvd, sgd: none
+            for v in [104u64, stored_len, 32] {
+                f.extend_from_slice(&v.to_le_bytes());
+            }
+            f.extend_from_slice(level);
+            f
+        };
+        let bomb = ruzstd::encoding::compress_to_vec(
+            &vec![0u8; 1 << 20][..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let err = check_image(&ktx2(&bomb, bomb.len() as u64)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("decompress to more than 256 bytes"),
+            "{err}"
+        );
+        let small = ruzstd::encoding::compress_to_vec(
+            &[7u8; 32][..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert!(check_image(&ktx2(&small, small.len() as u64)).is_ok());
+        let err = check_image(&ktx2(&small, small.len() as u64 + 1)).unwrap_err();
+        assert!(err.to_string().contains("outside the file"), "{err}");
         let err = check_image(b"GIF89a").unwrap_err();
         assert!(err.to_string().contains("47 49 46 38 39 61"), "{err}");
     }

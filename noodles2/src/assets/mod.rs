@@ -20,7 +20,7 @@ mod skin;
 
 pub use environment::environment_images;
 #[cfg(feature = "image")]
-pub use image::{Container, ImageHeader, check_image};
+pub use image::{Container, ImageHeader, KTX2_MAX_BYTES_PER_PIXEL, check_image};
 pub use material::{
     DecodedAnisotropy, DecodedClearcoat, DecodedMaterial, DecodedParallax, DecodedThickness,
     DecodedTransmission, TextureRef, decode_material, from_unorm16, ior_from_wire,
