@@ -3,9 +3,10 @@
 //!
 //! A named root with `entities` named children moving on circles, one light of each kind, a
 //! hidden entity, and (when the app has mesh and image assets) a lit ground, several meshes, a
-//! textured cube and a small hierarchy, a glass and a clear-coated sphere, a billboard sign, and
-//! a sky that lights the scene, with materials when the app has Bevy's renderer (feature
-//! `render`), so a screenshot shows at once whether mirroring works.
+//! textured cube and a small hierarchy, a glass and a clear-coated sphere, a billboard sign with
+//! text on it, labels, a belt of 3,000 instanced cubes, and a sky that lights the scene, with
+//! materials when the app has Bevy's renderer (feature `render`), so a screenshot shows at once
+//! whether mirroring works.
 
 use std::f32::consts::TAU;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::link::ListenError;
 use crate::mirror::Shared;
 use crate::net::{ListenerReady, NoodlesListener};
 use crate::plugin::NoodlesPlugin;
+use crate::text::Text3d;
 
 /// Spawns and animates the demo scene.
 #[derive(Debug, Clone)]
@@ -221,6 +223,7 @@ fn spawn_demo(
     count: Res<DemoCount>,
     meshes: Option<ResMut<Assets<Mesh>>>,
     images: Option<ResMut<Assets<Image>>>,
+    instance_sets: Option<ResMut<Assets<crate::instances::InstanceSet>>>,
 ) {
     let root = commands
         .spawn((
@@ -319,7 +322,7 @@ fn spawn_demo(
             root,
         ));
         // A sign that always faces the viewer, turning around the up axis only.
-        commands.spawn((
+        let sign = commands.spawn((
             object(
                 "billboard sign",
                 meshes.add(Rectangle::new(1.2, 0.6)),
@@ -331,7 +334,57 @@ fn spawn_demo(
                 root,
             ),
             crate::billboard::Billboard::YAxisOnly,
+        )).id();
+        // Words in the scene: a title on the sign, labels that turn to the viewer.
+        commands.spawn((
+            Name::new("sign text"),
+            Text3d {
+                text: "bevy_noodles2".into(),
+                color: Color::srgb(0.1, 0.05, 0.3),
+                height: 0.22,
+            },
+            // Just in front of the sign, which turns it with itself.
+            Transform::from_xyz(0.0, 0.0, 0.02),
+            ChildOf(sign),
+            Shared,
         ));
+        for (text, at) in [
+            ("glass", Vec3::new(-1.8, 1.25, 2.8)),
+            ("clearcoat", Vec3::new(2.2, 1.25, 2.2)),
+        ] {
+            commands.spawn((
+                Name::new(format!("{text} label")),
+                Text3d {
+                    text: text.into(),
+                    color: Color::WHITE,
+                    height: 0.3,
+                },
+                Transform::from_translation(at),
+                crate::billboard::Billboard::FaceCamera,
+                ChildOf(root),
+                Shared,
+            ));
+        }
+        // A belt of small cubes around the ground: one entity, DEMO_INSTANCES instances drawn
+        // on the GPU, each showing its own part of the checker texture.
+        if let Some(mut sets) = instance_sets {
+            let set = sets.add(demo_belt(DEMO_INSTANCES));
+            let checker = images.add(checker_image());
+            commands.spawn((
+                object(
+                    "instanced belt",
+                    meshes.add(Cuboid::new(0.16, 0.16, 0.16)),
+                    DemoLook {
+                        texture: Some(checker),
+                        roughness: 0.5,
+                        ..DemoLook::color(Color::WHITE)
+                    },
+                    Transform::default(),
+                    root,
+                ),
+                crate::instances::Instances(set),
+            ));
+        }
         // A sky that lights the scene (and is shown: the `Skybox`).
         if let Ok(cube) = crate::assets::environment::equirect_to_cubemap(&sky_image()) {
             let cube = images.add(cube);
@@ -433,6 +486,46 @@ fn spawn_demo(
         ChildOf(root),
         Shared,
     ));
+}
+
+/// Instances in the demo's belt.
+pub const DEMO_INSTANCES: usize = 3000;
+
+/// The demo's belt of `n` small cubes: a ring just outside the ground, each cube turned and
+/// sized its own way, showing a quarter of the checker texture from its own offset.
+pub fn demo_belt(n: usize) -> crate::instances::InstanceSet {
+    // A small deterministic generator, so the picture is the same on every run.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let instances = (0..n)
+        .map(|i| {
+            let a = i as f32 / n as f32 * TAU + next() * 0.05;
+            let r = 7.2 + next() * 1.6;
+            let y = 0.2 + next() * 1.2;
+            let t = Transform::from_xyz(a.cos() * r, y, a.sin() * r)
+                .with_rotation(Quat::from_euler(
+                    EulerRot::XYZ,
+                    next() * TAU,
+                    next() * TAU,
+                    next() * TAU,
+                ))
+                .with_scale(Vec3::splat(0.6 + next() * 0.9));
+            let mut inst = crate::instances::instance_from_transform(t);
+            inst.texture = [
+                (next() * 4.0).floor() / 4.0,
+                (next() * 4.0).floor() / 4.0,
+                0.25,
+                0.25,
+            ];
+            inst
+        })
+        .collect();
+    crate::instances::InstanceSet { instances }
 }
 
 /// Where a mover is at time `t` seconds.

@@ -5,6 +5,7 @@ pub mod animation;
 pub mod assets;
 pub mod billboard;
 pub mod demo;
+pub mod instances;
 #[cfg(feature = "render")]
 pub mod display;
 pub mod mirror;
@@ -13,6 +14,7 @@ pub mod plugin;
 pub mod proposals;
 pub mod rpc;
 pub mod schedule;
+pub mod text;
 
 /// The protocol crate this plugin is built on (the codec, links, transport), for applications
 /// that need more of it than the re-exports below.
@@ -33,6 +35,8 @@ pub mod prelude {
     };
     pub use crate::auth::{AuthRefusal, AuthRequest, Authorizer, Principal};
     pub use crate::billboard::{Billboard, BillboardCamera, BillboardPlugin};
+    pub use crate::instances::{Instance, InstanceSet, Instances, InstancesPlugin};
+    pub use crate::text::{Text3d, Text3dPlugin};
     pub use crate::link::{
         AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,
     };

@@ -1,7 +1,10 @@
 //! [`NoodlesPlugin`]: the one plugin an app adds. It composes the plugin of each feature:
 //! [`NetPlugin`] (links, transport, the message router), [`MirrorPlugin`], [`AssetsPlugin`],
-//! [`ProposalsPlugin`] and [`RpcPlugin`]. An app that wants fewer adds [`NetPlugin`] and the
-//! ones it needs itself.
+//! the Core features ([`AnimationPlugin`](crate::animation::AnimationPlugin),
+//! [`BillboardPlugin`](crate::billboard::BillboardPlugin),
+//! [`InstancesPlugin`](crate::instances::InstancesPlugin),
+//! [`Text3dPlugin`](crate::text::Text3dPlugin)), [`ProposalsPlugin`] and [`RpcPlugin`]. An app
+//! that wants fewer adds [`NetPlugin`] and the ones it needs itself.
 
 use std::time::Duration;
 
@@ -157,6 +160,8 @@ impl Plugin for NoodlesPlugin {
             },
             crate::animation::AnimationPlugin,
             crate::billboard::BillboardPlugin,
+            crate::instances::InstancesPlugin,
+            crate::text::Text3dPlugin,
             ProposalsPlugin,
             RpcPlugin,
         ));

@@ -327,9 +327,27 @@ fn malformed_proposals_are_rejected_with_code_3_and_change_nothing() {
             "undecodable",
         ),
         (
+            // (Instances are kept raw by an app without Bevy's assets.)
             "a Core component this Upstream does not mirror",
-            vec![modify(0, 19, box_id.to_le_bytes().to_vec())],
+            vec![modify(0, 4, box_id.to_le_bytes().to_vec())],
             "not mirrored by this Upstream",
+        ),
+        (
+            "a value its mapping refuses (a text height that is not a number)",
+            vec![{
+                let mut b = box_id.to_le_bytes().to_vec();
+                b.extend(
+                    bevy_noodles2::codec::TextComponent {
+                        color: bevy_noodles2::codec::SRGB8::new(0, 0, 0),
+                        height: f32::NAN,
+                        text: "x".into(),
+                    }
+                    .encode()
+                    .unwrap(),
+                );
+                modify(0, 19, b)
+            }],
+            "height is NaN",
         ),
         (
             "a component outside the link's extensions",

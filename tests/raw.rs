@@ -84,7 +84,7 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
     assert_eq!(decoded.asset.id.id.get(), 9);
     let registry = down.world().resource::<ComponentRegistry>().clone();
     assert!(registry.get(0, 14).unwrap().has(down.world(), e5));
-    assert!(!registry.get(0, 19).unwrap().has(down.world(), e5));
+    assert!(!registry.get(0, 24).unwrap().has(down.world(), e5));
     assert_eq!(down.world().resource::<MirrorStats>().raw_values, 3);
 
     // A replacement replaces; a deletion deletes.
@@ -113,11 +113,10 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
     );
 
     // A malformed value of a raw type closes the link like a mapped one, naming the type.
-    let mut bad = w::TextComponent::default().encode().unwrap();
-    let n = bad.len();
-    bad[n - 2] = 1; // one byte of text...
-    bad.push(0xFF); // ...that is not UTF-8
-    send_transaction(&mut up, vec![components(0, 19, &[(5, bad)])]);
+    // (Instances are raw in an app without Bevy's assets.)
+    let mut bad = w::InstanceComponent::default().encode().unwrap();
+    bad[28] = 9; // instance_type: neither FullFloat (0) nor Reduced (1)
+    send_transaction(&mut up, vec![components(0, 4, &[(5, bad)])]);
     run_until(
         &mut [&mut up, &mut down],
         Duration::from_secs(20),
@@ -128,7 +127,7 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
     assert!(
         reasons
             .iter()
-            .any(|r| r.to_string().contains("TextComponent")),
+            .any(|r| r.to_string().contains("InstanceComponent")),
         "{reasons:?}"
     );
 }

@@ -208,11 +208,7 @@ impl MirrorComponent for NoodlesAnimator {
         })
     }
 
-    fn from_wire(
-        a: w::AnimatorComponent,
-        ids: &mut dyn EntityResolver,
-    ) -> Result<Self, MirrorError> {
-        let mut layers = Vec::with_capacity(a.layers.len());
+    fn check(a: &w::AnimatorComponent) -> Result<(), String> {
         for (i, l) in a.layers.iter().enumerate() {
             let layer = Layer::from(l);
             let fields = [
@@ -222,10 +218,19 @@ impl MirrorComponent for NoodlesAnimator {
                 ("weight", f64::from(layer.weight)),
             ];
             if let Some((name, v)) = fields.iter().find(|(_, v)| !v.is_finite()) {
-                return Err(MirrorError::invalid::<Self>(format!(
-                    "layer {i}: {name} is {v}, not finite"
-                )));
+                return Err(format!("layer {i}: {name} is {v}, not finite"));
             }
+        }
+        Ok(())
+    }
+
+    fn from_wire(
+        a: w::AnimatorComponent,
+        ids: &mut dyn EntityResolver,
+    ) -> Result<Self, MirrorError> {
+        let mut layers = Vec::with_capacity(a.layers.len());
+        for l in a.layers.iter() {
+            let layer = Layer::from(l);
             let id = l.animation.id.id.get();
             let clip = ids
                 .asset_handle((0, asset_type::ANIMATION), id)

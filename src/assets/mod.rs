@@ -9,7 +9,7 @@ pub mod export;
 pub mod remote;
 pub mod skin;
 pub mod sync;
-mod users;
+pub(crate) mod users;
 
 pub use export::{AssetExport, AssetUser, ExportAppExt, ExportAsset, ExportCx, OFF_THREAD_BYTES};
 pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};

@@ -339,21 +339,22 @@ impl MirrorComponent for MorphTargetWeights {
     fn to_wire(&self, _: &dyn EntityIds) -> Option<MorphWeightsComponent> {
         Some(MorphWeightsComponent(self.0.clone()))
     }
+    fn check(w: &MorphWeightsComponent) -> Result<(), String> {
+        if w.0.len() > MAX_MORPH_WEIGHTS {
+            return Err(format!(
+                "{} weights, more than the {MAX_MORPH_WEIGHTS} Bevy renders",
+                w.0.len()
+            ));
+        }
+        if let Some(bad) = w.0.iter().find(|x| !x.is_finite()) {
+            return Err(format!("weight {bad} is not finite"));
+        }
+        Ok(())
+    }
     fn from_wire(
         w: MorphWeightsComponent,
         _: &mut dyn EntityResolver,
     ) -> Result<Self, MirrorError> {
-        if w.0.len() > MAX_MORPH_WEIGHTS {
-            return Err(MirrorError::invalid::<Self>(format!(
-                "{} weights, more than the {MAX_MORPH_WEIGHTS} Bevy renders",
-                w.0.len()
-            )));
-        }
-        if let Some(bad) = w.0.iter().find(|x| !x.is_finite()) {
-            return Err(MirrorError::invalid::<Self>(format!(
-                "weight {bad} is not finite"
-            )));
-        }
         Ok(MorphTargetWeights(w.0))
     }
     fn store(self, entity: &mut EntityWorldMut<'_>) {

@@ -116,11 +116,7 @@ fn validate(
                     return Err(MirrorError::NotNegotiatedComponent(ext, id));
                 }
                 if let Some(rule) = registry.get(ext, id) {
-                    (rule.validate)(&m.content.0).map_err(|error| MirrorError::Decode {
-                        component: rule.name,
-                        index: 0,
-                        error,
-                    })?;
+                    (rule.validate)(&m.content.0)?;
                 }
             }
             ContentMessage::ContentDeleteComponents(m) => {

@@ -102,6 +102,13 @@ pub trait MirrorComponent: Component + Sized {
         wire: Self::Wire,
         ids: &mut dyn EntityResolver,
     ) -> Result<Self, super::MirrorError>;
+    /// Check a received value without the world (finite numbers, lengths, ranges): run when a
+    /// whole transaction is validated, before any of it applies, so a value refused here closes
+    /// the link with nothing of its transaction applied. `Err` says what is wrong (the link's
+    /// close reason names the component and the pair). Default: every decoded value is fine.
+    fn check(_wire: &Self::Wire) -> Result<(), String> {
+        Ok(())
+    }
     /// Put a decoded value on an entity. The default inserts (replacing any old value); mutable
     /// components that change often may assign in place instead (see `Transform`).
     fn store(self, entity: &mut EntityWorldMut<'_>) {
@@ -160,6 +167,8 @@ pub struct MirrorFns<C: Component, W> {
     pub store: fn(C, &mut EntityWorldMut<'_>),
     /// The Upstream deleted the component (see [`MirrorComponent::remove`]; default: remove).
     pub remove: fn(&mut EntityWorldMut<'_>),
+    /// Check a received value without the world (see [`MirrorComponent::check`]; default: fine).
+    pub check: fn(&W) -> Result<(), String>,
 }
 
 impl<C: Component, W> MirrorFns<C, W> {
@@ -178,7 +187,15 @@ impl<C: Component, W> MirrorFns<C, W> {
             from_wire,
             store: insert_component::<C>,
             remove: remove_component::<C>,
+            check: |_| Ok(()),
         }
+    }
+
+    /// Check received values with `check` before their transaction applies (see
+    /// [`MirrorComponent::check`]).
+    pub fn with_check(mut self, check: fn(&W) -> Result<(), String>) -> Self {
+        self.check = check;
+        self
     }
 
     /// Store decoded values with `store` instead of inserting them.
@@ -221,6 +238,7 @@ pub(crate) trait Mapping: Copy + Send + Sync + 'static {
     fn decode(&self, w: Self::W, ids: &mut dyn EntityResolver) -> Result<Self::C, MirrorError>;
     fn store(&self, c: Self::C, e: &mut EntityWorldMut<'_>);
     fn remove(&self, e: &mut EntityWorldMut<'_>);
+    fn check(&self, w: &Self::W) -> Result<(), String>;
 }
 
 /// The mapping a [`MirrorComponent`] implements.
@@ -263,6 +281,10 @@ impl<T: MirrorComponent> Mapping for Own<T> {
     fn remove(&self, e: &mut EntityWorldMut<'_>) {
         T::remove(e)
     }
+    #[inline]
+    fn check(&self, w: &T::Wire) -> Result<(), String> {
+        T::check(w)
+    }
 }
 
 impl<C: Component, W: Wire + crate::codec::VisitIds + 'static> Mapping for MirrorFns<C, W> {
@@ -283,6 +305,9 @@ impl<C: Component, W: Wire + crate::codec::VisitIds + 'static> Mapping for Mirro
     fn remove(&self, e: &mut EntityWorldMut<'_>) {
         (self.remove)(e)
     }
+    fn check(&self, w: &W) -> Result<(), String> {
+        (self.check)(w)
+    }
 }
 
 /// Type-erased operations of one registered component type.
@@ -295,8 +320,9 @@ pub struct ComponentRule {
     pub(crate) raw: bool,
     pub(crate) extension: u16,
     pub(crate) identifier: u16,
-    /// Check a `ContentModifyComponents` payload without applying it; returns the pair count.
-    pub(crate) validate: fn(&Bytes) -> Result<usize, DecodeError>,
+    /// Check a `ContentModifyComponents` payload without applying it (decoding and the
+    /// mapping's [`MirrorComponent::check`]); returns the pair count.
+    pub(crate) validate: Arc<dyn Fn(&Bytes) -> Result<usize, MirrorError> + Send + Sync>,
     /// Apply a payload to the world (after validation).
     pub(crate) apply: Arc<ApplyFn>,
     /// Remove the component from an entity.
@@ -520,6 +546,11 @@ pub enum Refused {
         /// The entity's id on the link.
         entity: u64,
     },
+    /// The instances of entity `entity` (its `EntityID` on the link).
+    Instances {
+        /// The entity's id on the link.
+        entity: u64,
+    },
 }
 
 impl std::fmt::Display for Refused {
@@ -527,6 +558,7 @@ impl std::fmt::Display for Refused {
         match self {
             Refused::Asset { name, id, .. } => write!(f, "{name} asset {id}"),
             Refused::Skin { entity } => write!(f, "the skin of entity {entity}"),
+            Refused::Instances { entity } => write!(f, "the instances of entity {entity}"),
         }
     }
 }
@@ -674,7 +706,9 @@ impl MirrorAppExt for App {
             raw: true,
             extension,
             identifier,
-            validate: validate_pairs::<W>,
+            validate: Arc::new(move |bytes| {
+                validate_pairs::<W>(bytes, |_| Ok(())).map_err(|e| e.named(name))
+            }),
             apply: Arc::new(move |world, _link, resolve, bytes| {
                 super::raw::keep_values::<W>(world, key, resolve, bytes).map_err(|error| {
                     MirrorError::Decode {
@@ -727,7 +761,9 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
         raw: false,
         extension: key.0,
         identifier: key.1,
-        validate: validate_pairs::<M::W>,
+        validate: Arc::new(move |bytes| {
+            validate_pairs::<M::W>(bytes, |w| m.check(w)).map_err(|e| e.named(name))
+        }),
         apply: Arc::new(move |world, link, resolve, bytes| {
             apply_pairs(m, world, link, resolve, bytes)
         }),
@@ -737,7 +773,12 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
             }
         }),
         encode_one: Arc::new(move |world, e| encode_one(m, world, e)),
-        visit_ids: Arc::new(noodles2::proposal::visit_pair_ids::<M::W>),
+        // Proposals pass the mapping's checks too, before anything of them applies.
+        visit_ids: Arc::new(move |bytes, target, inner| {
+            validate_pairs::<M::W>(bytes, |w| m.check(w))
+                .map_err(|e| e.named(name).to_string())?;
+            noodles2::proposal::visit_pair_ids::<M::W>(bytes, target, inner)
+        }),
         has: |world, e, _| world.get::<M::C>(e).is_some(),
     };
     match replaces {
@@ -791,12 +832,39 @@ fn for_each_pair<W: Wire>(
     Ok(n)
 }
 
-fn validate_pairs<W: Wire>(bytes: &Bytes) -> Result<usize, DecodeError> {
+/// Why a payload failed validation, before the component's name is known.
+enum PairError {
+    Decode(DecodeError),
+    Check(usize, String),
+}
+
+impl PairError {
+    fn named(self, component: &'static str) -> MirrorError {
+        match self {
+            PairError::Decode(error) => MirrorError::Decode {
+                component,
+                index: 0,
+                error,
+            },
+            PairError::Check(index, reason) => MirrorError::Invalid {
+                component,
+                reason: format!("pair {index}: {reason}"),
+            },
+        }
+    }
+}
+
+fn validate_pairs<W: Wire>(
+    bytes: &Bytes,
+    check: impl Fn(&W) -> Result<(), String>,
+) -> Result<usize, PairError> {
     let mut r = Reader::new(bytes);
     let mut n = 0;
     while r.remaining() > 0 {
-        EntityID::read(&mut r).map_err(|e| e.at(crate::codec::rt::PathSeg::Index(n)))?;
-        W::read(&mut r).map_err(|e| e.at(crate::codec::rt::PathSeg::Index(n)))?;
+        let at = |e: DecodeError| PairError::Decode(e.at(crate::codec::rt::PathSeg::Index(n)));
+        EntityID::read(&mut r).map_err(at)?;
+        let w = W::read(&mut r).map_err(at)?;
+        check(&w).map_err(|reason| PairError::Check(n, reason))?;
         n += 1;
     }
     Ok(n)

@@ -12,6 +12,7 @@
 use crate::codec as w;
 
 mod environment;
+mod instance;
 #[cfg(feature = "image")]
 mod image;
 mod material;
@@ -19,6 +20,9 @@ mod mesh;
 mod skin;
 
 pub use environment::environment_images;
+pub use instance::{
+    FULL_FLOAT_BYTES, Instance, REDUCED_BYTES, decode_instances, encode_full_float, instance_stride,
+};
 #[cfg(feature = "image")]
 pub use image::{Container, ImageHeader, KTX2_MAX_BYTES_PER_PIXEL, check_image};
 pub use material::{
@@ -49,6 +53,36 @@ pub const MAX_MATERIAL_IMAGES: usize = 16;
 /// value that was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AssetError {
+    /// An instance view is not `instance_count × stride` bytes.
+    #[error(
+        "instance: view is {length} bytes, but {count} instances of {stride} bytes need exactly {expected}"
+    )]
+    InstanceViewLength {
+        /// The view's length in bytes.
+        length: u64,
+        /// `instance_count`.
+        count: u32,
+        /// Bytes per instance of the declared layout.
+        stride: u64,
+        /// The length the view must have.
+        expected: u128,
+    },
+    /// An instance value (or a quantization range, `instance` `None`) is not finite.
+    #[error("instance{}: {field} has {value}, not a finite number", instance.map(|i| format!(" {i}")).unwrap_or_default())]
+    InstanceNotFinite {
+        /// Which instance (counted from 0), `None` for the component's quantization ranges.
+        instance: Option<usize>,
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: f32,
+    },
+    /// An instance's rotation quaternion has length zero.
+    #[error("instance {instance}: rotation has length zero")]
+    InstanceRotation {
+        /// Which instance (counted from 0).
+        instance: usize,
+    },
     /// A skin's `inverse_bind_matrices` view is not `64 × joints` bytes.
     #[error(
         "skin: inverse_bind_matrices view is {length} bytes, but {joints} joints need exactly {expected} (64 per joint)"
