@@ -5,6 +5,7 @@
 //! cargo run --example viewer -- ws://HOST:PORT    # connects to a running Upstream
 //! cargo run --example viewer -- --listen HOST:PORT # waits for an Upstream to push its world
 //!     [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH]
+//!     [--view YAW,PITCH[,ZOOM]]                  # camera direction in degrees, zoom on the framing
 //! ```
 //! `wss://HOST:PORT` connects over TLS (`--ca PEM` adds a trusted root, for a self-signed or
 //! private certificate); `--listen` with `--tls-cert PEM --tls-key PEM` serves `wss://`.
@@ -41,6 +42,9 @@ struct Args {
     tls: common::TlsArgs,
     timeout: f64,
     size: (u32, u32),
+    /// `--view YAW,PITCH[,ZOOM]`: the camera's starting direction (degrees) and a factor on the
+    /// distance that frames the scene.
+    view: (f32, f32, f32),
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -52,6 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
         tls: common::TlsArgs::default(),
         timeout: 120.0,
         size: (1280, 720),
+        view: (45.8, 28.6, 1.0),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -76,9 +81,22 @@ fn parse_args() -> anyhow::Result<Args> {
                     h.parse().context("bad height")?,
                 );
             }
+            "--view" => {
+                let v = it.next().context("--view needs YAW,PITCH[,ZOOM]")?;
+                let parts: Vec<f32> = v
+                    .split(',')
+                    .map(|x| x.trim().parse())
+                    .collect::<Result<_, _>>()
+                    .context("--view needs numbers: YAW,PITCH[,ZOOM] (degrees, factor)")?;
+                match parts[..] {
+                    [yaw, pitch] => a.view = (yaw, pitch, 1.0),
+                    [yaw, pitch, zoom] if zoom > 0.0 => a.view = (yaw, pitch, zoom),
+                    _ => bail!("--view needs YAW,PITCH[,ZOOM] (degrees, a factor above 0)"),
+                }
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: viewer [ws(s)://HOST:PORT {} | --listen HOST:PORT {}] [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH]",
+                    "usage: viewer [ws(s)://HOST:PORT {} | --listen HOST:PORT {}] [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH] [--view YAW,PITCH[,ZOOM]]",
                     common::CLIENT_TLS_USAGE,
                     common::SERVER_TLS_USAGE
                 );
@@ -115,6 +133,7 @@ struct ViewerArgs {
     screenshot: Option<String>,
     deadline: Instant,
     timeout: f64,
+    view: (f32, f32, f32),
 }
 
 /// Pipelines still compiling in the render world (shared with the main world).
@@ -210,6 +229,7 @@ fn main() -> anyhow::Result<()> {
         screenshot: args.screenshot.clone(),
         deadline: Instant::now() + Duration::from_secs_f64(args.timeout),
         timeout: args.timeout,
+        view: args.view,
     })
     .insert_resource(waiting.clone())
     .insert_resource(ClearColor(Color::srgb(0.08, 0.09, 0.11)))
@@ -278,8 +298,8 @@ fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
         Transform::from_xyz(8.0, 6.0, 8.0).looking_at(Vec3::ZERO, Vec3::Y),
         OrbitCamera {
             focus: Vec3::ZERO,
-            yaw: 0.8,
-            pitch: 0.5,
+            yaw: args.view.0.to_radians(),
+            pitch: args.view.1.to_radians().clamp(-1.5, 1.5),
             distance: 12.0,
         },
     ));
@@ -302,6 +322,7 @@ fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
 /// Once the world arrived, frame it: fit the camera to the bounds of the mirrored meshes (or of
 /// the entities' origins when there are no meshes), whatever the scene's scale.
 fn frame_scene(
+    args: Res<ViewerArgs>,
     mut state: ResMut<ViewerState>,
     mirrored: Query<(&GlobalTransform, Option<&Mesh3d>), With<Mirrored>>,
     meshes: Res<Assets<Mesh>>,
@@ -405,6 +426,7 @@ fn frame_scene(
             }
             c.focus = focus;
         }
+        c.distance *= args.view.2;
     }
     state.framed = true;
 }

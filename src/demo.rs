@@ -325,7 +325,7 @@ fn spawn_demo(
         let sign = commands.spawn((
             object(
                 "billboard sign",
-                meshes.add(Rectangle::new(1.2, 0.6)),
+                meshes.add(Rectangle::new(2.4, 0.6)),
                 DemoLook {
                     emissive: LinearRgba::rgb(1.5, 1.2, 0.2),
                     ..DemoLook::color(Color::srgb(1.0, 0.85, 0.2))
@@ -341,7 +341,7 @@ fn spawn_demo(
             Text3d {
                 text: "bevy_noodles2".into(),
                 color: Color::srgb(0.1, 0.05, 0.3),
-                height: 0.22,
+                height: 0.3,
             },
             // Just in front of the sign, which turns it with itself.
             Transform::from_xyz(0.0, 0.0, 0.02),
@@ -357,7 +357,7 @@ fn spawn_demo(
                 Text3d {
                     text: text.into(),
                     color: Color::WHITE,
-                    height: 0.3,
+                    height: 0.4,
                 },
                 Transform::from_translation(at),
                 crate::billboard::Billboard::FaceCamera,

@@ -82,6 +82,20 @@ fn mean(img: &image::RgbImage, x0: f32, y0: f32, x1: f32, y1: f32) -> [f32; 3] {
     sum.map(|s| (s / n.max(1.0)) as f32)
 }
 
+/// The fraction of the pixels in a rectangle (fractions of the image) for which `f` holds.
+fn share(img: &image::RgbImage, [x0, y0, x1, y1]: [f32; 4], f: fn([u8; 3]) -> bool) -> f32 {
+    let (w, h) = img.dimensions();
+    let (xa, xb) = ((x0 * w as f32) as u32, (x1 * w as f32) as u32);
+    let (ya, yb) = ((y0 * h as f32) as u32, (y1 * h as f32) as u32);
+    let mut hits = 0u32;
+    for y in ya..yb {
+        for x in xa..xb {
+            hits += u32::from(f(img.get_pixel(x, y).0));
+        }
+    }
+    hits as f32 / ((xb - xa) * (yb - ya)).max(1) as f32
+}
+
 #[test]
 fn viewer_renders_the_demo_scene() {
     if !on_path("xvfb-run") {
@@ -205,6 +219,34 @@ fn viewer_renders_the_demo_scene() {
         eprintln!("render test: {name}: mean RGB {c:.0?}");
         if !ok(c) {
             failed.push(format!("{name}: mean RGB {c:.0?}"));
+        }
+    }
+    // Regions mixing colors, checked by the share of their pixels of each kind: the belt of
+    // 3,000 instanced cubes around the ground (x ≈ 256 to 384, y ≈ 298 to 346: each cube shows
+    // its own part of the yellow and blue checker), the title on the billboard sign (dark glyphs
+    // on yellow, ≈ (285..358, 97..113)) and the white "clearcoat" label (≈ (288..360, 197..209)).
+    // Without instances the belt region is brown sky and grey ground; without text the sign is
+    // plain yellow and the label region grey ground and the cube.
+    let blue = |p: [u8; 3]| i32::from(p[2]) > i32::from(p[0]) + 40;
+    let yellow = |p: [u8; 3]| p[0] > 110 && i32::from(p[0]) > i32::from(p[2]) + 50;
+    let dark = |p: [u8; 3]| p.iter().all(|c| *c < 120);
+    let white = |p: [u8; 3]| p.iter().all(|c| *c > 170);
+    let mixes: [(&str, [f32; 4], fn([u8; 3]) -> bool, f32); 5] = [
+        ("instanced belt: blue checker cells", [0.40, 0.62, 0.60, 0.72], blue, 0.08),
+        ("instanced belt: yellow checker cells", [0.40, 0.62, 0.60, 0.72], yellow, 0.08),
+        ("sign: yellow", [0.46, 0.205, 0.545, 0.232], yellow, 0.3),
+        ("sign: dark title glyphs", [0.46, 0.205, 0.545, 0.232], dark, 0.05),
+        ("clearcoat label: white glyphs", [0.45, 0.41, 0.56, 0.435], white, 0.04),
+    ];
+    for (name, rect, f, least) in mixes {
+        let s = share(&img, rect, f);
+        eprintln!("render test: {name}: {:.1} % of the region", s * 100.0);
+        if s < least {
+            failed.push(format!(
+                "{name}: {:.1} % of the region, expected at least {:.0} %",
+                s * 100.0,
+                least * 100.0
+            ));
         }
     }
     assert!(
