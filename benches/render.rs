@@ -1,0 +1,539 @@
+//! Rendering benchmarks (issue 13), each against a baseline from the same run:
+//!
+//! 1. **Instances.** A Downstream renders 100,000 cubes received from an Upstream, once as one
+//!    entity with `Instances` (one `InstanceSet` of 100,000) and once as 100,000 entities with a
+//!    `Mesh3d` and a `MeshMaterial3d` each (the same mesh and material: what Bevy batches and
+//!    instances automatically). Printed: the Downstream's frame time (median and 95th percentile
+//!    over 120 frames, GPU work included) and its resident memory, and the instanced case against
+//!    the entity case.
+//! 2. **Texture latency.** The Upstream shares a material with a 2048×2048 texture (noise, so the
+//!    PNG does not shrink: 16 MB, sent out of band). Printed: the time from the frame in which the
+//!    Downstream holds the texture's last byte (its out-of-band fetch completed) to the frame in
+//!    which the GPU has the texture (Bevy's `GpuImage` of the material's base color texture exists
+//!    in the render world), the Downstream's longest frame in that interval against its median
+//!    frame (the decode runs off the main thread, so no frame should stall), and both against the
+//!    time the `image` crate takes to decode the same PNG on one thread in this process.
+//!
+//! ```sh
+//! cargo bench --bench render                        # both (a few minutes on a software renderer)
+//! RENDER_BENCH=instances cargo bench --bench render # only one: instances | texture
+//! RENDER_BENCH_INSTANCES=20000 cargo bench --bench render   # fewer cubes
+//! ```
+//!
+//! # Method
+//!
+//! Each side is a process of its own (this binary, started again with a role), so the memory
+//! figure is the Downstream's alone: the orchestrator starts an Upstream process, which listens
+//! on a free loopback port and prints its URL, then a Downstream process, which connects, renders
+//! offscreen (no window: Bevy's `DefaultPlugins` without winit, a camera rendering to an image of
+//! 1280×720, frames as fast as they come) and prints its figures. After each frame the render
+//! world waits for the GPU (`RenderDevice::poll`), so a frame's time includes drawing it: on this
+//! machine that is Mesa's software Vulkan on the CPU, the same for both cases. Memory is the
+//! Downstream's `VmHWM` (peak resident set) from `/proc/self/status` after the measured frames.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::asset::RenderAssetUsages;
+use bevy::camera::RenderTarget;
+use bevy::prelude::*;
+use bevy::render::render_asset::RenderAssets;
+use bevy::render::render_resource::{PipelineCache, PollType, TextureFormat, TextureUsages};
+use bevy::render::renderer::RenderDevice;
+use bevy::render::texture::GpuImage;
+use bevy::render::{Render, RenderApp, RenderSystems};
+use bevy::window::ExitCondition;
+use bevy::winit::WinitPlugin;
+use bevy_noodles2::assets::OobProgress;
+use bevy_noodles2::instances::{InstanceSet, Instances};
+use bevy_noodles2::prelude::*;
+
+const MEASURED_FRAMES: usize = 120;
+const WARMUP_FRAMES: usize = 30;
+const TEXTURE_SIDE: u32 = 2048;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--role") {
+        Some(i) => {
+            let role = args.get(i + 1).map(String::as_str);
+            let case = args.get(i + 2).cloned().unwrap_or_default();
+            match role {
+                Some("upstream") => upstream(&case),
+                Some("downstream") => {
+                    let url = args.get(i + 3).cloned().unwrap_or_default();
+                    downstream(&case, &url)
+                }
+                _ => panic!("unknown role {role:?}"),
+            }
+        }
+        None => orchestrate(),
+    }
+}
+
+fn instance_count() -> usize {
+    std::env::var("RENDER_BENCH_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
+// -------------------------------------------------------------------------------------------
+// orchestrator
+// -------------------------------------------------------------------------------------------
+
+fn orchestrate() {
+    let only = std::env::var("RENDER_BENCH").unwrap_or_default();
+    if only.is_empty() || only == "instances" {
+        let n = instance_count();
+        eprintln!("render bench: {n} cubes, instanced vs one entity per cube");
+        let inst = run_pair("instanced");
+        let ents = run_pair("entities");
+        let f = |r: &Figures, k: &str| r.get(k);
+        println!();
+        println!("instances: {n} cubes on the Downstream (frame time includes the GPU: software Vulkan)");
+        println!(
+            "  {:<28} {:>12} {:>12} {:>12} {:>10}",
+            "case", "frame p50 ms", "frame p95 ms", "peak RSS MB", "ready s"
+        );
+        for (name, r) in [("one entity, Instances", &inst), ("one entity per cube", &ents)] {
+            println!(
+                "  {:<28} {:>12.2} {:>12.2} {:>12.1} {:>10.1}",
+                name,
+                f(r, "frame_p50_ms"),
+                f(r, "frame_p95_ms"),
+                f(r, "hwm_kb") / 1024.0,
+                f(r, "ready_s")
+            );
+        }
+        println!(
+            "  instanced / entities: frame time {:.2}×, peak memory {:.2}×, time to ready {:.2}×",
+            f(&inst, "frame_p50_ms") / f(&ents, "frame_p50_ms"),
+            f(&inst, "hwm_kb") / f(&ents, "hwm_kb"),
+            f(&inst, "ready_s") / f(&ents, "ready_s"),
+        );
+    }
+    if only.is_empty() || only == "texture" {
+        let png = noise_png(TEXTURE_SIDE);
+        let t = Instant::now();
+        let decoded = image::load_from_memory(&png).expect("decode");
+        let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(decoded.width(), TEXTURE_SIDE);
+        let r = run_pair("texture");
+        println!();
+        println!(
+            "texture: {s}×{s} RGBA PNG of {:.1} MB, out of band",
+            png.len() as f64 / 1e6,
+            s = TEXTURE_SIDE
+        );
+        println!(
+            "  last byte received → on the GPU: {:.1} ms ({} frames); baseline: decoding the PNG on one thread here: {:.1} ms ({:.2}×)",
+            r.get("latency_ms"),
+            r.get("latency_frames"),
+            decode_ms,
+            r.get("latency_ms") / decode_ms
+        );
+        println!(
+            "  Downstream frames meanwhile: longest {:.1} ms against a median of {:.1} ms ({:.2}×)",
+            r.get("stall_ms"),
+            r.get("median_ms"),
+            r.get("stall_ms") / r.get("median_ms")
+        );
+    }
+}
+
+struct Figures(Vec<(String, f64)>);
+
+impl Figures {
+    fn get(&self, k: &str) -> f64 {
+        self.0
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("the Downstream did not report {k}"))
+    }
+}
+
+/// Kills a child process when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_pair(case: &str) -> Figures {
+    let exe = std::env::current_exe().expect("own path");
+    let mut up = Killed(
+        Command::new(&exe)
+            .args(["--role", "upstream", case])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Upstream"),
+    );
+    let mut lines = BufReader::new(up.0.stdout.take().expect("stdout")).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the Upstream exited before listening")
+            .expect("read");
+        if let Some(u) = line.strip_prefix("url ") {
+            break u.to_string();
+        }
+    };
+    let down = Command::new(&exe)
+        .args(["--role", "downstream", case, &url])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run the Downstream");
+    drop(up);
+    assert!(down.status.success(), "the Downstream failed: {}", down.status);
+    let out = String::from_utf8_lossy(&down.stdout);
+    Figures(
+        out.lines()
+            .filter_map(|l| l.strip_prefix("figure "))
+            .filter_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+// -------------------------------------------------------------------------------------------
+// Upstream
+// -------------------------------------------------------------------------------------------
+
+fn upstream(case: &str) {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
+        Duration::from_secs_f64(1.0 / 60.0),
+    )))
+    .add_plugins(AssetPlugin::default())
+    .init_asset::<Mesh>()
+    .init_asset::<Image>()
+    .init_asset::<StandardMaterial>()
+    .add_plugins(NoodlesPlugin {
+        session_name: format!("render bench {case}"),
+        ..default()
+    });
+    let case = case.to_string();
+    app.add_systems(
+        Startup,
+        move |mut commands: Commands,
+              mut meshes: ResMut<Assets<Mesh>>,
+              mut materials: ResMut<Assets<StandardMaterial>>,
+              mut images: ResMut<Assets<Image>>,
+              mut sets: ResMut<Assets<InstanceSet>>| {
+            commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
+            commands.spawn((
+                DirectionalLight::default(),
+                Transform::from_xyz(3.0, 8.0, 5.0).looking_at(Vec3::ZERO, Vec3::Y),
+                Shared,
+            ));
+            let cube = meshes.add(Cuboid::new(0.1, 0.1, 0.1));
+            let material = materials.add(Color::srgb(0.8, 0.5, 0.2));
+            match case.as_str() {
+                "instanced" => {
+                    let set = sets.add(InstanceSet::from_transforms(grid(instance_count())));
+                    commands.spawn((
+                        Mesh3d(cube),
+                        MeshMaterial3d(material),
+                        Instances(set),
+                        Transform::default(),
+                        Shared,
+                    ));
+                }
+                "entities" => {
+                    for t in grid(instance_count()) {
+                        commands.spawn((
+                            Mesh3d(cube.clone()),
+                            MeshMaterial3d(material.clone()),
+                            t,
+                            Shared,
+                        ));
+                    }
+                }
+                "texture" => {
+                    let png = noise_png(TEXTURE_SIDE);
+                    let image = image::load_from_memory(&png).expect("decode").to_rgba8();
+                    let texture = images.add(Image::new(
+                        bevy::render::render_resource::Extent3d {
+                            width: TEXTURE_SIDE,
+                            height: TEXTURE_SIDE,
+                            depth_or_array_layers: 1,
+                        },
+                        bevy::render::render_resource::TextureDimension::D2,
+                        image.into_raw(),
+                        TextureFormat::Rgba8UnormSrgb,
+                        RenderAssetUsages::default(),
+                    ));
+                    commands.spawn((
+                        Mesh3d(cube),
+                        MeshMaterial3d(materials.add(StandardMaterial {
+                            base_color_texture: Some(texture),
+                            ..default()
+                        })),
+                        Transform::from_scale(Vec3::splat(10.0)),
+                        Shared,
+                    ));
+                }
+                other => panic!("unknown case {other}"),
+            }
+        },
+    )
+    .add_systems(Update, |mut ready: MessageReader<ListenerReady>| {
+        for r in ready.read() {
+            match &r.result {
+                Ok(addr) => println!("url ws://{addr}"),
+                Err(e) => panic!("cannot listen: {e}"),
+            }
+        }
+    });
+    app.run();
+}
+
+/// `n` transforms on a cubic grid around the origin (spacing 0.2).
+fn grid(n: usize) -> impl Iterator<Item = Transform> {
+    let side = (n as f64).cbrt().ceil() as usize;
+    (0..n).map(move |i| {
+        let (x, y, z) = (i % side, (i / side) % side, i / (side * side));
+        let c = side as f32 / 2.0;
+        Transform::from_xyz(
+            (x as f32 - c) * 0.2,
+            (y as f32 - c) * 0.2,
+            (z as f32 - c) * 0.2,
+        )
+    })
+}
+
+/// A `side`×`side` RGBA PNG of noise (incompressible, so its bytes are its pixels').
+fn noise_png(side: u32) -> Vec<u8> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let pixels: Vec<u8> = (0..side * side * 4)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 56) as u8
+        })
+        .collect();
+    let img = image::RgbaImage::from_raw(side, side, pixels).expect("size");
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode");
+    out.into_inner()
+}
+
+// -------------------------------------------------------------------------------------------
+// Downstream
+// -------------------------------------------------------------------------------------------
+
+#[derive(Resource)]
+struct Bench {
+    case: String,
+    started: Instant,
+    /// Frames since the world was ready (None: not yet).
+    ready_at: Option<(usize, Instant)>,
+    last: Instant,
+    frames: Vec<f64>,
+    all_frames: Vec<f64>,
+    /// Texture case: the frame in which the last byte arrived, and when.
+    received: Option<(usize, Instant)>,
+}
+
+/// Set by the render world when the watched image is on the GPU (nanoseconds since `started`).
+#[derive(Resource, Clone, Default)]
+struct OnGpu {
+    watched: Arc<Mutex<Option<AssetId<Image>>>>,
+    at: Arc<AtomicU64>,
+    frame_base: Arc<Mutex<Option<Instant>>>,
+    /// Render pipelines still compiling (the render world's `PipelineCache`).
+    waiting_pipelines: Arc<AtomicU64>,
+}
+
+fn downstream(case: &str, url: &str) {
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: None,
+                exit_condition: ExitCondition::DontExit,
+                ..default()
+            })
+            .disable::<WinitPlugin>(),
+    )
+    .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::ZERO))
+    .add_plugins(NoodlesPlugin {
+        session_name: format!("render bench {case} down"),
+        ..default()
+    })
+    .insert_resource(Bench {
+        case: case.to_string(),
+        started: Instant::now(),
+        ready_at: None,
+        last: Instant::now(),
+        frames: Vec::new(),
+        all_frames: Vec::new(),
+        received: None,
+    });
+    let on_gpu = OnGpu::default();
+    app.insert_resource(on_gpu.clone());
+    let url = url.to_string();
+    app.add_systems(
+        Startup,
+        move |mut commands: Commands, mut images: ResMut<Assets<Image>>| {
+            commands.spawn(NoodlesConnect::new(url.clone()));
+            let mut target = Image::new_target_texture(1280, 720, TextureFormat::Rgba8UnormSrgb, None);
+            target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+            commands.spawn((
+                Camera3d::default(),
+                RenderTarget::Image(images.add(target).into()),
+                Transform::from_xyz(12.0, 9.0, 14.0).looking_at(Vec3::ZERO, Vec3::Y),
+            ));
+        },
+    )
+    .add_systems(Last, measure);
+    let gpu = on_gpu.clone();
+    if let Some(render) = app.get_sub_app_mut(RenderApp) {
+        render.add_systems(
+            Render,
+            (move |images: Res<RenderAssets<GpuImage>>,
+                   device: Res<RenderDevice>,
+                   pipelines: Res<PipelineCache>| {
+                // Wait for the GPU, so a frame's time includes drawing it.
+                let _ = device.poll(PollType::wait_indefinitely());
+                gpu.waiting_pipelines
+                    .store(pipelines.waiting_pipelines().count() as u64, Ordering::Relaxed);
+                let watched = *gpu.watched.lock().unwrap();
+                if let Some(id) = watched
+                    && gpu.at.load(Ordering::Relaxed) == 0
+                    && images.get(id).is_some()
+                    && let Some(base) = *gpu.frame_base.lock().unwrap()
+                {
+                    gpu.at
+                        .store(base.elapsed().as_nanos().max(1) as u64, Ordering::Relaxed);
+                }
+            })
+            .after(RenderSystems::Render),
+        );
+    }
+    app.run();
+}
+
+#[expect(clippy::too_many_arguments, reason = "what the measurement reads")]
+#[expect(clippy::type_complexity, reason = "a query filter")]
+fn measure(
+    mut bench: ResMut<Bench>,
+    on_gpu: Res<OnGpu>,
+    instanced: Query<&Instances>,
+    sets: Res<Assets<InstanceSet>>,
+    meshes: Query<(), (With<Mesh3d>, With<MeshMaterial3d<StandardMaterial>>, With<Mirrored>)>,
+    materials: Res<Assets<StandardMaterial>>,
+    material_of: Query<&MeshMaterial3d<StandardMaterial>>,
+    oob: Option<Res<OobProgress>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let now = Instant::now();
+    let dt = (now - bench.last).as_secs_f64() * 1e3;
+    bench.last = now;
+    if bench.started.elapsed() > Duration::from_secs(600) {
+        eprintln!("render bench: not ready after 600 s");
+        exit.write(AppExit::error());
+        return;
+    }
+    match bench.case.as_str() {
+        "texture" => {
+            bench.all_frames.push(dt);
+            let frame = bench.all_frames.len();
+            if bench.received.is_none() && oob.as_ref().is_some_and(|o| o.assets_done >= 1) {
+                bench.received = Some((frame, now));
+                *on_gpu.frame_base.lock().unwrap() = Some(now);
+                // The material's texture: the image to watch on the GPU.
+                let texture = material_of
+                    .iter()
+                    .filter_map(|m| materials.get(&m.0))
+                    .find_map(|m| m.base_color_texture.as_ref().map(|h| h.id()));
+                *on_gpu.watched.lock().unwrap() = texture;
+            }
+            if bench.received.is_some() && on_gpu.watched.lock().unwrap().is_none() {
+                let texture = material_of
+                    .iter()
+                    .filter_map(|m| materials.get(&m.0))
+                    .find_map(|m| m.base_color_texture.as_ref().map(|h| h.id()));
+                *on_gpu.watched.lock().unwrap() = texture;
+            }
+            let at = on_gpu.at.load(Ordering::Relaxed);
+            if let Some((from, _)) = bench.received
+                && at > 0
+            {
+                let during = &bench.all_frames[from..];
+                let stall = during.iter().cloned().fold(0.0, f64::max);
+                let mut before: Vec<f64> = bench.all_frames[..from].to_vec();
+                before.sort_by(f64::total_cmp);
+                let median = before.get(before.len() / 2).copied().unwrap_or(dt);
+                println!("figure latency_ms={}", at as f64 / 1e6);
+                println!("figure latency_frames={}", frame - from);
+                println!("figure stall_ms={stall}");
+                println!("figure median_ms={median}");
+                exit.write(AppExit::Success);
+            }
+        }
+        _ => {
+            if bench.ready_at.is_none() {
+                let n = instance_count();
+                let ready = match bench.case.as_str() {
+                    "instanced" => instanced
+                        .iter()
+                        .any(|i| sets.get(&i.0).is_some_and(|s| s.instances.len() == n)),
+                    _ => meshes.iter().count() >= n,
+                };
+                if ready && on_gpu.waiting_pipelines.load(Ordering::Relaxed) == 0 {
+                    let frame = bench.all_frames.len();
+                    bench.ready_at = Some((frame, now));
+                }
+                bench.all_frames.push(dt);
+                return;
+            }
+            bench.all_frames.push(dt);
+            let Some((at, ready)) = bench.ready_at else {
+                return;
+            };
+            let since = bench.all_frames.len() - at;
+            if since > WARMUP_FRAMES {
+                bench.frames.push(dt);
+            }
+            if bench.frames.len() >= MEASURED_FRAMES {
+                let mut f = bench.frames.clone();
+                f.sort_by(f64::total_cmp);
+                println!("figure frame_p50_ms={}", f[f.len() / 2]);
+                println!("figure frame_p95_ms={}", f[f.len() * 95 / 100]);
+                println!("figure hwm_kb={}", status_kb("VmHWM"));
+                println!(
+                    "figure ready_s={}",
+                    (ready - bench.started).as_secs_f64()
+                );
+                exit.write(AppExit::Success);
+            }
+        }
+    }
+}
+
+/// A `/proc/self/status` field in kB.
+fn status_kb(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(f64::NAN)
+}
