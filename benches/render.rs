@@ -95,12 +95,17 @@ fn orchestrate() {
         let ents = run_pair("entities");
         let f = |r: &Figures, k: &str| r.get(k);
         println!();
-        println!("instances: {n} cubes on the Downstream (frame time includes the GPU: software Vulkan)");
+        println!(
+            "instances: {n} cubes on the Downstream (frame time includes the GPU: software Vulkan)"
+        );
         println!(
             "  {:<28} {:>12} {:>12} {:>12} {:>10}",
             "case", "frame p50 ms", "frame p95 ms", "peak RSS MB", "ready s"
         );
-        for (name, r) in [("one entity, Instances", &inst), ("one entity per cube", &ents)] {
+        for (name, r) in [
+            ("one entity, Instances", &inst),
+            ("one entity per cube", &ents),
+        ] {
             println!(
                 "  {:<28} {:>12.2} {:>12.2} {:>12.1} {:>10.1}",
                 name,
@@ -194,7 +199,11 @@ fn run_pair(case: &str) -> Figures {
         .output()
         .expect("run the Downstream");
     drop(up);
-    assert!(down.status.success(), "the Downstream failed: {}", down.status);
+    assert!(
+        down.status.success(),
+        "the Downstream failed: {}",
+        down.status
+    );
     let out = String::from_utf8_lossy(&down.stdout);
     Figures(
         out.lines()
@@ -213,9 +222,11 @@ fn run_pair(case: &str) -> Figures {
 
 fn upstream(case: &str) {
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(
-        Duration::from_secs_f64(1.0 / 60.0),
-    )))
+    app.add_plugins(
+        MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+            1.0 / 60.0,
+        ))),
+    )
     .add_plugins(AssetPlugin::default())
     .init_asset::<Mesh>()
     .init_asset::<Image>()
@@ -327,7 +338,8 @@ fn noise_png(side: u32) -> Vec<u8> {
         .collect();
     let img = image::RgbaImage::from_raw(side, side, pixels).expect("size");
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("encode");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode");
     out.into_inner()
 }
 
@@ -390,7 +402,8 @@ fn downstream(case: &str, url: &str) {
         Startup,
         move |mut commands: Commands, mut images: ResMut<Assets<Image>>| {
             commands.spawn(NoodlesConnect::new(url.clone()));
-            let mut target = Image::new_target_texture(1280, 720, TextureFormat::Rgba8UnormSrgb, None);
+            let mut target =
+                Image::new_target_texture(1280, 720, TextureFormat::Rgba8UnormSrgb, None);
             target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
             commands.spawn((
                 Camera3d::default(),
@@ -409,8 +422,10 @@ fn downstream(case: &str, url: &str) {
                    pipelines: Res<PipelineCache>| {
                 // Wait for the GPU, so a frame's time includes drawing it.
                 let _ = device.poll(PollType::wait_indefinitely());
-                gpu.waiting_pipelines
-                    .store(pipelines.waiting_pipelines().count() as u64, Ordering::Relaxed);
+                gpu.waiting_pipelines.store(
+                    pipelines.waiting_pipelines().count() as u64,
+                    Ordering::Relaxed,
+                );
                 let watched = *gpu.watched.lock().unwrap();
                 if let Some(id) = watched
                     && gpu.at.load(Ordering::Relaxed) == 0
@@ -434,7 +449,14 @@ fn measure(
     on_gpu: Res<OnGpu>,
     instanced: Query<&Instances>,
     sets: Res<Assets<InstanceSet>>,
-    meshes: Query<(), (With<Mesh3d>, With<MeshMaterial3d<StandardMaterial>>, With<Mirrored>)>,
+    meshes: Query<
+        (),
+        (
+            With<Mesh3d>,
+            With<MeshMaterial3d<StandardMaterial>>,
+            With<Mirrored>,
+        ),
+    >,
     materials: Res<Assets<StandardMaterial>>,
     material_of: Query<&MeshMaterial3d<StandardMaterial>>,
     oob: Option<Res<OobProgress>>,
@@ -515,10 +537,7 @@ fn measure(
                 println!("figure frame_p50_ms={}", f[f.len() / 2]);
                 println!("figure frame_p95_ms={}", f[f.len() * 95 / 100]);
                 println!("figure hwm_kb={}", status_kb("VmHWM"));
-                println!(
-                    "figure ready_s={}",
-                    (ready - bench.started).as_secs_f64()
-                );
+                println!("figure ready_s={}", (ready - bench.started).as_secs_f64());
                 exit.write(AppExit::Success);
             }
         }

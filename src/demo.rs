@@ -322,19 +322,21 @@ fn spawn_demo(
             root,
         ));
         // A sign that always faces the viewer, turning around the up axis only.
-        let sign = commands.spawn((
-            object(
-                "billboard sign",
-                meshes.add(Rectangle::new(2.4, 0.6)),
-                DemoLook {
-                    emissive: LinearRgba::rgb(1.5, 1.2, 0.2),
-                    ..DemoLook::color(Color::srgb(1.0, 0.85, 0.2))
-                },
-                Transform::from_xyz(0.0, 3.2, 0.0),
-                root,
-            ),
-            crate::billboard::Billboard::YAxisOnly,
-        )).id();
+        let sign = commands
+            .spawn((
+                object(
+                    "billboard sign",
+                    meshes.add(Rectangle::new(2.4, 0.6)),
+                    DemoLook {
+                        emissive: LinearRgba::rgb(1.5, 1.2, 0.2),
+                        ..DemoLook::color(Color::srgb(1.0, 0.85, 0.2))
+                    },
+                    Transform::from_xyz(0.0, 3.2, 0.0),
+                    root,
+                ),
+                crate::billboard::Billboard::YAxisOnly,
+            ))
+            .id();
         // Words in the scene: a title on the sign, labels that turn to the viewer.
         commands.spawn((
             Name::new("sign text"),

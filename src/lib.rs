@@ -5,9 +5,9 @@ pub mod animation;
 pub mod assets;
 pub mod billboard;
 pub mod demo;
-pub mod instances;
 #[cfg(feature = "render")]
 pub mod display;
+pub mod instances;
 pub mod mirror;
 pub mod net;
 pub mod plugin;
@@ -36,7 +36,6 @@ pub mod prelude {
     pub use crate::auth::{AuthRefusal, AuthRequest, Authorizer, Principal};
     pub use crate::billboard::{Billboard, BillboardCamera, BillboardPlugin};
     pub use crate::instances::{Instance, InstanceSet, Instances, InstancesPlugin};
-    pub use crate::text::{Text3d, Text3dPlugin};
     pub use crate::link::{
         AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,
     };
@@ -60,5 +59,6 @@ pub mod prelude {
         RpcReplyKind, RpcReplyReceived, RpcResponder, RpcResult,
     };
     pub use crate::schedule::NoodlesSystems;
+    pub use crate::text::{Text3d, Text3dPlugin};
     pub use crate::tls::{ClientTls, ServerTls, TlsError};
 }

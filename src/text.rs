@@ -118,8 +118,8 @@ mod draw {
     use bevy::mesh::{Indices, PrimitiveTopology};
     use bevy::prelude::*;
     use bevy::text::{
-        ComputedTextBlock, FontAtlasSet, FontCx, FontHinting, FontSize, Justify,
-        LayoutCx, LetterSpacing, LineBreak, LineHeight, RemSize, ScaleCx, TextBounds, TextFont,
+        ComputedTextBlock, FontAtlasSet, FontCx, FontHinting, FontSize, Justify, LayoutCx,
+        LetterSpacing, LineBreak, LineHeight, RemSize, ScaleCx, TextBounds, TextFont,
         TextLayoutInfo, TextPipeline,
     };
 
@@ -135,7 +135,9 @@ mod draw {
         }
         app.init_resource::<Pending>().add_systems(
             PostUpdate,
-            (remove_meshes, lay_out).chain().before(bevy::transform::TransformSystems::Propagate),
+            (remove_meshes, lay_out)
+                .chain()
+                .before(bevy::transform::TransformSystems::Propagate),
         );
     }
 

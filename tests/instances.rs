@@ -16,7 +16,10 @@ const INSTANCE: u16 = 4;
 
 fn set_of(app: &App, e: Entity) -> Option<InstanceSet> {
     let h = &app.world().get::<Instances>(e)?.0;
-    app.world().resource::<Assets<InstanceSet>>().get(h).cloned()
+    app.world()
+        .resource::<Assets<InstanceSet>>()
+        .get(h)
+        .cloned()
 }
 
 /// The same instances, up to the rounding of renormalized rotations.
@@ -48,7 +51,10 @@ fn instances_are_mirrored_and_follow_their_asset() {
     let (mut up, mut down) = linked_asset_apps("instances");
     let mut set = ring(100, 3.0);
     set.instances[7].texture = [0.5, 0.25, 0.5, 0.5];
-    let handle = up.world_mut().resource_mut::<Assets<InstanceSet>>().add(set.clone());
+    let handle = up
+        .world_mut()
+        .resource_mut::<Assets<InstanceSet>>()
+        .add(set.clone());
     let cube = up
         .world_mut()
         .resource_mut::<Assets<Mesh>>()
@@ -105,9 +111,12 @@ fn instances_are_mirrored_and_follow_their_asset() {
     run_until(&mut [&mut up, &mut down], LIMIT, "the removal", |a| {
         a[1].world().get::<Instances>(m).is_none()
     });
-    run_until(&mut [&mut up, &mut down], LIMIT, "render layers back", |a| {
-        a[1].world().get::<RenderLayers>(m).is_none()
-    });
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "render layers back",
+        |a| a[1].world().get::<RenderLayers>(m).is_none(),
+    );
     assert_eq!(down.world().resource::<AssetStats>().refused, 0);
 }
 
@@ -129,7 +138,11 @@ fn instance_component(
     ty: w::InstanceType,
 ) -> Vec<u8> {
     w::InstanceComponent::new(
-        w::BufferView::new(offset, length, w::BufferAssetID::new(w::AssetID::new(buffer))),
+        w::BufferView::new(
+            offset,
+            length,
+            w::BufferAssetID::new(w::AssetID::new(buffer)),
+        ),
         count,
         ty,
         w::Vec3::new(-4.0, 0.0, 0.0),
@@ -164,7 +177,12 @@ fn refusals(down: &App) -> String {
 #[test]
 fn reduced_instances_from_a_peer_and_hostile_views() {
     let (mut up, mut down) = linked_asset_apps("instance peer");
-    let mut reduced_bytes = reduced([0, 65535, 32768], 65535, [0, 0, 0, 32767], [0, 0, 32767, 32767]);
+    let mut reduced_bytes = reduced(
+        [0, 65535, 32768],
+        65535,
+        [0, 0, 0, 32767],
+        [0, 0, 32767, 32767],
+    );
     reduced_bytes.extend(reduced(
         [65535, 0, 0],
         0,
@@ -190,15 +208,30 @@ fn reduced_instances_from_a_peer_and_hostile_views() {
                 INSTANCE,
                 &[
                     // Good: two Reduced instances.
-                    (2001, instance_component(9101, 0, 48, 2, w::InstanceType::Reduced)),
+                    (
+                        2001,
+                        instance_component(9101, 0, 48, 2, w::InstanceType::Reduced),
+                    ),
                     // A count that disagrees with the view.
-                    (2002, instance_component(9102, 0, 64, 2, w::InstanceType::FullFloat)),
+                    (
+                        2002,
+                        instance_component(9102, 0, 64, 2, w::InstanceType::FullFloat),
+                    ),
                     // A view outside its buffer.
-                    (2003, instance_component(9102, 32, 64, 1, w::InstanceType::FullFloat)),
+                    (
+                        2003,
+                        instance_component(9102, 32, 64, 1, w::InstanceType::FullFloat),
+                    ),
                     // A scale that is not a number.
-                    (2004, instance_component(9103, 0, 64, 1, w::InstanceType::FullFloat)),
+                    (
+                        2004,
+                        instance_component(9103, 0, 64, 1, w::InstanceType::FullFloat),
+                    ),
                     // Good: one full-float instance.
-                    (2005, instance_component(9102, 0, 64, 1, w::InstanceType::FullFloat)),
+                    (
+                        2005,
+                        instance_component(9102, 0, 64, 1, w::InstanceType::FullFloat),
+                    ),
                 ],
             ),
         ],
@@ -220,9 +253,14 @@ fn reduced_instances_from_a_peer_and_hostile_views() {
         r.contains("instances of entity 2002") && r.contains("2 instances of 64 bytes"),
         "{r}"
     );
-    assert!(r.contains("instances of entity 2003") && r.contains("escapes"), "{r}");
     assert!(
-        r.contains("instances of entity 2004") && r.contains("instance 0: scale") && r.contains("NaN"),
+        r.contains("instances of entity 2003") && r.contains("escapes"),
+        "{r}"
+    );
+    assert!(
+        r.contains("instances of entity 2004")
+            && r.contains("instance 0: scale")
+            && r.contains("NaN"),
         "{r}"
     );
     for id in [2002, 2003, 2004] {
@@ -241,7 +279,25 @@ fn reduced_instances_from_a_peer_and_hostile_views() {
     assert_eq!(s[1].rotation, [0.0, 1.0, 0.0, 0.0]);
     assert!((s[1].texture[0] - 0.5).abs() < 1e-3);
     let e = mirror_of_id(&mut down, 2005).unwrap();
-    assert_eq!(set_of(&down, e).unwrap().instances[0].position[..3], [1.0, 2.0, 3.0]);
+    assert_eq!(
+        set_of(&down, e).unwrap().instances[0].position[..3],
+        [1.0, 2.0, 3.0]
+    );
+
+    // The peer replaces the buffer's bytes under the same id: the instances follow, in place.
+    let asset = down.world().get::<Instances>(e).unwrap().0.id();
+    let moved = noodles2_full(&[instance_from_transform(Transform::from_xyz(5.0, 6.0, 7.0))]);
+    send_transaction(&mut up, vec![inline_buffer(9102, moved)]);
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "the replaced buffer",
+        |a| {
+            let d = &mut a[1];
+            set_of(d, e).is_some_and(|s| s.instances[0].position[..3] == [5.0, 6.0, 7.0])
+        },
+    );
+    assert_eq!(down.world().get::<Instances>(e).unwrap().0.id(), asset);
 
     // The link stayed open and the world goes on.
     let later = up.world_mut().spawn((Name::new("after"), Shared)).id();
@@ -249,7 +305,11 @@ fn reduced_instances_from_a_peer_and_hostile_views() {
         let [u, d] = a else { unreachable!() };
         mirror_of(u, d, later).is_some()
     });
-    assert!(closed_reasons(&down).is_empty(), "{:?}", closed_reasons(&down));
+    assert!(
+        closed_reasons(&down).is_empty(),
+        "{:?}",
+        closed_reasons(&down)
+    );
 }
 
 fn noodles2_full(instances: &[bevy_noodles2::instances::Instance]) -> Vec<u8> {

@@ -232,11 +232,31 @@ fn viewer_renders_the_demo_scene() {
     let dark = |p: [u8; 3]| p.iter().all(|c| *c < 120);
     let white = |p: [u8; 3]| p.iter().all(|c| *c > 170);
     let mixes: [(&str, [f32; 4], fn([u8; 3]) -> bool, f32); 5] = [
-        ("instanced belt: blue checker cells", [0.40, 0.62, 0.60, 0.72], blue, 0.08),
-        ("instanced belt: yellow checker cells", [0.40, 0.62, 0.60, 0.72], yellow, 0.08),
+        (
+            "instanced belt: blue checker cells",
+            [0.40, 0.62, 0.60, 0.72],
+            blue,
+            0.08,
+        ),
+        (
+            "instanced belt: yellow checker cells",
+            [0.40, 0.62, 0.60, 0.72],
+            yellow,
+            0.08,
+        ),
         ("sign: yellow", [0.46, 0.205, 0.545, 0.232], yellow, 0.3),
-        ("sign: dark title glyphs", [0.46, 0.205, 0.545, 0.232], dark, 0.05),
-        ("clearcoat label: white glyphs", [0.45, 0.41, 0.56, 0.435], white, 0.04),
+        (
+            "sign: dark title glyphs",
+            [0.46, 0.205, 0.545, 0.232],
+            dark,
+            0.05,
+        ),
+        (
+            "clearcoat label: white glyphs",
+            [0.45, 0.41, 0.56, 0.435],
+            white,
+            0.04,
+        ),
     ];
     for (name, rect, f, least) in mixes {
         let s = share(&img, rect, f);

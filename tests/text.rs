@@ -68,11 +68,12 @@ fn bad_text_closes_the_link(value: Vec<u8>, expect: &[&str]) {
     run_until(&mut [&mut up, &mut down], LIMIT, "the link to close", |a| {
         open_links(a[1]) == 0
     });
-    let reasons: Vec<String> = closed_reasons(&down).iter().map(|r| r.to_string()).collect();
+    let reasons: Vec<String> = closed_reasons(&down)
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
     assert!(
-        reasons
-            .iter()
-            .any(|r| expect.iter().all(|x| r.contains(x))),
+        reasons.iter().any(|r| expect.iter().all(|x| r.contains(x))),
         "{reasons:?}"
     );
     assert!(mirror_of_id(&mut down, 77).is_none());

@@ -117,10 +117,7 @@ impl MirrorAsset for Buffer {
         forget(world, link, id);
         match b.source {
             BufferSource::InlineContent(c) => {
-                world
-                    .resource_mut::<AssetImport>()
-                    .buffers
-                    .insert((link, id), c.0);
+                super::sync::store_buffer(world, link, id, c.0);
                 Ok(AssetImported::Done)
             }
             remote => fetch(world, link, id, remote),

@@ -14,7 +14,7 @@ pub(crate) mod users;
 pub use export::{AssetExport, AssetUser, ExportAppExt, ExportAsset, ExportCx, OFF_THREAD_BYTES};
 pub use remote::{FetchConfig, OobConfig, OobProgress, OobServer};
 pub use skin::{Skin, SkinError};
-pub use sync::{AssetImport, AssetStats, EnvironmentExport, RawAssets, asset_type};
+pub use sync::{AssetImport, AssetStats, BufferArrived, EnvironmentExport, RawAssets, asset_type};
 
 pub use convert::{
     AssetError, flags_to_sampler, image_from_wire, image_from_wire_with, image_to_wire,

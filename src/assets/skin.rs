@@ -36,7 +36,7 @@ use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
 use bevy::prelude::*;
 
 use super::export::AssetExport;
-use super::sync::{AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
+use super::sync::{AssetImport, AssetStats, BufferArrived, buffer_body, buffer_of, delete_buffer};
 use super::users::Users;
 use super::{AssetError, OobServer};
 use crate::codec::{
@@ -432,6 +432,8 @@ pub(crate) fn apply_skins(
         ),
     >,
     skins: Query<(&Skin, &Mirrored, Option<&Mesh3d>)>,
+    all: Query<(Entity, &Skin, &Mirrored)>,
+    mut buffers: MessageReader<BufferArrived>,
     arrived: Query<(), With<Transform>>,
     mut removed: RemovedComponents<Skin>,
     mut commands: Commands,
@@ -446,6 +448,15 @@ pub(crate) fn apply_skins(
     }
     let mut work: Vec<Entity> = state.pending.drain().collect();
     work.extend(changed.iter());
+    // A buffer that got new bytes under the same id: the skins reading it read it again.
+    let new: HashSet<(Entity, u64)> = buffers.read().map(|a| (a.link, a.buffer)).collect();
+    if !new.is_empty() {
+        work.extend(
+            all.iter()
+                .filter(|(_, s, m)| new.contains(&(m.link, s.inverse_bind_matrices.buffer)))
+                .map(|(e, _, _)| e),
+        );
+    }
     work.sort_unstable();
     work.dedup();
     for e in work {

@@ -406,6 +406,25 @@ impl AssetImport {
 
 /// The bytes of the buffer a view refers to: `Ok(None)` while they have not arrived, an error
 /// when the buffer was refused.
+/// A buffer's bytes arrived (inline, or at the end of its fetch), new or replacing the ones it
+/// had: what refers to a slice of it (skins, instances) reads it again.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferArrived {
+    /// The link it came on.
+    pub link: Entity,
+    /// The Buffer asset's `AssetID` on that link.
+    pub buffer: u64,
+}
+
+/// Keep a buffer's bytes and say so ([`BufferArrived`]).
+pub(crate) fn store_buffer(world: &mut World, link: Entity, buffer: u64, bytes: Bytes) {
+    world
+        .resource_mut::<AssetImport>()
+        .buffers
+        .insert((link, buffer), bytes);
+    world.write_message(BufferArrived { link, buffer });
+}
+
 pub(crate) fn buffer_of(
     import: &AssetImport,
     link: Entity,
@@ -449,10 +468,7 @@ pub(crate) fn collect_fetched_buffers(world: &mut World) {
         match c.result {
             Ok(bytes) => {
                 debug!("buffer asset {} arrived ({} bytes)", c.buffer, bytes.len());
-                world
-                    .resource_mut::<AssetImport>()
-                    .buffers
-                    .insert((c.link, c.buffer), bytes);
+                store_buffer(world, c.link, c.buffer, bytes);
                 world.resource_mut::<AssetStats>().imported += 1;
             }
             Err(reason) => {
@@ -630,6 +646,7 @@ pub(crate) fn build_import(app: &mut App) {
     app.init_resource::<AssetStats>()
         .init_resource::<AssetImport>()
         .init_resource::<RawAssets>()
+        .add_message::<BufferArrived>()
         .add_systems(
             PreUpdate,
             forget_raw_assets.in_set(NoodlesSystems::ApplyTransactions),

@@ -32,9 +32,14 @@ use bevy::prelude::*;
 
 use crate::assets::export::AssetExport;
 use crate::assets::skin::BufferSlice;
-use crate::assets::sync::{AssetImport, AssetStats, buffer_body, buffer_of, delete_buffer};
+use crate::assets::sync::{
+    AssetImport, AssetStats, BufferArrived, buffer_body, buffer_of, delete_buffer,
+};
 use crate::assets::{OobServer, asset_type};
-use crate::codec::{AssetID, BufferAssetID, BufferView, InstanceComponent, InstanceType, Vec2 as WVec2, Vec3 as WVec3};
+use crate::codec::{
+    AssetID, BufferAssetID, BufferView, InstanceComponent, InstanceType, Vec2 as WVec2,
+    Vec3 as WVec3,
+};
 use crate::mirror::{
     AssetRefusal, EntityIds, EntityResolver, MirrorAppExt, MirrorComponent, MirrorError, Mirrored,
     Outgoing, RefusalReason, Refused, Shared, SharedId, send_tick,
@@ -58,7 +63,10 @@ impl InstanceSet {
     /// A set of one instance per transform (texture transform identity).
     pub fn from_transforms(transforms: impl IntoIterator<Item = Transform>) -> Self {
         InstanceSet {
-            instances: transforms.into_iter().map(instance_from_transform).collect(),
+            instances: transforms
+                .into_iter()
+                .map(instance_from_transform)
+                .collect(),
         }
     }
 }
@@ -128,12 +136,18 @@ impl InstanceView {
     /// The wire form.
     pub fn to_component(&self) -> InstanceComponent {
         let (ty, min, max, scale) = match self.layout {
-            InstanceLayout::FullFloat => (InstanceType::FullFloat, Vec3::ZERO, Vec3::ZERO, Vec2::ZERO),
+            InstanceLayout::FullFloat => {
+                (InstanceType::FullFloat, Vec3::ZERO, Vec3::ZERO, Vec2::ZERO)
+            }
             InstanceLayout::Reduced { min, max, scale } => (InstanceType::Reduced, min, max, scale),
         };
         let s = self.view;
         InstanceComponent::new(
-            BufferView::new(s.offset, s.length, BufferAssetID::new(AssetID::new(s.buffer))),
+            BufferView::new(
+                s.offset,
+                s.length,
+                BufferAssetID::new(AssetID::new(s.buffer)),
+            ),
             self.count,
             ty,
             WVec3::new(min.x, min.y, min.z),
@@ -266,7 +280,14 @@ fn export_instances(
     mut out: ResMut<Outgoing>,
     mut stats: ResMut<AssetStats>,
     sets: Res<Assets<InstanceSet>>,
-    changed: Query<Entity, (With<Shared>, Or<(Changed<Instances>, Added<SharedId>)>, With<Instances>)>,
+    changed: Query<
+        Entity,
+        (
+            With<Shared>,
+            Or<(Changed<Instances>, Added<SharedId>)>,
+            With<Instances>,
+        ),
+    >,
     mut users: Query<(&Instances, Option<&mut InstanceView>), With<SharedId>>,
     oob: Option<Res<OobServer>>,
     mut commands: Commands,
@@ -347,6 +368,10 @@ pub struct InstanceImport {
 
 /// Downstream: turn received [`InstanceView`]s into [`Instances`].
 #[expect(clippy::type_complexity, reason = "change-detection filters")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "reads views, buffers and their news"
+)]
 fn apply_instances(
     mut state: ResMut<InstanceImport>,
     import: Res<AssetImport>,
@@ -354,6 +379,8 @@ fn apply_instances(
     mut stats: ResMut<AssetStats>,
     changed: Query<Entity, (Changed<InstanceView>, With<Mirrored>)>,
     views: Query<(&InstanceView, &Mirrored, Option<&Instances>)>,
+    all: Query<(Entity, &InstanceView, &Mirrored)>,
+    mut arrived: MessageReader<BufferArrived>,
     mut removed: RemovedComponents<InstanceView>,
     mut commands: Commands,
 ) {
@@ -367,6 +394,16 @@ fn apply_instances(
     }
     let mut work: Vec<Entity> = state.pending.drain().collect();
     work.extend(changed.iter());
+    // A buffer that got new bytes (the Upstream replaced it under the same id): its users read
+    // it again.
+    let arrived: HashSet<(Entity, u64)> = arrived.read().map(|a| (a.link, a.buffer)).collect();
+    if !arrived.is_empty() {
+        work.extend(
+            all.iter()
+                .filter(|(_, v, m)| arrived.contains(&(m.link, v.view.buffer)))
+                .map(|(e, _, _)| e),
+        );
+    }
     work.sort_unstable();
     work.dedup();
     for e in work {

@@ -62,10 +62,7 @@ impl Plugin for InstancedRenderPlugin {
         render_app
             .add_render_command::<Transparent3d, DrawInstanced>()
             .init_resource::<SpecializedMeshPipelines<InstancedPipeline>>()
-            .add_systems(
-                RenderStartup,
-                init_pipeline.after(MeshPipelineSystems),
-            )
+            .add_systems(RenderStartup, init_pipeline.after(MeshPipelineSystems))
             .add_systems(ExtractSchedule, extract_instanced)
             .add_systems(
                 Render,
@@ -291,7 +288,9 @@ fn prepare_instanced(
                 &image.sampler,
             )),
         );
-        commands.entity(entity).insert(InstancedBindGroup(bind_group));
+        commands
+            .entity(entity)
+            .insert(InstancedBindGroup(bind_group));
     }
 }
 
@@ -328,16 +327,16 @@ fn queue_instanced(
             if extracted.blend {
                 key |= MeshPipelineKey::BLEND_ALPHA;
             }
-            let pipeline_id = match pipelines.specialize(&pipeline_cache, &pipeline, key, &mesh.layout)
-            {
-                Ok(id) => id,
-                Err(e) => {
-                    error!("instanced mesh: cannot specialize its pipeline: {e}");
-                    continue;
-                }
-            };
-            let center = Mat4::from_cols_slice(&extracted.uniform[0..16])
-                .transform_point3(mesh.aabb_center);
+            let pipeline_id =
+                match pipelines.specialize(&pipeline_cache, &pipeline, key, &mesh.layout) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        error!("instanced mesh: cannot specialize its pipeline: {e}");
+                        continue;
+                    }
+                };
+            let center =
+                Mat4::from_cols_slice(&extracted.uniform[0..16]).transform_point3(mesh.aabb_center);
             phase.add_transient(Transparent3d {
                 sorting_info: TransparentSortingInfo3d::Sorted {
                     mesh_center: center,

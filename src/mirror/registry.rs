@@ -775,8 +775,7 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
         encode_one: Arc::new(move |world, e| encode_one(m, world, e)),
         // Proposals pass the mapping's checks too, before anything of them applies.
         visit_ids: Arc::new(move |bytes, target, inner| {
-            validate_pairs::<M::W>(bytes, |w| m.check(w))
-                .map_err(|e| e.named(name).to_string())?;
+            validate_pairs::<M::W>(bytes, |w| m.check(w)).map_err(|e| e.named(name).to_string())?;
             noodles2::proposal::visit_pair_ids::<M::W>(bytes, target, inner)
         }),
         has: |world, e, _| world.get::<M::C>(e).is_some(),

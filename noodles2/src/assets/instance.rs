@@ -113,7 +113,9 @@ pub fn decode_instances(
             }
             for (i, b) in bytes.chunks_exact(REDUCED_BYTES as usize).enumerate() {
                 let u = |k: usize| f32::from(u16::from_le_bytes([b[k], b[k + 1]])) / 65535.0;
-                let s = |k: usize| (f32::from(i16::from_le_bytes([b[k], b[k + 1]])) / 32767.0).max(-1.0);
+                let s = |k: usize| {
+                    (f32::from(i16::from_le_bytes([b[k], b[k + 1]])) / 32767.0).max(-1.0)
+                };
                 let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
                 let p = [0, 1, 2].map(|a| lerp(min[a], max[a], u(a * 2)));
                 let sc = lerp(scale[0], scale[1], u(6));
@@ -240,10 +242,16 @@ mod tests {
         let bytes = encode_full_float(&[Instance::default(); 2]);
         // A count that disagrees with the view.
         let e = decode_instances(&component(w::InstanceType::FullFloat, 3, 0, 128), &bytes);
-        assert!(matches!(e, Err(AssetError::InstanceViewLength { count: 3, .. })), "{e:?}");
+        assert!(
+            matches!(e, Err(AssetError::InstanceViewLength { count: 3, .. })),
+            "{e:?}"
+        );
         // A view outside its buffer.
         let e = decode_instances(&component(w::InstanceType::FullFloat, 2, 64, 128), &bytes);
-        assert!(matches!(e, Err(AssetError::ViewOutOfBuffer { .. })), "{e:?}");
+        assert!(
+            matches!(e, Err(AssetError::ViewOutOfBuffer { .. })),
+            "{e:?}"
+        );
         // A huge count cannot overflow: the view length must match it.
         let e = decode_instances(
             &component(w::InstanceType::FullFloat, u32::MAX, 0, u64::MAX),
@@ -266,7 +274,10 @@ mod tests {
             &component(w::InstanceType::FullFloat, 1, 0, 64),
             &encode_full_float(&[zero]),
         );
-        assert!(matches!(e, Err(AssetError::InstanceRotation { instance: 0 })), "{e:?}");
+        assert!(
+            matches!(e, Err(AssetError::InstanceRotation { instance: 0 })),
+            "{e:?}"
+        );
         // An unknown layout.
         let mut c = component(w::InstanceType::FullFloat, 1, 0, 64);
         c.instance_type = 7;

@@ -12,19 +12,19 @@
 use crate::codec as w;
 
 mod environment;
-mod instance;
 #[cfg(feature = "image")]
 mod image;
+mod instance;
 mod material;
 mod mesh;
 mod skin;
 
 pub use environment::environment_images;
+#[cfg(feature = "image")]
+pub use image::{Container, ImageHeader, KTX2_MAX_BYTES_PER_PIXEL, check_image};
 pub use instance::{
     FULL_FLOAT_BYTES, Instance, REDUCED_BYTES, decode_instances, encode_full_float, instance_stride,
 };
-#[cfg(feature = "image")]
-pub use image::{Container, ImageHeader, KTX2_MAX_BYTES_PER_PIXEL, check_image};
 pub use material::{
     DecodedAnisotropy, DecodedClearcoat, DecodedMaterial, DecodedParallax, DecodedThickness,
     DecodedTransmission, TextureRef, decode_material, from_unorm16, ior_from_wire,
