@@ -315,12 +315,12 @@ fn export_instances(
             warn!("instances of entity {e}: more than 2^32 instances; not shared");
             continue;
         };
-        let bytes = noodles2::assets::encode_full_float(&set.instances);
-        let length = bytes.len() as u64;
+        let length = u64::from(count) * noodles2::assets::FULL_FLOAT_BYTES;
         let buffer = match state.exported.get(&id) {
             Some(&b) => b,
             None => {
                 let b = export.allocate();
+                let bytes = noodles2::assets::encode_full_float(&set.instances);
                 let Some(body) = buffer_body(bytes, b, oob) else {
                     continue;
                 };
