@@ -82,6 +82,9 @@ fn mean(img: &image::RgbImage, x0: f32, y0: f32, x1: f32, y1: f32) -> [f32; 3] {
     sum.map(|s| (s / n.max(1.0)) as f32)
 }
 
+/// A named region, a test of its pixels, and the least share of its pixels that must pass.
+type Mix = (&'static str, [f32; 4], fn([u8; 3]) -> bool, f32);
+
 /// The fraction of the pixels in a rectangle (fractions of the image) for which `f` holds.
 fn share(img: &image::RgbImage, [x0, y0, x1, y1]: [f32; 4], f: fn([u8; 3]) -> bool) -> f32 {
     let (w, h) = img.dimensions();
@@ -231,7 +234,7 @@ fn viewer_renders_the_demo_scene() {
     let yellow = |p: [u8; 3]| p[0] > 110 && i32::from(p[0]) > i32::from(p[2]) + 50;
     let dark = |p: [u8; 3]| p.iter().all(|c| *c < 120);
     let white = |p: [u8; 3]| p.iter().all(|c| *c > 170);
-    let mixes: [(&str, [f32; 4], fn([u8; 3]) -> bool, f32); 5] = [
+    let mixes: [Mix; 5] = [
         (
             "instanced belt: blue checker cells",
             [0.40, 0.62, 0.60, 0.72],

@@ -367,7 +367,6 @@ pub struct InstanceImport {
 }
 
 /// Downstream: turn received [`InstanceView`]s into [`Instances`].
-#[expect(clippy::type_complexity, reason = "change-detection filters")]
 #[expect(
     clippy::too_many_arguments,
     reason = "reads views, buffers and their news"

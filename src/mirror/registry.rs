@@ -322,7 +322,7 @@ pub struct ComponentRule {
     pub(crate) identifier: u16,
     /// Check a `ContentModifyComponents` payload without applying it (decoding and the
     /// mapping's [`MirrorComponent::check`]); returns the pair count.
-    pub(crate) validate: Arc<dyn Fn(&Bytes) -> Result<usize, MirrorError> + Send + Sync>,
+    pub(crate) validate: Arc<ValidateFn>,
     /// Apply a payload to the world (after validation).
     pub(crate) apply: Arc<ApplyFn>,
     /// Remove the component from an entity.
@@ -387,6 +387,9 @@ pub(crate) type RemoveFn = dyn Fn(&mut World, Entity) + Send + Sync;
 
 /// [`ComponentRule::encode_one`]: world, entity.
 pub(crate) type EncodeOneFn = dyn Fn(&mut World, Entity) -> Option<Vec<u8>> + Send + Sync;
+
+/// [`ComponentRule::validate`]: a payload's pair count, or why it is refused.
+pub(crate) type ValidateFn = dyn Fn(&Bytes) -> Result<usize, MirrorError> + Send + Sync;
 
 /// [`ComponentRule::visit_ids`]: payload, target-id visitor, inner-id visitor.
 pub(crate) type VisitIdsFn = dyn Fn(

@@ -154,7 +154,7 @@ fn checked(mut inst: Instance, i: usize) -> Result<Instance, AssetError> {
     }
     let r = inst.rotation;
     let len = (r[0] * r[0] + r[1] * r[1] + r[2] * r[2] + r[3] * r[3]).sqrt();
-    if !(len > 1e-6) || !len.is_finite() {
+    if !(len.is_finite() && len > 1e-6) {
         return Err(AssetError::InstanceRotation { instance: i });
     }
     inst.rotation = r.map(|x| x / len);
@@ -268,8 +268,10 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("instance 0: scale"), "{e}");
         // A zero rotation.
-        let mut zero = Instance::default();
-        zero.rotation = [0.0; 4];
+        let zero = Instance {
+            rotation: [0.0; 4],
+            ..Default::default()
+        };
         let e = decode_instances(
             &component(w::InstanceType::FullFloat, 1, 0, 64),
             &encode_full_float(&[zero]),
