@@ -52,8 +52,11 @@ use bevy_noodles2::assets::OobProgress;
 use bevy_noodles2::instances::{InstanceSet, Instances};
 use bevy_noodles2::prelude::*;
 
-const MEASURED_FRAMES: usize = 120;
-const WARMUP_FRAMES: usize = 30;
+const MEASURED_FRAMES: usize = 25;
+const WARMUP_FRAMES: usize = 5;
+/// The offscreen target: small, so that the software rasterizer's per-pixel work does not drown
+/// what differs between the cases (the per-entity and per-vertex work).
+const TARGET: (u32, u32) = (320, 180);
 const TEXTURE_SIDE: u32 = 2048;
 
 fn main() {
@@ -99,25 +102,35 @@ fn orchestrate() {
             "instances: {n} cubes on the Downstream (frame time includes the GPU: software Vulkan)"
         );
         println!(
-            "  {:<28} {:>12} {:>12} {:>12} {:>10}",
-            "case", "frame p50 ms", "frame p95 ms", "peak RSS MB", "ready s"
+            "  {:<24} {:>12} {:>12} {:>9} {:>14} {:>12} {:>8}",
+            "case",
+            "frame p50 ms",
+            "frame p95 ms",
+            "main ms",
+            "render ms",
+            "peak RSS MB",
+            "ready s"
         );
         for (name, r) in [
             ("one entity, Instances", &inst),
             ("one entity per cube", &ents),
         ] {
             println!(
-                "  {:<28} {:>12.2} {:>12.2} {:>12.1} {:>10.1}",
+                "  {:<24} {:>12.1} {:>12.1} {:>9.2} {:>14.2} {:>12.1} {:>8.1}",
                 name,
                 f(r, "frame_p50_ms"),
                 f(r, "frame_p95_ms"),
+                f(r, "main_ms"),
+                f(r, "render_cpu_ms"),
                 f(r, "hwm_kb") / 1024.0,
                 f(r, "ready_s")
             );
         }
         println!(
-            "  instanced / entities: frame time {:.2}×, peak memory {:.2}×, time to ready {:.2}×",
+            "  instanced / entities: frame time {:.2}×, main world {:.3}×, render world {:.3}×, peak memory {:.2}×, time to ready {:.2}×",
             f(&inst, "frame_p50_ms") / f(&ents, "frame_p50_ms"),
+            f(&inst, "main_ms") / f(&ents, "main_ms"),
+            f(&inst, "render_cpu_ms") / f(&ents, "render_cpu_ms"),
             f(&inst, "hwm_kb") / f(&ents, "hwm_kb"),
             f(&inst, "ready_s") / f(&ents, "ready_s"),
         );
@@ -356,6 +369,10 @@ struct Bench {
     last: Instant,
     frames: Vec<f64>,
     all_frames: Vec<f64>,
+    /// Main-world update time (`First` to `Last`) and render-world CPU time of measured frames.
+    main_cpu: Vec<f64>,
+    render_cpu: Vec<f64>,
+    main_start: Instant,
     /// Texture case: the frame in which the last byte arrived, and when.
     received: Option<(usize, Instant)>,
 }
@@ -368,6 +385,10 @@ struct OnGpu {
     frame_base: Arc<Mutex<Option<Instant>>>,
     /// Render pipelines still compiling (the render world's `PipelineCache`).
     waiting_pipelines: Arc<AtomicU64>,
+    /// When the render world's last `Render` schedule started, and how long its CPU part took
+    /// (up to the GPU wait), in nanoseconds.
+    render_start: Arc<Mutex<Option<Instant>>>,
+    render_cpu_ns: Arc<AtomicU64>,
 }
 
 fn downstream(case: &str, url: &str) {
@@ -393,6 +414,9 @@ fn downstream(case: &str, url: &str) {
         last: Instant::now(),
         frames: Vec::new(),
         all_frames: Vec::new(),
+        main_cpu: Vec::new(),
+        render_cpu: Vec::new(),
+        main_start: Instant::now(),
         received: None,
     });
     let on_gpu = OnGpu::default();
@@ -403,7 +427,7 @@ fn downstream(case: &str, url: &str) {
         move |mut commands: Commands, mut images: ResMut<Assets<Image>>| {
             commands.spawn(NoodlesConnect::new(url.clone()));
             let mut target =
-                Image::new_target_texture(1280, 720, TextureFormat::Rgba8UnormSrgb, None);
+                Image::new_target_texture(TARGET.0, TARGET.1, TextureFormat::Rgba8UnormSrgb, None);
             target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
             commands.spawn((
                 Camera3d::default(),
@@ -412,14 +436,25 @@ fn downstream(case: &str, url: &str) {
             ));
         },
     )
+    .add_systems(First, |mut b: ResMut<Bench>| b.main_start = Instant::now())
     .add_systems(Last, measure);
     let gpu = on_gpu.clone();
+    let start = on_gpu.render_start.clone();
     if let Some(render) = app.get_sub_app_mut(RenderApp) {
+        render.add_systems(
+            Render,
+            (move || *start.lock().unwrap() = Some(Instant::now()))
+                .in_set(RenderSystems::ExtractCommands),
+        );
         render.add_systems(
             Render,
             (move |images: Res<RenderAssets<GpuImage>>,
                    device: Res<RenderDevice>,
                    pipelines: Res<PipelineCache>| {
+                if let Some(s) = *gpu.render_start.lock().unwrap() {
+                    gpu.render_cpu_ns
+                        .store(s.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                }
                 // Wait for the GPU, so a frame's time includes drawing it.
                 let _ = device.poll(PollType::wait_indefinitely());
                 gpu.waiting_pipelines.store(
@@ -465,6 +500,26 @@ fn measure(
     let now = Instant::now();
     let dt = (now - bench.last).as_secs_f64() * 1e3;
     bench.last = now;
+    if bench.all_frames.len() % 20 == 0 {
+        let set = instanced
+            .iter()
+            .find_map(|i| sets.get(&i.0))
+            .map(|s| s.instances.len());
+        eprintln!(
+            "render bench ({}): {:.0} s, {} frames, last {dt:.1} ms; instance set {set:?}, {} meshes, {} pipelines compiling, oob {:?}",
+            bench.case,
+            bench.started.elapsed().as_secs_f64(),
+            bench.all_frames.len(),
+            meshes.iter().count(),
+            on_gpu.waiting_pipelines.load(Ordering::Relaxed),
+            oob.as_ref().map(|o| (
+                o.assets_pending,
+                o.assets_done,
+                o.failed,
+                o.last_failure.clone()
+            )),
+        );
+    }
     if bench.started.elapsed() > Duration::from_secs(600) {
         eprintln!("render bench: not ready after 600 s");
         exit.write(AppExit::error());
@@ -530,12 +585,23 @@ fn measure(
             let since = bench.all_frames.len() - at;
             if since > WARMUP_FRAMES {
                 bench.frames.push(dt);
+                let main = bench.main_start.elapsed().as_secs_f64() * 1e3;
+                bench.main_cpu.push(main);
+                let render = on_gpu.render_cpu_ns.load(Ordering::Relaxed) as f64 / 1e6;
+                bench.render_cpu.push(render);
             }
             if bench.frames.len() >= MEASURED_FRAMES {
+                let median = |v: &[f64]| {
+                    let mut v = v.to_vec();
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
+                };
                 let mut f = bench.frames.clone();
                 f.sort_by(f64::total_cmp);
                 println!("figure frame_p50_ms={}", f[f.len() / 2]);
                 println!("figure frame_p95_ms={}", f[f.len() * 95 / 100]);
+                println!("figure main_ms={}", median(&bench.main_cpu));
+                println!("figure render_cpu_ms={}", median(&bench.render_cpu));
                 println!("figure hwm_kb={}", status_kb("VmHWM"));
                 println!("figure ready_s={}", (ready - bench.started).as_secs_f64());
                 exit.write(AppExit::Success);
