@@ -168,14 +168,7 @@ fn billboards_are_mirrored() {
 fn an_unknown_billboard_mode_closes_the_link_naming_the_field() {
     let mut up = scene_app("bad billboard up");
     // Mirrored entities stay after the close, to show what was applied.
-    let mut down = scene_app_with(NoodlesPlugin {
-        session_name: "bad billboard down".into(),
-        mirror: MirrorConfig {
-            on_link_closed: LinkClosedPolicy::Keep,
-            ..default()
-        },
-        ..default()
-    });
+    let mut down = scene_app_with(keeping_on_close("bad billboard down"));
     log_closed(&mut down);
     linked(&mut up, &mut down);
     let kept = up

@@ -120,16 +120,6 @@ fn instances_are_mirrored_and_follow_their_asset() {
     assert_eq!(down.world().resource::<AssetStats>().refused, 0);
 }
 
-fn transform() -> Vec<u8> {
-    w::TransformComponent::new(
-        w::Vec3::new(0.0, 0.0, 0.0),
-        w::UnitQuaternion::new(0.0, 0.0, 0.0, 1.0),
-        w::Vec3::new(1.0, 1.0, 1.0),
-    )
-    .encode()
-    .unwrap()
-}
-
 fn instance_component(
     buffer: u64,
     offset: u64,
@@ -202,7 +192,7 @@ fn reduced_instances_from_a_peer_and_hostile_views() {
             inline_buffer(9101, reduced_bytes),
             inline_buffer(9102, full.clone()),
             inline_buffer(9103, nan),
-            components(0, 20, &entities.map(|e| (e, transform()))),
+            components(0, 20, &entities.map(|e| (e, identity_transform()))),
             components(
                 0,
                 INSTANCE,

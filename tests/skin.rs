@@ -467,16 +467,6 @@ fn a_skin_waits_until_its_joints_are_shared() {
 // hostile skins (raw transactions sent on the Upstream's link)
 // ---------------------------------------------------------------------------------------------
 
-fn transform() -> Vec<u8> {
-    w::TransformComponent::new(
-        w::Vec3::new(0.0, 0.0, 0.0),
-        w::UnitQuaternion::new(0.0, 0.0, 0.0, 1.0),
-        w::Vec3::new(1.0, 1.0, 1.0),
-    )
-    .encode()
-    .unwrap()
-}
-
 fn skin(buffer: u64, offset: u64, length: u64, joints: &[u64]) -> Vec<u8> {
     w::SkinComponent {
         flags: w::SkinComponentFlags::default(),
@@ -523,7 +513,11 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
             inline_buffer(9001, ibm.clone()),
             inline_buffer(9002, mesh_buffer),
             core_asset(asset_type::MESH, 9003, mesh_asset.encode().unwrap()),
-            components(0, TRANSFORM, &[(1001, transform()), (1006, transform())]),
+            components(
+                0,
+                TRANSFORM,
+                &[(1001, identity_transform()), (1006, identity_transform())],
+            ),
             components(
                 0,
                 MESH,
@@ -591,7 +585,7 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
     let placeholder = mirror_of_id(&mut down, 5555).expect("a placeholder for the joint");
     send_transaction(
         &mut up,
-        vec![components(0, TRANSFORM, &[(5555, transform())])],
+        vec![components(0, TRANSFORM, &[(5555, identity_transform())])],
     );
     let waiting = mirror_of_id(&mut down, 1004).unwrap();
     run_until(

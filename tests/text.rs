@@ -46,14 +46,7 @@ fn text_is_mirrored_both_ways() {
 
 fn bad_text_closes_the_link(value: Vec<u8>, expect: &[&str]) {
     let mut up = app("bad text up");
-    let mut down = app_with(NoodlesPlugin {
-        session_name: "bad text down".into(),
-        mirror: MirrorConfig {
-            on_link_closed: LinkClosedPolicy::Keep,
-            ..default()
-        },
-        ..default()
-    });
+    let mut down = app_with(keeping_on_close("bad text down"));
     log_closed(&mut down);
     linked(&mut up, &mut down);
     let kept = up

@@ -291,3 +291,28 @@ pub fn inline_buffer(id: u64, bytes: Vec<u8>) -> bevy_noodles2::codec::ContentMe
     };
     core_asset(0, id, body.encode().expect("a buffer encodes"))
 }
+
+/// A plugin whose mirrored entities stay when a link closes (`LinkClosedPolicy::Keep`), to show
+/// what a refused transaction left applied.
+pub fn keeping_on_close(name: &str) -> NoodlesPlugin {
+    NoodlesPlugin {
+        session_name: name.into(),
+        mirror: MirrorConfig {
+            on_link_closed: LinkClosedPolicy::Keep,
+            ..default()
+        },
+        ..default()
+    }
+}
+
+/// An identity `TransformComponent`, encoded.
+pub fn identity_transform() -> Vec<u8> {
+    use bevy_noodles2::codec::{self as w, Wire};
+    w::TransformComponent::new(
+        w::Vec3::new(0.0, 0.0, 0.0),
+        w::UnitQuaternion::new(0.0, 0.0, 0.0, 1.0),
+        w::Vec3::new(1.0, 1.0, 1.0),
+    )
+    .encode()
+    .expect("a transform encodes")
+}
