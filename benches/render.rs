@@ -534,13 +534,8 @@ fn measure(
             if bench.received.is_none() && oob.as_ref().is_some_and(|o| o.assets_done >= 1) {
                 bench.received = Some((frame, now));
                 *on_gpu.frame_base.lock().unwrap() = Some(now);
-                // The material's texture: the image to watch on the GPU.
-                let texture = material_of
-                    .iter()
-                    .filter_map(|m| materials.get(&m.0))
-                    .find_map(|m| m.base_color_texture.as_ref().map(|h| h.id()));
-                *on_gpu.watched.lock().unwrap() = texture;
             }
+            // The material's texture (once its material arrived): the image to watch on the GPU.
             if bench.received.is_some() && on_gpu.watched.lock().unwrap().is_none() {
                 let texture = material_of
                     .iter()

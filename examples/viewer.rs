@@ -56,7 +56,7 @@ fn parse_args() -> anyhow::Result<Args> {
         tls: common::TlsArgs::default(),
         timeout: 120.0,
         size: (1280, 720),
-        view: (45.8, 28.6, 1.0),
+        view: (0.8f32.to_degrees(), 0.5f32.to_degrees(), 1.0),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {

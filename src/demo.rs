@@ -257,7 +257,7 @@ fn spawn_demo(
                 "textured cube",
                 cube,
                 DemoLook {
-                    texture: Some(checker),
+                    texture: Some(checker.clone()),
                     roughness: 0.6,
                     ..DemoLook::color(Color::WHITE)
                 },
@@ -371,7 +371,6 @@ fn spawn_demo(
         // on the GPU, each showing its own part of the checker texture.
         if let Some(mut sets) = instance_sets {
             let set = sets.add(demo_belt(DEMO_INSTANCES));
-            let checker = images.add(checker_image());
             commands.spawn((
                 object(
                     "instanced belt",

@@ -288,6 +288,22 @@ fn reduced_instances_from_a_peer_and_hostile_views() {
         },
     );
     assert_eq!(down.world().get::<Instances>(e).unwrap().0.id(), asset);
+    // Replaced by too few bytes for its view: refused, that entity loses its instances, the
+    // other buffer's user keeps them.
+    send_transaction(&mut up, vec![inline_buffer(9101, vec![0; 10])]);
+    let shrunk = mirror_of_id(&mut down, 2001).unwrap();
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "the shrunk buffer refused",
+        |a| a[1].world().get::<Instances>(shrunk).is_none(),
+    );
+    let r = refusals(&down);
+    assert!(
+        r.contains("instances of entity 2001") && r.contains("escapes its buffer of 10 bytes"),
+        "{r}"
+    );
+    assert!(set_of(&down, e).is_some());
 
     // The link stayed open and the world goes on.
     let later = up.world_mut().spawn((Name::new("after"), Shared)).id();

@@ -114,8 +114,12 @@ fn unmapped_core_components_are_kept_validated_and_deleted() {
 
     // A malformed value of a raw type closes the link like a mapped one, naming the type.
     // (Instances are raw in an app without Bevy's assets.)
-    let mut bad = w::InstanceComponent::default().encode().unwrap();
-    bad[28] = 9; // instance_type: neither FullFloat (0) nor Reduced (1)
+    let bad = w::InstanceComponent {
+        instance_type: 9, // neither FullFloat (0) nor Reduced (1)
+        ..Default::default()
+    }
+    .encode()
+    .unwrap();
     send_transaction(&mut up, vec![components(0, 4, &[(5, bad)])]);
     run_until(
         &mut [&mut up, &mut down],

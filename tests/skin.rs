@@ -581,6 +581,21 @@ fn hostile_skins_are_refused_and_the_world_goes_on() {
     );
     assert_eq!(m, bind_matrices(2, 0.0));
 
+    // The peer replaces the matrices' buffer under the same id: the skin reads it again.
+    send_transaction(
+        &mut up,
+        vec![inline_buffer(
+            9001,
+            matrices_to_bytes(&bind_matrices(2, 1.0)),
+        )],
+    );
+    run_until(
+        &mut [&mut up, &mut down],
+        LIMIT,
+        "the replaced matrices",
+        |a| skinned(a[1], good).is_some_and(|(_, m)| m == bind_matrices(2, 1.0)),
+    );
+
     // The joint that was missing arrives: the waiting skin applies, with that very entity.
     let placeholder = mirror_of_id(&mut down, 5555).expect("a placeholder for the joint");
     send_transaction(

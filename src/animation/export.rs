@@ -79,11 +79,9 @@ fn note_modified(
     mut events: MessageReader<AssetEvent<NoodlesClip>>,
     mut state: ResMut<ClipExport>,
 ) {
-    for e in events.read() {
-        if let AssetEvent::Modified { id } = e {
-            state.modified.insert(*id);
-        }
-    }
+    state
+        .modified
+        .extend(crate::assets::users::modified(&mut events));
 }
 
 /// Changes to [`LocallyDriven`] markers: (entity, component type, added or removed).

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::convert;
 use super::remote::OobServer;
 use super::sync::{AssetStats, asset_type, buffer_body, delete_buffer, whole_view};
-use super::users::{RefCounts, Users, take_finished};
+use super::users::{RefCounts, Users, modified, take_finished};
 use crate::codec::{ImageAsset, ImageFlags, Wire};
 use crate::mirror::{AssetIdMap, Outgoing, Shared, SharedId, send_tick, upgrade};
 use crate::schedule::NoodlesSystems;
@@ -301,14 +301,6 @@ pub(crate) fn finish_image_encodings(
     }
 }
 
-/// The asset a `Modified` event names, untyped.
-fn modified_id<A: Asset>(event: &AssetEvent<A>) -> Option<UntypedAssetId> {
-    match event {
-        AssetEvent::Modified { id } => Some(id.untyped()),
-        _ => None,
-    }
-}
-
 /// Forget an exported asset's content so it is exported again (its old buffer goes; its id is
 /// kept, and so are the images it refers to until its new content says otherwise).
 fn forget(
@@ -333,7 +325,9 @@ fn note_modified<U: AssetUser>(
     mut events: MessageReader<AssetEvent<U::Asset>>,
     mut state: ResMut<ExportState<U>>,
 ) {
-    state.modified.extend(events.read().filter_map(modified_id));
+    state
+        .modified
+        .extend(modified(&mut events).map(|id| id.untyped()));
 }
 
 /// On send ticks: export the assets that `U` components of shared entities started using,
@@ -491,7 +485,9 @@ pub(crate) fn note_modified_images(
     mut events: MessageReader<AssetEvent<Image>>,
     mut modified: ResMut<ModifiedImages>,
 ) {
-    modified.0.extend(events.read().filter_map(modified_id));
+    modified
+        .0
+        .extend(super::users::modified(&mut events).map(|id| id.untyped()));
 }
 
 /// On send ticks: images that changed are sent again under the same id (the assets that use them

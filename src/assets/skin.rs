@@ -37,7 +37,7 @@ use bevy::prelude::*;
 
 use super::export::AssetExport;
 use super::sync::{AssetImport, AssetStats, BufferArrived, buffer_body, buffer_of, delete_buffer};
-use super::users::Users;
+use super::users::{Users, buffer_readers, modified};
 use super::{AssetError, OobServer};
 use crate::codec::{
     AssetID, BufferAssetID, BufferView, EntityID, SkinComponent, SkinComponentFlags, SkinJointList,
@@ -255,11 +255,7 @@ pub(crate) fn note_modified_skins(
     mut events: MessageReader<AssetEvent<SkinnedMeshInverseBindposes>>,
     mut skins: ResMut<SkinExport>,
 ) {
-    for e in events.read() {
-        if let AssetEvent::Modified { id } = e {
-            skins.modified.insert(*id);
-        }
-    }
+    skins.modified.extend(modified(&mut events));
 }
 
 /// Upstream, on send ticks: derive [`Skin`] from shared [`SkinnedMesh`]es that changed (or wait
@@ -431,8 +427,7 @@ pub(crate) fn apply_skins(
             With<Mirrored>,
         ),
     >,
-    skins: Query<(&Skin, &Mirrored, Option<&Mesh3d>)>,
-    all: Query<(Entity, &Skin, &Mirrored)>,
+    skins: Query<(Entity, &Skin, &Mirrored, Option<&Mesh3d>)>,
     mut buffers: MessageReader<BufferArrived>,
     arrived: Query<(), With<Transform>>,
     mut removed: RemovedComponents<Skin>,
@@ -446,21 +441,17 @@ pub(crate) fn apply_skins(
             em.try_remove::<(SkinnedMesh, DynamicSkinnedMeshBounds)>();
         }
     }
-    let mut work: Vec<Entity> = state.pending.drain().collect();
-    work.extend(changed.iter());
-    // A buffer that got new bytes under the same id: the skins reading it read it again.
-    let new: HashSet<(Entity, u64)> = buffers.read().map(|a| (a.link, a.buffer)).collect();
-    if !new.is_empty() {
-        work.extend(
-            all.iter()
-                .filter(|(_, s, m)| new.contains(&(m.link, s.inverse_bind_matrices.buffer)))
-                .map(|(e, _, _)| e),
-        );
-    }
-    work.sort_unstable();
-    work.dedup();
+    // Also the skins whose buffer got new bytes under the same id.
+    let work = buffer_readers(
+        &mut state.pending,
+        changed.iter(),
+        &mut buffers,
+        skins
+            .iter()
+            .map(|(e, s, m, _)| (e, m.link, s.inverse_bind_matrices.buffer)),
+    );
     for e in work {
-        let Ok((skin, mirrored, mesh)) = skins.get(e) else {
+        let Ok((_, skin, mirrored, mesh)) = skins.get(e) else {
             continue;
         };
         match resolve(

@@ -231,11 +231,9 @@ fn note_modified_environments(
     mut events: MessageReader<AssetEvent<Image>>,
     mut env_export: ResMut<EnvironmentExport>,
 ) {
-    for e in events.read() {
-        if let AssetEvent::Modified { id } = e {
-            env_export.modified.insert(id.untyped());
-        }
-    }
+    env_export
+        .modified
+        .extend(super::users::modified(&mut events).map(|id| id.untyped()));
 }
 
 /// Upstream, on send ticks: export the cubemap of every shared [`GeneratedEnvironmentMapLight`]
@@ -404,8 +402,6 @@ impl AssetImport {
     }
 }
 
-/// The bytes of the buffer a view refers to: `Ok(None)` while they have not arrived, an error
-/// when the buffer was refused.
 /// A buffer's bytes arrived (inline, or at the end of its fetch), new or replacing the ones it
 /// had: what refers to a slice of it (skins, instances) reads it again.
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +421,8 @@ pub(crate) fn store_buffer(world: &mut World, link: Entity, buffer: u64, bytes: 
     world.write_message(BufferArrived { link, buffer });
 }
 
+/// The bytes of the buffer a view refers to: `Ok(None)` while they have not arrived, an error
+/// when the buffer was refused.
 pub(crate) fn buffer_of(
     import: &AssetImport,
     link: Entity,

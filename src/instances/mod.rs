@@ -23,7 +23,7 @@
 //!
 //! Spec: `spec/core/components/instance.jaw`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use bevy::camera::visibility::RenderLayers;
 use bevy::ecs::lifecycle::HookContext;
@@ -35,6 +35,7 @@ use crate::assets::skin::BufferSlice;
 use crate::assets::sync::{
     AssetImport, AssetStats, BufferArrived, buffer_body, buffer_of, delete_buffer,
 };
+use crate::assets::users::{Users, buffer_readers, modified};
 use crate::assets::{OobServer, asset_type};
 use crate::codec::{
     AssetID, BufferAssetID, BufferView, InstanceComponent, InstanceType, Vec2 as WVec2,
@@ -243,8 +244,8 @@ impl Plugin for InstancesPlugin {
 /// entity uses it. Kept up to date from changes and removals.
 #[derive(Resource, Default)]
 pub struct InstanceExport {
-    exported: std::collections::HashMap<AssetId<InstanceSet>, u64>,
-    users: crate::assets::users::Users<AssetId<InstanceSet>>,
+    exported: HashMap<AssetId<InstanceSet>, u64>,
+    users: Users<AssetId<InstanceSet>>,
     unused: Vec<AssetId<InstanceSet>>,
     waiting: HashSet<Entity>,
     modified: HashSet<AssetId<InstanceSet>>,
@@ -263,11 +264,7 @@ fn note_modified_sets(
     mut events: MessageReader<AssetEvent<InstanceSet>>,
     mut export: ResMut<InstanceExport>,
 ) {
-    for e in events.read() {
-        if let AssetEvent::Modified { id } = e {
-            export.modified.insert(*id);
-        }
-    }
+    export.modified.extend(modified(&mut events));
 }
 
 /// Upstream, on send ticks: derive [`InstanceView`] from shared [`Instances`] that changed (or
@@ -377,8 +374,7 @@ fn apply_instances(
     mut sets: ResMut<Assets<InstanceSet>>,
     mut stats: ResMut<AssetStats>,
     changed: Query<Entity, (Changed<InstanceView>, With<Mirrored>)>,
-    views: Query<(&InstanceView, &Mirrored, Option<&Instances>)>,
-    all: Query<(Entity, &InstanceView, &Mirrored)>,
+    views: Query<(Entity, &InstanceView, &Mirrored, Option<&Instances>)>,
     mut arrived: MessageReader<BufferArrived>,
     mut removed: RemovedComponents<InstanceView>,
     mut commands: Commands,
@@ -391,22 +387,15 @@ fn apply_instances(
             em.try_remove::<Instances>();
         }
     }
-    let mut work: Vec<Entity> = state.pending.drain().collect();
-    work.extend(changed.iter());
-    // A buffer that got new bytes (the Upstream replaced it under the same id): its users read
-    // it again.
-    let arrived: HashSet<(Entity, u64)> = arrived.read().map(|a| (a.link, a.buffer)).collect();
-    if !arrived.is_empty() {
-        work.extend(
-            all.iter()
-                .filter(|(_, v, m)| arrived.contains(&(m.link, v.view.buffer)))
-                .map(|(e, _, _)| e),
-        );
-    }
-    work.sort_unstable();
-    work.dedup();
+    // Also the views whose buffer got new bytes (replaced under the same id).
+    let work = buffer_readers(
+        &mut state.pending,
+        changed.iter(),
+        &mut arrived,
+        views.iter().map(|(e, v, m, _)| (e, m.link, v.view.buffer)),
+    );
     for e in work {
-        let Ok((view, mirrored, current)) = views.get(e) else {
+        let Ok((_, view, mirrored, current)) = views.get(e) else {
             continue;
         };
         let wire = view.to_component();

@@ -41,7 +41,7 @@ use bevy::render::{
     view::ExtractedView,
 };
 use bevy::shader::ShaderDefVal;
-use zerocopy::IntoBytes;
+use zerocopy::{Immutable, IntoBytes};
 
 use super::{InstanceSet, Instances};
 
@@ -118,9 +118,43 @@ impl RenderAsset for GpuInstances {
 struct ExtractedInstanced {
     set: AssetId<InstanceSet>,
     mesh: AssetId<Mesh>,
-    uniform: [f32; 44],
+    uniform: DrawUniform,
     texture: Option<AssetId<Image>>,
     blend: bool,
+}
+
+/// Group 2, binding 0 of `instancing.wgsl` (`InstancedDraw`), laid out as WGSL lays out a
+/// uniform struct: matrices as columns, 176 bytes.
+#[derive(Clone, Copy, Debug, IntoBytes, Immutable)]
+#[repr(C)]
+struct DrawUniform {
+    world_from_local: [f32; 16],
+    /// The inverse transpose of `world_from_local`'s upper 3×3, as three `vec4` columns (and a
+    /// fourth unused one).
+    normal_from_local: [f32; 16],
+    base_color: [f32; 4],
+    emissive: [f32; 4],
+    metallic: f32,
+    perceptual_roughness: f32,
+    reflectance: f32,
+    /// Bit 0: sample the base color texture.
+    flags: u32,
+}
+
+impl DrawUniform {
+    fn new(world: Mat4, m: &StandardMaterial) -> Self {
+        let normal = Mat4::from_mat3(Mat3::from_mat4(world).inverse().transpose());
+        DrawUniform {
+            world_from_local: world.to_cols_array(),
+            normal_from_local: normal.to_cols_array(),
+            base_color: LinearRgba::from(m.base_color).to_f32_array(),
+            emissive: m.emissive.to_f32_array(),
+            metallic: m.metallic,
+            perceptual_roughness: m.perceptual_roughness,
+            reflectance: m.reflectance,
+            flags: u32::from(m.base_color_texture.is_some()),
+        }
+    }
 }
 
 /// Render entities given an [`ExtractedInstanced`] last frame (to take it away when the main
@@ -149,29 +183,15 @@ fn extract_instanced(
         if !visible.get() {
             continue;
         }
+        // No material (or not loaded yet): Bevy's default one.
+        let default = StandardMaterial::default();
         let material = material
             .and_then(|m| materials.as_ref().and_then(|ms| ms.get(&m.0)))
-            .cloned()
-            .unwrap_or_default();
-        let world = transform.to_matrix();
-        let normal = Mat3::from_mat4(world).inverse().transpose();
-        let base = LinearRgba::from(material.base_color);
-        let has_texture = material.base_color_texture.is_some();
-        let mut u = [0.0f32; 44];
-        u[0..16].copy_from_slice(&world.to_cols_array());
-        for c in 0..3 {
-            u[16 + c * 4..16 + c * 4 + 3].copy_from_slice(&normal.col(c).to_array());
-        }
-        u[32..36].copy_from_slice(&base.to_f32_array());
-        u[36..40].copy_from_slice(&material.emissive.to_f32_array());
-        u[40] = material.metallic;
-        u[41] = material.perceptual_roughness;
-        u[42] = material.reflectance;
-        u[43] = f32::from_bits(u32::from(has_texture));
+            .unwrap_or(&default);
         commands.entity(re).insert(ExtractedInstanced {
             set: instances.0.id(),
             mesh: mesh.0.id(),
-            uniform: u,
+            uniform: DrawUniform::new(transform.to_matrix(), material),
             texture: material.base_color_texture.as_ref().map(|h| h.id()),
             blend: matches!(material.alpha_mode, AlphaMode::Blend),
         });
@@ -335,8 +355,8 @@ fn queue_instanced(
                         continue;
                     }
                 };
-            let center =
-                Mat4::from_cols_slice(&extracted.uniform[0..16]).transform_point3(mesh.aabb_center);
+            let center = Mat4::from_cols_array(&extracted.uniform.world_from_local)
+                .transform_point3(mesh.aabb_center);
             phase.add_transient(Transparent3d {
                 sorting_info: TransparentSortingInfo3d::Sorted {
                     mesh_center: center,

@@ -280,6 +280,14 @@ mod tests {
             matches!(e, Err(AssetError::InstanceRotation { instance: 0 })),
             "{e:?}"
         );
+        // Quantization ranges that are not finite (Reduced instances are read over them).
+        let mut c = component(w::InstanceType::Reduced, 1, 0, 24);
+        c.quant_bb_max = w::Vec3::new(1.0, f32::INFINITY, 1.0);
+        let e = decode_instances(&c, &[0; 24]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "instance: quant_bb_max has inf, not a finite number"
+        );
         // An unknown layout.
         let mut c = component(w::InstanceType::FullFloat, 1, 0, 64);
         c.instance_type = 7;
