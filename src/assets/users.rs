@@ -115,6 +115,42 @@ impl<K: Copy + Eq + Hash> RefCounts<K> {
     }
 }
 
+/// The ids of the assets Bevy modified, from this frame's asset events (read them every frame:
+/// a reader that skips frames loses them).
+pub(crate) fn modified<A: Asset>(
+    events: &mut MessageReader<AssetEvent<A>>,
+) -> impl Iterator<Item = AssetId<A>> {
+    events.read().filter_map(|e| match e {
+        AssetEvent::Modified { id } => Some(*id),
+        _ => None,
+    })
+}
+
+/// What a Downstream system that reads slices of buffers (skins, instances) works on this
+/// frame: the entities that waited, the ones whose component changed, and the users of every
+/// buffer whose bytes arrived or were replaced (`users`: entity, its link, the buffer it reads);
+/// sorted, without repeats.
+pub(crate) fn buffer_readers(
+    pending: &mut HashSet<Entity>,
+    changed: impl Iterator<Item = Entity>,
+    arrived: &mut MessageReader<crate::assets::sync::BufferArrived>,
+    users: impl Iterator<Item = (Entity, Entity, u64)>,
+) -> Vec<Entity> {
+    let mut work: Vec<Entity> = pending.drain().collect();
+    work.extend(changed);
+    let arrived: HashSet<(Entity, u64)> = arrived.read().map(|a| (a.link, a.buffer)).collect();
+    if !arrived.is_empty() {
+        work.extend(
+            users
+                .filter(|(_, link, buffer)| arrived.contains(&(*link, *buffer)))
+                .map(|(e, _, _)| e),
+        );
+    }
+    work.sort_unstable();
+    work.dedup();
+    work
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,40 +189,4 @@ mod tests {
         assert_eq!(r.replace(&[2, 3], &[]), vec![2, 3]);
         assert!(r.replace(&[7], &[]).is_empty(), "unknown keys are ignored");
     }
-}
-
-/// The ids of the assets Bevy modified, from this frame's asset events (read them every frame:
-/// a reader that skips frames loses them).
-pub(crate) fn modified<A: Asset>(
-    events: &mut MessageReader<AssetEvent<A>>,
-) -> impl Iterator<Item = AssetId<A>> {
-    events.read().filter_map(|e| match e {
-        AssetEvent::Modified { id } => Some(*id),
-        _ => None,
-    })
-}
-
-/// What a Downstream system that reads slices of buffers (skins, instances) works on this
-/// frame: the entities that waited, the ones whose component changed, and the users of every
-/// buffer whose bytes arrived or were replaced (`users`: entity, its link, the buffer it reads);
-/// sorted, without repeats.
-pub(crate) fn buffer_readers(
-    pending: &mut HashSet<Entity>,
-    changed: impl Iterator<Item = Entity>,
-    arrived: &mut MessageReader<crate::assets::sync::BufferArrived>,
-    users: impl Iterator<Item = (Entity, Entity, u64)>,
-) -> Vec<Entity> {
-    let mut work: Vec<Entity> = pending.drain().collect();
-    work.extend(changed);
-    let arrived: HashSet<(Entity, u64)> = arrived.read().map(|a| (a.link, a.buffer)).collect();
-    if !arrived.is_empty() {
-        work.extend(
-            users
-                .filter(|(_, link, buffer)| arrived.contains(&(*link, *buffer)))
-                .map(|(e, _, _)| e),
-        );
-    }
-    work.sort_unstable();
-    work.dedup();
-    work
 }
