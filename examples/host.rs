@@ -25,6 +25,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::log::LogPlugin;
+use bevy::mesh::skinning::SkinnedMeshInverseBindposes;
 use bevy::prelude::*;
 use bevy_noodles2::demo::DemoScenePlugin;
 use bevy_noodles2::prelude::*;
@@ -98,7 +99,8 @@ fn main() -> anyhow::Result<()> {
     // materials can be shared) but nothing renders.
     app.add_plugins(AssetPlugin::default())
         .init_asset::<Mesh>()
-        .init_asset::<Image>();
+        .init_asset::<Image>()
+        .init_asset::<SkinnedMeshInverseBindposes>();
     #[cfg(feature = "render")]
     app.init_asset::<StandardMaterial>();
     app.add_plugins(NoodlesPlugin {

@@ -4,7 +4,8 @@
 //! A named root with `entities` named children moving on circles, one light of each kind, a
 //! hidden entity, and (when the app has mesh and image assets) a lit ground, several meshes, a
 //! textured cube and a small hierarchy, a glass and a clear-coated sphere, a billboard sign with
-//! text on it, labels, a belt of 3,000 instanced cubes, and a sky that lights the scene, with
+//! text on it, labels, a belt of 3,000 instanced cubes, a skinned arm that waves and a blob
+//! whose morph target swells (clips played on every node), and a sky that lights the scene, with
 //! materials when the app has Bevy's renderer (feature `render`), so a screenshot shows at once
 //! whether mirroring works.
 
@@ -19,6 +20,13 @@ use bevy::image::{Image, ImageSampler};
 use bevy::prelude::*;
 use wgpu_types::{Extent3d, TextureDimension, TextureFormat};
 
+use bevy::mesh::morph::{MeshMorphWeights, MorphAttributes};
+use bevy::mesh::skinning::{SkinnedMesh, SkinnedMeshInverseBindposes};
+
+use crate::animation::{
+    AnimSampler, ClipChannel, ClipTarget, Interpolation, LoopMode, NoodlesAnimator, NoodlesClip,
+    Sampler, Target, ValueType,
+};
 use crate::link::ListenError;
 use crate::mirror::Shared;
 use crate::net::{ListenerReady, NoodlesListener};
@@ -218,13 +226,26 @@ pub fn checker_image() -> Image {
     img
 }
 
-fn spawn_demo(
-    mut commands: Commands,
-    count: Res<DemoCount>,
-    meshes: Option<ResMut<Assets<Mesh>>>,
-    images: Option<ResMut<Assets<Image>>>,
-    instance_sets: Option<ResMut<Assets<crate::instances::InstanceSet>>>,
-) {
+/// The asset collections the demo fills, each present only if the app has it.
+#[derive(bevy::ecs::system::SystemParam)]
+struct DemoAssets<'w> {
+    meshes: Option<ResMut<'w, Assets<Mesh>>>,
+    images: Option<ResMut<'w, Assets<Image>>>,
+    instance_sets: Option<ResMut<'w, Assets<crate::instances::InstanceSet>>>,
+    bindposes: Option<ResMut<'w, Assets<SkinnedMeshInverseBindposes>>>,
+    clips: Option<ResMut<'w, Assets<NoodlesClip>>>,
+    samplers: Option<ResMut<'w, Assets<AnimSampler>>>,
+}
+
+fn spawn_demo(mut commands: Commands, count: Res<DemoCount>, assets: DemoAssets) {
+    let DemoAssets {
+        meshes,
+        images,
+        instance_sets,
+        bindposes,
+        clips,
+        samplers,
+    } = assets;
     let root = commands
         .spawn((
             Name::new("demo root"),
@@ -386,6 +407,21 @@ fn spawn_demo(
                 crate::instances::Instances(set),
             ));
         }
+        // Animation (clips played on every node at the authority's time): a skinned arm that
+        // waves and a blob whose morph target swells and shrinks.
+        if let (Some(mut bindposes), Some(mut clips), Some(mut samplers)) =
+            (bindposes, clips, samplers)
+        {
+            let mut animated = DemoAnimated {
+                commands: &mut commands,
+                meshes: &mut meshes,
+                clips: &mut clips,
+                samplers: &mut samplers,
+                root,
+            };
+            animated.waving_arm(&mut bindposes, Vec3::new(-4.6, 0.0, 4.4));
+            animated.breathing_blob(Vec3::new(4.6, 0.7, -4.4));
+        }
         // A sky that lights the scene (and is shown: the `Skybox`).
         if let Ok(cube) = crate::assets::environment::equirect_to_cubemap(&sky_image()) {
             let cube = images.add(cube);
@@ -489,6 +525,174 @@ fn spawn_demo(
     ));
 }
 
+/// Spawns the demo's animated objects.
+struct DemoAnimated<'a, 'w, 's> {
+    commands: &'a mut Commands<'w, 's>,
+    meshes: &'a mut Assets<Mesh>,
+    clips: &'a mut Assets<NoodlesClip>,
+    samplers: &'a mut Assets<AnimSampler>,
+    root: Entity,
+}
+
+/// Height of a segment of the demo's skinned arm.
+const ARM_SEGMENT: f32 = 0.8;
+
+impl DemoAnimated<'_, '_, '_> {
+    /// A sampler, added (the keys are the demo's own, so they are valid).
+    fn sampler(
+        &mut self,
+        value_type: ValueType,
+        times: Vec<f32>,
+        values: Vec<f32>,
+    ) -> Handle<AnimSampler> {
+        let sampler = Sampler::new(Interpolation::Linear, value_type, times, values)
+            .expect("the demo's keys are well formed");
+        self.samplers.add(AnimSampler(sampler))
+    }
+
+    /// A skinned column of three joints (a chain of shared entities under it) whose upper two
+    /// joints bend back and forth: `Skin`, `AnimationAsset`, `AnimSamplerAsset` (one sampler
+    /// shared by two channels) and `AnimatorComponent` on the wire.
+    fn waving_arm(&mut self, bindposes: &mut Assets<SkinnedMeshInverseBindposes>, at: Vec3) {
+        let arm = self
+            .commands
+            .spawn(object(
+                "skinned arm",
+                self.meshes.add(arm_mesh()),
+                DemoLook {
+                    roughness: 0.4,
+                    ..DemoLook::color(Color::srgb(0.95, 0.45, 0.3))
+                },
+                Transform::from_translation(at),
+                self.root,
+            ))
+            .id();
+        // Joints: a chain under the arm, one segment apart; each inverse bind matrix undoes
+        // its joint's place in the arm.
+        let mut joints = Vec::new();
+        let mut parent = arm;
+        for j in 0..3 {
+            let y = if j == 0 { 0.0 } else { ARM_SEGMENT };
+            parent = self
+                .commands
+                .spawn((
+                    Name::new(format!("arm joint {j}")),
+                    Transform::from_xyz(0.0, y, 0.0),
+                    ChildOf(parent),
+                    Shared,
+                ))
+                .id();
+            joints.push(parent);
+        }
+        let inverse: Vec<Mat4> = (0..3)
+            .map(|j| Mat4::from_translation(Vec3::new(0.0, -(j as f32) * ARM_SEGMENT, 0.0)))
+            .collect();
+        self.commands.entity(arm).insert(SkinnedMesh {
+            inverse_bindposes: bindposes.add(SkinnedMeshInverseBindposes::from(inverse)),
+            joints: joints.clone(),
+        });
+        // Bend around z, then back (ping-pong); both upper joints play the same keys.
+        let bend = |a: f32| Quat::from_rotation_z(a).to_array();
+        let keys = self.sampler(
+            ValueType::Rotation,
+            vec![0.0, 1.6],
+            [bend(-0.55), bend(0.55)].concat(),
+        );
+        let clip = self.clips.add(NoodlesClip {
+            duration: 1.6,
+            channels: joints[1..]
+                .iter()
+                .map(|&j| ClipChannel {
+                    sampler: keys.clone(),
+                    target: ClipTarget::Entity(j, Target::Rotation),
+                })
+                .collect(),
+        });
+        self.commands
+            .entity(arm)
+            .insert(NoodlesAnimator::playing(clip, 0.0).with_loop_mode(LoopMode::PingPong));
+    }
+
+    /// A sphere with one morph target (six lobes pushed out) whose weight swells and shrinks:
+    /// a mesh with morph targets, `MorphWeightsComponent` and a clip on morph weight 0.
+    fn breathing_blob(&mut self, at: Vec3) {
+        let blob = self
+            .commands
+            .spawn((
+                object(
+                    "morphing blob",
+                    self.meshes.add(blob_mesh()),
+                    DemoLook {
+                        roughness: 0.3,
+                        ..DemoLook::color(Color::srgb(0.85, 0.2, 0.75))
+                    },
+                    Transform::from_translation(at),
+                    self.root,
+                ),
+                MeshMorphWeights::Value { weights: vec![0.0] },
+            ))
+            .id();
+        let keys = self.sampler(ValueType::Float, vec![0.0, 1.2], vec![0.0, 1.0]);
+        let clip = self.clips.add(NoodlesClip {
+            duration: 1.2,
+            channels: vec![ClipChannel {
+                sampler: keys,
+                target: ClipTarget::Entity(blob, Target::MorphWeight(0)),
+            }],
+        });
+        self.commands
+            .entity(blob)
+            .insert(NoodlesAnimator::playing(clip, 0.0).with_loop_mode(LoopMode::PingPong));
+    }
+}
+
+/// The arm's column: 2.4 high from its base, each vertex bound to the two joints nearest its
+/// height.
+fn arm_mesh() -> Mesh {
+    let mesh = Cylinder::new(0.2, 3.0 * ARM_SEGMENT)
+        .mesh()
+        .resolution(16)
+        .segments(12)
+        .anchor(bevy::mesh::CylinderAnchor::Bottom)
+        .build();
+    let heights: Vec<f32> = match mesh.attribute(Mesh::ATTRIBUTE_POSITION) {
+        Some(bevy::mesh::VertexAttributeValues::Float32x3(p)) => p.iter().map(|p| p[1]).collect(),
+        _ => Vec::new(),
+    };
+    let (mut index, mut weight) = (Vec::new(), Vec::new());
+    for y in heights {
+        // Halfway up a segment a vertex follows its joint alone; between the middles of two
+        // segments it blends from one joint to the next.
+        let f = y / ARM_SEGMENT - 0.5;
+        let j = f.floor().clamp(0.0, 1.0);
+        let t = (f - j).clamp(0.0, 1.0);
+        index.push([j as u16, j as u16 + 1, 0, 0]);
+        weight.push([1.0 - t, t, 0.0, 0.0]);
+    }
+    mesh.with_inserted_attribute(
+        Mesh::ATTRIBUTE_JOINT_INDEX,
+        bevy::mesh::VertexAttributeValues::Uint16x4(index),
+    )
+    .with_inserted_attribute(Mesh::ATTRIBUTE_JOINT_WEIGHT, weight)
+}
+
+/// The blob: a sphere whose one morph target pushes six lobes around its equator outwards.
+fn blob_mesh() -> Mesh {
+    let mesh = Sphere::new(0.5).mesh().uv(32, 16);
+    let targets = match mesh.attribute(Mesh::ATTRIBUTE_POSITION) {
+        Some(bevy::mesh::VertexAttributeValues::Float32x3(p)) => p
+            .iter()
+            .map(|p| {
+                let n = Vec3::from(*p).normalize_or_zero();
+                let lobes = (6.0 * n.z.atan2(n.x)).sin().max(0.0) * (1.0 - n.y * n.y);
+                MorphAttributes::new(n * 0.35 * lobes, Vec3::ZERO, Vec3::ZERO)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    mesh.with_morph_targets(targets)
+}
+
 /// Instances in the demo's belt.
 pub const DEMO_INSTANCES: usize = 3000;
 
@@ -590,7 +794,8 @@ impl DemoHost {
                 )))
                 .add_plugins(AssetPlugin::default())
                 .init_asset::<Mesh>()
-                .init_asset::<Image>();
+                .init_asset::<Image>()
+                .init_asset::<SkinnedMeshInverseBindposes>();
                 #[cfg(feature = "render")]
                 app.init_asset::<StandardMaterial>();
                 app.add_plugins(NoodlesPlugin {

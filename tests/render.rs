@@ -229,12 +229,19 @@ fn viewer_renders_the_demo_scene() {
     // its own part of the yellow and blue checker), the title on the billboard sign (dark glyphs
     // on yellow, ≈ (285..358, 97..113)) and the white "clearcoat" label (≈ (288..360, 197..209)).
     // Without instances the belt region is brown sky and grey ground; without text the sign is
-    // plain yellow and the label region grey ground and the cube.
+    // plain yellow and the label region grey ground and the cube. The animated objects move, so
+    // only their still parts are checked: the base of the skinned coral arm on the left corner
+    // of the ground (≈ (128..140, 180..196); its upper joints bend), and the middle of the
+    // magenta blob on the right corner (≈ (490..515, 170..190); its morph target pushes lobes
+    // out around it). Without the skin the arm would be drawn unbent but still there; without
+    // the mesh (a refused skin or morph target) the regions are grey ground.
     let blue = |p: [u8; 3]| i32::from(p[2]) > i32::from(p[0]) + 40;
     let yellow = |p: [u8; 3]| p[0] > 110 && i32::from(p[0]) > i32::from(p[2]) + 50;
     let dark = |p: [u8; 3]| p.iter().all(|c| *c < 120);
     let white = |p: [u8; 3]| p.iter().all(|c| *c > 170);
-    let mixes: [Mix; 5] = [
+    let coral = |p: [u8; 3]| p[0] > 150 && (50..150).contains(&p[1]) && p[2] < 110;
+    let magenta = |p: [u8; 3]| p[0] > 120 && p[2] > 100 && i32::from(p[1]) < i32::from(p[0]) - 60;
+    let mixes: [Mix; 7] = [
         (
             "instanced belt: blue checker cells",
             [0.40, 0.62, 0.60, 0.72],
@@ -259,6 +266,13 @@ fn viewer_renders_the_demo_scene() {
             [0.45, 0.41, 0.56, 0.435],
             white,
             0.04,
+        ),
+        ("skinned arm: base", [0.20, 0.38, 0.215, 0.405], coral, 0.3),
+        (
+            "morphing blob: middle",
+            [0.77, 0.355, 0.80, 0.395],
+            magenta,
+            0.4,
         ),
     ];
     for (name, rect, f, least) in mixes {
