@@ -1,10 +1,11 @@
 //! Host the built-in demo scene as a NOODLES2 Upstream.
 //!
 //! ```text
-//! cargo run --example host -- [--listen HOST:PORT [--tls-cert PEM --tls-key PEM] | --connect ws(s)://HOST:PORT [--ca PEM]] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v]
+//! cargo run --example host -- [--listen HOST:PORT [--tls-cert PEM --tls-key PEM] | --connect ws(s)://HOST:PORT [--ca PEM]] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v] [--diagnostics]
 //! ```
 //! Prints one line, `listening on ws://HOST:PORT`, once it accepts connections, then nothing more
-//! unless `-v` is given. Runs until killed. With `--tls-cert` and `--tls-key` it serves `wss://`
+//! unless `-v` is given (logs) or `--diagnostics` (the NOODLES2 diagnostics logged every second:
+//! links, bytes and messages per second, round-trip time, entities, assets, latencies). Runs until killed. With `--tls-cert` and `--tls-key` it serves `wss://`
 //! (and prints `listening on wss://HOST:PORT`); `--ca` adds a root for a `wss://` viewer.
 //!
 //! `--connect` pushes the scene instead: it connects to a viewer that listens
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bevy::app::ScheduleRunnerPlugin;
+use bevy::diagnostic::LogDiagnosticsPlugin;
 use bevy::log::LogPlugin;
 use bevy::mesh::skinning::SkinnedMeshInverseBindposes;
 use bevy::prelude::*;
@@ -40,6 +42,7 @@ struct Args {
     token: Option<String>,
     tls: common::TlsArgs,
     verbose: bool,
+    diagnostics: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -52,6 +55,7 @@ fn parse_args() -> anyhow::Result<Args> {
         token: None,
         tls: common::TlsArgs::default(),
         verbose: false,
+        diagnostics: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -69,9 +73,10 @@ fn parse_args() -> anyhow::Result<Args> {
             "--deny-proposals" => a.deny_proposals = true,
             "--token" => a.token = Some(it.next().context("--token needs a value")?),
             "-v" | "--verbose" => a.verbose = true,
+            "--diagnostics" => a.diagnostics = true,
             "-h" | "--help" => {
                 println!(
-                    "usage: host [--listen HOST:PORT {} | --connect ws(s)://HOST:PORT {}] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v]",
+                    "usage: host [--listen HOST:PORT {} | --connect ws(s)://HOST:PORT {}] [--name NAME] [--entities N] [--deny-proposals] [--token T] [-v] [--diagnostics]",
                     common::SERVER_TLS_USAGE,
                     common::CLIENT_TLS_USAGE
                 );
@@ -92,8 +97,11 @@ fn main() -> anyhow::Result<()> {
             1.0 / 60.0,
         ))),
     );
-    if args.verbose {
+    if args.verbose || args.diagnostics {
         app.add_plugins(LogPlugin::default());
+    }
+    if args.diagnostics {
+        app.add_plugins((NoodlesDiagnosticsPlugin, LogDiagnosticsPlugin::default()));
     }
     // Headless: assets exist (so meshes, images and, with Bevy's renderer compiled in,
     // materials can be shared) but nothing renders.

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bevy::diagnostic::DiagnosticsStore;
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::mesh::VertexAttributeValues;
 use bevy::prelude::*;
@@ -31,6 +32,7 @@ use bevy::render::{Render, RenderApp, RenderPlugin};
 use bevy::window::WindowResolution;
 use bevy_noodles2::assets::AssetStats;
 use bevy_noodles2::demo::{DemoHost, DemoScenePlugin};
+use bevy_noodles2::diagnostics as diag;
 use bevy_noodles2::mirror::MirrorStats;
 use bevy_noodles2::prelude::*;
 
@@ -212,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                 ..default()
             }),
     )
+    .add_plugins(NoodlesDiagnosticsPlugin)
     .add_plugins(NoodlesPlugin {
         session_name: "bevy_noodles2 viewer".into(),
         // Listening, the viewer lets whoever connects be the Upstream (and only that).
@@ -481,6 +484,7 @@ fn default_light(
 }
 
 fn status(
+    diagnostics: Res<DiagnosticsStore>,
     links: Query<&NoodlesLink>,
     listener: Query<&NoodlesListener>,
     mirrored: Query<(), With<Mirrored>>,
@@ -509,6 +513,26 @@ fn status(
         assets.refused,
         assets.ignored
     );
+    // Rates averaged over the diagnostics' history (about two seconds).
+    let avg = |p| diagnostics.get(&p).and_then(|d| d.average()).unwrap_or(0.0);
+    let mut s = format!(
+        "{s}\nin {:.1} kB/s ({:.0} msg/s)   out {:.1} kB/s   queued {:.1} kB",
+        avg(diag::BYTES_IN) / 1e3,
+        avg(diag::MESSAGES_IN),
+        avg(diag::BYTES_OUT) / 1e3,
+        avg(diag::QUEUED_BYTES) / 1e3,
+    );
+    if let Some(rtt) = diagnostics.get(&diag::RTT).and_then(|d| d.value()) {
+        s.push_str(&format!("   rtt {rtt:.1} ms"));
+    }
+    for (what, path) in [
+        ("proposals", diag::PROPOSAL_LATENCY),
+        ("calls", diag::RPC_LATENCY),
+    ] {
+        if let Some(ms) = diagnostics.get(&path).and_then(|d| d.value()) {
+            s.push_str(&format!("   {what} answered in {ms:.1} ms"));
+        }
+    }
     let s = if oob.assets_pending + oob.assets_done + oob.failed > 0 {
         format!(
             "{s}\nlarge buffers: {} fetching, {} done ({:.1} MB), {} failed",

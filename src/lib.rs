@@ -5,6 +5,7 @@ pub mod animation;
 pub mod assets;
 pub mod billboard;
 pub mod demo;
+pub mod diagnostics;
 #[cfg(feature = "render")]
 pub mod display;
 pub mod instances;
@@ -35,6 +36,7 @@ pub mod prelude {
     };
     pub use crate::auth::{AuthRefusal, AuthRequest, Authorizer, Principal};
     pub use crate::billboard::{Billboard, BillboardCamera, BillboardPlugin};
+    pub use crate::diagnostics::NoodlesDiagnosticsPlugin;
     pub use crate::instances::{Instance, InstanceSet, Instances, InstancesPlugin};
     pub use crate::link::{
         AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,

@@ -522,8 +522,20 @@ fn an_asset(asset_type: (u16, u16), id: u64) -> AnAsset {
 #[derive(Resource, Debug, Default)]
 pub struct ProposalClient {
     next: HashMap<Entity, u32>,
-    /// `(link, transaction_id)` of proposals sent and not answered yet.
-    pub pending: HashSet<(Entity, u32)>,
+    /// `(link, transaction_id)` of proposals sent and not answered yet, with when they were sent.
+    pending: HashMap<(Entity, u32), std::time::Instant>,
+}
+
+impl ProposalClient {
+    /// Is proposal `transaction_id` on `link` still waiting for its reply?
+    pub fn is_pending(&self, link: Entity, transaction_id: u32) -> bool {
+        self.pending.contains_key(&(link, transaction_id))
+    }
+
+    /// How many proposals wait for their reply.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
 }
 
 /// Sends proposals (Downstream). See the [module docs](self).
@@ -564,7 +576,9 @@ impl Proposals<'_, '_> {
         });
         let bytes = msg.encode_bytes()?;
         l.send(bytes)?;
-        self.state.pending.insert((link, transaction_id));
+        self.state
+            .pending
+            .insert((link, transaction_id), std::time::Instant::now());
         debug!("sent proposal {transaction_id} on link {link}");
         Ok(transaction_id)
     }
@@ -598,6 +612,9 @@ pub struct ProposalReply {
     pub entities: Vec<(u64, u64)>,
     /// Patch-local → canonical assets (empty unless accepted).
     pub assets: Vec<(AnAsset, AnAsset)>,
+    /// Time from sending the proposal to its reply (`None` for a reply to a proposal this node
+    /// did not send, or answered before).
+    pub latency: Option<std::time::Duration>,
 }
 
 impl ProposalReply {
@@ -1234,10 +1251,10 @@ fn import_proposed_assets(
 // ============================================================================================
 
 fn handle_reply(world: &mut World, link: Entity, r: ProposedTransactionReply) {
-    let known = world
+    let sent = world
         .get_resource_mut::<ProposalClient>()
-        .is_some_and(|mut c| c.pending.remove(&(link, r.transaction_id)));
-    if !known {
+        .and_then(|mut c| c.pending.remove(&(link, r.transaction_id)));
+    if sent.is_none() {
         debug!(
             "reply to proposal {} on link {link}, which we did not send (or was answered before)",
             r.transaction_id
@@ -1253,6 +1270,7 @@ fn handle_reply(world: &mut World, link: Entity, r: ProposedTransactionReply) {
             .map(|p| (p.from.id.get(), p.to.id.get()))
             .collect(),
         assets: r.remapped_assets.iter().map(|p| (p.from, p.to)).collect(),
+        latency: sent.map(|t| t.elapsed()),
     });
 }
 
@@ -1283,7 +1301,7 @@ fn route_reply(world: &mut World, link: Entity, msg: MainSequenceMessage) -> Res
 /// Forget proposals that will never be answered on links that closed.
 fn forget_closed(mut closed: MessageReader<LinkClosed>, mut client: ResMut<ProposalClient>) {
     for c in closed.read() {
-        client.pending.retain(|(l, _)| *l != c.link);
+        client.pending.retain(|(l, _), _| *l != c.link);
         client.next.remove(&c.link);
     }
 }

@@ -888,8 +888,21 @@ pub enum RpcInvokeError {
 #[derive(Resource, Debug, Default)]
 pub struct RpcClientState {
     next: HashMap<Entity, u32>,
-    /// `(link, invoke_id)` of calls without their final reply yet.
-    pub in_flight: HashSet<(Entity, u32)>,
+    /// `(link, invoke_id)` of calls without their final reply yet: when they were invoked, and
+    /// whether a reply (a streamed result) arrived already.
+    in_flight: HashMap<(Entity, u32), (std::time::Instant, bool)>,
+}
+
+impl RpcClientState {
+    /// Is call `invoke_id` on `link` still waiting for its final reply?
+    pub fn is_in_flight(&self, link: Entity, invoke_id: u32) -> bool {
+        self.in_flight.contains_key(&(link, invoke_id))
+    }
+
+    /// How many calls wait for their final reply.
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
+    }
 }
 
 /// Invokes endpoints (Downstream). See the [module docs](self).
@@ -929,7 +942,7 @@ impl RpcClient<'_, '_> {
         let mut tries = 0u64;
         loop {
             id = id.wrapping_add(1);
-            if id != 0 && !self.state.in_flight.contains(&(link, id)) {
+            if id != 0 && !self.state.in_flight.contains_key(&(link, id)) {
                 break;
             }
             tries += 1;
@@ -943,7 +956,9 @@ impl RpcClient<'_, '_> {
             .get(link)
             .map_err(|_| RpcInvokeError::NoSuchLink(link))?;
         send_invoke(l, id, endpoint_id, args)?;
-        self.state.in_flight.insert((link, id));
+        self.state
+            .in_flight
+            .insert((link, id), (std::time::Instant::now(), false));
         Ok(id)
     }
 
@@ -1056,6 +1071,9 @@ pub struct RpcReplyReceived {
     pub invoke_id: u32,
     /// What it says.
     pub kind: RpcReplyKind,
+    /// On the first reply of a call (a streamed result or the final one): the time since it was
+    /// invoked. `None` on later replies and on replies to calls that are not in flight.
+    pub latency: Option<std::time::Duration>,
 }
 
 /// Downstream: handle one `RPCReply`.
@@ -1066,19 +1084,28 @@ fn handle_reply(world: &mut World, link: Entity, r: RPCReply) {
         RPCReplyContent::RPCError(e) => RpcReplyKind::Error(e.code, e.message.0),
     };
     let mut state = world.get_resource_or_init::<RpcClientState>();
-    if !state.in_flight.contains(&(link, r.this_invoke_id)) {
-        debug!(
-            "RPC reply {} on link {link} for a call that is not in flight",
-            r.this_invoke_id
-        );
-    }
+    let key = (link, r.this_invoke_id);
+    let latency = match state.in_flight.get_mut(&key) {
+        Some((invoked, answered)) => {
+            let first = !std::mem::replace(answered, true);
+            first.then(|| invoked.elapsed())
+        }
+        None => {
+            debug!(
+                "RPC reply {} on link {link} for a call that is not in flight",
+                r.this_invoke_id
+            );
+            None
+        }
+    };
     if kind.is_final() {
-        state.in_flight.remove(&(link, r.this_invoke_id));
+        state.in_flight.remove(&key);
     }
     world.write_message(RpcReplyReceived {
         link,
         invoke_id: r.this_invoke_id,
         kind,
+        latency,
     });
 }
 
@@ -1090,7 +1117,7 @@ fn forget_closed(
 ) {
     for c in closed.read() {
         server.forget_link(c.link);
-        client.in_flight.retain(|(l, _)| *l != c.link);
+        client.in_flight.retain(|(l, _), _| *l != c.link);
         client.next.remove(&c.link);
     }
 }

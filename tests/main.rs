@@ -7,6 +7,7 @@ mod asset_registry;
 mod assets;
 mod auth;
 mod billboard;
+mod diagnostics;
 mod environment;
 mod export;
 mod instances;

@@ -41,6 +41,16 @@ impl AssetIdMap {
         self.exported.get(&asset).copied()
     }
 
+    /// Upstream: how many assets are exported.
+    pub fn exported_count(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Downstream: how many assets every link together has here.
+    pub fn imported_count(&self) -> usize {
+        self.imported.len()
+    }
+
     /// Upstream: the Bevy asset exported as `id`, with its asset type.
     pub fn exported_asset(&self, id: u64) -> Option<((u16, u16), UntypedAssetId)> {
         self.local.get(&id).copied()

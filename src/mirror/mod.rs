@@ -177,6 +177,11 @@ impl EntityIndex {
     pub fn mirrored_count(&self, link: Entity) -> usize {
         self.remote.get(&link).map_or(0, RemoteIds::len)
     }
+
+    /// How many entities every link together mirrors here.
+    pub fn mirrored_total(&self) -> usize {
+        self.remote.values().map(RemoteIds::len).sum()
+    }
 }
 
 /// One link's canonical id → local entity map.
