@@ -1,0 +1,482 @@
+//! Fan-out benchmark (issue 15, goal 1): one Upstream sharing 10,000 entities, 10 % of their
+//! transforms changing every tick, with 1, 10, 50 and 100 Downstreams over loopback websockets.
+//!
+//! ```sh
+//! cargo bench --bench fanout                      # 1, 10, 50 and 100 Downstreams (about 2 minutes)
+//! FANOUT_COUNTS=1,10 cargo bench --bench fanout   # chosen counts
+//! ```
+//!
+//! # Method
+//!
+//! - **Two processes.** This process runs the Upstream app on its main thread (Bevy's
+//!   single-threaded executor, so its systems do not spread over the second core; the transport's
+//!   tokio threads run as they always do). For each count it starts a child process (this same
+//!   binary) that runs that many Downstream apps (`MinimalPlugins` + `NoodlesPlugin`, each with
+//!   its own link and its own tokio runtime) on two threads, updated in turn.
+//! - **The Upstream runs at 60 Hz**: every tick the "game" changes 1,000 transforms
+//!   (`translation.x += 1`), then `update()` runs, then the thread sleeps until the next tick.
+//! - **The figure is the Upstream process's CPU time per tick**, all threads, transport included
+//!   (`clock_gettime(CLOCK_PROCESS_CPUTIME_ID)` over [`MEASURED_TICKS`] ticks after
+//!   [`WARMUP_TICKS`]), with the median wall time of the `update()` next to it. The baseline is
+//!   the one-Downstream cost of the same run: each extra Downstream's cost is
+//!   `(cpu(N) − cpu(1)) / (N − 1)`, printed as a share of `cpu(1)` (goal: at most 5 %).
+//!   Loopback TCP does part of the receiver's work in the sender's system calls, so the Upstream
+//!   pays some of what a real network would not charge it.
+//! - **Checks** (the run panics if one fails): every Downstream holds the whole world before
+//!   measuring, every link is still open after it, and after the last tick every Downstream's
+//!   world digest (ids and transforms, sorted by id) equals the Upstream's.
+//!
+//! The machine is shared (the child's Downstreams run on the same two cores): compare the rows of
+//! one run, not runs.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use bevy::ecs::schedule::SingleThreadedExecutor;
+use bevy::prelude::*;
+use bevy_noodles2::mirror::{EntityIndex, MirrorStats};
+use bevy_noodles2::prelude::*;
+
+/// Shared entities.
+const ENTITIES: usize = 10_000;
+/// One entity in `PERIOD` changes per tick (10 %).
+const PERIOD: usize = 10;
+/// Downstream counts measured (override with `FANOUT_COUNTS=1,10`).
+const COUNTS: [usize; 4] = [1, 10, 50, 100];
+/// The Upstream's frame.
+const TICK: Duration = Duration::from_micros(16_667);
+const WARMUP_TICKS: usize = 60;
+const MEASURED_TICKS: usize = 300;
+/// Threads of the Downstream process.
+const DOWNSTREAM_THREADS: usize = 2;
+const DEADLINE: Duration = Duration::from_secs(120);
+
+const ROLE_URL: &str = "FANOUT_DOWNSTREAMS_URL";
+const ROLE_COUNT: &str = "FANOUT_DOWNSTREAMS";
+
+fn main() {
+    let _ = bevy::log::tracing_subscriber::fmt()
+        .with_env_filter(
+            bevy::log::tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match (std::env::var(ROLE_URL), std::env::var(ROLE_COUNT)) {
+        (Ok(url), Ok(n)) => downstreams(&url, n.parse().expect("a Downstream count")),
+        _ => orchestrate(),
+    }
+}
+
+/// Stable index of an Upstream entity, to pick which ones change on a tick. Not mirrored.
+#[derive(Component)]
+struct Idx(u32);
+
+fn app(name: &str) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins).add_plugins(NoodlesPlugin {
+        session_name: name.into(),
+        ..default()
+    });
+    app.finish();
+    app.cleanup();
+    let mut schedules = app.world_mut().resource_mut::<Schedules>();
+    for (_, schedule) in schedules.iter_mut() {
+        schedule.set_executor(SingleThreadedExecutor::new());
+    }
+    app
+}
+
+/// CPU time of this process, every thread.
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// A digest of a world: `(canonical id, transform)` of every entity, sorted by id.
+fn digest(mut pairs: Vec<(u64, Transform)>) -> u64 {
+    pairs.sort_by_key(|(id, _)| *id);
+    let mut h = DefaultHasher::new();
+    for (id, t) in pairs {
+        id.hash(&mut h);
+        for f in t.translation.to_array() {
+            f.to_bits().hash(&mut h);
+        }
+        for f in t.rotation.to_array() {
+            f.to_bits().hash(&mut h);
+        }
+        for f in t.scale.to_array() {
+            f.to_bits().hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+fn upstream_digest(app: &mut App) -> u64 {
+    let world = app.world_mut();
+    let mut q = world.query::<(&SharedId, &Transform)>();
+    digest(q.iter(world).map(|(id, t)| (id.get(), *t)).collect())
+}
+
+fn downstream_digest(app: &mut App) -> u64 {
+    let world = app.world_mut();
+    let mut q = world.query::<(&Mirrored, &Transform)>();
+    digest(q.iter(world).map(|(m, t)| (m.id, *t)).collect())
+}
+
+fn open_links(app: &mut App) -> usize {
+    let world = app.world_mut();
+    let mut q = world.query::<&NoodlesLink>();
+    q.iter(world).filter(|l| l.is_open()).count()
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Upstream (this process)
+
+/// One Downstream count's figures.
+struct Row {
+    n: usize,
+    cpu_us: f64,
+    update_us: f64,
+    bytes_per_tick: usize,
+    converged: usize,
+}
+
+/// The Downstream process of one count, talking in lines over its stdin and stdout.
+struct Downstreams {
+    child: Child,
+    stdin: ChildStdin,
+    lines: Receiver<String>,
+}
+
+impl Downstreams {
+    fn spawn(url: &str, n: usize) -> Downstreams {
+        let mut child = Command::new(std::env::current_exe().expect("this benchmark's path"))
+            .env(ROLE_URL, url)
+            .env(ROLE_COUNT, n.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the Downstream process");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Downstreams {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("write to the Downstream process");
+        self.stdin.flush().expect("flush");
+    }
+
+    /// Keep the Upstream running at its frame rate (without changes) until the child says a
+    /// line starting with `prefix`; returns it.
+    fn wait_for(&mut self, up: &mut App, prefix: &str) -> String {
+        let start = Instant::now();
+        loop {
+            up.update();
+            while let Ok(line) = self.lines.try_recv() {
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the Downstream process exited ({status}) before `{prefix}`");
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no `{prefix}` from the Downstreams"
+            );
+            std::thread::sleep(TICK);
+        }
+    }
+}
+
+impl Drop for Downstreams {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn orchestrate() {
+    let counts: Vec<usize> = match std::env::var("FANOUT_COUNTS") {
+        Ok(s) => s
+            .split(',')
+            .map(|c| c.trim().parse().expect("FANOUT_COUNTS: numbers"))
+            .collect(),
+        Err(_) => COUNTS.to_vec(),
+    };
+    let load_before = load_average();
+    let mut up = app("fanout upstream");
+    let url = listen(&mut up);
+    up.world_mut().spawn_batch(
+        (0..ENTITIES as u32).map(|i| (Idx(i), Transform::from_xyz(i as f32, 0.0, 0.0), Shared)),
+    );
+    up.update();
+
+    let mut tick = 0usize;
+    let mut rows = Vec::new();
+    for &n in &counts {
+        eprintln!("{n} Downstreams: joining ...");
+        let mut ds = Downstreams::spawn(&url, n);
+        ds.wait_for(&mut up, "ready");
+        assert_eq!(open_links(&mut up), n, "every Downstream linked");
+
+        eprintln!("{n} Downstreams: measuring {MEASURED_TICKS} ticks ...");
+        let mut cpu_start = process_cpu();
+        let mut updates = Vec::with_capacity(MEASURED_TICKS);
+        let mut next = Instant::now();
+        for t in 0..WARMUP_TICKS + MEASURED_TICKS {
+            if t == WARMUP_TICKS {
+                cpu_start = process_cpu();
+            }
+            mutate(&mut up, tick);
+            tick += 1;
+            let start = Instant::now();
+            up.update();
+            if t >= WARMUP_TICKS {
+                updates.push(start.elapsed().as_secs_f64() * 1e6);
+            }
+            next += TICK;
+            if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let cpu = process_cpu() - cpu_start;
+        let bytes_per_tick = up.world().resource::<MirrorStats>().last_delta_bytes;
+        assert_eq!(open_links(&mut up), n, "every link is still open");
+
+        let expected = upstream_digest(&mut up);
+        ds.say(&format!("digest {expected}"));
+        let line = ds.wait_for(&mut up, "converged");
+        let converged: usize = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("converged COUNT");
+        ds.say("exit");
+        drop(ds);
+        // Let the Upstream see its links close before the next count joins.
+        let start = Instant::now();
+        while open_links(&mut up) > 0 && start.elapsed() < DEADLINE {
+            up.update();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        rows.push(Row {
+            n,
+            cpu_us: cpu.as_secs_f64() * 1e6 / MEASURED_TICKS as f64,
+            update_us: median(&mut updates),
+            bytes_per_tick,
+            converged,
+        });
+        assert_eq!(
+            converged, n,
+            "every Downstream converges to the Upstream's digest"
+        );
+    }
+    print_table(&rows, &load_before);
+}
+
+fn listen(app: &mut App) -> String {
+    let e = app
+        .world_mut()
+        .spawn(NoodlesListener::new("ws://127.0.0.1:0"))
+        .id();
+    let start = Instant::now();
+    loop {
+        app.update();
+        let l = app.world().get::<NoodlesListener>(e).expect("listener");
+        if let Some(url) = l.url() {
+            return url;
+        }
+        assert!(l.error.is_none(), "listen failed: {:?}", l.error);
+        assert!(start.elapsed() < DEADLINE, "listener never bound");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The "game": changes the transforms of the entities whose index falls on this tick.
+fn mutate(app: &mut App, tick: usize) {
+    let phase = (tick % PERIOD) as u32;
+    let world = app.world_mut();
+    let mut q = world.query::<(&Idx, &mut Transform)>();
+    for (idx, mut t) in q.iter_mut(world) {
+        if idx.0 % PERIOD as u32 == phase {
+            t.translation.x += 1.0;
+        }
+    }
+}
+
+fn print_table(rows: &[Row], load_before: &str) {
+    let base = rows.iter().find(|r| r.n == 1).map(|r| r.cpu_us);
+    println!();
+    println!(
+        "fan-out: {ENTITIES} shared entities, {} % changing per tick, {MEASURED_TICKS} ticks at 60 Hz per row",
+        100 / PERIOD
+    );
+    println!(
+        "{:>12} {:>16} {:>18} {:>22} {:>14} {:>11}",
+        "Downstreams",
+        "CPU µs / tick",
+        "update µs (med.)",
+        "per extra Downstream",
+        "tick bytes",
+        "converged"
+    );
+    for r in rows {
+        let extra = match base {
+            Some(b) if r.n > 1 => {
+                let per = (r.cpu_us - b) / (r.n - 1) as f64;
+                format!("{per:.1} µs = {:.1} %", per / b * 100.0)
+            }
+            _ => "(baseline)".into(),
+        };
+        println!(
+            "{:>12} {:>16.1} {:>18.1} {:>22} {:>14} {:>8}/{}",
+            r.n, r.cpu_us, r.update_us, extra, r.bytes_per_tick, r.converged, r.n
+        );
+    }
+    println!(
+        "(goal: each extra Downstream adds at most 5 % of the one-Downstream CPU time; load average before {load_before}, after {})",
+        load_average()
+    );
+}
+
+/// The first three fields of `/proc/loadavg` (other work on the machine skews every figure).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Downstreams (the child process)
+
+/// What the child's main thread tells its worker threads.
+const RUN: u8 = 0;
+const CONVERGE: u8 = 1;
+const EXIT: u8 = 2;
+
+struct Control {
+    phase: AtomicU8,
+    expected: AtomicU64,
+    ready: AtomicUsize,
+    converged: AtomicUsize,
+}
+
+fn downstreams(url: &str, n: usize) {
+    let control = Arc::new(Control {
+        phase: AtomicU8::new(RUN),
+        expected: AtomicU64::new(0),
+        ready: AtomicUsize::new(0),
+        converged: AtomicUsize::new(0),
+    });
+    let workers: Vec<_> = (0..DOWNSTREAM_THREADS)
+        .map(|w| {
+            let count = n / DOWNSTREAM_THREADS + usize::from(w < n % DOWNSTREAM_THREADS);
+            let (url, control) = (url.to_string(), control.clone());
+            std::thread::spawn(move || worker(&url, count, &control))
+        })
+        .collect();
+    let start = Instant::now();
+    while control.ready.load(Ordering::Relaxed) < n {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the Downstreams never held the world"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("ready");
+    let mut lines = std::io::stdin().lock().lines();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(d) = line.strip_prefix("digest ") {
+            control
+                .expected
+                .store(d.parse().expect("a digest"), Ordering::Relaxed);
+            control.phase.store(CONVERGE, Ordering::Relaxed);
+            // Until every Downstream holds the Upstream's world, or a deadline.
+            let start = Instant::now();
+            while control.converged.load(Ordering::Relaxed) < n && start.elapsed() < DEADLINE {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            println!("converged {}", control.converged.load(Ordering::Relaxed));
+        } else if line == "exit" {
+            break;
+        }
+    }
+    control.phase.store(EXIT, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+/// Runs `count` Downstream apps, each updated in turn, about 60 times a second.
+fn worker(url: &str, count: usize, control: &Control) {
+    let mut apps: Vec<(App, bool, bool)> = (0..count)
+        .map(|i| {
+            let mut a = app(&format!("fanout downstream {i}"));
+            a.world_mut().spawn(NoodlesConnect::new(url));
+            (a, false, false)
+        })
+        .collect();
+    let mut next = Instant::now();
+    let mut round = 0u64;
+    loop {
+        let phase = control.phase.load(Ordering::Relaxed);
+        if phase == EXIT {
+            return;
+        }
+        for (app, ready, converged) in &mut apps {
+            app.update();
+            if !*ready && app.world().resource::<EntityIndex>().mirrored_total() >= ENTITIES {
+                *ready = true;
+                control.ready.fetch_add(1, Ordering::Relaxed);
+            }
+            // Digests every few rounds (a sort of 10,000 transforms each).
+            if phase == CONVERGE
+                && !*converged
+                && round.is_multiple_of(8)
+                && downstream_digest(app) == control.expected.load(Ordering::Relaxed)
+            {
+                *converged = true;
+                control.converged.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        round += 1;
+        next += TICK;
+        match next.checked_duration_since(Instant::now()) {
+            Some(wait) => std::thread::sleep(wait),
+            // Behind: do not try to catch up on missed frames.
+            None => next = Instant::now(),
+        }
+    }
+}
