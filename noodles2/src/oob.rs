@@ -45,6 +45,13 @@ const MAX_REQUEST_FRAME: usize = 1024;
 /// Bytes an `OOBReply` adds around its content (variant tag, id, length prefix), with margin.
 const REPLY_OVERHEAD: usize = 64;
 
+/// A successful reply larger than this goes out as a fragmented websocket message (one
+/// NOODLES2 message, RFC 6455 §5.4) of frames this large, each a slice of the stored bytes: the
+/// server never copies the content whole (encoding it, then tungstenite buffering the frame,
+/// took three times its size, and tungstenite's write buffer moved the unsent rest of a large
+/// frame forward after every partial socket write).
+pub const REPLY_FRAGMENT: usize = 256 * 1024;
+
 /// The bytes an Upstream serves out of band, and which peers may ask for them.
 #[derive(Debug, Default)]
 pub struct OobStore {
@@ -155,6 +162,48 @@ pub fn answer(store: &OobStore, request: &OOBRequest) -> OOBReply {
             reason: OOBString(format!("unknown OOB asset id {id}")),
         }),
     }
+}
+
+/// A successful reply above [`REPLY_FRAGMENT`] bytes as the frames of one fragmented websocket
+/// message: the reply's head (variant tag, id, content length: what [`Wire::encode`] writes
+/// before the content) with the first part of the content, then continuation frames slicing the
+/// content without copying it. `None` for a reply small enough for one frame.
+pub fn reply_fragments(
+    reply: &OOBReply,
+) -> Option<Vec<tokio_tungstenite::tungstenite::protocol::frame::Frame>> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let OOBReply::OOBReplySuccess(s) = reply else {
+        return None;
+    };
+    let content = &s.content.0;
+    if content.len() <= REPLY_FRAGMENT {
+        return None;
+    }
+    // The head is the encoding of the same reply with empty content, its length prefix (the
+    // last 8 bytes, `u64` little-endian) set to the content's length.
+    let mut head = OOBReply::OOBReplySuccess(OOBReplySuccess {
+        header: s.header,
+        content: OOBContent(Bytes::new()),
+    })
+    .encode()
+    .ok()?;
+    let at = head.len().checked_sub(8)?;
+    head[at..].copy_from_slice(&(content.len() as u64).to_le_bytes());
+    let first = REPLY_FRAGMENT - head.len();
+    head.extend_from_slice(&content[..first]);
+    let mut frames = vec![Frame::message(head, OpCode::Data(Data::Binary), false)];
+    let mut start = first;
+    while start < content.len() {
+        let end = (start + REPLY_FRAGMENT).min(content.len());
+        frames.push(Frame::message(
+            content.slice(start..end),
+            OpCode::Data(Data::Continue),
+            end == content.len(),
+        ));
+        start = end;
+    }
+    Some(frames)
 }
 
 /// Serve `store` on an already bound listener (bind it synchronously, so its port can be
@@ -289,6 +338,17 @@ async fn serve_websocket<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin
                 let reply = answer(&store, &request);
                 if let OOBReply::OOBReplyFailure(f) = &reply {
                     tracing::debug!("OOB peer {peer}: {}", f.reason.0);
+                }
+                if let Some(frames) = reply_fragments(&reply) {
+                    for frame in frames {
+                        if sink.feed(Message::Frame(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                    continue;
                 }
                 let frame = match reply.encode_bytes() {
                     Ok(f) => f,
@@ -607,6 +667,51 @@ pub fn fetch_url(url: &str, byte_size: u64, timeout: Duration) -> Result<Bytes, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_replies_are_fragments_of_the_same_encoding() {
+        let store = OobStore::default();
+        let big: Bytes = (0..REPLY_FRAGMENT * 3 + 17).map(|i| i as u8).collect();
+        store.insert(9, big.clone());
+        store.insert(10, Bytes::from(vec![1u8; REPLY_FRAGMENT]));
+        let ask = |id| {
+            answer(
+                &store,
+                &OOBRequest::OOBRequestContent(OOBRequestContent {
+                    asset_id: OOBAssetID::new(id),
+                }),
+            )
+        };
+        let reply = ask(9);
+        let frames = reply_fragments(&reply).expect("fragmented");
+        assert_eq!(frames.len(), 4, "head + content over 256 KiB frames");
+        let mut joined = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(f.header().is_final, i == frames.len() - 1);
+            assert!(f.payload().len() <= REPLY_FRAGMENT);
+            joined.extend_from_slice(f.payload());
+        }
+        assert_eq!(
+            joined,
+            reply.encode().unwrap(),
+            "the same bytes as one frame"
+        );
+        match OOBReply::decode(Bytes::from(joined)).unwrap() {
+            OOBReply::OOBReplySuccess(s) => assert_eq!(s.content.0, big),
+            other => panic!("{other:?}"),
+        }
+        // The continuation frames slice the stored bytes instead of copying them.
+        let stored = store.get(9).unwrap();
+        let last = frames.last().unwrap().payload();
+        assert_eq!(
+            last.as_ptr(),
+            stored[stored.len() - last.len()..].as_ptr(),
+            "zero-copy"
+        );
+        // Small replies and failures stay one frame.
+        assert!(reply_fragments(&ask(10)).is_none());
+        assert!(reply_fragments(&ask(11)).is_none());
+    }
 
     #[test]
     fn answers_known_and_unknown_ids() {
