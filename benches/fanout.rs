@@ -43,6 +43,9 @@ use bevy::prelude::*;
 use bevy_noodles2::mirror::{EntityIndex, MirrorStats};
 use bevy_noodles2::prelude::*;
 
+mod common;
+use common::load_average;
+
 /// Shared entities.
 const ENTITIES: usize = 10_000;
 /// One entity in `PERIOD` changes per tick (10 %).
@@ -369,13 +372,6 @@ fn print_table(rows: &[Row], load_before: &str) {
         "(goal: each extra Downstream adds at most 5 % of the one-Downstream CPU time; load average before {load_before}, after {})",
         load_average()
     );
-}
-
-/// The first three fields of `/proc/loadavg` (other work on the machine skews every figure).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -89,7 +89,9 @@ use bevy_replicon::client::ClientReplicationStats;
 use bevy_replicon::prelude::*;
 use bevy_replicon_example_backend::{ExampleClient, ExampleServer, RepliconExampleBackendPlugins};
 use criterion::Criterion;
-use serde::{Deserialize, Serialize};
+
+mod common;
+use common::{TransformWire, load_average};
 
 /// (N, 1/f).
 const CASES: [(usize, usize); 4] = [(10_000, 10), (10_000, 1), (100_000, 10), (100_000, 1)];
@@ -520,30 +522,6 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 // ---------------------------------------------------------------------------------------------
 // bevy_replicon 0.44 + example backend
 
-/// `Transform` as postcard writes it with Bevy's `serialize` feature: ten `f32`s, 40 bytes.
-#[derive(Serialize, Deserialize)]
-struct TransformWire([f32; 3], [f32; 4], [f32; 3]);
-
-impl From<Transform> for TransformWire {
-    fn from(t: Transform) -> Self {
-        TransformWire(
-            t.translation.to_array(),
-            t.rotation.to_array(),
-            t.scale.to_array(),
-        )
-    }
-}
-
-impl From<TransformWire> for Transform {
-    fn from(w: TransformWire) -> Self {
-        Transform {
-            translation: Vec3::from_array(w.0),
-            rotation: Quat::from_array(w.1),
-            scale: Vec3::from_array(w.2),
-        }
-    }
-}
-
 /// Messages replicon handed to the backend, counted between `Send` and `SendPackets`.
 #[derive(Resource, Default)]
 struct SentBytes {
@@ -789,13 +767,6 @@ fn criterion_memcpy(c: &mut Criterion, sizes: &[usize]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-
-/// The first three fields of `/proc/loadavg` (other work on the machine skews every figure).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
 
 fn label(n: usize, period: usize) -> String {
     format!("{}k × {} %", n / 1000, 100 / period)
