@@ -229,6 +229,23 @@ struct CaseResult {
     memcpy_us: f64,
 }
 
+impl CaseResult {
+    fn new(n: usize, period: usize) -> CaseResult {
+        CaseResult {
+            n,
+            changed: n / period,
+            ours: Ticks::default(),
+            ours_sync_ms: 0.0,
+            ours_sync_tx: 0,
+            replicon: Ticks::default(),
+            replicon_sync_ms: 0.0,
+            replicon_sync_ticks: 0,
+            replicon_buffers: (0, 0),
+            memcpy_us: 0.0,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // bevy_noodles2
 
@@ -293,7 +310,24 @@ fn open_links(app: &mut App) -> usize {
     q.iter(world).filter(|l| l.is_open()).count()
 }
 
+/// The Upstream's update of a measured tick: a function of its own, so that a callgrind run can
+/// count its instructions alone (`--toggle-collect`, see `benches/callgrind.sh`).
+#[inline(never)]
+fn measured_upstream_tick(up: &mut App) -> f64 {
+    timed_update(up)
+}
+
+/// A Downstream update of a measured tick (see [`measured_upstream_tick`]).
+#[inline(never)]
+fn measured_downstream_tick(down: &mut App) -> f64 {
+    timed_update(down)
+}
+
 fn run_ours(n: usize, period: usize, r: &mut CaseResult) {
+    run_ours_ticks(n, period, (WARMUP_TICKS, MEASURED_TICKS), r);
+}
+
+fn run_ours_ticks(n: usize, period: usize, (warmup, measured): (usize, usize), r: &mut CaseResult) {
     let mut up = noodles_app("mirror bench upstream");
     let url = listen(&mut up);
     let entities = spawn_entities(&mut up, n);
@@ -322,11 +356,16 @@ fn run_ours(n: usize, period: usize, r: &mut CaseResult) {
         "link down after the initial sync"
     );
 
-    for tick in 0..WARMUP_TICKS + MEASURED_TICKS {
+    for tick in 0..warmup + measured {
         let changed = mutate::<With<Shared>>(&mut up, period, tick);
         assert_eq!(changed, r.changed);
+        let measuring = tick >= warmup;
 
-        let up_us = timed_update(&mut up);
+        let up_us = if measuring {
+            measured_upstream_tick(&mut up)
+        } else {
+            timed_update(&mut up)
+        };
         let send_us = up.world().resource::<Stamps>().us(2, 3);
         let stats = up.world().resource::<MirrorStats>().clone();
         assert!(
@@ -340,12 +379,16 @@ fn run_ours(n: usize, period: usize, r: &mut CaseResult) {
         let wait = Instant::now();
         while down.world().resource::<MirrorStats>().transactions_applied < stats.transactions_sent
         {
-            down_us += timed_update(&mut down);
+            down_us += if measuring {
+                measured_downstream_tick(&mut down)
+            } else {
+                timed_update(&mut down)
+            };
             apply_us += down.world().resource::<Stamps>().us(0, 1);
             updates += 1;
             assert!(wait.elapsed() < DEADLINE, "tick {tick} never arrived");
         }
-        if tick >= WARMUP_TICKS {
+        if measuring {
             let t = &mut r.ours;
             t.send_us.push(send_us);
             t.up_update_us.push(up_us);
@@ -768,6 +811,27 @@ fn criterion_memcpy(c: &mut Criterion, sizes: &[usize]) {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Ticks measured under callgrind (instruction counts do not drift: a few suffice).
+const CALLGRIND_TICKS: (usize, usize) = (3, 10);
+
+/// `MIRROR_BENCH_CALLGRIND=NxP` (say `10000x10`): only our side of that case, a few ticks, for
+/// `benches/callgrind.sh` to count instructions in; prints what to divide them by.
+fn callgrind_case(case: &str) {
+    let (n, period) = case
+        .split_once('x')
+        .and_then(|(n, p)| Some((n.parse::<usize>().ok()?, p.parse::<usize>().ok()?)))
+        .expect("MIRROR_BENCH_CALLGRIND=NxP, for example 10000x10");
+    assert!(period > 0 && n % period == 0, "N must be a multiple of P");
+    let mut r = CaseResult::new(n, period);
+    run_ours_ticks(n, period, CALLGRIND_TICKS, &mut r);
+    println!(
+        "callgrind case {}: measured_ticks={} changed_per_tick={}",
+        label(n, period),
+        CALLGRIND_TICKS.1,
+        r.changed
+    );
+}
+
 fn label(n: usize, period: usize) -> String {
     format!("{}k × {} %", n / 1000, 100 / period)
 }
@@ -780,6 +844,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    if let Ok(case) = std::env::var("MIRROR_BENCH_CALLGRIND") {
+        return callgrind_case(&case);
+    }
     let quick = std::env::var_os("MIRROR_BENCH_QUICK").is_some();
     let only_assets = std::env::var_os("MIRROR_BENCH_ASSETS_ONLY").is_some();
     let load_before = load_average();
@@ -798,18 +865,7 @@ fn main() {
     for &(n, period) in &cases {
         assert_eq!(n % period, 0);
         eprintln!("{}: bevy_noodles2 ...", label(n, period));
-        let mut r = CaseResult {
-            n,
-            changed: n / period,
-            ours: Ticks::default(),
-            ours_sync_ms: 0.0,
-            ours_sync_tx: 0,
-            replicon: Ticks::default(),
-            replicon_sync_ms: 0.0,
-            replicon_sync_ticks: 0,
-            replicon_buffers: (0, 0),
-            memcpy_us: 0.0,
-        };
+        let mut r = CaseResult::new(n, period);
         run_ours(n, period, &mut r);
         eprintln!("{}: bevy_replicon ...", label(n, period));
         run_replicon(n, period, &mut r);
