@@ -22,6 +22,9 @@
 //!   `(cpu(N) − cpu(1)) / (N − 1)`, printed as a share of `cpu(1)` (goal: at most 5 %).
 //!   Loopback TCP does part of the receiver's work in the sender's system calls, so the Upstream
 //!   pays some of what a real network would not charge it.
+//! - **The floor**: for each count, the same bytes per tick written by this process to as many
+//!   plain TCP sockets (blocking `write_all` from one thread, a child process reading), timed the
+//!   same way: what the kernel charges the sender per loopback socket, which no library avoids.
 //! - **Checks** (the run panics if one fails): every Downstream holds the whole world before
 //!   measuring, every link is still open after it, and after the last tick every Downstream's
 //!   world digest (ids and transforms, sorted by id) equals the Upstream's.
@@ -62,6 +65,8 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 const ROLE_URL: &str = "FANOUT_DOWNSTREAMS_URL";
 const ROLE_COUNT: &str = "FANOUT_DOWNSTREAMS";
+const RAW_ADDR: &str = "FANOUT_RAW_ADDR";
+const RAW_COUNT: &str = "FANOUT_RAW_READERS";
 
 fn main() {
     let _ = bevy::log::tracing_subscriber::fmt()
@@ -71,6 +76,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .try_init();
+    if let (Ok(addr), Ok(n)) = (std::env::var(RAW_ADDR), std::env::var(RAW_COUNT)) {
+        return raw_readers(&addr, n.parse().expect("a reader count"));
+    }
     match (std::env::var(ROLE_URL), std::env::var(ROLE_COUNT)) {
         (Ok(url), Ok(n)) => downstreams(&url, n.parse().expect("a Downstream count")),
         _ => orchestrate(),
@@ -160,6 +168,8 @@ struct Row {
     update_us: f64,
     bytes_per_tick: usize,
     converged: usize,
+    /// The floor: this process's CPU per tick writing the same bytes to `n` plain TCP sockets.
+    raw_cpu_us: f64,
 }
 
 /// The Downstream process of one count, talking in lines over its stdin and stdout.
@@ -294,12 +304,15 @@ fn orchestrate() {
             up.update();
             std::thread::sleep(Duration::from_millis(5));
         }
+        eprintln!("{n} plain TCP sockets: measuring {MEASURED_TICKS} ticks ...");
+        let raw_cpu_us = raw_floor(n, bytes_per_tick);
         rows.push(Row {
             n,
             cpu_us: cpu.as_secs_f64() * 1e6 / MEASURED_TICKS as f64,
             update_us: median(&mut updates),
             bytes_per_tick,
             converged,
+            raw_cpu_us,
         });
         assert_eq!(
             converged, n,
@@ -307,6 +320,64 @@ fn orchestrate() {
         );
     }
     print_table(&rows, &load_before);
+}
+
+/// The floor of fan-out on loopback: this process writes `bytes` to each of `n` plain TCP
+/// sockets every tick (blocking `write_all`, one thread) while a child process reads and drops
+/// them; returns this process's CPU time per tick. What the kernel does for loopback delivery is
+/// charged here, as it is to the Upstream.
+fn raw_floor(n: usize, bytes: usize) -> f64 {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let mut child = Command::new(std::env::current_exe().expect("this benchmark's path"))
+        .env(RAW_ADDR, addr.to_string())
+        .env(RAW_COUNT, n.to_string())
+        .spawn()
+        .expect("start the reader process");
+    let mut sockets: Vec<std::net::TcpStream> = (0..n)
+        .map(|_| {
+            let (s, _) = listener.accept().expect("accept");
+            s.set_nodelay(true).expect("nodelay");
+            s
+        })
+        .collect();
+    let frame = vec![7u8; bytes.max(1)];
+    let mut cpu_start = process_cpu();
+    let mut next = Instant::now();
+    for t in 0..WARMUP_TICKS + MEASURED_TICKS {
+        if t == WARMUP_TICKS {
+            cpu_start = process_cpu();
+        }
+        for s in &mut sockets {
+            s.write_all(&frame).expect("write");
+        }
+        next += TICK;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let cpu = process_cpu() - cpu_start;
+    drop(sockets);
+    let _ = child.wait();
+    cpu.as_secs_f64() * 1e6 / MEASURED_TICKS as f64
+}
+
+/// The reader process of [`raw_floor`]: `n` threads, each reading a socket until it closes.
+fn raw_readers(addr: &str, n: usize) {
+    use std::io::Read as _;
+    let readers: Vec<_> = (0..n)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(s.read(&mut buf), Ok(k) if k > 0) {}
+            })
+        })
+        .collect();
+    for r in readers {
+        let _ = r.join();
+    }
 }
 
 fn listen(app: &mut App) -> String {
@@ -347,25 +418,39 @@ fn print_table(rows: &[Row], load_before: &str) {
         100 / PERIOD
     );
     println!(
-        "{:>12} {:>16} {:>18} {:>22} {:>14} {:>11}",
+        "{:>12} {:>16} {:>18} {:>22} {:>14} {:>11} {:>20} {:>18}",
         "Downstreams",
         "CPU µs / tick",
         "update µs (med.)",
         "per extra Downstream",
         "tick bytes",
-        "converged"
+        "converged",
+        "raw TCP µs / tick",
+        "raw per extra"
     );
+    let raw_base = rows.iter().find(|r| r.n == 1).map(|r| r.raw_cpu_us);
     for r in rows {
-        let extra = match base {
-            Some(b) if r.n > 1 => {
-                let per = (r.cpu_us - b) / (r.n - 1) as f64;
-                format!("{per:.1} µs = {:.1} %", per / b * 100.0)
-            }
+        let per_extra = |cpu: f64, base: Option<f64>| match base {
+            Some(b) if r.n > 1 => Some((cpu - b) / (r.n - 1) as f64),
+            _ => None,
+        };
+        let extra = match (per_extra(r.cpu_us, base), base) {
+            (Some(per), Some(b)) => format!("{per:.1} µs = {:.1} %", per / b * 100.0),
             _ => "(baseline)".into(),
         };
+        let raw_extra = per_extra(r.raw_cpu_us, raw_base)
+            .map_or_else(|| "(baseline)".into(), |p| format!("{p:.1} µs"));
         println!(
-            "{:>12} {:>16.1} {:>18.1} {:>22} {:>14} {:>8}/{}",
-            r.n, r.cpu_us, r.update_us, extra, r.bytes_per_tick, r.converged, r.n
+            "{:>12} {:>16.1} {:>18.1} {:>22} {:>14} {:>8}/{} {:>20.1} {:>18}",
+            r.n,
+            r.cpu_us,
+            r.update_us,
+            extra,
+            r.bytes_per_tick,
+            r.converged,
+            r.n,
+            r.raw_cpu_us,
+            raw_extra
         );
     }
     println!(
