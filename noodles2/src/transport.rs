@@ -149,6 +149,13 @@ impl Default for TransportLimits {
     }
 }
 
+/// Bytes tungstenite reads from a link's socket at a time. Its reader zero-fills this much of its
+/// buffer before every read attempt, including the attempts that find nothing to read (a link
+/// task polls its socket whenever it wakes, once per frame it sends): at tungstenite's default of
+/// 128 KiB that cost an Upstream a 128 KiB memset per frame per Downstream, the largest item of
+/// its fan-out profile. Large frames take more, smaller reads instead.
+pub const READ_BUFFER: usize = 16 * 1024;
+
 /// A link whose queued bytes exceed this many times [`TransportLimits::max_queued_bytes`] closes
 /// at once (the memory a peer that does not read can hold is bounded by it).
 pub const QUEUE_HARD_FACTOR: usize = 4;
@@ -162,6 +169,7 @@ impl TransportLimits {
         WebSocketConfig::default()
             .max_message_size(Some(self.max_frame_size))
             .max_frame_size(Some(self.max_frame_size))
+            .read_buffer_size(READ_BUFFER)
     }
 }
 
