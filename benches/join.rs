@@ -1,0 +1,377 @@
+//! Joining a heavy world (issue 15, goal 3): a Downstream joins an Upstream sharing 10,000
+//! entities that use 200 meshes (about 100 MB of buffers, the large ones out of band) and 200
+//! materials with their textures; the time until every asset is imported, against a raw
+//! tokio-tungstenite loopback transfer of the same bytes, and the Upstream's frame times while it
+//! serves the join.
+//!
+//! ```sh
+//! cargo bench --bench join     # about a minute
+//! ```
+//!
+//! # Method
+//!
+//! - **Two threads, 60 Hz each.** The Upstream (`MinimalPlugins`, Bevy's mesh, image and
+//!   material assets, `NoodlesPlugin`) runs on a thread of its own; it builds the world, waits
+//!   until everything is exported, then the Downstream (the same plugins, on the main thread)
+//!   connects.
+//! - **The world**: 10 meshes of 5 MiB (positions and normals; out of band, above the 1 MiB
+//!   threshold) and 190 of 256 KiB (inline), 200 materials each with its own 64×64 texture,
+//!   10,000 shared entities each using one mesh and one material.
+//! - **Joined** is the first Downstream frame in which every mirrored entity has its mesh and its
+//!   material, every material its texture, and nothing waits (`AssetStats::pending`,
+//!   `decoding`, `OobProgress::assets_pending` all zero).
+//! - **The baseline**: the bytes the Downstream received (its link's `bytes_in` plus the
+//!   out-of-band bytes) sent by a raw tokio-tungstenite server to a client on loopback in 1 MiB
+//!   messages, timed from the client's request to the last byte, in the same run. Goal: the join
+//!   within 1.5 × that.
+//! - **The Upstream's frames** while serving the join (from the Downstream's connection to
+//!   joined): median and longest `update()`. Goal: none over 2 × the median.
+//!
+//! The machine is shared: compare the rows of one run.
+
+use std::sync::mpsc::channel;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bevy::asset::RenderAssetUsages;
+use bevy::image::Image;
+use bevy::mesh::PrimitiveTopology;
+use bevy::prelude::*;
+use bevy_noodles2::assets::{AssetStats, OobProgress, OobServer};
+use bevy_noodles2::prelude::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use wgpu_types::{Extent3d, TextureDimension, TextureFormat};
+
+mod common;
+use common::{load_average, quantile};
+
+const ENTITIES: usize = 10_000;
+const LARGE_MESHES: usize = 10;
+const LARGE_MESH_BYTES: usize = 5 << 20;
+const SMALL_MESHES: usize = 190;
+const SMALL_MESH_BYTES: usize = 256 << 10;
+const MATERIALS: usize = 200;
+const TEXTURE_SIDE: u32 = 64;
+const FRAME: Duration = Duration::from_micros(16_667);
+const DEADLINE: Duration = Duration::from_secs(300);
+
+fn main() {
+    let _ = bevy::log::tracing_subscriber::fmt()
+        .with_env_filter(
+            bevy::log::tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let load_before = load_average();
+
+    // The Upstream on its own thread: builds, exports, then reports its url; records its frame
+    // times once told the Downstream connects, until told it joined.
+    let (url_tx, url_rx) = channel::<String>();
+    let serving = Arc::new(Mutex::new(None::<Vec<f64>>));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let up = {
+        let (serving, stop) = (serving.clone(), stop.clone());
+        std::thread::spawn(move || upstream(&url_tx, &serving, &stop))
+    };
+    eprintln!("building and exporting the world ...");
+    let url = url_rx
+        .recv_timeout(DEADLINE)
+        .expect("the Upstream's url once exported");
+
+    eprintln!("joining ...");
+    *serving.lock().unwrap() = Some(Vec::new());
+    let (join, bytes) = downstream(&url);
+    let frames = serving.lock().unwrap().take().unwrap_or_default();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    up.join().expect("the Upstream thread");
+
+    eprintln!("raw baseline ({bytes} bytes) ...");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let raw = (0..3)
+        .map(|_| rt.block_on(raw_websocket(bytes)))
+        .min()
+        .unwrap();
+
+    let mut frames = frames;
+    frames.sort_by(f64::total_cmp);
+    let median = quantile(&frames, 0.5);
+    let longest = frames.last().copied().unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "joining a world of {ENTITIES} entities, {} meshes ({LARGE_MESHES} of {} MiB out of band), {MATERIALS} materials with {MATERIALS} textures",
+        LARGE_MESHES + SMALL_MESHES,
+        LARGE_MESH_BYTES >> 20
+    );
+    println!("{:<58} {:>10} {:>10}", "case", "seconds", "x raw");
+    println!(
+        "{:<58} {:>10.3} {:>10.2}",
+        format!("raw tokio-tungstenite, {bytes} bytes in 1 MiB messages"),
+        raw.as_secs_f64(),
+        1.0
+    );
+    println!(
+        "{:<58} {:>10.3} {:>10.2}",
+        "bevy_noodles2: connect to every asset imported",
+        join.as_secs_f64(),
+        join.as_secs_f64() / raw.as_secs_f64()
+    );
+    println!(
+        "Upstream frames while serving the join: {} frames, median {median:.2} ms, longest {longest:.2} ms = {:.2} × the median (goal ≤ 2)",
+        frames.len(),
+        longest / median
+    );
+    println!(
+        "(goal: the join within 1.5 × the raw transfer; load average before {load_before}, after {})",
+        load_average()
+    );
+}
+
+fn app(name: &str) -> App {
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(AssetPlugin::default())
+        .init_asset::<Mesh>()
+        .init_asset::<Image>()
+        .init_asset::<StandardMaterial>()
+        .add_plugins(NoodlesPlugin {
+            session_name: name.into(),
+            ..default()
+        });
+    app.finish();
+    app.cleanup();
+    app
+}
+
+/// A mesh of about `bytes` bytes of positions and normals (24 bytes a vertex), distinct per `seed`.
+fn mesh(bytes: usize, seed: usize) -> Mesh {
+    let n = bytes / 24 / 3 * 3;
+    let positions: Vec<[f32; 3]> = (0..n)
+        .map(|i| [i as f32 * 0.001, seed as f32, (i % 97) as f32 * 0.01])
+        .collect();
+    Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::default(),
+    )
+    .with_inserted_attribute(Mesh::ATTRIBUTE_POSITION, positions)
+    .with_inserted_attribute(Mesh::ATTRIBUTE_NORMAL, vec![[0.0f32, 1.0, 0.0]; n])
+}
+
+fn texture(seed: usize) -> Image {
+    let side = TEXTURE_SIDE;
+    let data = (0..side * side)
+        .flat_map(|i| {
+            [
+                (i as usize * 7 + seed) as u8,
+                seed as u8,
+                (i / side) as u8,
+                255,
+            ]
+        })
+        .collect();
+    Image::new(
+        Extent3d {
+            width: side,
+            height: side,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::default(),
+    )
+}
+
+fn upstream(
+    url: &std::sync::mpsc::Sender<String>,
+    serving: &Mutex<Option<Vec<f64>>>,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let mut app = app("join bench upstream");
+    let world = app.world_mut();
+    let meshes: Vec<Handle<Mesh>> = {
+        let mut assets = world.resource_mut::<Assets<Mesh>>();
+        (0..LARGE_MESHES + SMALL_MESHES)
+            .map(|i| {
+                let bytes = if i < LARGE_MESHES {
+                    LARGE_MESH_BYTES
+                } else {
+                    SMALL_MESH_BYTES
+                };
+                assets.add(mesh(bytes, i))
+            })
+            .collect()
+    };
+    let images: Vec<Handle<Image>> = {
+        let mut assets = world.resource_mut::<Assets<Image>>();
+        (0..MATERIALS).map(|i| assets.add(texture(i))).collect()
+    };
+    let materials: Vec<Handle<StandardMaterial>> = {
+        let mut assets = world.resource_mut::<Assets<StandardMaterial>>();
+        images
+            .iter()
+            .map(|image| {
+                assets.add(StandardMaterial {
+                    base_color_texture: Some(image.clone()),
+                    ..default()
+                })
+            })
+            .collect()
+    };
+    world.spawn_batch((0..ENTITIES).map(|i| {
+        (
+            Mesh3d(meshes[i % meshes.len()].clone()),
+            MeshMaterial3d(materials[i % materials.len()].clone()),
+            Transform::from_xyz(i as f32, 0.0, 0.0),
+            Shared,
+        )
+    }));
+    let listener = world.spawn(NoodlesListener::new("ws://127.0.0.1:0")).id();
+
+    // Exported: the large meshes' buffers are served out of band, and a few more frames let the
+    // images' encodings (off the main thread) finish.
+    let start = Instant::now();
+    let mut settled = 0;
+    let mut announced = false;
+    let mut next = Instant::now();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let frame = Instant::now();
+        app.update();
+        let took = frame.elapsed().as_secs_f64() * 1e3;
+        if let Some(frames) = serving.lock().unwrap().as_mut() {
+            frames.push(took);
+        }
+        if !announced {
+            let world = app.world();
+            let served = world.get_resource::<OobServer>().map_or(0, |s| s.served());
+            let exporting = world
+                .get_resource::<bevy_noodles2::assets::AssetExport>()
+                .is_some_and(|e| e.encoding() > 0);
+            settled = if served >= LARGE_MESHES && !exporting {
+                settled + 1
+            } else {
+                0
+            };
+            if settled >= 30
+                && let Some(u) = world.get::<NoodlesListener>(listener).and_then(|l| l.url())
+            {
+                let _ = url.send(u);
+                announced = true;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the Upstream never finished exporting"
+            );
+        }
+        next += FRAME;
+        match next.checked_duration_since(Instant::now()) {
+            Some(wait) => std::thread::sleep(wait),
+            None => next = Instant::now(),
+        }
+    }
+}
+
+/// Connects and runs at 60 Hz until the world is joined; returns the time it took and the bytes
+/// received (link and out of band).
+fn downstream(url: &str) -> (Duration, usize) {
+    let mut app = app("join bench downstream");
+    let start = Instant::now();
+    let link = app.world_mut().spawn(NoodlesConnect::new(url)).id();
+    let mut next = Instant::now();
+    loop {
+        app.update();
+        if joined(&mut app) {
+            let took = start.elapsed();
+            let world = app.world();
+            let link_bytes = world
+                .get::<NoodlesLink>(link)
+                .map_or(0, |l| l.stats.bytes_in);
+            let oob = world.resource::<OobProgress>().bytes_done;
+            return (took, (link_bytes + oob) as usize);
+        }
+        assert!(start.elapsed() < DEADLINE, "the world was never joined");
+        next += FRAME;
+        match next.checked_duration_since(Instant::now()) {
+            Some(wait) => std::thread::sleep(wait),
+            None => next = Instant::now(),
+        }
+    }
+}
+
+/// Every mirrored entity has its mesh and material, every material its texture, nothing waits.
+fn joined(app: &mut App) -> bool {
+    let world = app.world_mut();
+    let stats = world.resource::<AssetStats>();
+    let oob = world.resource::<OobProgress>();
+    assert_eq!(stats.refused, 0, "refused: {:?}", stats.last_refusal);
+    assert_eq!(oob.failed, 0, "failed: {:?}", oob.last_failure);
+    if stats.pending > 0 || stats.decoding > 0 || oob.assets_pending > 0 {
+        return false;
+    }
+    let mut q =
+        world.query_filtered::<(&Mesh3d, &MeshMaterial3d<StandardMaterial>), With<Mirrored>>();
+    let used: Vec<(AssetId<Mesh>, AssetId<StandardMaterial>)> = q
+        .iter(world)
+        .map(|(m, mat)| (m.0.id(), mat.0.id()))
+        .collect();
+    if used.len() < ENTITIES {
+        return false;
+    }
+    let (meshes, materials, images) = (
+        world.resource::<Assets<Mesh>>(),
+        world.resource::<Assets<StandardMaterial>>(),
+        world.resource::<Assets<Image>>(),
+    );
+    used.iter().all(|(m, mat)| {
+        meshes.contains(*m)
+            && materials.get(*mat).is_some_and(|mat| {
+                mat.base_color_texture
+                    .as_ref()
+                    .is_some_and(|t| images.contains(t.id()))
+            })
+    })
+}
+
+/// `bytes` bytes in 1 MiB binary messages from a tokio-tungstenite server to a client on loopback.
+async fn raw_websocket(bytes: usize) -> Duration {
+    const CHUNK: usize = 1 << 20;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let payload = bytes::Bytes::from(vec![7u8; CHUNK]);
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let mut ws = tokio_tungstenite::accept_async(s).await.unwrap();
+        let _ = ws.next().await;
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(CHUNK);
+            ws.send(Message::Binary(payload.slice(..n))).await.unwrap();
+            left -= n;
+        }
+        let _ = ws.next().await;
+    });
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}"))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    ws.send(Message::Binary(bytes::Bytes::from_static(b"go")))
+        .await
+        .unwrap();
+    let mut got = 0;
+    while got < bytes {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => got += b.len(),
+            Some(Ok(_)) => {}
+            other => panic!("raw websocket: {other:?}"),
+        }
+    }
+    let t = start.elapsed();
+    let _ = ws.close(None).await;
+    let _ = server.await;
+    t
+}
