@@ -41,13 +41,12 @@ use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use bevy_noodles2::mirror::{EntityIndex, MirrorStats};
 use bevy_noodles2::prelude::*;
 
 mod common;
-use common::load_average;
+use common::{headless_app, init_logging, listen, load_average, pace, poll_until, single_threaded};
 
 /// Shared entities.
 const ENTITIES: usize = 10_000;
@@ -69,13 +68,7 @@ const RAW_ADDR: &str = "FANOUT_RAW_ADDR";
 const RAW_COUNT: &str = "FANOUT_RAW_READERS";
 
 fn main() {
-    let _ = bevy::log::tracing_subscriber::fmt()
-        .with_env_filter(
-            bevy::log::tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging();
     if let (Ok(addr), Ok(n)) = (std::env::var(RAW_ADDR), std::env::var(RAW_COUNT)) {
         return raw_readers(&addr, n.parse().expect("a reader count"));
     }
@@ -90,17 +83,8 @@ fn main() {
 struct Idx(u32);
 
 fn app(name: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins).add_plugins(NoodlesPlugin {
-        session_name: name.into(),
-        ..default()
-    });
-    app.finish();
-    app.cleanup();
-    let mut schedules = app.world_mut().resource_mut::<Schedules>();
-    for (_, schedule) in schedules.iter_mut() {
-        schedule.set_executor(SingleThreadedExecutor::new());
-    }
+    let mut app = headless_app(name, false);
+    single_threaded(&mut app);
     app
 }
 
@@ -214,6 +198,7 @@ impl Downstreams {
     /// line starting with `prefix`; returns it.
     fn wait_for(&mut self, up: &mut App, prefix: &str) -> String {
         let start = Instant::now();
+        let mut next = Instant::now();
         loop {
             up.update();
             while let Ok(line) = self.lines.try_recv() {
@@ -228,7 +213,7 @@ impl Downstreams {
                 start.elapsed() < DEADLINE,
                 "no `{prefix}` from the Downstreams"
             );
-            std::thread::sleep(TICK);
+            pace(&mut next, TICK);
         }
     }
 }
@@ -250,7 +235,7 @@ fn orchestrate() {
     };
     let load_before = load_average();
     let mut up = app("fanout upstream");
-    let url = listen(&mut up);
+    let url = listen(&mut up, DEADLINE);
     up.world_mut().spawn_batch(
         (0..ENTITIES as u32).map(|i| (Idx(i), Transform::from_xyz(i as f32, 0.0, 0.0), Shared)),
     );
@@ -279,10 +264,7 @@ fn orchestrate() {
             if t >= WARMUP_TICKS {
                 updates.push(start.elapsed().as_secs_f64() * 1e6);
             }
-            next += TICK;
-            if let Some(wait) = next.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
+            pace(&mut next, TICK);
         }
         let cpu = process_cpu() - cpu_start;
         let bytes_per_tick = up.world().resource::<MirrorStats>().last_delta_bytes;
@@ -299,11 +281,13 @@ fn orchestrate() {
         ds.say("exit");
         drop(ds);
         // Let the Upstream see its links close before the next count joins.
-        let start = Instant::now();
-        while open_links(&mut up) > 0 && start.elapsed() < DEADLINE {
-            up.update();
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        assert!(
+            poll_until(DEADLINE, || {
+                up.update();
+                open_links(&mut up) == 0
+            }),
+            "the Upstream's links never closed"
+        );
         eprintln!("{n} plain TCP sockets: measuring {MEASURED_TICKS} ticks ...");
         let raw_cpu_us = raw_floor(n, bytes_per_tick);
         rows.push(Row {
@@ -352,10 +336,7 @@ fn raw_floor(n: usize, bytes: usize) -> f64 {
         for s in &mut sockets {
             s.write_all(&frame).expect("write");
         }
-        next += TICK;
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
+        pace(&mut next, TICK);
     }
     let cpu = process_cpu() - cpu_start;
     drop(sockets);
@@ -377,24 +358,6 @@ fn raw_readers(addr: &str, n: usize) {
         .collect();
     for r in readers {
         let _ = r.join();
-    }
-}
-
-fn listen(app: &mut App) -> String {
-    let e = app
-        .world_mut()
-        .spawn(NoodlesListener::new("ws://127.0.0.1:0"))
-        .id();
-    let start = Instant::now();
-    loop {
-        app.update();
-        let l = app.world().get::<NoodlesListener>(e).expect("listener");
-        if let Some(url) = l.url() {
-            return url;
-        }
-        assert!(l.error.is_none(), "listen failed: {:?}", l.error);
-        assert!(start.elapsed() < DEADLINE, "listener never bound");
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -488,14 +451,10 @@ fn downstreams(url: &str, n: usize) {
             std::thread::spawn(move || worker(&url, count, &control))
         })
         .collect();
-    let start = Instant::now();
-    while control.ready.load(Ordering::Relaxed) < n {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "the Downstreams never held the world"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert!(
+        poll_until(DEADLINE, || control.ready.load(Ordering::Relaxed) == n),
+        "the Downstreams never held the world"
+    );
     println!("ready");
     let mut lines = std::io::stdin().lock().lines();
     while let Some(Ok(line)) = lines.next() {
@@ -504,11 +463,9 @@ fn downstreams(url: &str, n: usize) {
                 .expected
                 .store(d.parse().expect("a digest"), Ordering::Relaxed);
             control.phase.store(CONVERGE, Ordering::Relaxed);
-            // Until every Downstream holds the Upstream's world, or a deadline.
-            let start = Instant::now();
-            while control.converged.load(Ordering::Relaxed) < n && start.elapsed() < DEADLINE {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            // Until every Downstream holds the Upstream's world, or a deadline (the count
+            // printed then tells the Upstream how many did).
+            poll_until(DEADLINE, || control.converged.load(Ordering::Relaxed) == n);
             println!("converged {}", control.converged.load(Ordering::Relaxed));
         } else if line == "exit" {
             break;
@@ -553,11 +510,6 @@ fn worker(url: &str, count: usize, control: &Control) {
             }
         }
         round += 1;
-        next += TICK;
-        match next.checked_duration_since(Instant::now()) {
-            Some(wait) => std::thread::sleep(wait),
-            // Behind: do not try to catch up on missed frames.
-            None => next = Instant::now(),
-        }
+        pace(&mut next, TICK);
     }
 }

@@ -44,7 +44,7 @@ use tokio_tungstenite::tungstenite::Message;
 use wgpu_types::{Extent3d, TextureDimension, TextureFormat};
 
 mod common;
-use common::{load_average, quantile};
+use common::{headless_app, init_logging, load_average, pace, quantile};
 
 const ENTITIES: usize = 10_000;
 const LARGE_MESHES: usize = 10;
@@ -57,13 +57,7 @@ const FRAME: Duration = Duration::from_micros(16_667);
 const DEADLINE: Duration = Duration::from_secs(300);
 
 fn main() {
-    let _ = bevy::log::tracing_subscriber::fmt()
-        .with_env_filter(
-            bevy::log::tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging();
     let load_before = load_average();
 
     // The Upstream on its own thread: builds, exports, then reports its url; records its frame
@@ -132,22 +126,6 @@ fn main() {
     );
 }
 
-fn app(name: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(AssetPlugin::default())
-        .init_asset::<Mesh>()
-        .init_asset::<Image>()
-        .init_asset::<StandardMaterial>()
-        .add_plugins(NoodlesPlugin {
-            session_name: name.into(),
-            ..default()
-        });
-    app.finish();
-    app.cleanup();
-    app
-}
-
 /// A mesh of about `bytes` bytes of positions and normals (24 bytes a vertex), distinct per `seed`.
 fn mesh(bytes: usize, seed: usize) -> Mesh {
     let n = bytes / 24 / 3 * 3;
@@ -192,7 +170,7 @@ fn upstream(
     serving: &Mutex<Option<Vec<f64>>>,
     stop: &std::sync::atomic::AtomicBool,
 ) {
-    let mut app = app("join bench upstream");
+    let mut app = headless_app("join bench upstream", true);
     let world = app.world_mut();
     let meshes: Vec<Handle<Mesh>> = {
         let mut assets = world.resource_mut::<Assets<Mesh>>();
@@ -268,18 +246,14 @@ fn upstream(
                 "the Upstream never finished exporting"
             );
         }
-        next += FRAME;
-        match next.checked_duration_since(Instant::now()) {
-            Some(wait) => std::thread::sleep(wait),
-            None => next = Instant::now(),
-        }
+        pace(&mut next, FRAME);
     }
 }
 
 /// Connects and runs at 60 Hz until the world is joined; returns the time it took and the bytes
 /// received (link and out of band).
 fn downstream(url: &str) -> (Duration, usize) {
-    let mut app = app("join bench downstream");
+    let mut app = headless_app("join bench downstream", true);
     let start = Instant::now();
     let link = app.world_mut().spawn(NoodlesConnect::new(url)).id();
     let mut next = Instant::now();
@@ -295,11 +269,7 @@ fn downstream(url: &str) -> (Duration, usize) {
             return (took, (link_bytes + oob) as usize);
         }
         assert!(start.elapsed() < DEADLINE, "the world was never joined");
-        next += FRAME;
-        match next.checked_duration_since(Instant::now()) {
-            Some(wait) => std::thread::sleep(wait),
-            None => next = Instant::now(),
-        }
+        pace(&mut next, FRAME);
     }
 }
 

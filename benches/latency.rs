@@ -33,13 +33,12 @@ use std::time::{Duration, Instant};
 
 use bevy::ecs::query::QueryFilter;
 use bevy::prelude::*;
-use bevy::state::app::StatesPlugin;
 use bevy_noodles2::prelude::*;
 use bevy_replicon::prelude::*;
-use bevy_replicon_example_backend::{ExampleClient, ExampleServer, RepliconExampleBackendPlugins};
+use bevy_replicon_example_backend::{ExampleClient, ExampleServer};
 
 mod common;
-use common::{TransformWire, load_average, quantile};
+use common::{headless_app, init_logging, listen, load_average, pace, quantile, replicon_app};
 
 /// Entities changed every frame.
 const ENTITIES: usize = 10;
@@ -53,13 +52,7 @@ const WARMUP_FRAMES: usize = 60;
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn main() {
-    let _ = bevy::log::tracing_subscriber::fmt()
-        .with_env_filter(
-            bevy::log::tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging();
     let load_before = load_average();
     eprintln!("bevy_noodles2 ...");
     let ours = measure(Library::Noodles);
@@ -200,15 +193,6 @@ fn values<F: QueryFilter>(app: &mut App) -> Vec<(Entity, usize)> {
         .collect()
 }
 
-/// Sleep to the next frame boundary (without catching up on missed frames).
-fn pace(next: &mut Instant, frame: Duration) {
-    *next += frame;
-    match next.checked_duration_since(Instant::now()) {
-        Some(wait) => std::thread::sleep(wait),
-        None => *next = Instant::now(),
-    }
-}
-
 fn spawn_slots(app: &mut App, with: impl Bundle + Clone) {
     for _ in 0..ENTITIES {
         app.world_mut()
@@ -219,42 +203,15 @@ fn spawn_slots(app: &mut App, with: impl Bundle + Clone) {
 // ---------------------------------------------------------------------------------------------
 // bevy_noodles2
 
-fn noodles_app(name: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins).add_plugins(NoodlesPlugin {
-        session_name: name.into(),
-        ..default()
-    });
-    app.finish();
-    app.cleanup();
+fn noodles_upstream(addr: &std::sync::mpsc::Sender<String>) -> App {
+    let mut app = headless_app("latency upstream", false);
+    spawn_slots(&mut app, Shared);
+    let _ = addr.send(listen(&mut app, DEADLINE));
     app
 }
 
-fn noodles_upstream(addr: &std::sync::mpsc::Sender<String>) -> App {
-    let mut app = noodles_app("latency upstream");
-    spawn_slots(&mut app, Shared);
-    let listener = app
-        .world_mut()
-        .spawn(NoodlesListener::new("ws://127.0.0.1:0"))
-        .id();
-    let start = Instant::now();
-    loop {
-        app.update();
-        if let Some(url) = app
-            .world()
-            .get::<NoodlesListener>(listener)
-            .and_then(|l| l.url())
-        {
-            let _ = addr.send(url);
-            return app;
-        }
-        assert!(start.elapsed() < DEADLINE, "the listener never bound");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn noodles_downstream(url: &str) -> App {
-    let mut app = noodles_app("latency downstream");
+    let mut app = headless_app("latency downstream", false);
     app.world_mut().spawn(NoodlesConnect::new(url));
     app
 }
@@ -262,22 +219,16 @@ fn noodles_downstream(url: &str) -> App {
 // ---------------------------------------------------------------------------------------------
 // bevy_replicon 0.44 + example backend
 
-fn replicon_app() -> App {
-    let mut app = App::new();
-    app.add_plugins((
-        MinimalPlugins,
-        StatesPlugin,
-        RepliconPlugins.set(ServerPlugin::new(PostUpdate)),
-        RepliconExampleBackendPlugins,
-    ))
-    .replicate_as::<Transform, TransformWire>();
+/// [`common::replicon_app`], built.
+fn replicon_built() -> App {
+    let mut app = replicon_app();
     app.finish();
     app.cleanup();
     app
 }
 
 fn replicon_server(addr: &std::sync::mpsc::Sender<String>) -> App {
-    let mut app = replicon_app();
+    let mut app = replicon_built();
     spawn_slots(&mut app, Replicated);
     let server = ExampleServer::new(0).expect("bind 127.0.0.1:0");
     let port = server.local_addr().expect("server address").port();
@@ -288,7 +239,7 @@ fn replicon_server(addr: &std::sync::mpsc::Sender<String>) -> App {
 }
 
 fn replicon_client(port: &str) -> App {
-    let mut app = replicon_app();
+    let mut app = replicon_built();
     let port: u16 = port.parse().expect("a port");
     app.insert_resource(ExampleClient::new((Ipv4Addr::LOCALHOST, port)).expect("connect"));
     app

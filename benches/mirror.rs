@@ -79,19 +79,16 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use bevy::ecs::query::QueryFilter;
-use bevy::ecs::schedule::Schedules;
-use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
-use bevy::state::app::StatesPlugin;
 use bevy_noodles2::mirror::MirrorStats;
 use bevy_noodles2::prelude::*;
 use bevy_replicon::client::ClientReplicationStats;
 use bevy_replicon::prelude::*;
-use bevy_replicon_example_backend::{ExampleClient, ExampleServer, RepliconExampleBackendPlugins};
+use bevy_replicon_example_backend::{ExampleClient, ExampleServer};
 use criterion::Criterion;
 
 mod common;
-use common::{TransformWire, load_average};
+use common::{init_logging, listen, load_average, replicon_app, single_threaded};
 
 /// (N, 1/f).
 const CASES: [(usize, usize); 4] = [(10_000, 10), (10_000, 1), (100_000, 10), (100_000, 1)];
@@ -163,14 +160,6 @@ fn timed_update(app: &mut App) -> f64 {
     let start = Instant::now();
     app.update();
     micros(start.elapsed())
-}
-
-/// Every schedule of `app` runs on this thread, one system after another.
-fn single_threaded(app: &mut App) {
-    let mut schedules = app.world_mut().resource_mut::<Schedules>();
-    for (_, schedule) in schedules.iter_mut() {
-        schedule.set_executor(SingleThreadedExecutor::new());
-    }
 }
 
 fn count<F: QueryFilter>(app: &mut App) -> usize {
@@ -289,27 +278,6 @@ fn noodles_app(name: &str) -> App {
     app
 }
 
-fn listen(app: &mut App) -> String {
-    let e = app
-        .world_mut()
-        .spawn(NoodlesListener::new("ws://127.0.0.1:0"))
-        .id();
-    let start = Instant::now();
-    loop {
-        app.update();
-        let l = app
-            .world()
-            .get::<NoodlesListener>(e)
-            .expect("listener entity");
-        if let Some(url) = l.url() {
-            return url;
-        }
-        assert!(l.error.is_none(), "listen failed: {:?}", l.error);
-        assert!(start.elapsed() < deadline(), "listener never bound");
-        std::thread::yield_now();
-    }
-}
-
 fn mirrored(app: &mut App) -> usize {
     count::<(With<Mirrored>, With<Transform>)>(app)
 }
@@ -342,7 +310,7 @@ fn run_ours(n: usize, period: usize, r: &mut CaseResult) {
 
 fn run_ours_ticks(n: usize, period: usize, (warmup, measured): (usize, usize), r: &mut CaseResult) {
     let mut up = noodles_app("mirror bench upstream");
-    let url = listen(&mut up);
+    let url = listen(&mut up, deadline());
     let entities = spawn_entities(&mut up, n);
     for e in entities {
         up.world_mut().entity_mut(e).insert(Shared);
@@ -470,7 +438,7 @@ fn noodles_asset_app(name: &str) -> App {
 fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let (n, period) = ASSET_CASE;
     let mut up = noodles_asset_app("asset bench upstream");
-    let url = listen(&mut up);
+    let url = listen(&mut up, deadline());
     let mut spawned = Vec::with_capacity(n);
     {
         let world = up.world_mut();
@@ -593,21 +561,9 @@ fn count_sent(messages: Res<ServerMessages>, mut sent: ResMut<SentBytes>) {
     }
 }
 
-fn replicon_app() -> App {
-    let mut app = App::new();
-    app.add_plugins((
-        MinimalPlugins,
-        StatesPlugin,
-        RepliconPlugins.set(ServerPlugin::new(PostUpdate)),
-        RepliconExampleBackendPlugins,
-    ))
-    .replicate_as::<Transform, TransformWire>()
-    .init_resource::<Stamps>();
-    app
-}
-
 fn replicon_server() -> App {
     let mut app = replicon_app();
+    app.init_resource::<Stamps>();
     app.init_resource::<SentBytes>().add_systems(
         PostUpdate,
         (
@@ -629,6 +585,7 @@ fn replicon_server() -> App {
 
 fn replicon_client() -> App {
     let mut app = replicon_app();
+    app.init_resource::<Stamps>();
     app.init_resource::<ClientReplicationStats>().add_systems(
         PreUpdate,
         (
@@ -853,13 +810,7 @@ fn label(n: usize, period: usize) -> String {
 }
 
 fn main() {
-    let _ = bevy::log::tracing_subscriber::fmt()
-        .with_env_filter(
-            bevy::log::tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging();
     if let Ok(case) = std::env::var("MIRROR_BENCH_CALLGRIND") {
         return callgrind_case(&case);
     }

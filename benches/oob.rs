@@ -32,7 +32,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bevy::app::ScheduleRunnerPlugin;
 use bevy::asset::RenderAssetUsages;
 use bevy::mesh::{PrimitiveTopology, VertexAttributeValues};
 use bevy::prelude::*;
@@ -42,6 +41,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+mod common;
+use common::{headless_app, init_logging, pace, status_kb};
 
 /// Points of the mesh: 12 bytes each, 256 MiB in all (a multiple of 3: a triangle list).
 const POINTS: usize = 22_369_620;
@@ -53,31 +55,12 @@ const ROLE: &str = "OOB_BENCH_ROLE";
 const URL: &str = "OOB_BENCH_URL";
 
 fn main() {
-    let _ = bevy::log::tracing_subscriber::fmt()
-        .with_env_filter(
-            bevy::log::tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_logging();
     match std::env::var(ROLE).as_deref() {
         Ok("upstream") => upstream(),
         Ok("downstream") => downstream(&std::env::var(URL).expect("the Upstream's url")),
         _ => orchestrate(),
     }
-}
-
-/// `field` of `/proc/self/status` in kB (`VmRSS`, `VmHWM`).
-fn status_kb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(f64::NAN)
 }
 
 fn mib(kb: f64) -> f64 {
@@ -279,27 +262,12 @@ async fn raw_tcp(bytes: bytes::Bytes) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // The two roles
 
-fn role_app(name: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(FRAME)))
-        .add_plugins(AssetPlugin::default())
-        .init_asset::<Mesh>()
-        .init_asset::<Image>()
-        .add_plugins(NoodlesPlugin {
-            session_name: name.into(),
-            ..default()
-        });
-    app.finish();
-    app.cleanup();
-    app
-}
-
 /// The entity whose `translation.x` counts the Upstream's frames.
 #[derive(Component)]
 struct Ticker;
 
 fn upstream() {
-    let mut app = role_app("oob bench upstream");
+    let mut app = headless_app("oob bench upstream", true);
     let points = Mesh::new(
         PrimitiveTopology::TriangleList,
         RenderAssetUsages::default(),
@@ -370,16 +338,12 @@ fn upstream() {
             return;
         }
         assert!(start.elapsed() < DEADLINE, "the Upstream ran out of time");
-        next += FRAME;
-        match next.checked_duration_since(Instant::now()) {
-            Some(wait) => std::thread::sleep(wait),
-            None => next = Instant::now(),
-        }
+        pace(&mut next, FRAME);
     }
 }
 
 fn downstream(url: &str) {
-    let mut app = role_app("oob bench downstream");
+    let mut app = headless_app("oob bench downstream", true);
     let rss_before = status_kb("VmRSS");
     app.world_mut().spawn(NoodlesConnect::new(url));
     let start = Instant::now();
@@ -437,11 +401,7 @@ fn downstream(url: &str) {
             imported = Some(now);
         }
         assert!(start.elapsed() < DEADLINE, "the mesh never arrived");
-        next += FRAME;
-        match next.checked_duration_since(Instant::now()) {
-            Some(wait) => std::thread::sleep(wait),
-            None => next = Instant::now(),
-        }
+        pace(&mut next, FRAME);
     }
     let requested = requested.expect("an OOB request");
     let received = received.unwrap_or(imported.unwrap());

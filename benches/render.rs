@@ -54,6 +54,9 @@ use bevy_noodles2::assets::OobProgress;
 use bevy_noodles2::instances::{InstanceSet, Instances};
 use bevy_noodles2::prelude::*;
 
+mod common;
+use common::status_kb;
+
 const MEASURED_FRAMES: usize = 25;
 const WARMUP_FRAMES: usize = 5;
 /// The offscreen target: small, so that the software rasterizer's per-pixel work does not drown
@@ -605,17 +608,4 @@ fn measure(
             }
         }
     }
-}
-
-/// A `/proc/self/status` field in kB.
-fn status_kb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(f64::NAN)
 }

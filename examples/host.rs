@@ -5,8 +5,9 @@
 //! ```
 //! Prints one line, `listening on ws://HOST:PORT`, once it accepts connections, then nothing more
 //! unless `-v` is given (logs) or `--diagnostics` (the NOODLES2 diagnostics logged every second:
-//! links, bytes and messages per second, round-trip time, entities, assets, latencies). Runs until killed. With `--tls-cert` and `--tls-key` it serves `wss://`
-//! (and prints `listening on wss://HOST:PORT`); `--ca` adds a root for a `wss://` viewer.
+//! links, bytes and messages per second, round-trip time, entities, assets, latencies). Runs
+//! until killed. With `--tls-cert` and `--tls-key` it serves `wss://` (and prints
+//! `listening on wss://HOST:PORT`); `--ca` adds a root for a `wss://` viewer.
 //!
 //! `--connect` pushes the scene instead: it connects to a viewer that listens
 //! (`cargo run --example viewer -- --listen HOST:PORT`) and asks to be its Upstream, prints

@@ -598,19 +598,14 @@ impl DemoAnimated<'_, '_, '_> {
             vec![0.0, 1.6],
             [bend(-0.55), bend(0.55)].concat(),
         );
-        let clip = self.clips.add(NoodlesClip {
-            duration: 1.6,
-            channels: joints[1..]
-                .iter()
-                .map(|&j| ClipChannel {
-                    sampler: keys.clone(),
-                    target: ClipTarget::Entity(j, Target::Rotation),
-                })
-                .collect(),
-        });
-        self.commands
-            .entity(arm)
-            .insert(NoodlesAnimator::playing(clip, 0.0).with_loop_mode(LoopMode::PingPong));
+        let channels = joints[1..]
+            .iter()
+            .map(|&j| ClipChannel {
+                sampler: keys.clone(),
+                target: ClipTarget::Entity(j, Target::Rotation),
+            })
+            .collect();
+        self.play_back_and_forth(arm, 1.6, channels);
     }
 
     /// A sphere with one morph target (six lobes pushed out) whose weight swells and shrinks:
@@ -633,15 +628,18 @@ impl DemoAnimated<'_, '_, '_> {
             ))
             .id();
         let keys = self.sampler(ValueType::Float, vec![0.0, 1.2], vec![0.0, 1.0]);
-        let clip = self.clips.add(NoodlesClip {
-            duration: 1.2,
-            channels: vec![ClipChannel {
-                sampler: keys,
-                target: ClipTarget::Entity(blob, Target::MorphWeight(0)),
-            }],
-        });
+        let channel = ClipChannel {
+            sampler: keys,
+            target: ClipTarget::Entity(blob, Target::MorphWeight(0)),
+        };
+        self.play_back_and_forth(blob, 1.2, vec![channel]);
+    }
+
+    /// `entity` plays a clip of `channels` forwards and backwards, from authority time 0.
+    fn play_back_and_forth(&mut self, entity: Entity, duration: f64, channels: Vec<ClipChannel>) {
+        let clip = self.clips.add(NoodlesClip { duration, channels });
         self.commands
-            .entity(blob)
+            .entity(entity)
             .insert(NoodlesAnimator::playing(clip, 0.0).with_loop_mode(LoopMode::PingPong));
     }
 }

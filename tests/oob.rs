@@ -824,3 +824,65 @@ fn url_fetches_run_within_their_budget_and_all_arrive() {
         "fetches ran beyond the budget, or one at a time"
     );
 }
+
+#[test]
+fn oob_reply_above_the_fetch_limit_is_refused_and_the_link_stays() {
+    // A 3 MiB buffer goes out of band as a fragmented message (256 KiB frames); the Downstream
+    // accepts at most 2 MiB per buffer.
+    let mut up = asset_app("up");
+    let mut down = asset_app_with(NoodlesPlugin {
+        session_name: "down".into(),
+        fetch: bevy_noodles2::assets::FetchConfig {
+            max_bytes: 2 << 20,
+            ..default()
+        },
+        ..default()
+    });
+    log_closed(&mut down);
+    let url = listen(&mut up);
+    let handle = up
+        .world_mut()
+        .resource_mut::<Assets<Mesh>>()
+        .add(big_mesh(3 << 20));
+    up.world_mut()
+        .spawn((Shared, Transform::default(), Mesh3d(handle)));
+    let named = up
+        .world_mut()
+        .spawn((
+            Shared,
+            Transform::from_xyz(4.0, 0.0, 0.0),
+            Name::new("named"),
+        ))
+        .id();
+    up.update();
+    let named_id = *up.world().get::<SharedId>(named).unwrap();
+    let link = connect(&mut down, NoodlesConnect::new(url));
+
+    run_until(
+        &mut [&mut up, &mut down],
+        Duration::from_secs(30),
+        "the oversized OOB reply to be refused",
+        |a| progress(a[1]).failed == 1,
+    );
+    let p = progress(&down);
+    let why = p.last_failure.clone().unwrap_or_default();
+    assert!(
+        why.contains("exceeds this node's limit of 2097152 bytes"),
+        "the reason names the limit: {why}"
+    );
+    assert_eq!(p.assets_done, 0);
+    // The rest of the world is intact and the main link stays open.
+    pump(&mut [&mut up, &mut down], 5);
+    assert_eq!(mirrored_x(&mut down, named_id), Some(4.0));
+    assert_eq!(
+        mirrored_mesh_vertices(&mut down),
+        None,
+        "no mesh from the refused buffer"
+    );
+    assert!(down.world().get::<NoodlesLink>(link).unwrap().is_open());
+    assert!(
+        closed_reasons(&down).is_empty(),
+        "{:?}",
+        closed_reasons(&down)
+    );
+}

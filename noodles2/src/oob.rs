@@ -614,6 +614,9 @@ async fn client_loop(
                     return format!("OOB channel {url} closed by the Upstream ({})", why.as_deref().unwrap_or("no reason given"));
                 }
                 Some(Ok(_)) => {}
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                    return format!("OOB channel {url}: a reply exceeds this node's limit of {max_bytes} bytes ({e})");
+                }
                 Some(Err(e)) => return format!("OOB channel {url} failed: {e}"),
                 None => return format!("OOB channel {url} closed"),
             }
