@@ -18,7 +18,9 @@
 //! three RPC endpoints: `echo ...` (completes with its arguments as an array), `count_entities`
 //! (completes with the number of shared entities) and `countdown N` (streams N, N-1, ..., 1, one
 //! per frame, then completes with 0). Try them with the inspector:
-//! `cargo run --example inspect -- ws://127.0.0.1:50000 --call countdown 3`.
+//! `cargo run --example inspect -- ws://127.0.0.1:50000 --call countdown 3`. The demo's
+//! parameters (motion, speed, spheres, color, and a reset button calling `demo.reset`) are edited
+//! by proposal, which the same policy decides; the demo corrects values out of range.
 
 mod common;
 

@@ -6,12 +6,17 @@
 //! cargo run --example viewer -- --listen HOST:PORT # waits for an Upstream to push its world
 //!     [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH]
 //!     [--view YAW,PITCH[,ZOOM]]                  # camera direction in degrees, zoom on the framing
+//!     [--select NAME]                             # select the entity with this name when it arrives
 //! ```
 //! `wss://HOST:PORT` connects over TLS (`--ca PEM` adds a trusted root, for a self-signed or
 //! private certificate); `--listen` with `--tls-cert PEM --tls-key PEM` serves `wss://`.
 //! With `--listen`, the viewer prints `listening on ws://HOST:PORT` and accepts connections that
 //! ask to be Upstream, for example `cargo run --example host -- --connect ws://HOST:PORT`.
-//! Drag with the left mouse button to orbit, scroll to zoom. `--screenshot` waits until the
+//! Drag with the left mouse button to orbit, scroll to zoom. Click an object to select it (an
+//! outline shows it), F frames it, Escape deselects; W, E and R switch its handles between move,
+//! rotate and scale where the Upstream allows them; a double click activates it. The panels show
+//! the links, the entity tree, the inspector (components, activation, every endpoint with a form
+//! to call it), the Upstream's parameters and a log. `--screenshot` waits until the
 //! mirrored world and its assets are loaded and the render pipelines are ready, saves one
 //! screenshot and exits (non-zero with a reason if that does not happen within `--timeout`).
 
@@ -22,7 +27,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bevy::diagnostic::DiagnosticsStore;
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll};
 use bevy::mesh::VertexAttributeValues;
 use bevy::prelude::*;
@@ -32,9 +36,10 @@ use bevy::render::{Render, RenderApp, RenderPlugin};
 use bevy::window::WindowResolution;
 use bevy_noodles2::assets::AssetStats;
 use bevy_noodles2::demo::{DemoHost, DemoScenePlugin};
-use bevy_noodles2::diagnostics as diag;
 use bevy_noodles2::mirror::MirrorStats;
 use bevy_noodles2::prelude::*;
+use bevy_noodles2::viewer::panels::FrameSelection;
+use bevy_noodles2::viewer::{PointerCapture, Selection, ViewerPlugin};
 
 struct Args {
     url: Option<String>,
@@ -47,6 +52,8 @@ struct Args {
     /// `--view YAW,PITCH[,ZOOM]`: the camera's starting direction (degrees) and a factor on the
     /// distance that frames the scene.
     view: (f32, f32, f32),
+    /// `--select NAME`: select the first mirrored entity with this name once it arrives.
+    select: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -59,6 +66,7 @@ fn parse_args() -> anyhow::Result<Args> {
         timeout: 120.0,
         size: (1280, 720),
         view: (0.8f32.to_degrees(), 0.5f32.to_degrees(), 1.0),
+        select: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -83,6 +91,7 @@ fn parse_args() -> anyhow::Result<Args> {
                     h.parse().context("bad height")?,
                 );
             }
+            "--select" => a.select = Some(it.next().context("--select needs a NAME")?),
             "--view" => {
                 let v = it.next().context("--view needs YAW,PITCH[,ZOOM]")?;
                 let parts: Vec<f32> = v
@@ -98,7 +107,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: viewer [ws(s)://HOST:PORT {} | --listen HOST:PORT {}] [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH] [--view YAW,PITCH[,ZOOM]]",
+                    "usage: viewer [ws(s)://HOST:PORT {} | --listen HOST:PORT {}] [--token T] [--screenshot PATH] [--timeout SECONDS] [--size WxH] [--view YAW,PITCH[,ZOOM]] [--select NAME]",
                     common::CLIENT_TLS_USAGE,
                     common::SERVER_TLS_USAGE
                 );
@@ -136,6 +145,7 @@ struct ViewerArgs {
     deadline: Instant,
     timeout: f64,
     view: (f32, f32, f32),
+    select: Option<String>,
 }
 
 /// Pipelines still compiling in the render world (shared with the main world).
@@ -160,9 +170,6 @@ impl OrbitCamera {
         )
     }
 }
-
-#[derive(Component)]
-struct StatusText;
 
 #[derive(Component)]
 struct DefaultLight;
@@ -215,6 +222,7 @@ fn main() -> anyhow::Result<()> {
             }),
     )
     .add_plugins(NoodlesDiagnosticsPlugin)
+    .add_plugins(ViewerPlugin::default())
     .add_plugins(NoodlesPlugin {
         session_name: "bevy_noodles2 viewer".into(),
         // Listening, the viewer lets whoever connects be the Upstream (and only that).
@@ -233,6 +241,7 @@ fn main() -> anyhow::Result<()> {
         deadline: Instant::now() + Duration::from_secs_f64(args.timeout),
         timeout: args.timeout,
         view: args.view,
+        select: args.select.clone(),
     })
     .insert_resource(waiting.clone())
     .insert_resource(ClearColor(Color::srgb(0.08, 0.09, 0.11)))
@@ -243,8 +252,9 @@ fn main() -> anyhow::Result<()> {
         (
             frame_scene,
             orbit,
+            frame_selection,
+            select_named,
             default_light,
-            status,
             common::announce_listening,
             screenshot_when_ready,
             on_close,
@@ -305,20 +315,6 @@ fn setup(mut commands: Commands, args: Res<ViewerArgs>) {
             pitch: args.view.1.to_radians().clamp(-1.5, 1.5),
             distance: 12.0,
         },
-    ));
-    commands.spawn((
-        Text::new("connecting..."),
-        TextFont {
-            font_size: FontSize::Px(14.0),
-            ..default()
-        },
-        Node {
-            position_type: PositionType::Absolute,
-            top: Val::Px(8.0),
-            left: Val::Px(8.0),
-            ..default()
-        },
-        StatusText,
     ));
 }
 
@@ -438,20 +434,84 @@ fn orbit(
     buttons: Res<ButtonInput<MouseButton>>,
     motion: Res<AccumulatedMouseMotion>,
     scroll: Res<AccumulatedMouseScroll>,
+    capture: Res<PointerCapture>,
+    mut orbiting: Local<bool>,
     mut q: Query<(&mut OrbitCamera, &mut Transform)>,
 ) {
     let Ok((mut o, mut t)) = q.single_mut() else {
         return;
     };
-    if buttons.pressed(MouseButton::Left) {
+    // A drag that starts on a panel or a handle is theirs, not the camera's.
+    if buttons.just_pressed(MouseButton::Left) {
+        *orbiting = !capture.busy();
+    }
+    if buttons.pressed(MouseButton::Left) && *orbiting && !capture.dragging_handle {
         o.yaw -= motion.delta.x * 0.005;
         o.pitch = (o.pitch + motion.delta.y * 0.005).clamp(-1.5, 1.5);
     }
-    if scroll.delta.y != 0.0 {
+    if scroll.delta.y != 0.0 && !capture.over_panel {
         o.distance = (o.distance * (1.0 - scroll.delta.y * 0.1)).clamp(0.5, 10_000.0);
     }
     *t = Transform::from_translation(o.focus + o.direction() * o.distance)
         .looking_at(o.focus, Vec3::Y);
+}
+
+/// `--select NAME`: select the named entity once it is mirrored.
+fn select_named(
+    args: Res<ViewerArgs>,
+    named: Query<(Entity, &Name), With<Mirrored>>,
+    mut selection: ResMut<Selection>,
+    mut done: Local<bool>,
+) {
+    let Some(want) = &args.select else { return };
+    if *done {
+        return;
+    }
+    if let Some((e, _)) = named.iter().find(|(_, n)| n.as_str() == want) {
+        selection.0 = Some(e);
+        *done = true;
+    }
+}
+
+/// F (or the inspector's button): turn the camera to the selected entity and fit it in view.
+fn frame_selection(
+    keys: Res<ButtonInput<KeyCode>>,
+    capture: Res<PointerCapture>,
+    selection: Res<Selection>,
+    mut asked: MessageReader<FrameSelection>,
+    bounds: Query<(&GlobalTransform, Option<&bevy::camera::primitives::Aabb>)>,
+    children: Query<&Children>,
+    mut cam: Query<&mut OrbitCamera>,
+) {
+    let mut target = asked.read().last().map(|f| f.0);
+    if keys.just_pressed(KeyCode::KeyF) && !capture.over_panel {
+        target = target.or(selection.0);
+    }
+    let Some(target) = target else { return };
+    let (mut lo, mut hi) = (Vec3::splat(f32::MAX), Vec3::splat(f32::MIN));
+    for e in std::iter::once(target).chain(children.iter_descendants(target)) {
+        let Ok((t, aabb)) = bounds.get(e) else {
+            continue;
+        };
+        let (c, h) = aabb.map_or((Vec3::ZERO, Vec3::ZERO), |a| {
+            (Vec3::from(a.center), Vec3::from(a.half_extents))
+        });
+        for corner in [-1.0f32, 1.0].into_iter().flat_map(|x| {
+            [-1.0f32, 1.0]
+                .into_iter()
+                .flat_map(move |y| [-1.0f32, 1.0].map(|z| Vec3::new(x, y, z)))
+        }) {
+            let p = t.transform_point(c + h * corner);
+            (lo, hi) = (lo.min(p), hi.max(p));
+        }
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        return;
+    }
+    if let Ok(mut c) = cam.single_mut() {
+        c.focus = (lo + hi) / 2.0;
+        c.distance = ((hi - lo).length() * 1.5).max(1.0);
+    }
 }
 
 /// Filter for lights that came from the Upstream.
@@ -483,72 +543,6 @@ fn default_light(
     }
 }
 
-fn status(
-    diagnostics: Res<DiagnosticsStore>,
-    links: Query<&NoodlesLink>,
-    listener: Query<&NoodlesListener>,
-    mirrored: Query<(), With<Mirrored>>,
-    assets: Res<AssetStats>,
-    oob: Res<OobProgress>,
-    mut text: Query<&mut Text, With<StatusText>>,
-) {
-    let Ok(mut t) = text.single_mut() else { return };
-    let link = links.iter().next();
-    let state = match link.map(|l| &l.status) {
-        None => match listener.iter().next().and_then(|l| l.url()) {
-            Some(url) => format!("waiting for an Upstream on {url}"),
-            None => "no link".to_string(),
-        },
-        Some(LinkStatus::Connecting) => "connecting".into(),
-        Some(LinkStatus::Preamble) => "handshake".into(),
-        Some(LinkStatus::MainSequence) => "connected".into(),
-        Some(LinkStatus::Closed(r)) => format!("closed: {r}"),
-    };
-    let peer = link.map(|l| l.peer_name.as_str()).unwrap_or("");
-    let s = format!(
-        "{state} {peer}\nentities: {}   assets: {} imported, {} waiting, {} refused, {} ignored",
-        mirrored.iter().count(),
-        assets.imported,
-        assets.pending,
-        assets.refused,
-        assets.ignored
-    );
-    // Rates averaged over the diagnostics' history (about two seconds).
-    let avg = |p| diagnostics.get(&p).and_then(|d| d.average()).unwrap_or(0.0);
-    let mut s = format!(
-        "{s}\nin {:.1} kB/s ({:.0} msg/s)   out {:.1} kB/s   queued {:.1} kB",
-        avg(diag::BYTES_IN) / 1e3,
-        avg(diag::MESSAGES_IN),
-        avg(diag::BYTES_OUT) / 1e3,
-        avg(diag::QUEUED_BYTES) / 1e3,
-    );
-    if let Some(rtt) = diagnostics.get(&diag::RTT).and_then(|d| d.value()) {
-        s.push_str(&format!("   rtt {rtt:.1} ms"));
-    }
-    for (what, path) in [
-        ("proposals", diag::PROPOSAL_LATENCY),
-        ("calls", diag::RPC_LATENCY),
-    ] {
-        if let Some(ms) = diagnostics.get(&path).and_then(|d| d.value()) {
-            s.push_str(&format!("   {what} answered in {ms:.1} ms"));
-        }
-    }
-    let s = if oob.assets_pending + oob.assets_done + oob.failed > 0 {
-        format!(
-            "{s}\nlarge buffers: {} fetching, {} done ({:.1} MB), {} failed",
-            oob.assets_pending,
-            oob.assets_done,
-            oob.bytes_done as f64 / 1e6,
-            oob.failed
-        )
-    } else {
-        s
-    };
-    if t.0 != s {
-        t.0 = s;
-    }
-}
-
 #[allow(clippy::too_many_arguments)] // a Bevy system reading everything "ready" depends on
 fn screenshot_when_ready(
     mut commands: Commands,
@@ -560,6 +554,7 @@ fn screenshot_when_ready(
     mesh_handles: Query<&Mesh3d, With<Mirrored>>,
     meshes: Res<Assets<Mesh>>,
     waiting: Res<WaitingPipelines>,
+    camera: Query<&Camera, With<OrbitCamera>>,
     mut exit: MessageWriter<AppExit>,
 ) {
     let Some(path) = args.screenshot.clone() else {
@@ -598,6 +593,15 @@ fn screenshot_when_ready(
     if state.stable_frames >= 30 {
         state.shot_requested = true;
         let p = path.clone();
+        // Where the 3D view is in the picture (between the panels), for the render test.
+        let view = camera
+            .single()
+            .ok()
+            .and_then(|c| c.viewport.as_ref())
+            .map(|v| {
+                let (at, size) = (v.physical_position, v.physical_size);
+                format!("3d view: {} {} {} {}", at.x, at.y, size.x, size.y)
+            });
         commands.spawn(Screenshot::primary_window()).observe(
             move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
                 let result = captured
@@ -609,6 +613,9 @@ fn screenshot_when_ready(
                 match result {
                     Ok(()) => {
                         println!("saved screenshot to {p}");
+                        if let Some(v) = &view {
+                            println!("{v}");
+                        }
                         exit.write(AppExit::Success);
                     }
                     Err(e) => {

@@ -8,6 +8,13 @@
 //! whose morph target swells (clips played on every node), and a sky that lights the scene, with
 //! materials when the app has Bevy's renderer (feature `render`), so a screenshot shows at once
 //! whether mirroring works.
+//!
+//! It also exposes a [`Global`] parameter panel ([`crate::parameters`]):
+//! a title, a "motion" modes switch (orbit, with its "speed" range, or paused), a "spheres"
+//! range (how many movers are shown), a "color" select (the movers' color) and a "reset" button
+//! that calls the demo's [`DEMO_RESET`] endpoint. Downstreams change them by proposal; the demo
+//! makes each accepted state valid and writes corrections back ([`DemoParams`]). At their
+//! defaults the scene looks as it always did.
 
 use std::f32::consts::TAU;
 use std::sync::Arc;
@@ -27,10 +34,17 @@ use crate::animation::{
     AnimSampler, ClipChannel, ClipTarget, Interpolation, LoopMode, NoodlesAnimator, NoodlesClip,
     Sampler, Target, ValueType,
 };
+use crate::codec::Any;
 use crate::link::ListenError;
-use crate::mirror::Shared;
+use crate::mirror::{Global, Shared};
 use crate::net::{ListenerReady, NoodlesListener};
+use crate::parameters::{
+    ButtonKind, ContainerKind, LabelKind, ModeKind, ModeOption, ParamDefinition, ParamState,
+    ParamValue, Parameter, ParameterRoot, RangeKind, SelectKind, SelectOption,
+    parameter_permissions,
+};
 use crate::plugin::NoodlesPlugin;
+use crate::rpc::{RpcAppExt, RpcCall, RpcEndpoint, RpcResult};
 use crate::text::Text3d;
 
 /// Spawns and animates the demo scene.
@@ -69,10 +83,16 @@ struct DemoCount(usize);
 impl Plugin for DemoScenePlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(DemoCount(self.entities))
-            .add_systems(Startup, spawn_demo)
-            .add_systems(Update, animate_demo);
+            .insert_resource(DemoParams::defaults(self.entities))
+            .init_resource::<DemoClock>()
+            .add_rpc_handler(DEMO_RESET, reset_demo_params)
+            .add_systems(Startup, (spawn_demo, spawn_demo_parameters))
+            .add_systems(
+                Update,
+                (apply_demo_params, show_demo_params, animate_demo).chain(),
+            );
         #[cfg(feature = "render")]
-        app.add_systems(Update, paint_demo);
+        app.add_systems(Update, paint_demo.after(show_demo_params));
     }
 }
 
@@ -111,11 +131,11 @@ impl DemoLook {
     }
 }
 
-/// Give every new [`DemoLook`] its material (objects that look the same share one).
+/// Give every new or changed [`DemoLook`] its material (objects that look the same share one).
 #[cfg(feature = "render")]
 fn paint_demo(
     mut commands: Commands,
-    new: Query<(Entity, &DemoLook), Added<DemoLook>>,
+    new: Query<(Entity, &DemoLook), Changed<DemoLook>>,
     materials: Option<ResMut<Assets<StandardMaterial>>>,
     mut made: Local<Vec<(DemoLook, Handle<StandardMaterial>)>>,
 ) {
@@ -444,11 +464,7 @@ fn spawn_demo(mut commands: Commands, count: Res<DemoCount>, assets: DemoAssets)
             ));
         }
 
-        let palette = [
-            Color::srgb(0.95, 0.55, 0.1),
-            Color::srgb(0.6, 0.2, 0.9),
-            Color::srgb(0.1, 0.7, 0.9),
-        ];
+        let palette = mover_palette();
         mover_look = Some((
             meshes.add(
                 Sphere::new(0.12)
@@ -731,6 +747,300 @@ pub fn demo_belt(n: usize) -> crate::instances::InstanceSet {
     crate::instances::InstanceSet { instances }
 }
 
+/// The movers' colors: mover `i` has color `i % 3` under the default [`DemoParams::color`].
+fn mover_palette() -> [Color; 3] {
+    [
+        Color::srgb(0.95, 0.55, 0.1),
+        Color::srgb(0.6, 0.2, 0.9),
+        Color::srgb(0.1, 0.7, 0.9),
+    ]
+}
+
+/// The demo's "color" options: id and label. Id 0 (the default) is the mixed palette; the
+/// others paint every mover the same.
+pub const DEMO_COLORS: [(i32, &str); 5] = [
+    (0, "mixed"),
+    (1, "orange"),
+    (2, "violet"),
+    (3, "cyan"),
+    (4, "white"),
+];
+
+/// The color of mover `index` under color option `color` (see [`DEMO_COLORS`]).
+pub fn mover_color(color: i32, index: usize) -> Color {
+    let palette = mover_palette();
+    match color {
+        1..=3 => palette[color as usize - 1],
+        4 => Color::WHITE,
+        _ => palette[index % palette.len()],
+    }
+}
+
+/// The name of the demo's reset endpoint: it puts every demo parameter back to its default.
+pub const DEMO_RESET: &str = "demo.reset";
+
+/// The "motion" modes: orbit (id 0, the default) shows the "speed" range; paused (id 1) stops
+/// the movers.
+pub const DEMO_MOTION_ORBIT: i32 = 0;
+/// See [`DEMO_MOTION_ORBIT`].
+pub const DEMO_MOTION_PAUSED: i32 = 1;
+
+/// Largest "speed" factor.
+pub const DEMO_MAX_SPEED: f64 = 4.0;
+
+/// The demo's parameter values (Upstream): what its parameters last accepted.
+#[derive(Resource, Debug, Clone, PartialEq)]
+pub struct DemoParams {
+    /// Movers' speed factor, 0 to [`DEMO_MAX_SPEED`] in steps of 0.1 (default 1).
+    pub speed: f64,
+    /// How many movers are shown, 0 to all of them (default all); the others are hidden.
+    pub spheres: i64,
+    /// The movers' color option (see [`DEMO_COLORS`]; default 0, the mixed palette).
+    pub color: i32,
+    /// The "motion" mode: [`DEMO_MOTION_ORBIT`] or [`DEMO_MOTION_PAUSED`].
+    pub motion: i32,
+}
+
+impl DemoParams {
+    /// The defaults, with `movers` movers: the scene as it looks without parameters.
+    pub fn defaults(movers: usize) -> Self {
+        DemoParams {
+            speed: 1.0,
+            spheres: movers as i64,
+            color: 0,
+            motion: DEMO_MOTION_ORBIT,
+        }
+    }
+
+    /// The state parameter `which` shows for these values.
+    pub fn state_of(&self, which: DemoParam) -> ParamState {
+        match which {
+            DemoParam::Speed => ParamState::Range(ParamValue::Float(self.speed)),
+            DemoParam::Spheres => ParamState::Range(ParamValue::Int(self.spheres)),
+            DemoParam::Color => ParamState::Select(self.color),
+            DemoParam::Motion => ParamState::Modes(self.motion),
+        }
+    }
+
+    /// Take a valid state of parameter `which`.
+    fn set(&mut self, which: DemoParam, state: &ParamState) {
+        match (which, state) {
+            (DemoParam::Speed, ParamState::Range(v)) => self.speed = v.as_f64(),
+            (DemoParam::Spheres, ParamState::Range(v)) => self.spheres = v.as_i64(),
+            (DemoParam::Color, ParamState::Select(id)) => self.color = *id,
+            (DemoParam::Motion, ParamState::Modes(id)) => self.motion = *id,
+            _ => {}
+        }
+    }
+}
+
+/// Which demo parameter an entity is (on the demo's parameter entities).
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoParam {
+    /// The movers' speed factor.
+    Speed,
+    /// How many movers are shown.
+    Spheres,
+    /// The movers' color.
+    Color,
+    /// Orbit or paused.
+    Motion,
+}
+
+/// The movers' own clock: advances at the "speed" factor, stands still while paused.
+#[derive(Resource, Debug, Default)]
+struct DemoClock(f32);
+
+/// The demo's parameter panel (see the [module documentation](self)).
+fn spawn_demo_parameters(mut commands: Commands, count: Res<DemoCount>, params: Res<DemoParams>) {
+    let reset = commands
+        .spawn((Name::new(DEMO_RESET), RpcEndpoint::new(DEMO_RESET), Shared))
+        .id();
+    let mut param = |label: &str, definition: ParamDefinition, state: ParamState| {
+        commands
+            .spawn((
+                Name::new(format!("parameter: {label}")),
+                Parameter::new(label),
+                definition,
+                state,
+                Shared,
+            ))
+            .id()
+    };
+    let title = param(
+        "",
+        ParamDefinition::Label {
+            text: "bevy_noodles2 demo".into(),
+            kind: LabelKind::Title,
+        },
+        ParamState::Label,
+    );
+    let speed = param(
+        "speed",
+        ParamDefinition::Range {
+            min: ParamValue::Float(0.0),
+            max: ParamValue::Float(DEMO_MAX_SPEED),
+            step: Some(ParamValue::Float(0.1)),
+            unit: "×".into(),
+            kind: RangeKind::Slider,
+        },
+        params.state_of(DemoParam::Speed),
+    );
+    let motion = param(
+        "motion",
+        ParamDefinition::Modes {
+            none_allowed: false,
+            options: vec![
+                ModeOption {
+                    label: "orbit".into(),
+                    id: DEMO_MOTION_ORBIT,
+                    icon: "media.play".into(),
+                    children: vec![speed],
+                },
+                ModeOption {
+                    label: "paused".into(),
+                    id: DEMO_MOTION_PAUSED,
+                    icon: "media.pause".into(),
+                    children: Vec::new(),
+                },
+            ],
+            kind: ModeKind::Exclusive,
+        },
+        params.state_of(DemoParam::Motion),
+    );
+    let spheres = param(
+        "spheres",
+        ParamDefinition::Range {
+            min: ParamValue::Int(0),
+            max: ParamValue::Int(count.0 as i64),
+            step: Some(ParamValue::Int(1)),
+            unit: String::new(),
+            kind: RangeKind::Step,
+        },
+        params.state_of(DemoParam::Spheres),
+    );
+    let color = param(
+        "color",
+        ParamDefinition::Select {
+            none_allowed: false,
+            options: DEMO_COLORS
+                .iter()
+                .map(|(id, label)| SelectOption::new(*id, *label))
+                .collect(),
+            kind: SelectKind::Dropdown,
+        },
+        params.state_of(DemoParam::Color),
+    );
+    let reset_button = param(
+        "reset",
+        ParamDefinition::Button {
+            target: reset,
+            payload: Vec::<Any>::new(),
+            kind: ButtonKind::Destructive,
+        },
+        ParamState::Button,
+    );
+    commands.entity(speed).insert(DemoParam::Speed);
+    commands.entity(motion).insert(DemoParam::Motion);
+    commands.entity(spheres).insert(DemoParam::Spheres);
+    commands.entity(color).insert(DemoParam::Color);
+    commands.spawn((
+        Name::new("demo parameters"),
+        Parameter::new("demo"),
+        ParamDefinition::Container {
+            kind: ContainerKind::Section,
+            children: vec![title, motion, spheres, color, reset_button],
+        },
+        ParamState::Container,
+        ParameterRoot,
+        Global,
+        Shared,
+    ));
+}
+
+/// Make every changed demo parameter state valid (a proposal may have set anything of the
+/// right type): numbers are clamped and snapped, an unknown option keeps the previous value.
+/// A state that had to change is written back, so every Downstream sees the valid one.
+fn apply_demo_params(
+    mut params: ResMut<DemoParams>,
+    mut changed: Query<(&DemoParam, &ParamDefinition, &mut ParamState), Changed<ParamState>>,
+) {
+    for (which, definition, mut state) in &mut changed {
+        let valid = match definition.correct_state(&state) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("demo parameter {which:?}: {e}; keeping the previous value");
+                params.state_of(*which)
+            }
+        };
+        if *state != valid {
+            *state = valid.clone();
+        }
+        if params.state_of(*which) != valid {
+            params.set(*which, &valid);
+        }
+    }
+}
+
+/// The reset endpoint's handler: every demo parameter back to its default.
+fn reset_demo_params(
+    In(_): In<RpcCall>,
+    count: Res<DemoCount>,
+    mut params: ResMut<DemoParams>,
+    mut states: Query<(Entity, &DemoParam, Option<&mut ParamState>)>,
+    mut commands: Commands,
+) -> RpcResult {
+    *params = DemoParams::defaults(count.0);
+    for (e, which, state) in &mut states {
+        let want = params.state_of(*which);
+        match state {
+            Some(mut s) if *s != want => *s = want,
+            Some(_) => {}
+            None => {
+                commands.entity(e).insert(want);
+            }
+        }
+    }
+    Ok(Any::Void)
+}
+
+/// Show the parameters' values: movers past "spheres" are hidden, all take the "color".
+fn show_demo_params(
+    params: Res<DemoParams>,
+    mut movers: Query<(
+        Entity,
+        &DemoMover,
+        Option<&mut Visibility>,
+        Option<&mut DemoLook>,
+    )>,
+    mut commands: Commands,
+) {
+    if !params.is_changed() {
+        return;
+    }
+    for (e, m, visibility, look) in &mut movers {
+        let want = if (m.index as i64) < params.spheres {
+            Visibility::Inherited
+        } else {
+            Visibility::Hidden
+        };
+        match visibility {
+            Some(mut v) if *v != want => *v = want,
+            Some(_) => {}
+            None if want == Visibility::Hidden => {
+                commands.entity(e).insert(want);
+            }
+            None => {}
+        }
+        if let Some(mut look) = look {
+            let color = mover_color(params.color, m.index);
+            if look.color != color {
+                look.color = color;
+            }
+        }
+    }
+}
+
 /// Where a mover is at time `t` seconds.
 pub fn mover_position(m: &DemoMover, t: f32) -> Vec3 {
     let phase = m.index as f32 / 17.0 * TAU;
@@ -742,10 +1052,23 @@ pub fn mover_position(m: &DemoMover, t: f32) -> Vec3 {
     )
 }
 
-fn animate_demo(time: Res<Time>, mut q: Query<(&DemoMover, &mut Transform)>) {
-    let t = time.elapsed_secs();
+/// Move the movers along their circles, on the demo's clock (which runs at the "speed" factor
+/// and stands still while paused; at the defaults it is the app's elapsed time).
+fn animate_demo(
+    time: Res<Time>,
+    params: Res<DemoParams>,
+    mut clock: ResMut<DemoClock>,
+    mut q: Query<(&DemoMover, &mut Transform)>,
+) {
+    if params.motion != DEMO_MOTION_PAUSED {
+        clock.0 += time.delta_secs() * params.speed as f32;
+    }
+    let t = clock.0;
     for (m, mut tr) in &mut q {
-        tr.translation = mover_position(m, t);
+        let at = mover_position(m, t);
+        if tr.translation != at {
+            tr.translation = at;
+        }
     }
 }
 
@@ -802,7 +1125,10 @@ impl DemoHost {
                 })
                 .add_plugins(scene)
                 .add_systems(Startup, |mut commands: Commands| {
-                    commands.spawn(NoodlesListener::new("ws://127.0.0.1:0"));
+                    // Downstreams may edit the demo's parameters, nothing else.
+                    commands.spawn(
+                        NoodlesListener::new("ws://127.0.0.1:0").grant(parameter_permissions()),
+                    );
                 })
                 .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
                     for r in ready.read() {

@@ -9,13 +9,17 @@ pub mod diagnostics;
 #[cfg(feature = "render")]
 pub mod display;
 pub mod instances;
+pub mod interaction;
 pub mod mirror;
 pub mod net;
+pub mod parameters;
 pub mod plugin;
 pub mod proposals;
 pub mod rpc;
 pub mod schedule;
 pub mod text;
+#[cfg(feature = "viewer")]
+pub mod viewer;
 
 /// The protocol crate this plugin is built on (the codec, links, transport), for applications
 /// that need more of it than the re-exports below.
@@ -38,6 +42,10 @@ pub mod prelude {
     pub use crate::billboard::{Billboard, BillboardCamera, BillboardPlugin};
     pub use crate::diagnostics::NoodlesDiagnosticsPlugin;
     pub use crate::instances::{Instance, InstanceSet, Instances, InstancesPlugin};
+    pub use crate::interaction::{
+        Activate, AxisLimit, AxisLimits, CanRotate, CanScale, CanSelect, CanTranslate,
+        InteractionPlugin, Interactive, IsSelected,
+    };
     pub use crate::link::{
         AuthorityPolicy, ClientIntent, CloseReason, ListenError, Role, TransportError,
     };
@@ -49,6 +57,10 @@ pub mod prelude {
     pub use crate::net::{
         Grant, LinkClosed, LinkInbox, LinkOpened, LinkPermissions, LinkStatus, ListenerReady,
         NetPlugin, NoodlesConfig, NoodlesConnect, NoodlesLink, NoodlesListener, ProbeAnswered,
+    };
+    pub use crate::parameters::{
+        ParamDefinition, ParamEdits, ParamState, ParamTree, ParamValue, Parameter, ParameterRoot,
+        ParametersPlugin,
     };
     pub use crate::plugin::NoodlesPlugin;
     pub use crate::proposals::{

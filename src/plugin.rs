@@ -3,6 +3,8 @@
 //! the Core features ([`AnimationPlugin`](crate::animation::AnimationPlugin),
 //! [`BillboardPlugin`](crate::billboard::BillboardPlugin),
 //! [`InstancesPlugin`](crate::instances::InstancesPlugin),
+//! [`ParametersPlugin`](crate::parameters::ParametersPlugin),
+//! [`InteractionPlugin`](crate::interaction::InteractionPlugin),
 //! [`Text3dPlugin`](crate::text::Text3dPlugin)), [`ProposalsPlugin`] and [`RpcPlugin`]. An app
 //! that wants fewer adds [`NetPlugin`] and the ones it needs itself.
 
@@ -161,6 +163,8 @@ impl Plugin for NoodlesPlugin {
             crate::animation::AnimationPlugin,
             crate::billboard::BillboardPlugin,
             crate::instances::InstancesPlugin,
+            crate::interaction::InteractionPlugin,
+            crate::parameters::ParametersPlugin,
             crate::text::Text3dPlugin,
             ProposalsPlugin,
             RpcPlugin,

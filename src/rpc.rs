@@ -66,7 +66,7 @@ use crate::codec::{
 use crate::link::{MessageKind, Role};
 use crate::mirror::{
     EntityIds, EntityIndex, EntityResolver, MirrorAppExt, MirrorComponent, MirrorError, Mirrored,
-    PATCH_LOCAL_BIT,
+    PATCH_LOCAL_BIT, cut_str,
 };
 use crate::net::{
     CloseLink, LinkClosed, LinkPermissions, LinkSendError, NoodlesConfig, NoodlesLink, RouterAppExt,
@@ -253,27 +253,19 @@ impl From<ArgumentError> for RpcFailure {
     }
 }
 
-fn cut(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
 impl MirrorComponent for RpcEndpoint {
     type Wire = RPCEndpointComponent;
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = 1;
     fn to_wire(&self, _: &dyn EntityIds) -> Option<RPCEndpointComponent> {
         Some(RPCEndpointComponent {
-            name: RPCName(cut(&self.name, u8::MAX as usize)),
+            name: RPCName(cut_str(&self.name, u8::MAX as usize)),
             arguments: RPCArgumentHintList(
                 self.arguments
                     .iter()
                     .take(u8::MAX as usize)
                     .map(|(n, t)| RPCArgumentHint {
-                        name: RPCName(cut(n, u8::MAX as usize)),
+                        name: RPCName(cut_str(n, u8::MAX as usize)),
                         arg_type: AnyTypeID::new(*t),
                     })
                     .collect(),

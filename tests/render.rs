@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bevy_noodles2::demo::{DemoHost, DemoScenePlugin};
 
-const W: u32 = 640;
-const H: u32 = 480;
+const W: u32 = 1280;
+const H: u32 = 720;
 
 fn render_required() -> bool {
     std::env::var_os("CI").is_some()
@@ -123,6 +123,8 @@ fn viewer_renders_the_demo_scene() {
         .arg("--screenshot")
         .arg(&shot)
         .args(["--size", &format!("{W}x{H}"), "--timeout", "100"])
+        // Selected, the pillar is outlined (checked below).
+        .args(["--select", "glowing pillar"])
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -175,6 +177,25 @@ fn viewer_renders_the_demo_scene() {
         started.elapsed().as_secs_f32()
     );
 
+    // The viewer says where its 3D view is (between the panels); regions are fractions of it.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let view: [f32; 4] = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("3d view: "))
+        .and_then(|v| {
+            let n: Vec<f32> = v.split(' ').filter_map(|x| x.parse().ok()).collect();
+            n.try_into().ok()
+        })
+        .unwrap_or_else(|| panic!("the viewer did not print its 3d view; stdout:\n{stdout}"));
+    let in_view = |[x0, y0, x1, y1]: [f32; 4]| {
+        let [vx, vy, vw, vh] = view;
+        [
+            (vx + x0 * vw) / W as f32,
+            (vy + y0 * vh) / H as f32,
+            (vx + x1 * vw) / W as f32,
+            (vy + y1 * vh) / H as f32,
+        ]
+    };
     let img = image::open(&shot)
         .unwrap_or_else(|e| panic!("cannot read the screenshot {}: {e}", shot.display()))
         .to_rgb8();
@@ -185,22 +206,23 @@ fn viewer_renders_the_demo_scene() {
     }
     let _ = std::fs::remove_file(&shot);
 
-    // The picture (640x480): the viewer frames the scene from above at an angle, so the 12x12
-    // grey ground is a wide diamond from x ≈ 72 to 568 and y ≈ 117 to 347; the checkered cube
-    // stands in the middle with the red sphere on top (≈ 318, 128), the green torus on the left
-    // (≈ 210, 160), the pale blue pillar on the right (≈ 445, 178); around the ground is the demo's
-    // sky (its earth-brown lower half, seen from above), which the library put on the viewer's
-    // camera as its `Skybox` (without it: the viewer's clear color, sRGB (20, 23, 28)); the status
-    // text is in the top-left corner. The sky's light (an environment map) also lights every
-    // object, so colors are less saturated than under the lamps alone. Regions are means over
-    // small rectangles, with tolerances wide enough for framing and lighting to move a little.
+    // The picture: panels around a 3D view of about 773x592 pixels (at 1280x720). In it the
+    // viewer frames the scene from above at an angle, so the 12x12 grey ground is a wide diamond;
+    // the checkered cube stands in the middle with the red sphere on top, the green torus on the
+    // left, the pale blue pillar (selected: an orange outline) on the right; around the ground
+    // is the demo's sky (its earth-brown lower half, seen from above), which the library put on
+    // the viewer's camera as its `Skybox` (without it: the viewer's clear color, sRGB
+    // (20, 23, 28)). The sky's light (an environment map) also lights every object, so colors
+    // are less saturated than under the lamps alone. Regions are given as fractions of the 3D
+    // view, as means over small rectangles, with tolerances wide enough for framing and lighting
+    // to move a little.
     let sky = |c: [f32; 3]| c[0] > 40.0 && c[0] > c[2] + 8.0 && c[1] > c[2];
     let checks: [Check; 5] = [
-        ("sky, top right", [0.75, 0.03, 0.97, 0.2], sky),
-        ("sky, bottom left", [0.02, 0.85, 0.15, 0.97], sky),
+        ("sky, top right", [0.82, 0.012, 0.97, 0.12], sky),
+        ("sky, bottom left", [0.01, 0.88, 0.107, 0.98], sky),
         (
             "ground, in front of the cube",
-            [0.44, 0.55, 0.56, 0.62],
+            [0.457, 0.527, 0.547, 0.564],
             |c| {
                 let (lo, hi) = (
                     c.iter().cloned().fold(f32::MAX, f32::min),
@@ -209,15 +231,16 @@ fn viewer_renders_the_demo_scene() {
                 lo > 60.0 && hi < 220.0 && hi - lo < 40.0
             },
         ),
-        ("red sphere", [0.49, 0.26, 0.505, 0.275], |c| {
+        ("red sphere", [0.495, 0.285, 0.51, 0.306], |c| {
             c[0] > 110.0 && c[0] > 1.6 * c[1] && c[0] > 1.6 * c[2]
         }),
-        ("green torus", [0.306, 0.323, 0.331, 0.344], |c| {
+        ("green torus", [0.304, 0.351, 0.317, 0.368], |c| {
             c[1] > 80.0 && c[1] > 1.15 * c[0] && c[1] > 1.1 * c[2]
         }),
     ];
     let mut failed = Vec::new();
-    for (name, [x0, y0, x1, y1], ok) in checks {
+    for (name, rect, ok) in checks {
+        let [x0, y0, x1, y1] = in_view(rect);
         let c = mean(&img, x0, y0, x1, y1);
         eprintln!("render test: {name}: mean RGB {c:.0?}");
         if !ok(c) {
@@ -225,58 +248,71 @@ fn viewer_renders_the_demo_scene() {
         }
     }
     // Regions mixing colors, checked by the share of their pixels of each kind: the belt of
-    // 3,000 instanced cubes around the ground (x ≈ 256 to 384, y ≈ 298 to 346: each cube shows
-    // its own part of the yellow and blue checker), the title on the billboard sign (dark glyphs
-    // on yellow, ≈ (285..358, 97..113)) and the white "clearcoat" label (≈ (288..360, 197..209)).
-    // Without instances the belt region is brown sky and grey ground; without text the sign is
-    // plain yellow and the label region grey ground and the cube. The animated objects move, so
-    // only their still parts are checked: the base of the skinned coral arm on the left corner
-    // of the ground (≈ (128..140, 180..196); its upper joints bend), and the middle of the
-    // magenta blob on the right corner (≈ (490..515, 170..190); its morph target pushes lobes
-    // out around it). Without the skin the arm would be drawn unbent but still there; without
-    // the mesh (a refused skin or morph target) the regions are grey ground.
+    // 3,000 instanced cubes around the ground (in front, each cube shows its own part of the
+    // yellow and blue checker), the title on the billboard sign (dark glyphs on yellow) and the
+    // white "clearcoat" label. Without instances the belt region is brown sky and grey ground;
+    // without text the sign is plain yellow and the label region grey ground and the cube. The
+    // animated objects move, so only their still parts are checked: the base of the skinned
+    // coral arm on the left corner of the ground (its upper joints bend), and the middle of the
+    // magenta blob on the right corner (its morph target pushes lobes out around it). Without
+    // the skin the arm would be drawn unbent but still there; without the mesh (a refused skin
+    // or morph target) the regions are grey ground. The selected pillar's outline is orange
+    // (the default selection color); unselected, the region is pale blue pillar, grey ground
+    // and brown sky.
     let blue = |p: [u8; 3]| i32::from(p[2]) > i32::from(p[0]) + 40;
     let yellow = |p: [u8; 3]| p[0] > 110 && i32::from(p[0]) > i32::from(p[2]) + 50;
     let dark = |p: [u8; 3]| p.iter().all(|c| *c < 120);
     let white = |p: [u8; 3]| p.iter().all(|c| *c > 170);
     let coral = |p: [u8; 3]| p[0] > 150 && (50..150).contains(&p[1]) && p[2] < 110;
     let magenta = |p: [u8; 3]| p[0] > 120 && p[2] > 100 && i32::from(p[1]) < i32::from(p[0]) - 60;
-    let mixes: [Mix; 7] = [
+    let orange = |p: [u8; 3]| p[0] > 200 && (110..200).contains(&p[1]) && p[2] < 90;
+    let mixes: [Mix; 8] = [
         (
             "instanced belt: blue checker cells",
-            [0.40, 0.62, 0.60, 0.72],
+            [0.405, 0.611, 0.612, 0.73],
             blue,
             0.08,
         ),
         (
             "instanced belt: yellow checker cells",
-            [0.40, 0.62, 0.60, 0.72],
+            [0.405, 0.611, 0.612, 0.73],
             yellow,
             0.08,
         ),
-        ("sign: yellow", [0.46, 0.205, 0.545, 0.232], yellow, 0.3),
+        ("sign: yellow", [0.45, 0.215, 0.556, 0.242], yellow, 0.3),
         (
             "sign: dark title glyphs",
-            [0.46, 0.205, 0.545, 0.232],
+            [0.45, 0.215, 0.556, 0.242],
             dark,
-            0.05,
+            0.04,
         ),
         (
             "clearcoat label: white glyphs",
-            [0.45, 0.41, 0.56, 0.435],
+            [0.448, 0.416, 0.564, 0.441],
             white,
-            0.04,
+            0.06,
         ),
-        ("skinned arm: base", [0.20, 0.38, 0.215, 0.405], coral, 0.3),
+        (
+            "skinned arm: base",
+            [0.198, 0.383, 0.213, 0.416],
+            coral,
+            0.3,
+        ),
         (
             "morphing blob: middle",
-            [0.77, 0.355, 0.80, 0.395],
+            [0.787, 0.358, 0.812, 0.389],
             magenta,
             0.4,
         ),
+        (
+            "selected pillar: orange outline",
+            [0.664, 0.328, 0.726, 0.463],
+            orange,
+            0.04,
+        ),
     ];
     for (name, rect, f, least) in mixes {
-        let s = share(&img, rect, f);
+        let s = share(&img, in_view(rect), f);
         eprintln!("render test: {name}: {:.1} % of the region", s * 100.0);
         if s < least {
             failed.push(format!(

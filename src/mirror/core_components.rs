@@ -67,12 +67,10 @@ impl MirrorComponent for Name {
     const EXTENSION: u16 = 0;
     const IDENTIFIER: u16 = 15;
     fn to_wire(&self, _: &dyn EntityIds) -> Option<NameComponent> {
-        let s = self.as_str();
-        let mut end = s.len().min(u16::MAX as usize);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        Some(NameComponent(s[..end].to_owned()))
+        Some(NameComponent(super::cut_str(
+            self.as_str(),
+            u16::MAX as usize,
+        )))
     }
     fn from_wire(w: NameComponent, _: &mut dyn EntityResolver) -> Result<Self, MirrorError> {
         Ok(Name::new(w.0))

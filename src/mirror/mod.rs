@@ -103,6 +103,16 @@ impl SharedId {
 
 pub use noodles2::proposal::PATCH_LOCAL_BIT;
 
+/// `s` cut to at most `max` bytes, at a character boundary: strings whose wire length is limited
+/// (a `u8`- or `u16`-counted UTF-8 array) are sent cut rather than not at all.
+pub(crate) fn cut_str(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
 /// Component types of a shared entity whose changes this node does not send, because every node
 /// computes them itself: the animation plugin marks the members its exported clips animate (a
 /// joint's `Transform`), so a clip costs a Downstream nothing per frame. A joining link still gets
