@@ -15,6 +15,12 @@
 //! that calls the demo's [`DEMO_RESET`] endpoint. Downstreams change them by proposal; the demo
 //! makes each accepted state valid and writes corrections back ([`DemoParams`]). At their
 //! defaults the scene looks as it always did.
+//!
+//! Every object is selectable ([`CanSelect`]). The textured cube may be moved on the ground
+//! (within ±4 units), turned about its vertical axis and scaled (0.5 to 2 on each axis); the green
+//! torus may be lifted (0.3 to 3 units) and turned freely, and activating it (a double click in
+//! the viewer) calls [`DEMO_TURN`], which turns it by 45°. The demo holds accepted moves to those
+//! limits ([`hold_to_affordances`]) whatever a Downstream proposed.
 
 use std::f32::consts::TAU;
 use std::sync::Arc;
@@ -35,6 +41,10 @@ use crate::animation::{
     Sampler, Target, ValueType,
 };
 use crate::codec::Any;
+use crate::interaction::{
+    Activate, AxisLimit, AxisLimits, CanRotate, CanScale, CanSelect, CanTranslate, Interactive,
+    constrain,
+};
 use crate::link::ListenError;
 use crate::mirror::{Global, Shared};
 use crate::net::{ListenerReady, NoodlesListener};
@@ -86,11 +96,13 @@ impl Plugin for DemoScenePlugin {
             .insert_resource(DemoParams::defaults(self.entities))
             .init_resource::<DemoClock>()
             .add_rpc_handler(DEMO_RESET, reset_demo_params)
+            .add_rpc_handler(DEMO_TURN, turn_torus)
             .add_systems(Startup, (spawn_demo, spawn_demo_parameters))
             .add_systems(
                 Update,
                 (apply_demo_params, show_demo_params, animate_demo).chain(),
-            );
+            )
+            .add_systems(Update, hold_to_affordances);
         #[cfg(feature = "render")]
         app.add_systems(Update, paint_demo.after(show_demo_params));
     }
@@ -213,6 +225,7 @@ fn object(
         look,
         transform,
         ChildOf(parent),
+        CanSelect,
         Shared,
     )
 }
@@ -305,6 +318,20 @@ fn spawn_demo(mut commands: Commands, count: Res<DemoCount>, assets: DemoAssets)
                 Transform::from_xyz(0.0, 0.75, 0.0),
                 root,
             ))
+            .insert((
+                Interactive,
+                CanTranslate(AxisLimits {
+                    x: AxisLimit::range(-4.0, 4.0),
+                    y: AxisLimit::locked(0.75),
+                    z: AxisLimit::range(-4.0, 4.0),
+                }),
+                CanRotate(AxisLimits {
+                    x: AxisLimit::locked(0.0),
+                    y: AxisLimit::FREE,
+                    z: AxisLimit::locked(0.0),
+                }),
+                CanScale(AxisLimits::splat(AxisLimit::range(0.5, 2.0))),
+            ))
             .id();
         let sphere = meshes.add(Sphere::new(0.45).mesh().uv(32, 16));
         commands.spawn(object(
@@ -319,12 +346,26 @@ fn spawn_demo(mut commands: Commands, count: Res<DemoCount>, assets: DemoAssets)
             pedestal,
         ));
         let torus = meshes.add(Torus::new(0.3, 0.6));
-        commands.spawn(object(
-            "green torus",
-            torus,
-            DemoLook::color(Color::srgb(0.1, 0.8, 0.2)),
-            Transform::from_xyz(-3.5, 0.6, 2.0),
-            root,
+        let turn = commands
+            .spawn((Name::new(DEMO_TURN), RpcEndpoint::new(DEMO_TURN), Shared))
+            .id();
+        commands.spawn((
+            object(
+                "green torus",
+                torus,
+                DemoLook::color(Color::srgb(0.1, 0.8, 0.2)),
+                Transform::from_xyz(-3.5, 0.6, 2.0),
+                root,
+            ),
+            Interactive,
+            CanTranslate(AxisLimits {
+                x: AxisLimit::locked(-3.5),
+                y: AxisLimit::range(0.3, 3.0),
+                z: AxisLimit::locked(2.0),
+            }),
+            CanRotate(AxisLimits::FREE),
+            Activate(vec![turn]),
+            DemoTorus,
         ));
         let cyl = meshes.add(Cylinder::new(0.4, 1.6));
         commands.spawn(object(
@@ -779,6 +820,64 @@ pub fn mover_color(color: i32, index: usize) -> Color {
 /// The name of the demo's reset endpoint: it puts every demo parameter back to its default.
 pub const DEMO_RESET: &str = "demo.reset";
 
+/// What the in-process demo host lets Downstreams propose: parameter states and `Transform`s
+/// (moves of the movable objects, held to their limits by [`hold_to_affordances`]).
+pub fn demo_permissions() -> crate::net::LinkPermissions {
+    let mut p = parameter_permissions();
+    if let crate::net::Grant::Only(set) = &mut p.propose_components {
+        set.insert((0, 20));
+    }
+    p
+}
+
+/// The endpoint that turns the green torus by 45° (its `Activate` target).
+pub const DEMO_TURN: &str = "demo.turn";
+
+/// The green torus (turned by [`DEMO_TURN`]).
+#[derive(Component, Debug)]
+struct DemoTorus;
+
+fn turn_torus(In(_): In<RpcCall>, mut torus: Query<&mut Transform, With<DemoTorus>>) -> RpcResult {
+    for mut t in &mut torus {
+        t.rotate_y(std::f32::consts::FRAC_PI_4);
+    }
+    Ok(Any::Void)
+}
+
+/// Holds the demo's movable objects to their affordances: a `Transform` that changed (by an
+/// accepted proposal: nothing else moves them) is limited by [`constrain`] from the last one
+/// allowed, so a Downstream that ignores the limits gets its move clamped, and the corrected
+/// pose is what every Downstream sees.
+#[expect(clippy::type_complexity, reason = "a query")]
+pub fn hold_to_affordances(
+    mut moved: Query<
+        (
+            Entity,
+            &mut Transform,
+            Option<&CanTranslate>,
+            Option<&CanRotate>,
+            Option<&CanScale>,
+        ),
+        (
+            Changed<Transform>,
+            Or<(With<CanTranslate>, With<CanRotate>, With<CanScale>)>,
+            With<Shared>,
+        ),
+    >,
+    mut allowed: Local<std::collections::HashMap<Entity, Transform>>,
+) {
+    for (e, mut t, translate, rotate, scale) in &mut moved {
+        let held = match allowed.get(&e) {
+            Some(last) => constrain(last, &t, translate, rotate, scale),
+            None => *t,
+        };
+        if held != *t {
+            *t = held;
+        }
+        allowed.insert(e, held);
+    }
+}
+
 /// The "motion" modes: orbit (id 0, the default) shows the "speed" range; paused (id 1) stops
 /// the movers.
 pub const DEMO_MOTION_ORBIT: i32 = 0;
@@ -1126,9 +1225,8 @@ impl DemoHost {
                 .add_plugins(scene)
                 .add_systems(Startup, |mut commands: Commands| {
                     // Downstreams may edit the demo's parameters, nothing else.
-                    commands.spawn(
-                        NoodlesListener::new("ws://127.0.0.1:0").grant(parameter_permissions()),
-                    );
+                    commands
+                        .spawn(NoodlesListener::new("ws://127.0.0.1:0").grant(demo_permissions()));
                 })
                 .add_systems(Update, move |mut ready: MessageReader<ListenerReady>| {
                     for r in ready.read() {

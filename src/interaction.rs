@@ -345,9 +345,14 @@ pub fn constrain(
     }
     if let Some(r) = rotate {
         let euler = |q: Quat| Vec3::from(q.to_euler(EulerRot::XYZ));
-        let e =
-            r.0.constrain(euler(current.rotation), euler(wanted.rotation));
-        out.rotation = Quat::from_euler(EulerRot::XYZ, e.x, e.y, e.z);
+        let w = euler(wanted.rotation);
+        let e = r.0.constrain(euler(current.rotation), w);
+        // Within the limits, the wanted rotation stays exactly as it was (no Euler round trip).
+        out.rotation = if e == w {
+            wanted.rotation
+        } else {
+            Quat::from_euler(EulerRot::XYZ, e.x, e.y, e.z)
+        };
     }
     if let Some(s) = scale {
         out.scale = s.0.constrain(current.scale, wanted.scale);
@@ -528,6 +533,16 @@ mod tests {
         let got = constrain(&current, &wanted, None, Some(&r), None);
         let (x, y, z) = got.rotation.to_euler(EulerRot::XYZ);
         assert!(x.abs() < 1e-5 && z.abs() < 1e-5 && (y - 0.5).abs() < 1e-5);
+
+        // A rotation within the limits is kept bit for bit (an Upstream that holds poses to the
+        // limits every frame must not change them by rounding).
+        let free = CanRotate(AxisLimits::FREE);
+        let q = Quat::from_euler(EulerRot::YXZ, 0.3, 1.2, -2.0);
+        let wanted = Transform::from_rotation(q);
+        assert_eq!(
+            constrain(&current, &wanted, None, Some(&free), None).rotation,
+            q
+        );
     }
 
     #[test]

@@ -24,12 +24,13 @@
 //! with its payload ([`ParamEdits`], or [`set_param_state`] / [`press_button`] with `&mut World`).
 //! Nothing changes locally: the state the Upstream accepts (and perhaps corrects) comes back.
 //!
-//! **Upstream.** Share the entities. The Upstream validates what Downstreams propose: a
-//! [`ProposalPolicy`](crate::proposals::ProposalPolicy) and [`LinkPermissions`]
-//! decide whether a `ParamStateComponent` may be set at all, and a system of the app reading
-//! `Changed<ParamState>` makes the value valid with [`ParamDefinition::correct_state`] (clamps
-//! and snaps numbers; refuses unknown option ids), writing the corrected state back so every
-//! Downstream sees the canonical one. The demo scene does this (`crate::demo`).
+//! **Upstream.** Share the entities. The Upstream validates what Downstreams propose: its
+//! [`LinkPermissions`] ([`parameter_permissions`] allows exactly parameter states) and
+//! [`ProposalPolicy`](crate::proposals::ProposalPolicy) decide whether a `ParamStateComponent`
+//! may be set at all, and a system of the app reading `Changed<ParamState>` makes the value
+//! valid with [`ParamDefinition::correct_state`] (clamps and snaps numbers; refuses unknown
+//! option ids), writing the corrected state back so every Downstream sees the canonical one.
+//! The demo scene does this ([`crate::demo`]).
 
 use std::collections::HashSet;
 use std::fmt;

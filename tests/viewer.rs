@@ -391,3 +391,34 @@ fn a_double_click_activates_the_primary_target() {
     );
     assert!(log_text(&s.down).contains("activated box"));
 }
+
+#[test]
+fn an_upstream_holding_to_the_limits_clamps_a_proposal_that_ignores_them() {
+    let mut s = scene("viewer hold", true);
+    s.up.add_systems(Update, bevy_noodles2::demo::hold_to_affordances);
+    // Its first run records the poses it holds to.
+    s.up.update();
+    let b = s.box_down();
+    let link = s.down.world().get::<Mirrored>(b).unwrap().link;
+    // Not through the handles: a client that proposes past every limit.
+    let mut p = Proposal::new();
+    p.insert(b, Transform::from_xyz(5.0, 3.0, -9.0));
+    let mut state = bevy::ecs::system::SystemState::<Proposals>::new(s.down.world_mut());
+    state
+        .get_mut(s.down.world_mut())
+        .unwrap()
+        .send(link, p)
+        .expect("sent");
+    state.apply(s.down.world_mut());
+    let boxed = s.boxed;
+    run_until(
+        &mut [&mut s.up, &mut s.down],
+        Duration::from_secs(10),
+        "the clamped pose on both sides",
+        |a| {
+            let want = Vec3::new(1.0, 0.0, 0.0);
+            a[0].world().get::<Transform>(boxed).unwrap().translation == want
+                && a[1].world().get::<Transform>(b).unwrap().translation == want
+        },
+    );
+}

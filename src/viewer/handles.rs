@@ -266,8 +266,8 @@ fn handle_frame(mode: HandleMode, parent: &GlobalTransform, local: &Transform) -
     }
 }
 
-/// Screen-constant size: a tenth of the distance to the camera.
-fn handle_size(at: Vec3, cameras: &Query<(&Camera, &GlobalTransform)>) -> f32 {
+/// Screen-constant size: about a tenth of the distance to the nearest 3D camera.
+fn handle_size(at: Vec3, cameras: &Query<(&Camera, &GlobalTransform), With<Camera3d>>) -> f32 {
     cameras
         .iter()
         .filter(|(c, _)| c.is_active)
@@ -296,7 +296,7 @@ fn place_handles(
     targets: Query<&Transform, Without<HandleRoot>>,
     parents: Query<&ChildOf>,
     globals: Query<&GlobalTransform>,
-    cameras: Query<(&Camera, &GlobalTransform)>,
+    cameras: Query<(&Camera, &GlobalTransform), With<Camera3d>>,
 ) {
     for (h, mut t) in &mut roots {
         let Ok(local) = targets.get(h.target) else {
@@ -470,7 +470,7 @@ fn drag(
     affordances: Query<Affordances, With<Mirrored>>,
     parents: Query<&ChildOf>,
     globals: Query<&GlobalTransform>,
-    cameras: Query<(&Camera, &GlobalTransform)>,
+    cameras: Query<(&Camera, &GlobalTransform), With<Camera3d>>,
     mut ghosts: Query<&mut Transform, (With<Ghost>, Without<Mirrored>)>,
 ) {
     if !handles.contains(event.event_target()) {
