@@ -294,6 +294,18 @@ fn a_click_selects_the_selectable_ancestor_and_handles_show_only_free_axes() {
     assert_eq!(s.down.world().resource::<Selection>().0, None);
     s.down.update();
     assert!(handles(&mut s.down).is_empty());
+    // The release that ends a drag (an orbit of the camera) is not a click that selects.
+    s.down.world_mut().trigger(Pointer::new(
+        PointerId::Mouse,
+        location(),
+        DragStart {
+            button: PointerButton::Primary,
+            hit: hit(),
+        },
+        b,
+    ));
+    click(&mut s.down, b, 1);
+    assert_eq!(s.down.world().resource::<Selection>().0, None);
 }
 
 #[test]

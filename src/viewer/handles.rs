@@ -243,9 +243,9 @@ fn handle_mesh(mode: HandleMode) -> Mesh {
             .translated_by(Vec3::Y * 0.5)
     };
     let tip = match mode {
-        HandleMode::Rotate => return Torus::new(0.95, 1.05).mesh().build(),
-        HandleMode::Translate => Cone::new(0.09, 0.25).mesh().build(),
-        HandleMode::Scale => Cuboid::from_length(0.2).mesh().build(),
+        HandleMode::Rotate => return Torus::new(0.93, 1.07).mesh().build(),
+        HandleMode::Translate => Cone::new(0.14, 0.3).mesh().build(),
+        HandleMode::Scale => Cuboid::from_length(0.24).mesh().build(),
     };
     let mut mesh = shaft();
     // Both are Bevy primitives with the same attributes; should merging fail, the shaft alone

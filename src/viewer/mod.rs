@@ -26,7 +26,7 @@ mod params_ui;
 
 use std::collections::VecDeque;
 
-use bevy::picking::events::{Click, Pointer};
+use bevy::picking::events::{Click, DragStart, Pointer, Press};
 use bevy::picking::pointer::PointerButton;
 use bevy::prelude::*;
 
@@ -62,6 +62,9 @@ impl Plugin for ViewerPlugin {
             .init_resource::<ViewerLog>()
             .init_resource::<PointerCapture>()
             .add_message::<ActivationRequest>()
+            .init_resource::<PressState>()
+            .add_observer(on_press)
+            .add_observer(on_drag_start)
             .add_observer(on_click)
             .add_systems(
                 Update,
@@ -177,22 +180,42 @@ pub(crate) fn ancestor_where(
     None
 }
 
+/// Did the pointer drag since it was pressed? Then its release is the end of a drag (an orbit,
+/// a handle), not a click that selects.
+#[derive(Resource, Debug, Default)]
+struct PressState {
+    dragged: bool,
+}
+
+fn on_press(_: On<Pointer<Press>>, mut state: ResMut<PressState>) {
+    state.dragged = false;
+}
+
+fn on_drag_start(_: On<Pointer<DragStart>>, mut state: ResMut<PressState>) {
+    state.dragged = true;
+}
+
+#[expect(clippy::too_many_arguments, reason = "an observer")]
 fn on_click(
     mut click: On<Pointer<Click>>,
+    press: Res<PressState>,
     parents: Query<&ChildOf>,
     selectable: Query<(), (With<CanSelect>, With<Mirrored>)>,
     activatable: Query<(), (With<Activate>, With<Mirrored>)>,
-    handles: Query<(), With<handles::AxisHandle>>,
+    mirrored: Query<(), With<Mirrored>>,
+    capture: Res<PointerCapture>,
     mut selection: ResMut<Selection>,
     mut activations: MessageWriter<ActivationRequest>,
 ) {
     // Handle the click once, at the entity that was hit, not again as it bubbles up.
     click.propagate(false);
-    if click.event.button != PointerButton::Primary {
+    if click.event.button != PointerButton::Primary || press.dragged {
         return;
     }
     let hit = click.event_target();
-    if handles.contains(hit) {
+    // Clicks on panels, handles, ghosts or anything else that is not part of the mirrored world
+    // leave the selection alone.
+    if capture.over_panel || ancestor_where(hit, &parents, |e| mirrored.contains(e)).is_none() {
         return;
     }
     let selected = ancestor_where(hit, &parents, |e| selectable.contains(e));
