@@ -541,12 +541,13 @@ fn components(world: &World, ui: &mut egui::Ui, e: Entity) {
         return;
     };
     let registry = world.resource::<AppTypeRegistry>().read();
+    let mut known = known_value(world, e);
     let mut shown = Vec::new();
     for info in world.inspect_entity(e).into_iter().flatten() {
         let name = info.name().shortname().to_string();
         if matches!(
             name.as_str(),
-            "Mirrored" | "RawComponents" | "SelectionOutline" | "ComputedOutline"
+            "Mirrored" | "RawComponents" | "SelectionOutline"
         ) || name.starts_with("Computed")
             || name.starts_with("Inherited")
             || name.starts_with("ViewVisibility")
@@ -555,7 +556,7 @@ fn components(world: &World, ui: &mut egui::Ui, e: Entity) {
         {
             continue;
         }
-        let value = known_value(world, e).remove(name.as_str()).or_else(|| {
+        let value = known.remove(name.as_str()).or_else(|| {
             let reflect = info
                 .type_id()
                 .and_then(|t| registry.get(t))
