@@ -1224,7 +1224,7 @@ impl DemoHost {
                 })
                 .add_plugins(scene)
                 .add_systems(Startup, |mut commands: Commands| {
-                    // Downstreams may edit the demo's parameters, nothing else.
+                    // Downstreams may edit the demo's parameters and move its movable objects.
                     commands
                         .spawn(NoodlesListener::new("ws://127.0.0.1:0").grant(demo_permissions()));
                 })
