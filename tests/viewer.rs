@@ -34,18 +34,11 @@ struct Scene {
 
 /// A headless Downstream with the viewer's client side (no panels, no rendering).
 fn viewer_app(name: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(AssetPlugin::default())
-        .init_asset::<Mesh>()
-        .init_asset::<StandardMaterial>()
-        .init_asset::<Image>()
-        .init_asset::<bevy::mesh::skinning::SkinnedMeshInverseBindposes>()
-        .add_plugins(NoodlesPlugin {
-            session_name: name.into(),
-            ..default()
-        })
-        .add_plugins(ViewerPlugin { ui: false });
+    let mut app = unfinished_asset_app(NoodlesPlugin {
+        session_name: name.into(),
+        ..default()
+    });
+    app.add_plugins(ViewerPlugin { ui: false });
     app.finish();
     app.cleanup();
     app

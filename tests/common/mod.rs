@@ -21,6 +21,14 @@ pub fn app_with(plugin: NoodlesPlugin) -> App {
 /// A headless app with the plugin and Bevy's asset collections (meshes, materials, images,
 /// skins), so assets are mirrored too.
 pub fn asset_app_with(plugin: NoodlesPlugin) -> App {
+    let mut app = unfinished_asset_app(plugin);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+/// [`asset_app_with`] before `finish`, for tests that add more plugins.
+pub fn unfinished_asset_app(plugin: NoodlesPlugin) -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(AssetPlugin::default())
@@ -29,8 +37,6 @@ pub fn asset_app_with(plugin: NoodlesPlugin) -> App {
         .init_asset::<Image>()
         .init_asset::<SkinnedMeshInverseBindposes>()
         .add_plugins(plugin);
-    app.finish();
-    app.cleanup();
     app
 }
 
