@@ -8,6 +8,7 @@
 //! pixels as it does on screen); rotation turns 0.01 rad per pixel. Without a camera to project
 //! with, 100 pixels (right or up) are one unit.
 
+use bevy::light::NotShadowCaster;
 use bevy::picking::Pickable;
 use bevy::picking::events::{Drag, DragEnd, DragStart, Out, Over, Pointer};
 use bevy::picking::pointer::PointerButton;
@@ -221,11 +222,15 @@ fn sync_handles(
             Transform::from_rotation(turn),
             Visibility::default(),
             Pickable::default(),
+            NotShadowCaster,
         ));
         if let (Some(meshes), Some(materials)) = (meshes.as_mut(), materials.as_mut()) {
             let material = materials.add(StandardMaterial {
                 base_color: colors[axis],
                 unlit: true,
+                // Drawn over the object they move (a constant depth bias large enough to win
+                // against anything at a similar distance).
+                depth_bias: HANDLE_DEPTH_BIAS,
                 ..default()
             });
             let mesh = meshes.add(handle_mesh(*mode));
@@ -233,6 +238,9 @@ fn sync_handles(
         }
     }
 }
+
+/// See where the handles' material is made.
+const HANDLE_DEPTH_BIAS: f32 = 1.0e8;
 
 /// A handle along +Y: an arrow, a ring or a shaft with a box.
 fn handle_mesh(mode: HandleMode) -> Mesh {
@@ -454,6 +462,7 @@ fn spawn_ghost(
             Visibility::default(),
             Mesh3d(mesh.0.clone()),
             Pickable::IGNORE,
+            NotShadowCaster,
         ));
         if let Some(m) = &material {
             c.insert(MeshMaterial3d(m.clone()));
