@@ -553,36 +553,15 @@ mod tests {
             y: AxisLimit::locked(0.0),
             z: AxisLimit::FREE,
         });
-        let moved = |x, y, z| Transform::from_xyz(x, y, z);
+        // May the entity be moved to (x, y, z), with or without its `CanTranslate`?
+        let may = |x, y, z, t: Option<&CanTranslate>| {
+            within_limits(&current, &Transform::from_xyz(x, y, z), t, None, None)
+        };
         assert!(within_limits(&current, &current, None, None, None));
-        assert!(within_limits(
-            &current,
-            &moved(0.5, 0.0, 9.0),
-            Some(&t),
-            None,
-            None
-        ));
-        assert!(!within_limits(
-            &current,
-            &moved(1.5, 0.0, 0.0),
-            Some(&t),
-            None,
-            None
-        ));
-        assert!(!within_limits(
-            &current,
-            &moved(0.0, 0.5, 0.0),
-            Some(&t),
-            None,
-            None
-        ));
-        assert!(!within_limits(
-            &current,
-            &moved(0.5, 0.0, 0.0),
-            None,
-            None,
-            None
-        ));
+        assert!(may(0.5, 0.0, 9.0, Some(&t)));
+        assert!(!may(1.5, 0.0, 0.0, Some(&t)), "past the x limit");
+        assert!(!may(0.0, 0.5, 0.0, Some(&t)), "along the locked y");
+        assert!(!may(0.5, 0.0, 0.0, None), "without the affordance");
         let turned = Transform::from_rotation(Quat::from_rotation_z(0.3));
         assert!(!within_limits(&current, &turned, Some(&t), None, None));
         let r = CanRotate(AxisLimits::FREE);

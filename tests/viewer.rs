@@ -212,6 +212,16 @@ fn release(app: &mut App, handle: Entity, distance: Vec2) {
     ));
 }
 
+/// Select the box (a click) and return it with its x handle (the first one shown).
+fn grab_x_handle(s: &mut Scene) -> (Entity, Entity) {
+    let b = s.box_down();
+    click(&mut s.down, b, 1);
+    s.down.update();
+    let (x, h) = handles(&mut s.down)[0];
+    assert_eq!((h.axis, h.mode), (0, HandleMode::Translate));
+    (b, x)
+}
+
 fn ghosts(app: &mut App) -> Vec<Transform> {
     let mut q = app.world_mut().query_filtered::<&Transform, With<Ghost>>();
     q.iter(app.world()).copied().collect()
@@ -304,10 +314,7 @@ fn a_click_selects_the_selectable_ancestor_and_handles_show_only_free_axes() {
 #[test]
 fn a_drag_past_a_limit_is_clamped_in_the_proposal_and_moves_the_entity() {
     let mut s = scene("viewer drag", true);
-    let b = s.box_down();
-    click(&mut s.down, b, 1);
-    s.down.update();
-    let (x, _) = handles(&mut s.down)[0];
+    let (b, x) = grab_x_handle(&mut s);
     // 1,000 pixels to the right: 10 units without a camera, clamped to the limit of 1.
     drag(&mut s.down, x, Vec2::new(1000.0, 0.0));
     let g = ghosts(&mut s.down);
@@ -344,10 +351,7 @@ fn a_drag_past_a_limit_is_clamped_in_the_proposal_and_moves_the_entity() {
 #[test]
 fn a_rejected_drag_snaps_back_and_says_why() {
     let mut s = scene("viewer reject", false);
-    let b = s.box_down();
-    click(&mut s.down, b, 1);
-    s.down.update();
-    let (x, _) = handles(&mut s.down)[0];
+    let (b, x) = grab_x_handle(&mut s);
     drag(&mut s.down, x, Vec2::new(-50.0, 0.0));
     assert_eq!(
         ghosts(&mut s.down)[0].translation,

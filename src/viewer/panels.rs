@@ -121,6 +121,10 @@ fn fit_cameras(
     let scale = window.scale_factor();
     let [l, t, r, b] = state.insets.map(|v| (v * scale).max(0.0) as u32);
     let (w, h) = (window.physical_width(), window.physical_height());
+    // A minimized window has no pixels: keep the viewports until it comes back.
+    if w == 0 || h == 0 {
+        return;
+    }
     let size = UVec2::new(
         w.saturating_sub(l + r).max(1),
         h.saturating_sub(t + b).max(1),
