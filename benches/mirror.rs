@@ -304,6 +304,15 @@ fn measured_downstream_tick(down: &mut App) -> f64 {
     black_box((timed_update(down), 2u8)).0
 }
 
+/// An Upstream update of the asset case with assets: under
+/// `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*measured_asset_tick*'` (and
+/// `MIRROR_BENCH_ASSETS_ONLY=1`) it counts the instructions of those updates alone, and with
+/// `'*measured_upstream_tick*'` those of the same case without assets.
+#[inline(never)]
+fn measured_asset_tick(up: &mut App) -> f64 {
+    black_box((timed_update(up), 3u8)).0
+}
+
 fn run_ours(n: usize, period: usize, r: &mut CaseResult) {
     run_ours_ticks(n, period, (WARMUP_TICKS, MEASURED_TICKS), r);
 }
@@ -509,7 +518,12 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             }
             world.despawn(victim);
         }
-        let up_us = timed_update(&mut up);
+        // Markers for `valgrind --toggle-collect` (see `measured_asset_tick`).
+        let up_us = if with_assets {
+            measured_asset_tick(&mut up)
+        } else {
+            measured_upstream_tick(&mut up)
+        };
         let send_us = up.world().resource::<Stamps>().us(2, 3);
         let export_us = up.world().resource::<Stamps>().us(2, 4);
         let sent = up.world().resource::<MirrorStats>().transactions_sent;

@@ -28,6 +28,7 @@ use super::remote::OobServer;
 use super::sync::{AssetStats, asset_type, buffer_body, delete_buffer, whole_view};
 use super::users::{RefCounts, Users, modified, take_finished};
 use crate::codec::{ImageAsset, ImageFlags, Wire};
+use crate::mirror::changes::anything_changed;
 use crate::mirror::{AssetIdMap, Outgoing, Shared, SharedId, send_tick, upgrade};
 use crate::schedule::NoodlesSystems;
 
@@ -81,7 +82,8 @@ impl ExportAppExt for App {
                 PostUpdate,
                 (
                     note_modified::<U>,
-                    export_used::<U>
+                    anything_changed::<U>
+                        .pipe(export_used::<U>)
                         .run_if(send_tick)
                         .after(finish_image_encodings),
                 )
@@ -337,6 +339,8 @@ fn note_modified<U: AssetUser>(
 #[expect(clippy::too_many_arguments, reason = "the exporter of one user type")]
 #[expect(clippy::type_complexity, reason = "change-detection filters")]
 fn export_used<U: AssetUser>(
+    // Whether the first query below selects anything (a cheap test that spares its scan).
+    In(any_changed): In<bool>,
     mut state: ResMut<ExportState<U>>,
     mut export: ResMut<AssetExport>,
     mut ids: ResMut<AssetIdMap>,
@@ -355,12 +359,15 @@ fn export_used<U: AssetUser>(
     let oob = oob.as_deref();
     let state = &mut *state;
     let mut want: HashSet<UntypedAssetId> = HashSet::new();
-    for (e, u) in users.p0().iter() {
-        let key = u.asset().untyped();
-        if let Some(old) = state.users.set(e, key) {
-            state.unused.push(old);
+    // The query's scan is skipped when nothing can match it.
+    if any_changed {
+        for (e, u) in users.p0().iter() {
+            let key = u.asset().untyped();
+            if let Some(old) = state.users.set(e, key) {
+                state.unused.push(old);
+            }
+            want.insert(key);
         }
-        want.insert(key);
     }
     for key in std::mem::take(&mut state.unused) {
         if !state.users.is_used(&key) {

@@ -14,6 +14,7 @@
 //! which then has both, and references are always encoded in the namespace of the link they go to.
 
 mod asset_ids;
+pub(crate) mod changes;
 pub(crate) mod core_components;
 mod downstream;
 mod raw;

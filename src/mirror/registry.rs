@@ -794,13 +794,14 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
     app.world_mut()
         .get_resource_or_init::<Outgoing>()
         .register(key);
-    let collect = move |changed: ChangedShared<M::C>,
+    let collect = move |In(any_changed): In<bool>,
+                        changed: ChangedShared<M::C>,
                         all: AllShared<M::C>,
                         ids: Query<&SharedId>,
                         assets: Res<AssetIdMap>,
                         config: Res<super::MirrorConfig>,
                         out: ResMut<Outgoing>| {
-        upstream::collect_changes(m, changed, all, ids, assets, config, out)
+        upstream::collect_changes(m, any_changed, changed, all, ids, assets, config, out)
     };
     let removals =
         move |removed: RemovedComponents<M::C>, still: StillShared<M::C>, out: ResMut<Outgoing>| {
@@ -808,7 +809,13 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
         };
     app.add_systems(
         PostUpdate,
-        (collect.run_if(upstream::send_tick), removals).in_set(NoodlesSystems::Collect),
+        (
+            super::changes::anything_changed::<M::C>
+                .pipe(collect)
+                .run_if(upstream::send_tick),
+            removals,
+        )
+            .in_set(NoodlesSystems::Collect),
     )
 }
 

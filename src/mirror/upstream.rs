@@ -243,8 +243,13 @@ pub(crate) type AllShared<'w, 's, C> = Query<'w, 's, (&'static SharedId, &'stati
 pub(crate) type StillShared<'w, 's, C> = Query<'w, 's, (&'static SharedId, Has<C>), With<Shared>>;
 
 /// Gather changed (and, for joining links, all) components of mapping `m` on shared entities.
+/// `any_changed`: whether `changed` selects anything at all
+/// ([`anything_changed`](super::changes::anything_changed), much cheaper than the query's
+/// per-entity filter when nothing did).
+#[expect(clippy::too_many_arguments, reason = "the collector of one mapping")]
 pub(crate) fn collect_changes<M: Mapping>(
     m: M,
+    any_changed: bool,
     changed: ChangedShared<M::C>,
     all: AllShared<M::C>,
     ids: Query<&SharedId>,
@@ -254,7 +259,7 @@ pub(crate) fn collect_changes<M: Mapping>(
 ) {
     let limit = config.max_transaction_bytes.max(64);
     let key = m.key();
-    let want_delta = !out.synced.is_empty();
+    let want_delta = any_changed && !out.synced.is_empty();
     let want_snapshot = !out.joining.is_empty();
     let Some(t) = out.types.get_mut(&key) else {
         return;
