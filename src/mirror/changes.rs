@@ -1,6 +1,6 @@
 //! Whether any shared entity changed: a cheap test before a `Changed<C>` query, answering
-//! whether the filter `(With<Shared>, Or<(Changed<C>, Added<SharedId>)>)` would select anything,
-//! by reading the change-tick columns of the matching tables directly.
+//! whether a query of `&C` filtered by `(With<Shared>, Or<(Changed<C>, Added<SharedId>)>)` would
+//! select anything, by reading the change-tick columns of the matching tables directly.
 //!
 //! Bevy has no change ticks per archetype or table, so a `Changed<C>` query looks at every entity
 //! with `C`, one filter call at a time: about 25 instructions per entity for this filter, every
@@ -26,11 +26,12 @@ use bevy::prelude::*;
 use super::{Shared, SharedId};
 
 /// Entities with every component the scan needs (tables whose columns are read).
-type Candidates<C> = QueryState<(), (With<Shared>, With<SharedId>, With<C>)>;
-/// The scan's cached state (`Local` of [`changed_shared`]).
+type Candidates<C> = (With<Shared>, With<SharedId>, With<C>);
+
+/// The scan's cached state (`Local` of [`anything_changed`]).
 pub(crate) struct Scan<C: Component> {
     /// Built once the component types are registered.
-    state: Option<(Candidates<C>, ComponentId, ComponentId)>,
+    state: Option<(QueryState<(), Candidates<C>>, ComponentId, ComponentId)>,
 }
 
 impl<C: Component> Default for Scan<C> {
@@ -57,7 +58,7 @@ pub(crate) fn anything_changed<C: Component>(
     }
     if scan.state.is_none() {
         let (Some(state), Some(id_id)) = (
-            world.try_query_filtered::<(), (With<Shared>, With<SharedId>, With<C>)>(),
+            world.try_query_filtered::<(), Candidates<C>>(),
             world.component_id::<SharedId>(),
         ) else {
             return false;
@@ -151,14 +152,15 @@ mod tests {
     struct Table(u32);
     #[derive(Component)]
     #[component(storage = "SparseSet")]
-    struct Sparse(u32);
+    struct Sparse;
 
     /// What the scan answered, and what the filter it stands for selected, in the same run.
     #[derive(Resource, Default)]
     struct Answers(Vec<(bool, usize)>);
 
-    /// The filter the scan stands for.
-    type Filter<C> = (With<Shared>, Or<(Changed<C>, Added<SharedId>)>);
+    /// The filter the scan stands for, on entities with `C` (the collectors' and exporters'
+    /// queries fetch `&C`).
+    type Filter<C> = (With<Shared>, With<C>, Or<(Changed<C>, Added<SharedId>)>);
 
     fn both<C: Component>(
         In(any): In<bool>,
@@ -178,8 +180,7 @@ mod tests {
             .expect("the systems ran")
     }
 
-    /// The scan says yes exactly when the filter `(With<Shared>, Or<(Changed<C>,
-    /// Added<SharedId>)>)` selects something, across several tables and chunk boundaries.
+    /// The scan says yes exactly when [`Filter`] selects something, across several tables and chunk boundaries.
     fn agrees_with_the_filter<C: Component<Mutability = Mutable>>(
         make: fn(u32) -> C,
         get: fn(&mut C) -> &mut u32,
@@ -217,10 +218,10 @@ mod tests {
         let _ = world.get::<C>(shared[5]);
         world.entity_mut(without).insert(Name::new("y"));
         assert_eq!(answer(&mut app), (false, 0));
-        // Shared again (a new `SharedId`) without touching `C`.
-        app.world_mut()
-            .entity_mut(shared[150])
-            .insert(SharedId(1000));
+        // Shared again (unshared, then a new `SharedId`) without touching `C`.
+        let mut e = app.world_mut().entity_mut(shared[150]);
+        e.remove::<SharedId>();
+        e.insert(SharedId(1000));
         assert_eq!(answer(&mut app), (true, 1), "a newly shared entity");
     }
 
@@ -234,7 +235,7 @@ mod tests {
         let mut app = App::new();
         app.init_resource::<Answers>()
             .add_systems(Update, anything_changed::<Sparse>.pipe(both::<Sparse>));
-        app.world_mut().spawn((Shared, SharedId(1), Sparse(0)));
+        app.world_mut().spawn((Shared, SharedId(1), Sparse));
         assert_eq!(answer(&mut app), (true, 1));
         assert_eq!(answer(&mut app), (true, 0));
     }
