@@ -180,7 +180,8 @@ mod tests {
             .expect("the systems ran")
     }
 
-    /// The scan says yes exactly when [`Filter`] selects something, across several tables and chunk boundaries.
+    /// The scan says yes exactly when [`Filter`] selects something, across several tables and
+    /// chunk boundaries.
     fn agrees_with_the_filter<C: Component<Mutability = Mutable>>(
         make: fn(u32) -> C,
         get: fn(&mut C) -> &mut u32,
@@ -208,13 +209,16 @@ mod tests {
         // A change in any row (first, at a chunk's edge, in the last partial chunk, in the
         // second table) is seen, and nothing else.
         for i in [0usize, 63, 64, 130, 199, 201] {
-            *get(&mut app.world_mut().get_mut::<C>(shared[i]).unwrap()) += 1;
+            *get(&mut app
+                .world_mut()
+                .get_mut::<C>(shared[i])
+                .expect("spawned with C")) += 1;
             assert_eq!(answer(&mut app), (true, 1), "a change in row {i}");
             assert_eq!(answer(&mut app), (false, 0));
         }
         // Changes that do not count: an entity that is not shared, or reads.
         let world = app.world_mut();
-        *get(&mut world.get_mut::<C>(unshared).unwrap()) += 1;
+        *get(&mut world.get_mut::<C>(unshared).expect("spawned with C")) += 1;
         let _ = world.get::<C>(shared[5]);
         world.entity_mut(without).insert(Name::new("y"));
         assert_eq!(answer(&mut app), (false, 0));
