@@ -544,6 +544,17 @@ pub(crate) fn import_assets(world: &mut World) {
         Some(mut incoming) => incoming.take(),
         None => return,
     };
+    // Most frames bring no asset and nothing waits: skip the registry's copy below.
+    if incoming.is_empty() && world.resource::<AssetImport>().waiting.is_empty() {
+        let decoding = world.resource::<AssetImport>().decoding.len();
+        let stats = world.resource::<AssetStats>();
+        if (stats.pending, stats.decoding) != (0, decoding) {
+            let mut stats = world.resource_mut::<AssetStats>();
+            stats.pending = 0;
+            stats.decoding = decoding;
+        }
+        return;
+    }
     let registry = world.resource::<ComponentRegistry>().clone();
     let mut work = std::mem::take(&mut world.resource_mut::<AssetImport>().waiting);
     // Content applies in array order (spec: "Transactions and Authority"): a deletion cancels the

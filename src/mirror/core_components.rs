@@ -52,14 +52,6 @@ impl MirrorComponent for Transform {
             scale: Vec3::new(s.x.get(), s.y.get(), s.z.get()),
         })
     }
-    fn store(self, entity: &mut EntityWorldMut<'_>) {
-        match entity.get_mut::<Transform>() {
-            Some(mut t) => *t = self,
-            None => {
-                entity.insert(self);
-            }
-        }
-    }
 }
 
 impl MirrorComponent for Name {

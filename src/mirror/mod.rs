@@ -93,6 +93,7 @@ pub struct Shared;
 /// [`Shared`], removed with it. An entity mirrored from an Upstream carries that Upstream's id in
 /// [`Mirrored`] instead.
 #[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[component(on_insert = changes::count_share)]
 pub struct SharedId(pub(crate) u64);
 
 impl SharedId {
@@ -315,6 +316,7 @@ impl Plugin for MirrorPlugin {
             .init_resource::<ComponentRegistry>()
             .init_resource::<AssetIdMap>()
             .init_resource::<Outgoing>()
+            .init_resource::<changes::ShareEpoch>()
             .init_resource::<MirrorStats>()
             .init_resource::<AuthorityClock>()
             .init_resource::<IncomingAssets>()
