@@ -10,8 +10,9 @@
 //! ```
 //!
 //! The asset case (issue 10) runs first: 10,000 shared entities, 10 % of transforms changing and
-//! one entity despawned per tick, without and with a mesh and a material on every entity; it
-//! prints the Upstream's mirror section with assets against the same world without them.
+//! one entity despawned per tick, without and with a mesh and a material on every entity (two
+//! pairs of apps that tick in turns, so that the machine's moods weigh on both alike); it prints
+//! the Upstream's mirror section with assets against the same world without them.
 //!
 //! # Method
 //!
@@ -441,72 +442,101 @@ fn noodles_asset_app(name: &str) -> App {
     app
 }
 
-/// 10,000 shared entities, 10 % of transforms changing and one entity despawned per tick;
-/// `with_assets` gives each a `Mesh3d` and a `MeshMaterial3d`. Returns the Upstream's mirror
-/// section per tick (µs), its `ExportAssets` part, and the whole update.
-fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let (n, period) = ASSET_CASE;
-    let mut up = noodles_asset_app("asset bench upstream");
-    let url = listen(&mut up, deadline());
-    let mut spawned = Vec::with_capacity(n);
-    {
-        let world = up.world_mut();
-        let meshes: Vec<Handle<Mesh>> = {
-            let mut meshes = world.resource_mut::<Assets<Mesh>>();
-            (0..SHARED_MESHES + OWN_MESHES)
-                .map(|i| meshes.add(Cuboid::new(1.0 + i as f32 * 0.01, 1.0, 1.0)))
-                .collect()
-        };
-        let materials: Vec<Handle<StandardMaterial>> = {
-            let mut materials = world.resource_mut::<Assets<StandardMaterial>>();
-            (0..MATERIALS)
-                .map(|i| materials.add(Color::srgb(i as f32 / MATERIALS as f32, 0.5, 0.5)))
-                .collect()
-        };
-        for i in 0..n {
-            let mut e = world.spawn((
-                Idx(i as u32),
-                Transform::from_xyz(i as f32, 0.0, 0.0),
-                Shared,
-            ));
-            if with_assets {
-                let mesh = if i < OWN_MESHES {
-                    SHARED_MESHES + i
-                } else {
-                    i % SHARED_MESHES
-                };
-                e.insert((
-                    Mesh3d(meshes[mesh].clone()),
-                    MeshMaterial3d(materials[i % MATERIALS].clone()),
+/// One variant of the asset case: 10,000 shared entities, 10 % of transforms changing and one
+/// entity despawned per tick; `with_assets` gives each a `Mesh3d` and a `MeshMaterial3d`. The
+/// two variants live side by side and tick in turns ([`run_asset_cases`]), so that what the
+/// machine does meanwhile (another process, a slower core) weighs on both alike.
+struct AssetCase {
+    with_assets: bool,
+    up: App,
+    down: App,
+    /// The entities despawned one per tick, in order.
+    victims: Vec<Entity>,
+    /// Per measured tick: the Upstream's mirror section (µs), its `ExportAssets` part, and the
+    /// whole update.
+    send: Vec<f64>,
+    export: Vec<f64>,
+    whole: Vec<f64>,
+}
+
+impl AssetCase {
+    fn new(with_assets: bool) -> Self {
+        let (n, _) = ASSET_CASE;
+        let mut up = noodles_asset_app("asset bench upstream");
+        let url = listen(&mut up, deadline());
+        let mut spawned = Vec::with_capacity(n);
+        {
+            let world = up.world_mut();
+            let meshes: Vec<Handle<Mesh>> = {
+                let mut meshes = world.resource_mut::<Assets<Mesh>>();
+                (0..SHARED_MESHES + OWN_MESHES)
+                    .map(|i| meshes.add(Cuboid::new(1.0 + i as f32 * 0.01, 1.0, 1.0)))
+                    .collect()
+            };
+            let materials: Vec<Handle<StandardMaterial>> = {
+                let mut materials = world.resource_mut::<Assets<StandardMaterial>>();
+                (0..MATERIALS)
+                    .map(|i| materials.add(Color::srgb(i as f32 / MATERIALS as f32, 0.5, 0.5)))
+                    .collect()
+            };
+            for i in 0..n {
+                let mut e = world.spawn((
+                    Idx(i as u32),
+                    Transform::from_xyz(i as f32, 0.0, 0.0),
+                    Shared,
                 ));
+                if with_assets {
+                    let mesh = if i < OWN_MESHES {
+                        SHARED_MESHES + i
+                    } else {
+                        i % SHARED_MESHES
+                    };
+                    e.insert((
+                        Mesh3d(meshes[mesh].clone()),
+                        MeshMaterial3d(materials[i % MATERIALS].clone()),
+                    ));
+                }
+                spawned.push(e.id());
             }
-            spawned.push(e.id());
         }
-    }
-    up.update();
-
-    let mut down = noodles_asset_app("asset bench downstream");
-    down.world_mut().spawn(NoodlesConnect::new(url));
-    let start = Instant::now();
-    let with_mesh = |down: &mut App| count::<(With<Mirrored>, With<Mesh3d>)>(down);
-    loop {
         up.update();
-        down.update();
-        let stats = down.world().resource::<AssetStats>();
-        let assets_done = !with_assets
-            || (stats.pending == 0 && stats.decoding == 0 && with_mesh(&mut down) == n);
-        if mirrored(&mut down) == n && assets_done {
-            break;
+
+        let mut down = noodles_asset_app("asset bench downstream");
+        down.world_mut().spawn(NoodlesConnect::new(url));
+        let start = Instant::now();
+        loop {
+            up.update();
+            down.update();
+            let stats = down.world().resource::<AssetStats>();
+            let assets_done = !with_assets
+                || (stats.pending == 0
+                    && stats.decoding == 0
+                    && count::<(With<Mirrored>, With<Mesh3d>)>(&mut down) == n);
+            if mirrored(&mut down) == n && assets_done {
+                break;
+            }
+            assert!(
+                start.elapsed() < deadline(),
+                "initial sync of the asset case did not finish"
+            );
         }
-        assert!(
-            start.elapsed() < deadline(),
-            "initial sync of the asset case did not finish"
-        );
+        let victims = spawned[..WARMUP_TICKS + MEASURED_TICKS].to_vec();
+        AssetCase {
+            with_assets,
+            up,
+            down,
+            victims,
+            send: Vec::new(),
+            export: Vec::new(),
+            whole: Vec::new(),
+        }
     }
 
-    let (mut send, mut export, mut whole) = (Vec::new(), Vec::new(), Vec::new());
-    let victims = spawned[..WARMUP_TICKS + MEASURED_TICKS].to_vec();
-    for (tick, victim) in victims.into_iter().enumerate() {
+    /// Tick `tick`: change 10 % of the transforms, despawn one entity, update the Upstream (and
+    /// record its sections), then the Downstream until it applied everything.
+    fn tick(&mut self, tick: usize) {
+        let period = ASSET_CASE.1;
+        let (up, down) = (&mut self.up, &mut self.down);
         let phase = (tick % period) as u32;
         {
             let world = up.world_mut();
@@ -516,13 +546,13 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
                     t.translation.x += 1.0;
                 }
             }
-            world.despawn(victim);
+            world.despawn(self.victims[tick]);
         }
         // Markers for `valgrind --toggle-collect` (see `measured_asset_tick`).
-        let up_us = if with_assets {
-            measured_asset_tick(&mut up)
+        let up_us = if self.with_assets {
+            measured_asset_tick(up)
         } else {
-            measured_upstream_tick(&mut up)
+            measured_upstream_tick(up)
         };
         let send_us = up.world().resource::<Stamps>().us(2, 3);
         let export_us = up.world().resource::<Stamps>().us(2, 4);
@@ -536,28 +566,55 @@ fn run_asset_case(with_assets: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
             );
         }
         if tick >= WARMUP_TICKS {
-            send.push(send_us);
-            export.push(export_us);
-            whole.push(up_us);
+            self.send.push(send_us);
+            self.export.push(export_us);
+            self.whole.push(up_us);
         }
     }
-    let left = n - WARMUP_TICKS - MEASURED_TICKS;
-    assert_eq!(mirrored(&mut down), left, "despawns not mirrored");
-    assert_eq!(
-        sum_x::<With<Shared>>(&mut up),
-        sum_x::<With<Mirrored>>(&mut down),
-        "Downstream transforms differ (asset case)"
-    );
-    if with_assets {
-        assert_eq!(with_mesh(&mut down), left, "meshes not mirrored");
-        // Every own mesh was despawned with its entity: only the shared ones remain exported.
-        let meshes = down.world().resource::<Assets<Mesh>>().len();
-        assert!(
-            meshes <= SHARED_MESHES + 1,
-            "{meshes} meshes on the Downstream: deleted meshes were not deleted there"
+
+    /// Check what the Downstream mirrors, and return the samples.
+    fn finish(mut self) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (n, _) = ASSET_CASE;
+        let (up, down) = (&mut self.up, &mut self.down);
+        let left = n - WARMUP_TICKS - MEASURED_TICKS;
+        assert_eq!(mirrored(down), left, "despawns not mirrored");
+        assert_eq!(
+            sum_x::<With<Shared>>(up),
+            sum_x::<With<Mirrored>>(down),
+            "Downstream transforms differ (asset case)"
         );
+        if self.with_assets {
+            assert_eq!(
+                count::<(With<Mirrored>, With<Mesh3d>)>(down),
+                left,
+                "meshes not mirrored"
+            );
+            // Every own mesh was despawned with its entity: only the shared ones remain exported.
+            let meshes = down.world().resource::<Assets<Mesh>>().len();
+            assert!(
+                meshes <= SHARED_MESHES + 1,
+                "{meshes} meshes on the Downstream: deleted meshes were not deleted there"
+            );
+        }
+        (self.send, self.export, self.whole)
     }
-    (send, export, whole)
+}
+
+/// The asset case without and with assets, ticking in turns. Returns each variant's samples.
+#[expect(clippy::type_complexity, reason = "three sample series per variant")]
+fn run_asset_cases() -> (
+    (Vec<f64>, Vec<f64>, Vec<f64>),
+    (Vec<f64>, Vec<f64>, Vec<f64>),
+) {
+    eprintln!("assets case: setting up both variants ...");
+    let mut bare = AssetCase::new(false);
+    let mut with = AssetCase::new(true);
+    eprintln!("assets case: ticking both in turns ...");
+    for tick in 0..WARMUP_TICKS + MEASURED_TICKS {
+        bare.tick(tick);
+        with.tick(tick);
+    }
+    (bare.finish(), with.finish())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -837,10 +894,7 @@ fn main() {
         .filter(|&(n, _)| !only_assets && (!quick || n <= 10_000))
         .collect();
 
-    eprintln!("assets case: without assets ...");
-    let bare = run_asset_case(false);
-    eprintln!("assets case: with meshes and materials ...");
-    let with = run_asset_case(true);
+    let (bare, with) = run_asset_cases();
 
     let mut results = Vec::new();
     for &(n, period) in &cases {

@@ -23,8 +23,8 @@ use std::cell::UnsafeCell;
 
 use bevy::ecs::change_detection::{MAX_CHANGE_AGE, Tick};
 use bevy::ecs::component::{ComponentId, StorageType};
-use bevy::ecs::query::QueryState;
 use bevy::ecs::lifecycle::HookContext;
+use bevy::ecs::query::QueryState;
 use bevy::ecs::system::SystemChangeTick;
 use bevy::ecs::world::DeferredWorld;
 use bevy::prelude::*;

@@ -1075,18 +1075,30 @@ mod tests {
         let e = app.world_mut().spawn_empty().id();
         store(&mut app, e, InTable("first".into()));
         app.update();
-        assert_eq!(app.world().resource::<Seen>().0, [("first".into(), true, true)]);
+        assert_eq!(
+            app.world().resource::<Seen>().0,
+            [("first".into(), true, true)]
+        );
         app.update();
-        assert_eq!(app.world().resource::<Seen>().0, [("first".into(), false, false)]);
+        assert_eq!(
+            app.world().resource::<Seen>().0,
+            [("first".into(), false, false)]
+        );
         // Overwritten: the old `String` is dropped (Miri or a leak checker would tell), the new
         // value is read back, changed but not added; the entity stays in its table.
         let archetype = app.world().entity(e).archetype().id();
         store(&mut app, e, InTable("second".into()));
         assert_eq!(app.world().entity(e).archetype().id(), archetype);
         app.update();
-        assert_eq!(app.world().resource::<Seen>().0, [("second".into(), true, false)]);
+        assert_eq!(
+            app.world().resource::<Seen>().0,
+            [("second".into(), true, false)]
+        );
         app.update();
-        assert_eq!(app.world().resource::<Seen>().0, [("second".into(), false, false)]);
+        assert_eq!(
+            app.world().resource::<Seen>().0,
+            [("second".into(), false, false)]
+        );
     }
 
     #[test]
