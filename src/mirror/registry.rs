@@ -200,7 +200,8 @@ impl<C: Component, W> MirrorFns<C, W> {
         self
     }
 
-    /// Store decoded values with `store` instead of inserting them.
+    /// Store decoded values with `store` instead of the default (see
+    /// [`MirrorComponent::store`]).
     pub fn with_store(mut self, store: fn(C, &mut EntityWorldMut<'_>)) -> Self {
         self.store = store;
         self
