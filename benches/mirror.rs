@@ -283,6 +283,11 @@ fn mirrored(app: &mut App) -> usize {
     count::<(With<Mirrored>, With<Transform>)>(app)
 }
 
+/// Mirrored entities with a mesh (the asset case).
+fn with_mesh(app: &mut App) -> usize {
+    count::<(With<Mirrored>, With<Mesh3d>)>(app)
+}
+
 fn open_links(app: &mut App) -> usize {
     let world = app.world_mut();
     let mut q = world.query::<&NoodlesLink>();
@@ -509,9 +514,7 @@ impl AssetCase {
             down.update();
             let stats = down.world().resource::<AssetStats>();
             let assets_done = !with_assets
-                || (stats.pending == 0
-                    && stats.decoding == 0
-                    && count::<(With<Mirrored>, With<Mesh3d>)>(&mut down) == n);
+                || (stats.pending == 0 && stats.decoding == 0 && with_mesh(&mut down) == n);
             if mirrored(&mut down) == n && assets_done {
                 break;
             }
@@ -584,11 +587,7 @@ impl AssetCase {
             "Downstream transforms differ (asset case)"
         );
         if self.with_assets {
-            assert_eq!(
-                count::<(With<Mirrored>, With<Mesh3d>)>(down),
-                left,
-                "meshes not mirrored"
-            );
+            assert_eq!(with_mesh(down), left, "meshes not mirrored");
             // Every own mesh was despawned with its entity: only the shared ones remain exported.
             let meshes = down.world().resource::<Assets<Mesh>>().len();
             assert!(

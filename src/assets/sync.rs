@@ -546,13 +546,7 @@ pub(crate) fn import_assets(world: &mut World) {
     };
     // Most frames bring no asset and nothing waits: skip the registry's copy below.
     if incoming.is_empty() && world.resource::<AssetImport>().waiting.is_empty() {
-        let decoding = world.resource::<AssetImport>().decoding.len();
-        let stats = world.resource::<AssetStats>();
-        if (stats.pending, stats.decoding) != (0, decoding) {
-            let mut stats = world.resource_mut::<AssetStats>();
-            stats.pending = 0;
-            stats.decoding = decoding;
-        }
+        count_waiting(world);
         return;
     }
     let registry = world.resource::<ComponentRegistry>().clone();
@@ -639,12 +633,20 @@ pub(crate) fn import_assets(world: &mut World) {
             }
         }
     }
-    let mut import = world.resource_mut::<AssetImport>();
-    import.waiting = waiting;
-    let (pending, decoding) = (import.waiting.len(), import.decoding.len());
-    let mut stats = world.resource_mut::<AssetStats>();
-    stats.pending = pending;
-    stats.decoding = decoding;
+    world.resource_mut::<AssetImport>().waiting = waiting;
+    count_waiting(world);
+}
+
+/// [`AssetStats`]' counts of bodies waiting and decoding (written only when they differ, so the
+/// stats are not marked changed every frame).
+fn count_waiting(world: &mut World) {
+    let import = world.resource::<AssetImport>();
+    let counts = (import.waiting.len(), import.decoding.len());
+    let stats = world.resource::<AssetStats>();
+    if (stats.pending, stats.decoding) != counts {
+        let mut stats = world.resource_mut::<AssetStats>();
+        (stats.pending, stats.decoding) = counts;
+    }
 }
 
 /// The Downstream half, in every app: received bodies go through the registry's asset rules

@@ -1033,8 +1033,10 @@ mod tests {
 
     use super::*;
 
-    #[derive(Component, Debug, PartialEq)]
-    struct InTable(String);
+    /// A table component whose values hold a shared counter, so that a test can tell when the
+    /// old value is dropped.
+    #[derive(Component, Debug)]
+    struct InTable(&'static str, Arc<()>);
     #[derive(Component, Debug, PartialEq)]
     #[component(storage = "SparseSet")]
     struct Sparse(u32);
@@ -1056,13 +1058,19 @@ mod tests {
     /// Values stored by [`insert_component`] read back, and which of them are `Changed` and
     /// `Added` since the last check.
     #[derive(Resource, Default)]
-    struct Seen(Vec<(String, bool, bool)>);
+    struct Seen(Vec<(&'static str, bool, bool)>);
 
     fn seen_table(q: Query<Ref<InTable>>, mut seen: ResMut<Seen>) {
         seen.0 = q
             .iter()
-            .map(|c| (c.0.clone(), c.is_changed(), c.is_added()))
+            .map(|c| (c.0, c.is_changed(), c.is_added()))
             .collect();
+    }
+
+    /// One update: what [`seen_table`] saw.
+    fn seen(app: &mut App) -> Vec<(&'static str, bool, bool)> {
+        app.update();
+        std::mem::take(&mut app.world_mut().resource_mut::<Seen>().0)
     }
 
     fn store<C: Component>(app: &mut App, e: Entity, c: C) {
@@ -1074,32 +1082,23 @@ mod tests {
         let mut app = App::new();
         app.init_resource::<Seen>().add_systems(Update, seen_table);
         let e = app.world_mut().spawn_empty().id();
-        store(&mut app, e, InTable("first".into()));
-        app.update();
-        assert_eq!(
-            app.world().resource::<Seen>().0,
-            [("first".into(), true, true)]
-        );
-        app.update();
-        assert_eq!(
-            app.world().resource::<Seen>().0,
-            [("first".into(), false, false)]
-        );
-        // Overwritten: the old `String` is dropped (Miri or a leak checker would tell), the new
-        // value is read back, changed but not added; the entity stays in its table.
+        let (first, second) = (Arc::new(()), Arc::new(()));
+        store(&mut app, e, InTable("first", first.clone()));
+        assert_eq!(seen(&mut app), [("first", true, true)]);
+        assert_eq!(seen(&mut app), [("first", false, false)]);
+        // Overwritten in its table: the old value is dropped, the new one reads back changed but
+        // not added, and the entity stays where it was.
         let archetype = app.world().entity(e).archetype().id();
-        store(&mut app, e, InTable("second".into()));
+        store(&mut app, e, InTable("second", second.clone()));
         assert_eq!(app.world().entity(e).archetype().id(), archetype);
-        app.update();
         assert_eq!(
-            app.world().resource::<Seen>().0,
-            [("second".into(), true, false)]
+            Arc::strong_count(&first),
+            1,
+            "the old value was not dropped"
         );
-        app.update();
-        assert_eq!(
-            app.world().resource::<Seen>().0,
-            [("second".into(), false, false)]
-        );
+        assert_eq!(Arc::strong_count(&second), 2);
+        assert_eq!(seen(&mut app), [("second", true, false)]);
+        assert_eq!(seen(&mut app), [("second", false, false)]);
     }
 
     #[test]
