@@ -1036,7 +1036,10 @@ mod tests {
     /// A table component whose values hold a shared counter, so that a test can tell when the
     /// old value is dropped.
     #[derive(Component, Debug)]
-    struct InTable(&'static str, Arc<()>);
+    struct InTable(
+        &'static str,
+        #[expect(dead_code, reason = "held only to be counted, never read")] Arc<()>,
+    );
     #[derive(Component, Debug, PartialEq)]
     #[component(storage = "SparseSet")]
     struct Sparse(u32);
