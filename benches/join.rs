@@ -6,16 +6,19 @@
 //!
 //! ```sh
 //! cargo bench --bench join     # about a minute
+//! JOIN_BENCH_TRACE=1 cargo bench --bench join   # and a line per Downstream frame: what arrived
 //! ```
 //!
 //! # Method
 //!
-//! - **Two threads, 60 Hz each.** The Upstream (`MinimalPlugins`, Bevy's mesh, image and
-//!   material assets, `NoodlesPlugin`) runs on a thread of its own; it builds the world, waits
-//!   until everything is exported, then the Downstream (the same plugins, on the main thread)
-//!   connects.
-//! - **The world**: 10 meshes of 5 MiB (positions and normals; out of band, above the 1 MiB
-//!   threshold) and 190 of 256 KiB (inline), 200 materials each with its own 64×64 texture,
+//! - **Two processes, 60 Hz each.** The Upstream (`MinimalPlugins`, Bevy's mesh, image and
+//!   material assets, `NoodlesPlugin`) runs in this process; it builds the world, waits until
+//!   everything is exported, then starts the Downstream (the same plugins) in a child process
+//!   (this same binary), which connects. Each app has Bevy's task pools to itself, as a viewer
+//!   and a host would; they share the machine's two cores.
+//! - **The world**: 10 meshes of 5 MiB and 190 of 256 KiB (positions and normals; every mesh's
+//!   buffer out of band, above the default 64 KiB threshold), 200 materials each with its own
+//!   64×64 texture (inline),
 //!   10,000 shared entities each using one mesh and one material.
 //! - **Joined** is the first Downstream frame in which every mirrored entity has its mesh and its
 //!   material, every material its texture, and nothing waits (`AssetStats::pending`,
@@ -56,8 +59,16 @@ const TEXTURE_SIDE: u32 = 64;
 const FRAME: Duration = Duration::from_micros(16_667);
 const DEADLINE: Duration = Duration::from_secs(300);
 
+/// Set in the child process: the Upstream's url (the child plays the Downstream).
+const ROLE_URL: &str = "JOIN_BENCH_URL";
+
 fn main() {
     init_logging();
+    if let Ok(url) = std::env::var(ROLE_URL) {
+        let (join, bytes) = downstream(&url);
+        println!("joined {} {bytes}", join.as_secs_f64());
+        return;
+    }
     let load_before = load_average();
 
     // The Upstream on its own thread: builds, exports, then reports its url; records its frame
@@ -76,7 +87,7 @@ fn main() {
 
     eprintln!("joining ...");
     *serving.lock().unwrap() = Some(Vec::new());
-    let (join, bytes) = downstream(&url);
+    let (join, bytes) = join_from_child(&url);
     let frames = serving.lock().unwrap().take().unwrap_or_default();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     up.join().expect("the Upstream thread");
@@ -92,13 +103,17 @@ fn main() {
         .min()
         .unwrap();
 
+    if std::env::var_os("JOIN_BENCH_TRACE").is_some() {
+        let shown: Vec<String> = frames.iter().map(|f| format!("{f:.1}")).collect();
+        eprintln!("Upstream frames while serving (ms): {}", shown.join(" "));
+    }
     let mut frames = frames;
     frames.sort_by(f64::total_cmp);
     let median = quantile(&frames, 0.5);
     let longest = frames.last().copied().unwrap_or(f64::NAN);
     println!();
     println!(
-        "joining a world of {ENTITIES} entities, {} meshes ({LARGE_MESHES} of {} MiB out of band), {MATERIALS} materials with {MATERIALS} textures",
+        "joining a world of {ENTITIES} entities, {} meshes ({LARGE_MESHES} of {} MiB), {MATERIALS} materials with {MATERIALS} textures",
         LARGE_MESHES + SMALL_MESHES,
         LARGE_MESH_BYTES >> 20
     );
@@ -211,7 +226,7 @@ fn upstream(
     }));
     let listener = world.spawn(NoodlesListener::new("ws://127.0.0.1:0")).id();
 
-    // Exported: the large meshes' buffers are served out of band, and a few more frames let the
+    // Exported: the meshes' buffers are served out of band, and a few more frames let the
     // images' encodings (off the main thread) finish.
     let start = Instant::now();
     let mut settled = 0;
@@ -226,11 +241,17 @@ fn upstream(
         }
         if !announced {
             let world = app.world();
-            let served = world.get_resource::<OobServer>().map_or(0, |s| s.served());
+            // Every mesh buffer above the threshold is served out of band.
+            let (served, out_of_band) = world.get_resource::<OobServer>().map_or((0, 0), |s| {
+                let above = |bytes: usize| bytes / 24 / 3 * 3 * 24 > s.threshold;
+                let oob = usize::from(above(LARGE_MESH_BYTES)) * LARGE_MESHES
+                    + usize::from(above(SMALL_MESH_BYTES)) * SMALL_MESHES;
+                (s.served(), oob)
+            });
             let exporting = world
                 .get_resource::<bevy_noodles2::assets::AssetExport>()
                 .is_some_and(|e| e.encoding() > 0);
-            settled = if served >= LARGE_MESHES && !exporting {
+            settled = if served >= out_of_band && !exporting {
                 settled + 1
             } else {
                 0
@@ -250,6 +271,29 @@ fn upstream(
     }
 }
 
+/// Runs the Downstream in a child process (this binary, with [`ROLE_URL`]); returns what it
+/// reports.
+fn join_from_child(url: &str) -> (Duration, usize) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
+        .env(ROLE_URL, url)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the Downstream process");
+    let stdout = child.stdout.take().expect("its stdout");
+    let report = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("joined ").map(str::to_owned));
+    let status = child.wait().expect("the Downstream process");
+    let report = report.unwrap_or_else(|| panic!("the Downstream process ended ({status})"));
+    let (secs, bytes) = report.split_once(' ').expect("seconds and bytes");
+    (
+        Duration::from_secs_f64(secs.parse().expect("seconds")),
+        bytes.parse().expect("bytes"),
+    )
+}
+
 /// Connects and runs at 60 Hz until the world is joined; returns the time it took and the bytes
 /// received (link and out of band).
 fn downstream(url: &str) -> (Duration, usize) {
@@ -257,8 +301,13 @@ fn downstream(url: &str) -> (Duration, usize) {
     let start = Instant::now();
     let link = app.world_mut().spawn(NoodlesConnect::new(url)).id();
     let mut next = Instant::now();
+    let trace = std::env::var_os("JOIN_BENCH_TRACE").is_some();
     loop {
+        let frame = Instant::now();
         app.update();
+        if trace {
+            trace_frame(&app, link, start, frame);
+        }
         if joined(&mut app) {
             let took = start.elapsed();
             let world = app.world();
@@ -271,6 +320,30 @@ fn downstream(url: &str) -> (Duration, usize) {
         assert!(start.elapsed() < DEADLINE, "the world was never joined");
         pace(&mut next, FRAME);
     }
+}
+
+/// One line per Downstream frame (`JOIN_BENCH_TRACE=1`): what has arrived so far.
+fn trace_frame(app: &App, link: Entity, start: Instant, frame: Instant) {
+    let world = app.world();
+    let stats = world.resource::<AssetStats>();
+    let oob = world.resource::<OobProgress>();
+    let bytes_in = world
+        .get::<NoodlesLink>(link)
+        .map_or(0, |l| l.stats.bytes_in);
+    let mirrored = world
+        .try_query_filtered::<(), With<Mirrored>>()
+        .map_or(0, |mut q| q.iter(world).count());
+    eprintln!(
+        "{:>7.1} ms (frame {:>5.1} ms): {bytes_in:>9} B in, {mirrored:>5} entities, {:>3} imported, {:>3} waiting, {:>2} decoding, OOB {}/{} done, {} B",
+        start.elapsed().as_secs_f64() * 1e3,
+        frame.elapsed().as_secs_f64() * 1e3,
+        stats.imported,
+        stats.pending,
+        stats.decoding,
+        oob.assets_done,
+        oob.assets_done + oob.assets_pending,
+        oob.bytes_done,
+    );
 }
 
 /// Every mirrored entity has its mesh and material, every material its texture, nothing waits.

@@ -79,7 +79,7 @@ pub struct NoodlesPlugin {
     /// World mirroring settings (send rate, transaction size, what happens on link close).
     pub mirror: crate::mirror::MirrorConfig,
     /// Large buffers out of band (Upstream): with `Some` (the default), the first listener also
-    /// binds an OOB websocket listener and buffers above the threshold (1 MiB) are served there.
+    /// binds an OOB websocket listener and buffers above the threshold (64 KiB) are served there.
     /// `None`: every buffer is sent inline.
     pub oob: Option<OobConfig>,
     /// Fetching OOB and URL buffers (Downstream): size limit, URL timeout.

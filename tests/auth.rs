@@ -212,7 +212,7 @@ fn the_out_of_band_channel_demands_the_links_credentials() {
     use bevy::mesh::PrimitiveTopology;
     let mut up = asset_app("guarded oob");
     let url = listen_with(&mut up, tokens());
-    // 2 MB of positions: above the 1 MiB OOB threshold.
+    // 2 MB of positions: above the OOB threshold (64 KiB).
     let positions: Vec<[f32; 3]> = (0..180_000).map(|i| [i as f32, 0.0, 0.5]).collect();
     let mesh = up.world_mut().resource_mut::<Assets<Mesh>>().add(
         Mesh::new(

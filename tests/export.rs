@@ -176,6 +176,7 @@ fn a_large_texture_is_encoded_and_decoded_off_the_main_thread() {
 
 #[test]
 fn large_textures_arriving_together_are_decoded_a_few_at_a_time() {
+    use bevy_noodles2::assets::AssetImport;
     let (mut up, mut down) = pair();
     let budget = down
         .world()
@@ -196,7 +197,7 @@ fn large_textures_arriving_together_are_decoded_a_few_at_a_time() {
         "five large textures",
         |x| {
             let [u, d] = x else { unreachable!() };
-            most = most.max(d.world().resource::<AssetStats>().decoding);
+            most = most.max(d.world().resource::<AssetImport>().decodes_running());
             cubes
                 .iter()
                 .all(|(c, _)| mirrored_texture(u, d, *c).is_some())

@@ -55,7 +55,7 @@ fn a_wss_link_mirrors_the_world_and_its_oob_buffers_over_tls() {
         "the OOB channel of a wss:// listener speaks TLS"
     );
 
-    // Above the 1 MiB OOB threshold: the buffer goes out of band.
+    // Above the 64 KiB OOB threshold: the buffer goes out of band.
     let mesh = big_mesh(2 << 20);
     let vertices = mesh.count_vertices();
     let handle = up.world_mut().resource_mut::<Assets<Mesh>>().add(mesh);

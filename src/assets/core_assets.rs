@@ -57,9 +57,9 @@ pub(crate) fn store<A: Asset>(
 
 /// Run `work` and put its result into the world with `finish`: at once for up to
 /// [`OFF_THREAD_BYTES`] of input, on the async compute pool above that (the asset is then
-/// [`AssetImported::Decoding`] until it is done; a newer body or a deletion cancels it). While
-/// [`FetchConfig::max_decodes_in_flight`] decodes run, the asset waits its turn
-/// ([`AssetImported::Waiting`], tried again next frame).
+/// [`AssetImported::Decoding`] until it is done; a newer body or a deletion cancels it). At most
+/// [`FetchConfig::max_decodes_in_flight`] decodes run at once; the others queue for a permit on
+/// the pool, and each starts the moment one before it ends (not at the next frame).
 fn decode<T: Send + 'static>(
     world: &mut World,
     (link, ty, id): (Entity, u16, u64),
@@ -70,15 +70,16 @@ fn decode<T: Send + 'static>(
     if input_bytes <= OFF_THREAD_BYTES {
         return finish(world, work()?);
     }
-    let budget = world
+    let permits = world
         .get_resource::<FetchConfig>()
-        .map_or(2, |c| c.max_decodes_in_flight)
-        .max(1);
-    let import = world.resource::<AssetImport>();
-    if import.decoding.len() >= budget && !import.decoding.contains_key(&(link, (0, ty), id)) {
-        return Ok(AssetImported::Waiting);
-    }
+        .map_or(2, |c| c.max_decodes_in_flight);
+    let permits = world.resource_mut::<AssetImport>().decode_permits(permits);
     let task = AsyncComputeTaskPool::get().spawn(async move {
+        // Dropped with the task (a newer body, a deletion, a closed link): the permit returns.
+        let _permit = permits
+            .acquire_owned()
+            .await
+            .map_err(|_| "the decode queue was closed".to_string())?;
         let value = work()?;
         Ok(Box::new(move |world: &mut World| finish(world, value)) as Decoded)
     });

@@ -37,13 +37,18 @@ use crate::oob::{FetchDone, OobClient, OobStore};
 /// to `None` to send every buffer inline.
 #[derive(Resource, Debug, Clone)]
 pub struct OobConfig {
-    /// Buffers with more bytes than this go out of band (default 1 MiB).
+    /// Buffers with more bytes than this go out of band (default 64 KiB). Out of band, a large
+    /// buffer travels on a connection of its own and does not hold up the transforms behind it on
+    /// the main link, and a joining Downstream fetches it while it applies the world; inline, it is
+    /// copied into the transaction on the Upstream's main thread.
     pub threshold: usize,
 }
 
 impl Default for OobConfig {
     fn default() -> Self {
-        OobConfig { threshold: 1 << 20 }
+        OobConfig {
+            threshold: 64 << 10,
+        }
     }
 }
 
@@ -64,9 +69,9 @@ pub struct FetchConfig {
     /// at a time.
     pub max_url_bytes_in_flight: u64,
     /// Received images, meshes and environments decoded off the main thread at once (default
-    /// 2); the others wait their turn (counted in `AssetStats::pending`). Each decode is bounded
-    /// by the image limits (16,384 per side, 64 Mpx), so this bounds the memory that decodes in
-    /// flight take.
+    /// 2); the others queue on the async compute pool and start as soon as one ends (all are
+    /// counted in `AssetStats::decoding`). Each decode is bounded by the image limits (16,384
+    /// per side, 64 Mpx), so this bounds the memory that decodes in flight take.
     pub max_decodes_in_flight: usize,
 }
 

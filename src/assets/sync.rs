@@ -16,6 +16,7 @@
 //! that refer to an asset before it arrives get a reserved handle that is filled when it does.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use bevy::asset::UntypedAssetId;
 use bevy::light::{GeneratedEnvironmentMapLight, Skybox};
@@ -117,8 +118,9 @@ pub struct AssetStats {
     pub recent_refusals: std::collections::VecDeque<AssetRefusal>,
     /// Assets waiting for a buffer they reference.
     pub pending: usize,
-    /// Assets being decoded on the async compute pool (Downstream; see
-    /// [`OFF_THREAD_BYTES`](super::OFF_THREAD_BYTES)).
+    /// Assets being decoded on the async compute pool, or queued for it (Downstream; see
+    /// [`OFF_THREAD_BYTES`](super::OFF_THREAD_BYTES) and
+    /// [`AssetImport::decodes_running`]).
     pub decoding: usize,
     /// Assets received but not used: types this app registers no rule for, and Core types it
     /// does not use (materials without `render`). Their bodies are kept in [`RawAssets`].
@@ -383,8 +385,12 @@ pub struct AssetImport {
     pub(crate) failed: HashMap<(Entity, u64), String>,
     /// Assets waiting for something they refer to: (link, asset type, id, body).
     waiting: Vec<(Entity, (u16, u16), u64, Bytes)>,
-    /// Assets being decoded on the async compute pool, by (link, asset type, id).
+    /// Assets being decoded on the async compute pool (or queued for a permit), by (link, asset
+    /// type, id).
     pub(crate) decoding: HashMap<(Entity, (u16, u16), u64), DecodeTask>,
+    /// Permits of decodes running at once, and how many there are
+    /// ([`FetchConfig::max_decodes_in_flight`](super::FetchConfig::max_decodes_in_flight)).
+    permits: Option<(usize, Arc<tokio::sync::Semaphore>)>,
 }
 
 /// What an off-thread decoding hands back: how to put the result into the world.
@@ -393,6 +399,29 @@ pub(crate) type Decoded = Box<dyn FnOnce(&mut World) -> Result<AssetImported, St
 pub(crate) type DecodeTask = Task<Result<Decoded, String>>;
 
 impl AssetImport {
+    /// Decodes running on the async compute pool right now (at most
+    /// [`FetchConfig::max_decodes_in_flight`](super::FetchConfig::max_decodes_in_flight));
+    /// [`AssetStats::decoding`] also counts those queued behind them.
+    pub fn decodes_running(&self) -> usize {
+        self.permits
+            .as_ref()
+            .map_or(0, |(n, permits)| n - permits.available_permits())
+    }
+
+    /// The permits decodes take before they run: `n` of them (at least one). A changed `n` makes
+    /// a new set; decodes already queued keep the old one.
+    pub(crate) fn decode_permits(&mut self, n: usize) -> Arc<tokio::sync::Semaphore> {
+        let n = n.max(1);
+        match &self.permits {
+            Some((had, permits)) if *had == n => permits.clone(),
+            _ => self
+                .permits
+                .insert((n, Arc::new(tokio::sync::Semaphore::new(n))))
+                .1
+                .clone(),
+        }
+    }
+
     /// Drop what a closed link left (buffer bytes, refusals, assets waiting for a buffer).
     pub(crate) fn forget_link(&mut self, link: Entity) {
         self.buffers.retain(|(l, _), _| *l != link);
@@ -777,5 +806,29 @@ pub(crate) fn build(app: &mut App) {
             );
     } else {
         debug!("no SkinnedMeshInverseBindposes assets in this app: skins are not mirrored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_take_permits_and_a_new_budget_makes_a_new_set() {
+        let mut import = AssetImport::default();
+        assert_eq!(import.decodes_running(), 0);
+        let permits = import.decode_permits(2);
+        assert!(Arc::ptr_eq(&permits, &import.decode_permits(2)));
+        let first = permits.clone().try_acquire_owned().unwrap();
+        let _second = permits.clone().try_acquire_owned().unwrap();
+        assert_eq!(import.decodes_running(), 2);
+        // The budget is full: a third decode waits for one of them.
+        assert!(permits.clone().try_acquire_owned().is_err());
+        drop(first);
+        assert_eq!(import.decodes_running(), 1);
+        // Zero is taken as one; a changed budget is a new set, empty.
+        let one = import.decode_permits(0);
+        assert!(!Arc::ptr_eq(&permits, &one));
+        assert_eq!((one.available_permits(), import.decodes_running()), (1, 0));
     }
 }

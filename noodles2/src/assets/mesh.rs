@@ -188,6 +188,14 @@ fn tangent<const N: usize>(
 }
 
 fn read_floats<const N: usize>(s: &Stream<'_>) -> Vec<[f32; N]> {
+    // Tightly packed (the usual layout) on a little-endian machine: the wire bytes are the
+    // floats' own bytes, copied whole.
+    if cfg!(target_endian = "little") && s.stride == 4 * N {
+        let mut out = vec![[0.0f32; N]; s.bytes.len() / (4 * N)];
+        let bytes = zerocopy::IntoBytes::as_mut_bytes(out.as_mut_slice());
+        bytes.copy_from_slice(&s.bytes[..bytes.len()]);
+        return out;
+    }
     s.elements()
         .map(|e| {
             let mut out = [0.0f32; N];
@@ -587,4 +595,42 @@ fn read_indices(
                 .collect::<Result<_, _>>()?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floats(stride: usize, count: usize) -> (Vec<u8>, Vec<[f32; 3]>) {
+        let expected: Vec<[f32; 3]> = (0..count)
+            .map(|i| [i as f32, -(i as f32) * 0.5, 1e-3 * i as f32])
+            .collect();
+        let mut bytes = Vec::new();
+        for v in &expected {
+            for f in v {
+                bytes.extend_from_slice(&f.to_le_bytes());
+            }
+            bytes.resize(bytes.len() + stride - 12, 0xAB);
+        }
+        // The last element ends at its own size, not at the stride.
+        bytes.truncate(bytes.len() - (stride - 12));
+        (bytes, expected)
+    }
+
+    #[test]
+    fn packed_and_strided_floats_read_the_same() {
+        for stride in [12, 16, 20] {
+            let (bytes, expected) = floats(stride, 1000);
+            let got = read_floats::<3>(&Stream {
+                bytes: &bytes,
+                stride,
+            });
+            assert_eq!(got, expected, "stride {stride}");
+        }
+        let empty = read_floats::<3>(&Stream {
+            bytes: &[],
+            stride: 12,
+        });
+        assert!(empty.is_empty());
+    }
 }
