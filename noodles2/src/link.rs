@@ -836,16 +836,23 @@ impl Link {
             (LinkState::MainSequence, Some(r)) => r,
             _ => return Err(SendError::NotOpen),
         };
-        let kind = frame
-            .first()
-            .and_then(|&d| MessageKind::from_discriminant(d))
-            .ok_or(SendError::NotAMessage(frame.first().copied()))?;
-        if kind.sender() != role {
-            return Err(SendError::Role { role, kind });
-        }
+        check_outgoing(role, &frame)?;
         self.transmits.push_back(frame);
         Ok(())
     }
+}
+
+/// Whether `frame` is an encoded `MainSequenceMessage` that `role` may send (its first byte names
+/// a kind whose [`MessageKind::sender`] is `role`).
+pub fn check_outgoing(role: Role, frame: &[u8]) -> Result<(), SendError> {
+    let kind = frame
+        .first()
+        .and_then(|&d| MessageKind::from_discriminant(d))
+        .ok_or(SendError::NotAMessage(frame.first().copied()))?;
+    if kind.sender() != role {
+        return Err(SendError::Role { role, kind });
+    }
+    Ok(())
 }
 
 fn oob_ports(info: &OOBAssetInfo) -> Vec<u16> {

@@ -1,8 +1,11 @@
 //! The websocket transport: accepts and opens connections with tokio-tungstenite, and drives one
 //! sans-IO [`Link`] per connection in a tokio task. It decides no protocol rules; the link does.
 //!
-//! Channels: the application talks to a connection task through a tokio channel, and tasks report
-//! to the application through one crossbeam channel that Bevy systems drain without blocking.
+//! Channels: each connection has a link task (the [`Link`] state machine, reading the socket) and
+//! a writer task (writing it). Once the link is in the main sequence, [`LinkHandle::send`] hands
+//! frames straight to the writer, so sending wakes one task, not two; closing goes through the
+//! link task, behind the frames already sent. Tasks report to the application through one
+//! crossbeam channel that Bevy systems drain without blocking.
 //!
 //! Bounds are in bytes, both ways ([`TransportLimits`]):
 //! - **Outgoing**: bytes handed to [`LinkHandle::send`] and not yet written. Above
@@ -16,7 +19,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -41,8 +44,8 @@ use crate::auth::{AuthFn, AuthRefusal, AuthRequest, Authorizer, Principal};
 use crate::tls::{ClientTls, ServerTls};
 
 use crate::link::{
-    ClientIntent, CloseReason, Link, LinkConfig, LinkEvent, ListenError, ProtocolError,
-    TransportError,
+    ClientIntent, CloseReason, Link, LinkConfig, LinkEvent, ListenError, ProtocolError, Role,
+    SendError, TransportError, check_outgoing,
 };
 
 /// Identifies a connection for the lifetime of the process.
@@ -151,9 +154,9 @@ impl Default for TransportLimits {
 
 /// Bytes tungstenite reads from a link's socket at a time. Its reader zero-fills this much of its
 /// buffer before every read attempt, including the attempts that find nothing to read (a link
-/// task polls its socket whenever it wakes, once per frame it sends): at tungstenite's default of
-/// 128 KiB that cost an Upstream a 128 KiB memset per frame per Downstream, the largest item of
-/// its fan-out profile. Large frames take more, smaller reads instead.
+/// task polls its socket whenever it wakes): at tungstenite's default of 128 KiB, when every sent
+/// frame woke the link task, that cost an Upstream a 128 KiB memset per frame per Downstream, the
+/// largest item of its fan-out profile. Large frames take more, smaller reads instead.
 pub const READ_BUFFER: usize = 16 * 1024;
 
 /// A link whose queued bytes exceed this many times [`TransportLimits::max_queued_bytes`] closes
@@ -173,14 +176,28 @@ impl TransportLimits {
     }
 }
 
+/// What the application asks of a link task (frames go to the writer, not through it).
+#[derive(Debug)]
 enum Command {
-    Send(Bytes),
     Close(String),
 }
 
+/// Where a link is, as its handle sees it ([`LinkHandle::send`] reads it).
+const STATE_PREAMBLE: u8 = 0;
+const STATE_UPSTREAM: u8 = 1;
+const STATE_DOWNSTREAM: u8 = 2;
+const STATE_CLOSED: u8 = 3;
+
 /// Why [`LinkHandle::send`] failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueueError {
+    /// The link has not reached the main sequence yet (its [`LinkEvent::Established`] has not
+    /// been reported): nothing may be sent before.
+    #[error("the link is not in the main sequence yet")]
+    NotOpen,
+    /// The frame is not a main-sequence message this side may send.
+    #[error("{0}")]
+    Refused(SendError),
     /// So many bytes wait for the peer (it is not reading) that this frame would pass the hard
     /// bound; it was not queued. The caller should close the link (see [`LinkHandle::fail`]).
     #[error(
@@ -203,51 +220,70 @@ pub struct LinkHandle {
     /// The link this handle drives (the `link` of its [`TransportEvent::Link`] reports).
     pub id: LinkId,
     tx: mpsc::UnboundedSender<Command>,
+    /// The writer task's queue: the application's frames go straight there.
+    out: mpsc::UnboundedSender<Outgoing>,
+    /// `STATE_*`: set by the link task before it reports the link established, or closed.
+    state: Arc<AtomicU8>,
     counters: Arc<LinkCounters>,
-    hard_bound: usize,
-    /// Wakes the connection task when queued or inbound bytes went down.
+    limits: TransportLimits,
+    /// Wakes the link task when queued or inbound bytes crossed their bound.
     wake: Arc<Notify>,
     abort: Arc<std::sync::Mutex<Option<AbortHandle>>>,
     events: crossbeam_channel::Sender<TransportEvent>,
 }
 
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::Send(b) => write!(f, "Send({} bytes)", b.len()),
-            Command::Close(r) => write!(f, "Close({r})"),
-        }
-    }
-}
-
 impl LinkHandle {
-    /// Queue an encoded main-sequence frame without blocking. Fails only when the link is closed
-    /// or the peer has stopped reading past the hard bound.
+    /// Queue an encoded main-sequence frame without blocking; it goes out after every frame
+    /// queued before it. Fails when the link is not in the main sequence (before its
+    /// [`LinkEvent::Established`], or closed), when this side may not send the frame
+    /// ([`link::check_outgoing`](crate::link::check_outgoing)), or when the peer has stopped
+    /// reading past the hard bound.
     pub fn send(&self, frame: Bytes) -> Result<(), QueueError> {
+        let role = match self.state.load(Ordering::Acquire) {
+            STATE_UPSTREAM => Role::Upstream,
+            STATE_DOWNSTREAM => Role::Downstream,
+            STATE_CLOSED => return Err(QueueError::Closed),
+            _ => return Err(QueueError::NotOpen),
+        };
+        check_outgoing(role, &frame).map_err(QueueError::Refused)?;
         let len = frame.len() as u64;
         let before = self.counters.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if before + len > self.hard_bound as u64 {
+        let hard_bound = self.limits.hard_queue_bound() as u64;
+        if before + len > hard_bound {
             self.counters.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             return Err(QueueError::Full {
                 queued: before as usize,
-                limit: self.hard_bound,
+                limit: hard_bound as usize,
             });
         }
-        self.tx.send(Command::Send(frame)).map_err(|_| {
+        self.out.send(Outgoing::Frame(frame, true)).map_err(|_| {
             self.counters.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             QueueError::Closed
-        })
+        })?;
+        // The link task stops reading (and starts its stall clock) once too much waits: it must
+        // look now, even if nothing arrives to wake it.
+        let bound = self.limits.max_queued_bytes as u64;
+        if before <= bound && before + len > bound {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// The application handled `bytes` of received messages: the link may read more.
     pub fn release_inbound(&self, bytes: usize) {
-        let _ =
-            self.counters
-                .inbound_bytes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                    Some(n.saturating_sub(bytes as u64))
-                });
-        self.wake.notify_one();
+        let bytes = bytes as u64;
+        let before = self
+            .counters
+            .inbound_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(bytes))
+            })
+            .unwrap_or(0);
+        // Only a link that stopped reading needs waking.
+        let bound = self.limits.max_inbound_bytes as u64;
+        if before > bound && before.saturating_sub(bytes) <= bound {
+            self.wake.notify_one();
+        }
     }
 
     /// Close gracefully: a websocket close frame carries the reason (after what is queued).
@@ -428,13 +464,13 @@ impl Transport {
                 };
                 let _ = stream.set_nodelay(true);
                 let id = LinkId(ids.fetch_add(1, Ordering::Relaxed));
-                let (handle, rx) = new_handle(id, &limits, events.clone());
+                let (handle, ends) = new_handle(id, &limits, events.clone());
                 let abort_slot = handle.abort.clone();
                 let accepted = Accepting {
                     listener,
                     config: make_config(),
                     handle,
-                    rx,
+                    ends,
                     events: events.clone(),
                     peer,
                     limits,
@@ -465,8 +501,8 @@ impl Transport {
     }
 
     /// Connect to `url` (`ws://HOST:PORT` or `wss://HOST:PORT`) as a client. The returned handle
-    /// is usable at once; frames queue until the link reaches the main sequence. A `wss://` URL
-    /// trusts the roots of `tls` ([`ClientTls::default`] when `None`: the Mozilla roots).
+    /// can close the link at once; it sends frames once the link reports
+    /// [`LinkEvent::Established`] ([`QueueError::NotOpen`] before). A `wss://` URL trusts the roots of `tls` ([`ClientTls::default`] when `None`: the Mozilla roots).
     pub fn connect(
         &self,
         url: String,
@@ -477,9 +513,7 @@ impl Transport {
     ) -> LinkHandle {
         let id = LinkId(self.next_id());
         let events = self.events_tx.clone();
-        let (handle, rx) = new_handle(id, &limits, events.clone());
-        let counters = handle.counters.clone();
-        let wake = handle.wake.clone();
+        let (handle, ends) = new_handle(id, &limits, events.clone());
         let task = self.runtime.spawn(async move {
             let request = match client_request(&url, token.as_deref()) {
                 Ok(r) => r,
@@ -534,7 +568,7 @@ impl Transport {
             };
             let _ = events.send(TransportEvent::Connected { link: id, peer });
             let link = Link::client(Instant::now(), config, intent);
-            run_link(ws, link, rx, events, id, (counters, wake), limits).await;
+            run_link(ws, link, ends, events, id, limits).await;
         });
         if let Ok(mut slot) = handle.abort.lock() {
             *slot = Some(task.abort_handle());
@@ -549,7 +583,7 @@ struct Accepting {
     listener: ListenerId,
     config: LinkConfig,
     handle: LinkHandle,
-    rx: mpsc::UnboundedReceiver<Command>,
+    ends: TaskEnds,
     events: crossbeam_channel::Sender<TransportEvent>,
     peer: SocketAddr,
     limits: TransportLimits,
@@ -562,7 +596,7 @@ impl Accepting {
             listener,
             config,
             handle,
-            rx,
+            ends,
             events,
             peer,
             limits,
@@ -581,8 +615,6 @@ impl Accepting {
         };
         let link = Link::server(Instant::now(), config);
         let id = handle.id;
-        let counters = handle.counters.clone();
-        let wake = handle.wake.clone();
         if events
             .send(TransportEvent::Accepted {
                 listener,
@@ -595,7 +627,7 @@ impl Accepting {
         {
             return;
         }
-        run_link(ws, link, rx, events, id, (counters, wake), limits).await;
+        run_link(ws, link, ends, events, id, limits).await;
     }
 }
 
@@ -693,22 +725,46 @@ pub fn client_request(url: &str, token: Option<&str>) -> Result<Request, String>
     Ok(request)
 }
 
+/// The connection tasks' ends of a link's channels and shared state.
+struct TaskEnds {
+    commands: mpsc::UnboundedReceiver<Command>,
+    /// The writer's queue, and the link task's own sender into it.
+    writes: mpsc::UnboundedReceiver<Outgoing>,
+    out: mpsc::UnboundedSender<Outgoing>,
+    state: Arc<AtomicU8>,
+    counters: Arc<LinkCounters>,
+    wake: Arc<Notify>,
+}
+
 fn new_handle(
     id: LinkId,
     limits: &TransportLimits,
     events: crossbeam_channel::Sender<TransportEvent>,
-) -> (LinkHandle, mpsc::UnboundedReceiver<Command>) {
-    let (tx, rx) = mpsc::unbounded_channel();
+) -> (LinkHandle, TaskEnds) {
+    let (tx, commands) = mpsc::unbounded_channel();
+    // Unbounded: what waits here is counted in bytes (`queued_bytes`) and bounded by the hard
+    // bound in `LinkHandle::send` and the link task's stall check.
+    let (out, writes) = mpsc::unbounded_channel();
     let handle = LinkHandle {
         id,
         tx,
+        out: out.clone(),
+        state: Arc::new(AtomicU8::new(STATE_PREAMBLE)),
         counters: Arc::new(LinkCounters::default()),
-        hard_bound: limits.hard_queue_bound(),
+        limits: *limits,
         wake: Arc::new(Notify::new()),
         abort: Arc::new(std::sync::Mutex::new(None)),
         events,
     };
-    (handle, rx)
+    let ends = TaskEnds {
+        commands,
+        writes,
+        out,
+        state: handle.state.clone(),
+        counters: handle.counters.clone(),
+        wake: handle.wake.clone(),
+    };
+    (handle, ends)
 }
 
 enum Outgoing {
@@ -716,6 +772,22 @@ enum Outgoing {
     Frame(Bytes, bool),
     Ping(Bytes),
     Close(CloseCode, String),
+    /// Stop without a close frame of ours (the handles' senders keep the queue open).
+    End,
+}
+
+/// Ends the writer task and marks the link closed for its handles when the link task ends,
+/// however it ends (returned, or aborted by [`LinkHandle::abort`]).
+struct WriterGuard {
+    writer: AbortHandle,
+    state: Arc<AtomicU8>,
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.state.store(STATE_CLOSED, Ordering::Release);
+        self.writer.abort();
+    }
 }
 
 fn close_code(reason: &CloseReason) -> CloseCode {
@@ -745,20 +817,25 @@ fn close_text(reason: &CloseReason) -> String {
 async fn run_link<S>(
     ws: WebSocketStream<S>,
     mut link: Link,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    ends: TaskEnds,
     events: crossbeam_channel::Sender<TransportEvent>,
     id: LinkId,
-    (counters, wake): (Arc<LinkCounters>, Arc<Notify>),
     limits: TransportLimits,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let TaskEnds {
+        mut commands,
+        writes: mut wrx,
+        out: wtx,
+        state,
+        counters,
+        wake,
+    } = ends;
     let (mut sink, mut stream) = ws.split();
-    // Unbounded: what waits here is counted in bytes (`queued_bytes`) and bounded by the checks
-    // below.
-    let (wtx, mut wrx) = mpsc::unbounded_channel::<Outgoing>();
     let writer_counters = counters.clone();
     let writer_wake = wake.clone();
+    let queue_bound = limits.max_queued_bytes as u64;
     let writer = tokio::spawn(async move {
         while let Some(o) = wrx.recv().await {
             match o {
@@ -770,8 +847,11 @@ async fn run_link<S>(
                         break;
                     }
                     if counted {
-                        writer_counters.queued_bytes.fetch_sub(n, Ordering::Relaxed);
-                        writer_wake.notify_one();
+                        let before = writer_counters.queued_bytes.fetch_sub(n, Ordering::Relaxed);
+                        // A link task that stopped reading for this may read again.
+                        if before > queue_bound && before - n <= queue_bound {
+                            writer_wake.notify_one();
+                        }
                     }
                     writer_counters.bytes_out.fetch_add(n, Ordering::Relaxed);
                     writer_counters.messages_out.fetch_add(1, Ordering::Relaxed);
@@ -790,12 +870,17 @@ async fn run_link<S>(
                         .await;
                     break;
                 }
+                Outgoing::End => break,
             }
         }
         // Flushes a close frame (ours, or tungstenite's answer to the peer's) and ends the
         // connection.
         let _ = sink.close().await;
     });
+    let _guard = WriterGuard {
+        writer: writer.abort_handle(),
+        state: state.clone(),
+    };
 
     // Liveness: pings at an interval, answered pongs give the round-trip time, and a link on
     // which nothing arrives for the idle timeout is closed.
@@ -818,7 +903,18 @@ async fn run_link<S>(
         let mut closed = None;
         while let Some(event) = link.poll_event() {
             match &event {
-                LinkEvent::Closed(r) => closed = Some(r.clone()),
+                // Before the application hears of it: from then on its frames go to the writer.
+                LinkEvent::Established(e) => state.store(
+                    match e.role {
+                        Role::Upstream => STATE_UPSTREAM,
+                        Role::Downstream => STATE_DOWNSTREAM,
+                    },
+                    Ordering::Release,
+                ),
+                LinkEvent::Closed(r) => {
+                    state.store(STATE_CLOSED, Ordering::Release);
+                    closed = Some(r.clone());
+                }
                 LinkEvent::Message(m) => {
                     use crate::codec::Wire;
                     counters
@@ -842,9 +938,11 @@ async fn run_link<S>(
                 &reason,
                 CloseReason::Transport(TransportError::Stalled { .. })
             );
-            if polite {
-                let _ = wtx.send(Outgoing::Close(code, close_text(&reason)));
-            }
+            let _ = wtx.send(if polite {
+                Outgoing::Close(code, close_text(&reason))
+            } else {
+                Outgoing::End
+            });
             drop(wtx);
             // Give the writer a moment to deliver the close frame; a peer that does not read loses it.
             let abort = writer.abort_handle();
@@ -887,7 +985,8 @@ async fn run_link<S>(
         let deadline = link.poll_timeout();
         let idle_deadline = limits.idle_timeout.map(|t| last_heard + t);
         tokio::select! {
-            _ = wake.notified(), if paused => {}
+            // Queued or inbound bytes crossed a bound (see `LinkHandle::send`).
+            _ = wake.notified() => {}
             _ = sleep_until(stall_deadline) => {}
             msg = stream.next(), if !paused => {
                 let now = Instant::now();
@@ -918,21 +1017,6 @@ async fn run_link<S>(
                 }
             }
             cmd = commands.recv() => match cmd {
-                Some(Command::Send(frame)) => {
-                    let len = frame.len() as u64;
-                    match link.send_encoded(frame) {
-                        // The link queued exactly this frame (its queue was drained above).
-                        Ok(()) => {
-                            while let Some(f) = link.poll_transmit() {
-                                let _ = wtx.send(Outgoing::Frame(f, true));
-                            }
-                        }
-                        Err(e) => {
-                            counters.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                            tracing::warn!("link {}: dropped an outgoing frame: {e}", id.0);
-                        }
-                    }
-                }
                 Some(Command::Close(reason)) => link.close(CloseReason::Local(reason)),
                 None => link.close(CloseReason::Local("the application dropped the link".into())),
             },

@@ -265,3 +265,186 @@ fn the_oob_channel_speaks_tls_when_its_server_does() {
     let refused = fetch(Some(untrusted)).expect_err("an untrusted certificate");
     assert!(refused.to_lowercase().contains("certificate"), "{refused}");
 }
+
+type RawWs =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A client driving its own sans-IO [`noodles2::link::Link`] over a raw websocket: it finishes
+/// the preamble and then does only what the test says (reading nothing, say).
+async fn introduce(ws: &mut RawWs) {
+    use futures_util::{SinkExt, StreamExt};
+    use noodles2::link::Link;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut link = Link::client(Instant::now(), LinkConfig::default(), ClientIntent::Join);
+    loop {
+        while let Some(f) = link.poll_transmit() {
+            ws.send(Message::Binary(f)).await.expect("send preamble");
+        }
+        while let Some(e) = link.poll_event() {
+            match e {
+                LinkEvent::Established(_) => return,
+                LinkEvent::Closed(r) => panic!("preamble failed: {r}"),
+                _ => {}
+            }
+        }
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => link.handle_frame(Instant::now(), b),
+            other => panic!("preamble: {other:?}"),
+        }
+    }
+}
+
+/// A transaction carrying asset `n` with `len` bytes (frames the test can tell apart).
+fn numbered_transaction(n: u64, len: usize) -> Bytes {
+    use noodles2::codec::*;
+    MainSequenceMessage::Transaction(Transaction {
+        content: ContentArray(vec![ContentMessage::ContentModifyAsset(
+            ContentModifyAsset {
+                an_asset: AnAsset::new(AssetTypeID::new(ExtensionID::new(0), 0), AssetID::new(n)),
+                content: Content(Bytes::from(vec![n as u8; len])),
+            },
+        )]),
+    })
+    .encode_bytes()
+    .expect("encode")
+}
+
+/// The server side of the next link accepted, once it is established.
+fn accepted(transport: &Transport) -> LinkHandle {
+    next(transport, |e| match e {
+        TransportEvent::Accepted { handle, .. } => Some(handle),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_handle_sends_in_order_only_in_the_main_sequence_and_only_what_its_role_may() {
+    use futures_util::StreamExt;
+    use noodles2::codec::{MainSequenceMessage, Wire};
+    use noodles2::link::SendError;
+    use noodles2::transport::QueueError;
+    use tokio_tungstenite::tungstenite::Message;
+    let rt = runtime();
+    let transport = Transport::new(rt.handle().clone());
+    let addr = listen(&transport, "ws://127.0.0.1:0", None);
+    let mut ws = rt
+        .block_on(tokio_tungstenite::connect_async(format!("ws://{addr}")))
+        .expect("raw connect")
+        .0;
+    let server = accepted(&transport);
+    // The client has not introduced itself: the server's link is still in the preamble.
+    assert_eq!(
+        server.send(numbered_transaction(0, 1)),
+        Err(QueueError::NotOpen)
+    );
+    rt.block_on(introduce(&mut ws));
+    assert_eq!(outcome(&transport, &server), Ok(Role::Upstream));
+    // An Upstream may not send an RPC invocation (tag 4), and a frame must be a message.
+    assert!(matches!(
+        server.send(Bytes::from_static(&[4, 0, 0])),
+        Err(QueueError::Refused(SendError::Role {
+            role: Role::Upstream,
+            ..
+        }))
+    ));
+    assert_eq!(
+        server.send(Bytes::from_static(&[200])),
+        Err(QueueError::Refused(SendError::NotAMessage(Some(200))))
+    );
+    // Frames arrive in the order sent, and the close frame after all of them.
+    for n in 0..200 {
+        server
+            .send(numbered_transaction(n, 1 + (n as usize * 97) % 5000))
+            .expect("queued");
+    }
+    server.close("done here");
+    let (numbers, close) = rt.block_on(async {
+        let mut numbers = Vec::new();
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => {
+                    let Ok(MainSequenceMessage::Transaction(tx)) = MainSequenceMessage::decode(b)
+                    else {
+                        panic!("not a transaction");
+                    };
+                    let noodles2::codec::ContentMessage::ContentModifyAsset(m) = &tx.content.0[0]
+                    else {
+                        panic!("not the asset sent");
+                    };
+                    numbers.push(m.an_asset.asset_id.id.get());
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = ws.close(None).await;
+                    return (numbers, frame.map(|f| f.reason.to_string()));
+                }
+                other => panic!("unexpected: {other:?}"),
+            }
+        }
+    });
+    assert_eq!(numbers, (0..200).collect::<Vec<_>>());
+    assert_eq!(close.as_deref(), Some("done here"));
+    assert!(matches!(
+        outcome(&transport, &server),
+        Err(CloseReason::Local(r)) if r == "done here"
+    ));
+    assert_eq!(
+        server.send(numbered_transaction(1, 1)),
+        Err(QueueError::Closed)
+    );
+}
+
+#[test]
+fn a_peer_that_neither_reads_nor_sends_is_closed_once_the_stall_timeout_passes() {
+    // Nothing wakes the server's link task but the bytes it queues: no pings, no idle timeout,
+    // and the peer is silent.
+    let limits = TransportLimits {
+        max_queued_bytes: 1 << 20,
+        stall_timeout: Duration::from_millis(500),
+        ping_interval: None,
+        idle_timeout: None,
+        ..TransportLimits::default()
+    };
+    let rt = runtime();
+    let transport = Transport::new(rt.handle().clone());
+    let _ = transport.listen(
+        "ws://127.0.0.1:0".into(),
+        limits,
+        Arc::new(LinkConfig::default),
+        None,
+        None,
+    );
+    let addr = next(&transport, |e| match e {
+        TransportEvent::Listening { addr, .. } => Some(addr),
+        _ => None,
+    });
+    let mut ws = rt
+        .block_on(tokio_tungstenite::connect_async(format!("ws://{addr}")))
+        .expect("raw connect")
+        .0;
+    let server = accepted(&transport);
+    rt.block_on(introduce(&mut ws));
+    assert_eq!(outcome(&transport, &server), Ok(Role::Upstream));
+    // Queue until more than the bound waits (the socket buffers take some first), then stop,
+    // below the hard bound.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while server.stats().queued_bytes <= limits.max_queued_bytes as u64 {
+        assert!(Instant::now() < deadline, "the socket buffers never filled");
+        server
+            .send(numbered_transaction(n, 256 << 10))
+            .expect("below the hard bound");
+        n += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent_at = Instant::now();
+    let reason = outcome(&transport, &server).expect_err("closed");
+    assert!(
+        matches!(
+            reason,
+            CloseReason::Transport(TransportError::Stalled { .. })
+        ),
+        "{reason:?}"
+    );
+    assert!(sent_at.elapsed() < Duration::from_secs(5));
+    drop(ws);
+}
