@@ -337,6 +337,74 @@ fn late_joiner_gets_the_world_then_deltas() {
 }
 
 #[test]
+fn a_large_world_joins_in_slices_and_what_changes_meanwhile_arrives() {
+    let mut up = app_with(NoodlesPlugin {
+        session_name: "up".into(),
+        mirror: MirrorConfig {
+            join_entities_per_frame: 40,
+            ..default()
+        },
+        ..default()
+    });
+    let url = listen(&mut up);
+    let entities: Vec<Entity> = (0..500)
+        .map(|i| {
+            up.world_mut()
+                .spawn((
+                    Name::new(format!("e{i}")),
+                    Transform::from_xyz(i as f32, 0.0, 0.0),
+                    Shared,
+                ))
+                .id()
+        })
+        .collect();
+    pump(&mut [&mut up], 3);
+    let mut down = app("late");
+    connect(&mut down, NoodlesConnect::new(url));
+    run_until(&mut [&mut up, &mut down], LIMIT, "link open", |a| {
+        open_links(a[0]) == 1 && open_links(a[1]) == 1
+    });
+    // While the world goes out (500 entities at 40 a frame): everything moves every frame, the
+    // last entity (in the last slice) is despawned before it was sent, one in the middle loses
+    // its name, and a new one is shared.
+    let mut seen = Vec::new();
+    for frame in 0..16 {
+        let mut q = up
+            .world_mut()
+            .query_filtered::<&mut Transform, With<Shared>>();
+        for mut t in q.iter_mut(up.world_mut()) {
+            t.translation.y += 1.0;
+        }
+        match frame {
+            2 => {
+                up.world_mut().despawn(entities[499]);
+            }
+            3 => {
+                up.world_mut().entity_mut(entities[250]).remove::<Name>();
+            }
+            4 => {
+                up.world_mut()
+                    .spawn((Name::new("new"), Transform::default(), Shared));
+            }
+            _ => {}
+        }
+        up.update();
+        down.update();
+        let mut mirrored = down.world_mut().query_filtered::<(), With<Mirrored>>();
+        seen.push(mirrored.iter(down.world()).count());
+    }
+    settle(&mut up, &mut down, "the joined world converges");
+    // It arrived over several frames: a part of it was there before the rest.
+    assert!(
+        seen.iter().any(|&n| n > 0 && n < 400),
+        "mirrored entities after each frame: {seen:?}"
+    );
+    // Nothing of the despawned entity came back, and the new one is there.
+    let mut mirrored = down.world_mut().query_filtered::<(), With<Mirrored>>();
+    assert_eq!(mirrored.iter(down.world()).count(), 500);
+}
+
+#[test]
 fn nothing_is_sent_when_nothing_changed() {
     let (mut up, mut down) = pair();
     up.world_mut()

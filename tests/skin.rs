@@ -398,6 +398,13 @@ fn skinned_mesh_is_mirrored_with_its_joints_and_bind_matrices() {
 #[test]
 fn a_late_joiner_gets_the_skin_with_the_world() {
     let mut up = asset_app("skin up");
+    // The world goes out an asset and an entity per frame: the skin, its mesh and the entities
+    // arrive in separate frames, each waiting for what it refers to.
+    {
+        let mut config = up.world_mut().resource_mut::<MirrorConfig>();
+        config.join_entities_per_frame = 1;
+        config.join_asset_bytes_per_frame = 1;
+    }
     let (body, joints_up, _) = spawn_skinned(&mut up, true);
     let url = listen(&mut up);
     pump(&mut [&mut up], 3);

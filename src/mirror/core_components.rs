@@ -19,7 +19,7 @@
 use bevy::mesh::morph::{MAX_MORPH_WEIGHTS, MeshMorphWeights, MorphWeights};
 use bevy::prelude::*;
 
-use super::registry::{EntityIds, EntityResolver, MirrorAppExt, MirrorComponent};
+use super::registry::{EntityIds, EntityResolver, MirrorAppExt, MirrorComponent, Store};
 use super::{MirrorConfig, Mirrored, Shared};
 use crate::codec::{
     ChildOfComponent, DirectionalLightComponent, EntityID, GlobalComponent, LightFlags,
@@ -347,14 +347,15 @@ impl MirrorComponent for MorphTargetWeights {
     ) -> Result<Self, MirrorError> {
         Ok(MorphTargetWeights(w.0))
     }
-    fn store(self, entity: &mut EntityWorldMut<'_>) {
+    // Bevy renders the weights of `MeshMorphWeights`: both go on together.
+    const STORE: Store<Self> = Store::With(|weights, entity| {
         entity.insert((
             MeshMorphWeights::Value {
-                weights: self.0.clone(),
+                weights: weights.0.clone(),
             },
-            self,
+            weights,
         ));
-    }
+    });
     fn remove(entity: &mut EntityWorldMut<'_>) {
         entity.remove::<(MorphTargetWeights, MeshMorphWeights)>();
     }

@@ -35,6 +35,7 @@ pub use raw::{RawComponent, RawComponents, UnmappedPayloads};
 pub use registry::{
     AssetImported, AssetRefusal, AssetRule, ComponentRegistry, ComponentRule, EntityIds,
     EntityResolver, MirrorAppExt, MirrorAsset, MirrorComponent, MirrorFns, RefusalReason, Refused,
+    Store,
 };
 pub(crate) use upstream::send_tick;
 pub use upstream::{MirrorStats, Outgoing};
@@ -285,6 +286,15 @@ pub struct MirrorConfig {
     pub on_link_closed: LinkClosedPolicy,
     /// How often the Upstream publishes its clock (`TimeSyncComponent`).
     pub time_sync_interval: Duration,
+    /// Entities a joining Downstream is sent per frame (default 1,000): the world goes out in
+    /// slices, one per frame (send tick or not), so that the Upstream's frame stays short
+    /// however large the world is. What changes meanwhile reaches the joining link as deltas.
+    /// `usize::MAX`: every entity in one frame.
+    pub join_entities_per_frame: usize,
+    /// Bytes of asset bodies (inline ones; out-of-band ones are a reference) a joining
+    /// Downstream is sent per frame, with the entities (default 256 KiB; at least one asset per
+    /// frame). `usize::MAX`: every asset in the first frame.
+    pub join_asset_bytes_per_frame: usize,
 }
 
 impl Default for MirrorConfig {
@@ -294,6 +304,8 @@ impl Default for MirrorConfig {
             max_transaction_bytes: 1 << 20,
             on_link_closed: LinkClosedPolicy::Despawn,
             time_sync_interval: Duration::from_secs(1),
+            join_entities_per_frame: 1000,
+            join_asset_bytes_per_frame: 256 << 10,
         }
     }
 }
@@ -337,9 +349,18 @@ impl Plugin for MirrorPlugin {
                 PostUpdate,
                 (
                     core_components::publish_time_sync.in_set(NoodlesSystems::ExportAssets),
+                    upstream::plan_join
+                        .in_set(NoodlesSystems::Collect)
+                        .before(upstream::JoinSlices),
                     upstream::send_transactions.in_set(NoodlesSystems::Send),
                 ),
             );
+        app.configure_sets(
+            PostUpdate,
+            upstream::JoinSlices
+                .in_set(NoodlesSystems::Collect)
+                .run_if(upstream::join_slice),
+        );
         core_components::register(app);
         // After the Core mappings: the types still unmapped are kept as bytes until a feature
         // registers their mapping.

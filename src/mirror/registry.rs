@@ -109,19 +109,38 @@ pub trait MirrorComponent: Component + Sized {
     fn check(_wire: &Self::Wire) -> Result<(), String> {
         Ok(())
     }
-    /// Put a decoded value on an entity. The default replaces any old value of a mutable
-    /// component in place, as a local change would (`Insert` observers run when it first
-    /// arrives), and inserts otherwise (immutable components, components with an `on_insert` or
-    /// `on_discard` hook).
-    fn store(self, entity: &mut EntityWorldMut<'_>) {
-        insert_component(self, entity);
-    }
+    /// How decoded values are put on entities (default [`Store::InPlace`]).
+    const STORE: Store<Self> = Store::InPlace;
     /// The Upstream deleted the component from `entity` (default: remove it; a component whose
     /// absence means a default, such as `Visibility`, puts that default back instead).
     fn remove(entity: &mut EntityWorldMut<'_>) {
         entity.remove::<Self>();
     }
 }
+
+/// How decoded values of a mirrored component are put on entities
+/// ([`MirrorComponent::STORE`], [`MirrorFns::with_store`]).
+pub enum Store<C> {
+    /// A mutable component the entity already has is overwritten in place, straight in its
+    /// table column, as a local change would be (`Changed<C>` sees every update; `Insert`
+    /// observers see the first arrival); otherwise (first arrival, immutable components,
+    /// components with an `on_insert` or `on_discard` hook of their own) the value is inserted.
+    ///
+    /// An insertion of a component the entity has looks up the bundle, runs the archetype's
+    /// hooks and triggers observers on every call, and even `get_mut` costs more than the rest of
+    /// an update: for a Downstream's stream of transform updates, most of the apply.
+    InPlace,
+    /// Call this function instead.
+    With(fn(C, &mut EntityWorldMut<'_>)),
+}
+
+impl<C> Clone for Store<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<C> Copy for Store<C> {}
 
 /// A component mapping given as functions, for [`MirrorAppExt::mirror_component_with`]: mirror a
 /// component of another crate (the orphan rule forbids implementing [`MirrorComponent`] for it),
@@ -165,8 +184,8 @@ pub struct MirrorFns<C: Component, W> {
     pub to_wire: fn(&C, &dyn EntityIds) -> Option<W>,
     /// Decode (see [`MirrorComponent::from_wire`]).
     pub from_wire: fn(W, &mut dyn EntityResolver) -> Result<C, MirrorError>,
-    /// Put a decoded value on an entity (see [`MirrorComponent::store`]; default: insert).
-    pub store: fn(C, &mut EntityWorldMut<'_>),
+    /// How decoded values are put on entities (see [`MirrorComponent::STORE`]).
+    pub store: Store<C>,
     /// The Upstream deleted the component (see [`MirrorComponent::remove`]; default: remove).
     pub remove: fn(&mut EntityWorldMut<'_>),
     /// Check a received value without the world (see [`MirrorComponent::check`]; default: fine).
@@ -187,7 +206,7 @@ impl<C: Component, W> MirrorFns<C, W> {
             identifier,
             to_wire,
             from_wire,
-            store: insert_component::<C>,
+            store: Store::InPlace,
             remove: remove_component::<C>,
             check: |_| Ok(()),
         }
@@ -200,10 +219,9 @@ impl<C: Component, W> MirrorFns<C, W> {
         self
     }
 
-    /// Store decoded values with `store` instead of the default (see
-    /// [`MirrorComponent::store`]).
+    /// Store decoded values with `store` instead of the default (see [`Store`]).
     pub fn with_store(mut self, store: fn(C, &mut EntityWorldMut<'_>)) -> Self {
-        self.store = store;
+        self.store = Store::With(store);
         self
     }
 
@@ -222,51 +240,74 @@ impl<C: Component, W> Clone for MirrorFns<C, W> {
 
 impl<C: Component, W> Copy for MirrorFns<C, W> {}
 
-/// Store `c` on `e`: a mutable component `e` already has is overwritten in place, as a local
-/// change would be (`Changed<C>` sees it); otherwise (first arrival, immutable components, a
-/// component with an `on_insert` or `on_discard` hook of its own) it is inserted.
-///
-/// An insertion of a component the entity has looks up the bundle, runs the archetype's hooks
-/// and triggers observers on every call, and even `get_mut` costs about 150 instructions: for the
-/// Downstream's stream of transform updates, half of the apply. So `Insert` observers of a
-/// mirrored mutable component run when it first arrives, not on every update (the same holds on
-/// the Upstream, where the game mutates it in place).
-fn insert_component<C: Component>(c: C, e: &mut EntityWorldMut<'_>) {
+/// Whether values of `C` may be overwritten in place: mutable, and without an `on_insert` or
+/// `on_discard` hook of its own (which must see every value).
+fn overwritable<C: Component>() -> bool {
     use bevy::ecs::component::ComponentMutability;
-    let plain = <C::Mutability as ComponentMutability>::MUTABLE
+    <C::Mutability as ComponentMutability>::MUTABLE
         && C::on_insert().is_none()
-        && C::on_discard().is_none();
-    if !plain {
-        e.insert(c);
-        return;
+        && C::on_discard().is_none()
+}
+
+/// The column values of `C` are overwritten in, for [`store_in_place`]: `Some` when `C` is
+/// [`overwritable`], stored in tables, known to `world`, and Bevy does not track change
+/// locations (feature `track_location`). Found once per payload: Bevy finds a component's id with
+/// a hash lookup by `TypeId`, about as costly as the overwrite itself.
+fn in_place_column<C: Component>(world: &World) -> Option<bevy::ecs::component::ComponentId> {
+    use bevy::ecs::change_detection::MaybeLocation;
+    use bevy::ecs::component::StorageType;
+    if !overwritable::<C>()
+        || C::STORAGE_TYPE != StorageType::Table
+        || MaybeLocation::caller().into_option().is_some()
+    {
+        return None;
     }
-    let Err(c) = overwrite_in_table(c, e) else {
+    world.component_id::<C>()
+}
+
+/// Store `c` on `entity` the [`Store::InPlace`] way; `column` is [`in_place_column`]'s answer.
+fn store_in_place<C: Component>(
+    world: &mut World,
+    entity: Entity,
+    column: Option<bevy::ecs::component::ComponentId>,
+    c: C,
+) {
+    let c = match column {
+        Some(id) => match overwrite_in_table(world, entity, id, c) {
+            Ok(()) => return,
+            Err(c) => c,
+        },
+        None => c,
+    };
+    let Ok(mut e) = world.get_entity_mut(entity) else {
         return;
     };
-    // SAFETY: `C` is mutable (`plain`).
-    if let Some(mut current) = unsafe { e.get_mut_assume_mutable::<C>() } {
-        *current = c;
-        return;
+    // Sparse-set components, and table ones when Bevy tracks change locations.
+    if overwritable::<C>() {
+        // SAFETY: `C` is mutable (`overwritable`).
+        if let Some(mut current) = unsafe { e.get_mut_assume_mutable::<C>() } {
+            *current = c;
+            return;
+        }
     }
     e.insert(c);
 }
 
-/// Overwrite `e`'s `C` in its table column and mark it changed, as `get_mut` would, without
-/// building a `Mut`: a table-stored component the entity has, when Bevy does not track change
-/// locations (feature `track_location`). Gives `c` back otherwise.
+/// Overwrite `entity`'s `C` (component `id`) in its table column and mark it changed, as
+/// `get_mut` would, without building a `Mut`. Gives `c` back when the entity does not have it
+/// in a table (not spawned, or not carrying `C` yet).
 ///
-/// The caller has checked that `C` is mutable.
-fn overwrite_in_table<C: Component>(c: C, e: &mut EntityWorldMut<'_>) -> Result<(), C> {
-    use bevy::ecs::change_detection::MaybeLocation;
-    use bevy::ecs::component::StorageType;
-    if C::STORAGE_TYPE != StorageType::Table || MaybeLocation::caller().into_option().is_some() {
-        return Err(c);
-    }
-    let location = e.location();
-    let world = e.world();
-    let Some(id) = world.component_id::<C>() else {
+/// The caller has checked [`in_place_column`].
+fn overwrite_in_table<C: Component>(
+    world: &mut World,
+    entity: Entity,
+    id: bevy::ecs::component::ComponentId,
+    c: C,
+) -> Result<(), C> {
+    let Ok(location) = world.entities().get_spawned(entity) else {
         return Err(c);
     };
+    let now = world.change_tick();
     let Some(table) = world.storages().tables.get(location.table_id) else {
         return Err(c);
     };
@@ -279,9 +320,8 @@ fn overwrite_in_table<C: Component>(c: C, e: &mut EntityWorldMut<'_>) -> Result<
     let (Some(value), Some(tick)) = (data.get(row), changed.get(row)) else {
         return Err(c);
     };
-    let now = world.read_change_tick();
-    // SAFETY: `e` borrows the whole world exclusively, so nothing else reads or writes these
-    // cells while they are written; `row` is `e`'s row of this table, which holds a `C` (the
+    // SAFETY: the world is borrowed exclusively, so nothing else reads or writes these cells
+    // while they are written; `row` is the entity's row of this table, which holds a `C` (the
     // column exists), so the assignment drops the old value and moves in the new one.
     unsafe {
         *value.get() = c;
@@ -303,7 +343,7 @@ pub(crate) trait Mapping: Copy + Send + Sync + 'static {
     fn key(&self) -> (u16, u16);
     fn to_wire(&self, c: &Self::C, ids: &dyn EntityIds) -> Option<Self::W>;
     fn decode(&self, w: Self::W, ids: &mut dyn EntityResolver) -> Result<Self::C, MirrorError>;
-    fn store(&self, c: Self::C, e: &mut EntityWorldMut<'_>);
+    fn store(&self) -> Store<Self::C>;
     fn remove(&self, e: &mut EntityWorldMut<'_>);
     fn check(&self, w: &Self::W) -> Result<(), String>;
 }
@@ -341,8 +381,8 @@ impl<T: MirrorComponent> Mapping for Own<T> {
         T::from_wire(w, ids)
     }
     #[inline]
-    fn store(&self, c: T, e: &mut EntityWorldMut<'_>) {
-        c.store(e)
+    fn store(&self) -> Store<T> {
+        T::STORE
     }
     #[inline]
     fn remove(&self, e: &mut EntityWorldMut<'_>) {
@@ -366,8 +406,8 @@ impl<C: Component, W: Wire + crate::codec::VisitIds + 'static> Mapping for Mirro
     fn decode(&self, w: W, ids: &mut dyn EntityResolver) -> Result<C, MirrorError> {
         (self.from_wire)(w, ids)
     }
-    fn store(&self, c: C, e: &mut EntityWorldMut<'_>) {
-        (self.store)(c, e)
+    fn store(&self) -> Store<C> {
+        self.store
     }
     fn remove(&self, e: &mut EntityWorldMut<'_>) {
         (self.remove)(e)
@@ -863,12 +903,18 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
         .register(key);
     let collect = move |In(any_changed): In<bool>,
                         changed: ChangedShared<M::C>,
-                        all: AllShared<M::C>,
                         ids: Query<&SharedId>,
                         assets: Res<AssetIdMap>,
                         config: Res<super::MirrorConfig>,
                         out: ResMut<Outgoing>| {
-        upstream::collect_changes(m, any_changed, changed, all, ids, assets, config, out)
+        upstream::collect_changes(m, any_changed, changed, ids, assets, config, out)
+    };
+    let snapshot = move |all: AllShared<M::C>,
+                         ids: Query<&SharedId>,
+                         assets: Res<AssetIdMap>,
+                         config: Res<super::MirrorConfig>,
+                         out: ResMut<Outgoing>| {
+        upstream::collect_snapshot(m, all, ids, assets, config, out)
     };
     let removals =
         move |removed: RemovedComponents<M::C>, still: StillShared<M::C>, out: ResMut<Outgoing>| {
@@ -880,6 +926,7 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
             super::changes::anything_changed::<M::C>
                 .pipe(collect)
                 .run_if(upstream::send_tick),
+            snapshot.in_set(upstream::JoinSlices),
             removals,
         )
             .in_set(NoodlesSystems::Collect),
@@ -955,6 +1002,11 @@ fn apply_pairs<M: Mapping>(
 ) -> Result<(), MirrorError> {
     // The whole transaction was validated (`validate_pairs`) before anything was applied, so
     // decoding cannot fail half-way: stream the pairs straight into the world.
+    let store = m.store();
+    let column = match store {
+        Store::InPlace => in_place_column::<M::C>(world),
+        Store::With(_) => None,
+    };
     for_each_pair::<M::W>(std::any::type_name::<M::C>(), bytes, |id, w| {
         let entity = resolve(world, id);
         let value = {
@@ -965,8 +1017,13 @@ fn apply_pairs<M: Mapping>(
             };
             m.decode(w, &mut resolver)?
         };
-        if let Ok(mut em) = world.get_entity_mut(entity) {
-            m.store(value, &mut em);
+        match store {
+            Store::InPlace => store_in_place(world, entity, column, value),
+            Store::With(f) => {
+                if let Ok(mut em) = world.get_entity_mut(entity) {
+                    f(value, &mut em);
+                }
+            }
         }
         Ok(())
     })
@@ -1058,7 +1115,7 @@ mod tests {
         world.resource_mut::<Inserts>().0 += 1;
     }
 
-    /// Values stored by [`insert_component`] read back, and which of them are `Changed` and
+    /// Values stored by [`store_in_place`] read back, and which of them are `Changed` and
     /// `Added` since the last check.
     #[derive(Resource, Default)]
     struct Seen(Vec<(&'static str, bool, bool)>);
@@ -1077,7 +1134,12 @@ mod tests {
     }
 
     fn store<C: Component>(app: &mut App, e: Entity, c: C) {
-        insert_component(c, &mut app.world_mut().entity_mut(e));
+        store_into(app.world_mut(), e, c);
+    }
+
+    fn store_into<C: Component>(world: &mut World, e: Entity, c: C) {
+        let column = in_place_column::<C>(world);
+        store_in_place(world, e, column, c);
     }
 
     #[test]
@@ -1110,10 +1172,9 @@ mod tests {
         world.init_resource::<Inserts>();
         let e = world.spawn_empty().id();
         for i in 0..3 {
-            let mut em = world.entity_mut(e);
-            insert_component(Sparse(i), &mut em);
-            insert_component(Frozen(i), &mut em);
-            insert_component(Hooked(i), &mut em);
+            store_into(&mut world, e, Sparse(i));
+            store_into(&mut world, e, Frozen(i));
+            store_into(&mut world, e, Hooked(i));
             let em = world.entity(e);
             assert_eq!(em.get::<Sparse>(), Some(&Sparse(i)));
             assert_eq!(em.get::<Frozen>(), Some(&Frozen(i)));

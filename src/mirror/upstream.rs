@@ -65,7 +65,8 @@ impl Chunks {
     }
 }
 
-/// Per component type: what changed this tick, and the full state for new links.
+/// Per component type: what changed this tick, and this frame's slice of the world for joining
+/// links.
 #[derive(Debug, Default)]
 pub(crate) struct TypeOutgoing {
     pub(crate) delta: Chunks,
@@ -84,10 +85,12 @@ pub struct Outgoing {
     pub(crate) created: Vec<u64>,
     /// Entities that stopped being shared (unshared or despawned) since the last send.
     pub(crate) deleted: Vec<u64>,
-    /// Links that have the world and get deltas.
+    /// Links that get deltas: those that have the world, and those receiving it ([`Join`]).
     pub(crate) synced: HashSet<Entity>,
-    /// Links that need the full world this tick.
+    /// Links that opened and wait for the world (until the join in progress, if any, is over).
     pub(crate) joining: Vec<Entity>,
+    /// The world being sent to joining links, a slice per frame.
+    pub(crate) join: Option<Join>,
     /// Asset payloads added or changed since the last send, as (extension, identifier, id, body).
     pub(crate) assets_modified: Vec<((u16, u16, u64), Bytes)>,
     /// Assets deleted since the last send.
@@ -142,6 +145,27 @@ impl Outgoing {
             self.types.insert(key, TypeOutgoing::default());
         }
     }
+}
+
+/// The world sent to links that joined together, [`MirrorConfig::join_entities_per_frame`]
+/// entities per frame, so that the Upstream's frame stays short however large the world is. The
+/// links get deltas from the first slice on: a slice is the current state of its entities, and
+/// whatever changes after it arrives as a delta, so the links end with the same world as if it
+/// had been sent at once.
+#[derive(Debug)]
+pub(crate) struct Join {
+    links: Vec<Entity>,
+    /// The shared ids when the join began, ascending. Entities shared since come as deltas.
+    ids: Vec<u64>,
+    /// Where this frame's slice begins in `ids`.
+    next: usize,
+    /// The live asset sent last (`None`: none yet); the assets go out in key order, at most
+    /// [`MirrorConfig::join_asset_bytes_per_frame`] (and at least one) per frame.
+    assets_after: Option<(u16, u16, u64)>,
+    assets_done: bool,
+    /// This frame's slice as a range of ids (the last one is open-ended); the snapshot
+    /// collectors gather the components of the shared entities in it.
+    pub(crate) range: std::ops::Range<u64>,
 }
 
 /// What the last send cost and carried (for overlays, logs and benchmarks).
@@ -209,6 +233,9 @@ pub(crate) fn track_links(
     for c in closed.read() {
         out.synced.remove(&c.link);
         out.joining.retain(|l| *l != c.link);
+        if let Some(j) = &mut out.join {
+            j.links.retain(|l| *l != c.link);
+        }
     }
     let now = time.elapsed();
     out.active = match (config.send_interval, out.last_send) {
@@ -218,6 +245,64 @@ pub(crate) fn track_links(
     if out.active {
         out.last_send = Some(now);
     }
+}
+
+/// Begin a join when links wait and none is in progress, and choose this frame's slice.
+pub(crate) fn plan_join(
+    config: Res<MirrorConfig>,
+    index: Res<EntityIndex>,
+    links: Query<&NoodlesLink>,
+    mut out: ResMut<Outgoing>,
+) {
+    let out = &mut *out;
+    if out.join.as_ref().is_some_and(|j| j.links.is_empty()) {
+        out.join = None;
+    }
+    if out.join.is_none() {
+        if out.joining.is_empty() {
+            return;
+        }
+        // Links that are not open yet stay waiting.
+        let (ready, waiting): (Vec<Entity>, Vec<Entity>) = out
+            .joining
+            .iter()
+            .partition(|e| links.get(**e).is_ok_and(|l| l.is_open()));
+        out.joining = waiting;
+        if ready.is_empty() {
+            return;
+        }
+        let mut ids: Vec<u64> = index.local.keys().copied().collect();
+        ids.sort_unstable();
+        out.synced.extend(ready.iter().copied());
+        out.join = Some(Join {
+            links: ready,
+            ids,
+            next: 0,
+            assets_after: None,
+            assets_done: false,
+            range: 0..0,
+        });
+    }
+    let Some(j) = &mut out.join else {
+        return;
+    };
+    let end = j.next.saturating_add(config.join_entities_per_frame.max(1));
+    j.range = match j.next {
+        0 => 0,
+        n if n < j.ids.len() => j.ids[n],
+        // Every entity went out; assets remain.
+        _ => u64::MAX,
+    }..j.ids.get(end).copied().unwrap_or(u64::MAX);
+}
+
+/// The snapshot collectors: they run (after [`plan_join`]) when a join sends entities this frame,
+/// a condition evaluated once for all of them.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct JoinSlices;
+
+/// Run condition of [`JoinSlices`].
+pub(crate) fn join_slice(out: Res<Outgoing>) -> bool {
+    out.join.as_ref().is_some_and(|j| !j.range.is_empty())
 }
 
 /// Run condition of the collectors: this frame is a send tick. A collector must not even run
@@ -242,16 +327,13 @@ pub(crate) type AllShared<'w, 's, C> = Query<'w, 's, (&'static SharedId, &'stati
 /// Shared entities, and whether they still have component `C`.
 pub(crate) type StillShared<'w, 's, C> = Query<'w, 's, (&'static SharedId, Has<C>), With<Shared>>;
 
-/// Gather changed (and, for joining links, all) components of mapping `m` on shared entities.
-/// `any_changed`: whether `changed` selects anything at all
-/// ([`anything_changed`](super::changes::anything_changed), much cheaper than the query's
-/// per-entity filter when nothing did).
-#[expect(clippy::too_many_arguments, reason = "the collector of one mapping")]
+/// Gather changed components of mapping `m` on shared entities. `any_changed`: whether
+/// `changed` selects anything at all ([`anything_changed`](super::changes::anything_changed),
+/// much cheaper than the query's per-entity filter when nothing did).
 pub(crate) fn collect_changes<M: Mapping>(
     m: M,
     any_changed: bool,
     changed: ChangedShared<M::C>,
-    all: AllShared<M::C>,
     ids: Query<&SharedId>,
     assets: Res<AssetIdMap>,
     config: Res<MirrorConfig>,
@@ -259,8 +341,9 @@ pub(crate) fn collect_changes<M: Mapping>(
 ) {
     let limit = config.max_transaction_bytes.max(64);
     let key = m.key();
-    let want_delta = any_changed && !out.synced.is_empty();
-    let want_snapshot = !out.joining.is_empty();
+    if !any_changed || out.synced.is_empty() {
+        return;
+    }
     let Some(t) = out.types.get_mut(&key) else {
         return;
     };
@@ -269,7 +352,7 @@ pub(crate) fn collect_changes<M: Mapping>(
         assets: &assets,
     };
     let lookup: &dyn EntityIds = &upstream_ids;
-    if want_delta {
+    {
         let removed_before = t.removed.len();
         let mut sent = Vec::new();
         for (id, c, driven) in &changed {
@@ -300,11 +383,34 @@ pub(crate) fn collect_changes<M: Mapping>(
             });
         }
     }
-    if want_snapshot {
-        for (id, c) in &all {
-            if let Some(w) = m.to_wire(c, lookup) {
-                t.snapshot.push_pair(id.0, &w, limit);
-            }
+}
+
+/// Gather mapping `m`'s components of the shared entities in this frame's join slice.
+pub(crate) fn collect_snapshot<M: Mapping>(
+    m: M,
+    all: AllShared<M::C>,
+    ids: Query<&SharedId>,
+    assets: Res<AssetIdMap>,
+    config: Res<MirrorConfig>,
+    mut out: ResMut<Outgoing>,
+) {
+    let limit = config.max_transaction_bytes.max(64);
+    let out = &mut *out;
+    let Some(range) = out.join.as_ref().map(|j| j.range.clone()) else {
+        return;
+    };
+    let Some(t) = out.types.get_mut(&m.key()) else {
+        return;
+    };
+    let upstream_ids = super::registry::UpstreamIds {
+        ids: &ids,
+        assets: &assets,
+    };
+    for (id, c) in &all {
+        if range.contains(&id.0)
+            && let Some(w) = m.to_wire(c, &upstream_ids)
+        {
+            t.snapshot.push_pair(id.0, &w, limit);
         }
     }
 }
@@ -375,14 +481,27 @@ fn ids_in_chunks(ids: &[u64], limit: usize) -> impl Iterator<Item = &[u64]> {
     ids.chunks((limit / 8).max(1))
 }
 
+/// What a transaction group carries.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    /// What changed since the last send tick.
+    Delta,
+    /// A slice of the world for joining links: these assets, these entities (created), and
+    /// their components gathered this frame.
+    Slice {
+        ids: &'a [u64],
+        assets: &'a [((u16, u16, u64), Bytes)],
+    },
+}
+
 /// Content of one transaction group for links that speak `extensions`.
 fn build_contents(
     out: &Outgoing,
     extensions: &[u16],
-    snapshot: bool,
-    all_ids: &[u64],
+    part: Part,
     limit: usize,
 ) -> Vec<(ContentMessage, usize)> {
+    let snapshot = matches!(part, Part::Slice { .. });
     let mut contents = Vec::new();
     let asset_msg = |key: &(u16, u16, u64), body: &Bytes| {
         (
@@ -393,22 +512,24 @@ fn build_contents(
             body.len() + 21,
         )
     };
-    if snapshot {
-        contents.extend(
-            out.live_assets
+    match part {
+        Part::Slice { assets, .. } => contents.extend(
+            assets
                 .iter()
                 .filter(|(k, _)| extensions.contains(&k.0))
                 .map(|(k, b)| asset_msg(k, b)),
-        );
-    } else {
-        contents.extend(
+        ),
+        Part::Delta => contents.extend(
             out.assets_modified
                 .iter()
                 .filter(|(k, _)| extensions.contains(&k.0))
                 .map(|(k, b)| asset_msg(k, b)),
-        );
+        ),
     }
-    let created: &[u64] = if snapshot { all_ids } else { &out.created };
+    let created: &[u64] = match part {
+        Part::Slice { ids, .. } => ids,
+        Part::Delta => &out.created,
+    };
     for chunk in ids_in_chunks(created, limit) {
         contents.push((
             ContentMessage::ContentCreateEntities(ContentCreateEntities {
@@ -478,7 +599,8 @@ fn build_contents(
     contents
 }
 
-/// Encode this tick's transactions once per extension set and hand them to the links.
+/// Encode this frame's transactions (the join slice, if any; the delta, on send ticks) once per
+/// extension set and hand them to the links.
 // A symbol of its own, so that `benches/callgrind.sh` can count it.
 #[inline(never)]
 pub(crate) fn send_transactions(
@@ -488,7 +610,7 @@ pub(crate) fn send_transactions(
     links: Query<(Entity, &NoodlesLink)>,
     mut stats: ResMut<MirrorStats>,
 ) {
-    if !out.active {
+    if !out.active && out.join.is_none() {
         return;
     }
     let limit = config.max_transaction_bytes.max(64);
@@ -496,36 +618,97 @@ pub(crate) fn send_transactions(
         t.delta.freeze();
         t.snapshot.freeze();
     }
-    // Group links by extension set: the same bytes go to every link of a group.
-    let mut delta_groups: BTreeMap<Vec<u16>, Vec<&NoodlesLink>> = BTreeMap::new();
-    let mut join_groups: BTreeMap<Vec<u16>, Vec<(Entity, &NoodlesLink)>> = BTreeMap::new();
-    let joining: HashSet<Entity> = out.joining.iter().copied().collect();
-    for (e, l) in &links {
-        if !l.is_open() || l.role != Some(Role::Upstream) {
-            continue;
+    let mut sent = 0u64;
+    // The slice first: the assets the deltas refer to go out early in the join.
+    if let Some(j) = &out.join {
+        let end = j.next.saturating_add(config.join_entities_per_frame.max(1));
+        // Entities deleted since the join began are not created again.
+        let ids: Vec<u64> = j.ids[j.next.min(j.ids.len())..end.min(j.ids.len())]
+            .iter()
+            .copied()
+            .filter(|id| index.local.contains_key(id))
+            .collect();
+        let mut assets: Vec<((u16, u16, u64), Bytes)> = Vec::new();
+        let mut assets_left = false;
+        if !j.assets_done {
+            use std::ops::Bound;
+            let from = j.assets_after.map_or(Bound::Unbounded, Bound::Excluded);
+            let mut bytes = 0;
+            let mut rest = out.live_assets.range((from, Bound::Unbounded)).peekable();
+            while let Some((k, b)) = rest.next_if(|(_, b)| {
+                assets.is_empty() || bytes + b.len() <= config.join_asset_bytes_per_frame
+            }) {
+                bytes += b.len();
+                assets.push((*k, b.clone()));
+            }
+            assets_left = rest.peek().is_some();
         }
-        if joining.contains(&e) {
-            join_groups
-                .entry(l.extensions.clone())
-                .or_default()
-                .push((e, l));
-        } else if out.synced.contains(&e) {
-            delta_groups
-                .entry(l.extensions.clone())
-                .or_default()
-                .push(l);
+        let part = Part::Slice {
+            ids: &ids,
+            assets: &assets,
+        };
+        let mut groups: BTreeMap<&[u16], Vec<(Entity, &NoodlesLink)>> = BTreeMap::new();
+        for (e, l) in j.links.iter().filter_map(|e| links.get(*e).ok()) {
+            groups.entry(&l.extensions).or_default().push((e, l));
+        }
+        let mut failed = Vec::new();
+        for (exts, group) in &groups {
+            for tx in pack_transactions(build_contents(&out, exts, part, limit), limit) {
+                sent += 1;
+                for (e, l) in group {
+                    if let Err(err) = l.send(tx.clone()) {
+                        debug!("{err}");
+                        failed.push(*e);
+                    }
+                }
+            }
+        }
+        let j = out.join.as_mut().expect("checked above");
+        j.links.retain(|e| !failed.contains(e));
+        j.next = end;
+        j.assets_after = assets.last().map(|(k, _)| *k).or(j.assets_after);
+        j.assets_done = !assets_left;
+        if (j.next >= j.ids.len() && j.assets_done) || j.links.is_empty() {
+            out.join = None;
         }
     }
-    let mut delta_bytes = 0;
-    let mut sent = 0u64;
-    let mut failed: Vec<Entity> = Vec::new();
-    for (exts, group) in &delta_groups {
-        let contents = build_contents(&out, exts, false, &[], limit);
-        if contents.is_empty() {
-            continue;
+    if out.active {
+        sent += send_delta(&out, &links, &mut stats, limit);
+        out.created.clear();
+        out.deleted.clear();
+        out.assets_modified.clear();
+        out.assets_deleted.clear();
+        for t in out.types.values_mut() {
+            t.delta.clear();
+            t.removed.clear();
         }
-        for tx in pack_transactions(contents, limit) {
-            delta_bytes += tx.len();
+    }
+    for t in out.types.values_mut() {
+        t.snapshot.clear();
+    }
+    stats.transactions_sent += sent;
+    let _ = Chunks::is_empty;
+}
+
+/// Send the delta to every synced link, encoded once per extension set; returns the number of
+/// transactions encoded.
+fn send_delta(
+    out: &Outgoing,
+    links: &Query<(Entity, &NoodlesLink)>,
+    stats: &mut MirrorStats,
+    limit: usize,
+) -> u64 {
+    let mut groups: BTreeMap<&[u16], Vec<&NoodlesLink>> = BTreeMap::new();
+    for (e, l) in links {
+        if l.is_open() && l.role == Some(Role::Upstream) && out.synced.contains(&e) {
+            groups.entry(&l.extensions).or_default().push(l);
+        }
+    }
+    let mut bytes = 0;
+    let mut sent = 0;
+    for (exts, group) in &groups {
+        for tx in pack_transactions(build_contents(out, exts, Part::Delta, limit), limit) {
+            bytes += tx.len();
             sent += 1;
             for l in group {
                 match l.send(tx.clone()) {
@@ -542,49 +725,11 @@ pub(crate) fn send_transactions(
             }
         }
     }
-    if !join_groups.is_empty() {
-        let mut all_ids: Vec<u64> = index.local.keys().copied().collect();
-        all_ids.sort_unstable();
-        for (exts, group) in &join_groups {
-            let contents = build_contents(&out, exts, true, &all_ids, limit);
-            for tx in pack_transactions(contents, limit) {
-                sent += 1;
-                for (e, l) in group {
-                    if l.send(tx.clone()).is_err() {
-                        failed.push(*e);
-                    }
-                }
-            }
-            for (e, _) in group {
-                if !failed.contains(e) {
-                    out.synced.insert(*e);
-                }
-            }
-        }
-    }
     stats.last_delta_pairs = out
         .types
         .values()
         .flat_map(|t| t.delta.frozen.iter().map(|c| c.1 as usize))
         .sum();
-    stats.last_delta_bytes = delta_bytes;
-    stats.transactions_sent += sent;
-    // Links that were not open yet when they joined stay in `joining` for the next tick.
-    let still_joining: Vec<Entity> = out
-        .joining
-        .iter()
-        .copied()
-        .filter(|e| links.get(*e).is_ok_and(|(_, l)| !l.is_open()) && !failed.contains(e))
-        .collect();
-    out.joining = still_joining;
-    out.created.clear();
-    out.deleted.clear();
-    out.assets_modified.clear();
-    out.assets_deleted.clear();
-    for t in out.types.values_mut() {
-        t.delta.clear();
-        t.snapshot.clear();
-        t.removed.clear();
-    }
-    let _ = Chunks::is_empty;
+    stats.last_delta_bytes = bytes;
+    sent
 }
