@@ -184,12 +184,17 @@ impl LinkIds {
     }
 
     /// The entity mirroring `id`, spawned on first sight (or again, if the app despawned it).
+    #[inline]
     fn resolve(&mut self, world: &mut World, id: u64) -> Entity {
-        if let Some(e) = self.map.get(id)
-            && world.get_entity(e).is_ok()
-        {
-            return e;
+        match self.map.get(id) {
+            Some(e) if world.get_entity(e).is_ok() => e,
+            _ => self.spawn(world, id),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn spawn(&mut self, world: &mut World, id: u64) -> Entity {
         // `Visibility::Inherited` is the spec's default without a `VisibilityComponent`; Bevy's
         // visibility propagation needs it on every entity of a hierarchy (B0004 otherwise). It is
         // local: mirrored entities send nothing back.

@@ -311,10 +311,16 @@ fn overwrite_in_table<C: Component>(
     let Some(table) = world.storages().tables.get(location.table_id) else {
         return Err(c);
     };
-    // SAFETY: the column of `id` holds values of `C`.
-    let data = unsafe { table.get_data_slice_for::<C>(id) };
-    let (Some(data), Some(changed)) = (data, table.get_changed_ticks_slice_for(id)) else {
+    let Some(column) = table.get_column(id) else {
         return Err(c);
+    };
+    let len = table.entity_count() as usize;
+    // SAFETY: the column of `id` holds values of `C`, and `len` is its table's length.
+    let (data, changed) = unsafe {
+        (
+            column.get_data_slice::<C>(len),
+            column.get_changed_ticks_slice(len),
+        )
     };
     let row = location.table_row.index();
     let (Some(value), Some(tick)) = (data.get(row), changed.get(row)) else {
@@ -926,11 +932,12 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
             super::changes::anything_changed::<M::C>
                 .pipe(collect)
                 .run_if(upstream::send_tick),
-            snapshot.in_set(upstream::JoinSlices),
             removals,
         )
             .in_set(NoodlesSystems::Collect),
     )
+    // In `Collect`, through its set.
+    .add_systems(PostUpdate, snapshot.in_set(upstream::JoinSlices))
 }
 
 /// Walk `(EntityID, W)` pairs of component `name` until the payload is consumed.
