@@ -157,8 +157,9 @@ pub(crate) struct Join {
     links: Vec<Entity>,
     /// The shared ids when the join began, ascending. Entities shared since come as deltas.
     ids: Vec<u64>,
-    /// Where this frame's slice begins in `ids`.
+    /// This frame's slice of `ids`: `ids[next..end]` (clamped).
     next: usize,
+    end: usize,
     /// The live asset sent last (`None`: none yet); the assets go out in key order, at most
     /// [`MirrorConfig::join_asset_bytes_per_frame`] (and at least one) per frame.
     assets_after: Option<(u16, u16, u64)>,
@@ -278,6 +279,7 @@ pub(crate) fn plan_join(
             links: ready,
             ids,
             next: 0,
+            end: 0,
             assets_after: None,
             assets_done: false,
             range: 0..0,
@@ -286,13 +288,16 @@ pub(crate) fn plan_join(
     let Some(j) = &mut out.join else {
         return;
     };
-    let end = j.next.saturating_add(config.join_entities_per_frame.max(1));
+    j.end = j
+        .next
+        .saturating_add(config.join_entities_per_frame.max(1))
+        .min(j.ids.len());
     j.range = match j.next {
         0 => 0,
         n if n < j.ids.len() => j.ids[n],
         // Every entity went out; assets remain.
         _ => u64::MAX,
-    }..j.ids.get(end).copied().unwrap_or(u64::MAX);
+    }..j.ids.get(j.end).copied().unwrap_or(u64::MAX);
 }
 
 /// The snapshot collectors: they run (after [`plan_join`]) when a join sends entities this frame,
@@ -621,9 +626,8 @@ pub(crate) fn send_transactions(
     let mut sent = 0u64;
     // The slice first: the assets the deltas refer to go out early in the join.
     if let Some(j) = &out.join {
-        let end = j.next.saturating_add(config.join_entities_per_frame.max(1));
         // Entities deleted since the join began are not created again.
-        let ids: Vec<u64> = j.ids[j.next.min(j.ids.len())..end.min(j.ids.len())]
+        let ids: Vec<u64> = j.ids[j.next.min(j.end)..j.end]
             .iter()
             .copied()
             .filter(|id| index.local.contains_key(id))
@@ -663,13 +667,14 @@ pub(crate) fn send_transactions(
                 }
             }
         }
-        let j = out.join.as_mut().expect("checked above");
-        j.links.retain(|e| !failed.contains(e));
-        j.next = end;
-        j.assets_after = assets.last().map(|(k, _)| *k).or(j.assets_after);
-        j.assets_done = !assets_left;
-        if (j.next >= j.ids.len() && j.assets_done) || j.links.is_empty() {
-            out.join = None;
+        if let Some(j) = &mut out.join {
+            j.links.retain(|e| !failed.contains(e));
+            j.next = j.end;
+            j.assets_after = assets.last().map(|(k, _)| *k).or(j.assets_after);
+            j.assets_done = !assets_left;
+            if (j.next >= j.ids.len() && j.assets_done) || j.links.is_empty() {
+                out.join = None;
+            }
         }
     }
     if out.active {
