@@ -160,10 +160,14 @@ pub(crate) struct Join {
     /// This frame's slice of `ids`: `ids[next..end]` (clamped).
     next: usize,
     end: usize,
-    /// The live asset sent last (`None`: none yet); the assets go out in key order, at most
-    /// [`MirrorConfig::join_asset_bytes_per_frame`] (and at least one) per frame.
-    assets_after: Option<(u16, u16, u64)>,
-    assets_done: bool,
+    /// The live assets when the join began, smallest body first: what refers to large data (a
+    /// mesh, a buffer served out of band, a material) goes before large inline bodies (images),
+    /// so the joiner starts its out-of-band fetches at once. At most
+    /// [`MirrorConfig::join_asset_bytes_per_frame`] (and at least one) go out per frame; assets
+    /// made since come as deltas.
+    assets: Vec<(u16, u16, u64)>,
+    /// Where this frame's assets begin in `assets`.
+    next_asset: usize,
     /// This frame's slice as a range of ids (the last one is open-ended); the snapshot
     /// collectors gather the components of the shared entities in it.
     pub(crate) range: std::ops::Range<u64>,
@@ -274,14 +278,17 @@ pub(crate) fn plan_join(
         }
         let mut ids: Vec<u64> = index.local.keys().copied().collect();
         ids.sort_unstable();
+        let mut assets: Vec<(usize, (u16, u16, u64))> =
+            out.live_assets.iter().map(|(k, b)| (b.len(), *k)).collect();
+        assets.sort_unstable();
         out.synced.extend(ready.iter().copied());
         out.join = Some(Join {
             links: ready,
             ids,
             next: 0,
             end: 0,
-            assets_after: None,
-            assets_done: false,
+            assets: assets.into_iter().map(|(_, k)| k).collect(),
+            next_asset: 0,
             range: 0..0,
         });
     }
@@ -632,20 +639,21 @@ pub(crate) fn send_transactions(
             .copied()
             .filter(|id| index.local.contains_key(id))
             .collect();
+        // Assets deleted since the join began are skipped.
         let mut assets: Vec<((u16, u16, u64), Bytes)> = Vec::new();
-        let mut assets_left = false;
-        if !j.assets_done {
-            use std::ops::Bound;
-            let from = j.assets_after.map_or(Bound::Unbounded, Bound::Excluded);
-            let mut bytes = 0;
-            let mut rest = out.live_assets.range((from, Bound::Unbounded)).peekable();
-            while let Some((k, b)) = rest.next_if(|(_, b)| {
-                assets.is_empty() || bytes + b.len() <= config.join_asset_bytes_per_frame
-            }) {
-                bytes += b.len();
-                assets.push((*k, b.clone()));
+        let mut next_asset = j.next_asset;
+        let mut bytes = 0;
+        for k in &j.assets[j.next_asset..] {
+            let Some(b) = out.live_assets.get(k) else {
+                next_asset += 1;
+                continue;
+            };
+            if !assets.is_empty() && bytes + b.len() > config.join_asset_bytes_per_frame {
+                break;
             }
-            assets_left = rest.peek().is_some();
+            bytes += b.len();
+            assets.push((*k, b.clone()));
+            next_asset += 1;
         }
         let part = Part::Slice {
             ids: &ids,
@@ -670,9 +678,8 @@ pub(crate) fn send_transactions(
         if let Some(j) = &mut out.join {
             j.links.retain(|e| !failed.contains(e));
             j.next = j.end;
-            j.assets_after = assets.last().map(|(k, _)| *k).or(j.assets_after);
-            j.assets_done = !assets_left;
-            if (j.next >= j.ids.len() && j.assets_done) || j.links.is_empty() {
+            j.next_asset = next_asset;
+            if (j.next >= j.ids.len() && j.next_asset >= j.assets.len()) || j.links.is_empty() {
                 out.join = None;
             }
         }
