@@ -502,7 +502,8 @@ impl Transport {
 
     /// Connect to `url` (`ws://HOST:PORT` or `wss://HOST:PORT`) as a client. The returned handle
     /// can close the link at once; it sends frames once the link reports
-    /// [`LinkEvent::Established`] ([`QueueError::NotOpen`] before). A `wss://` URL trusts the roots of `tls` ([`ClientTls::default`] when `None`: the Mozilla roots).
+    /// [`LinkEvent::Established`] ([`QueueError::NotOpen`] before). A `wss://` URL trusts the
+    /// roots of `tls` ([`ClientTls::default`] when `None`: the Mozilla roots).
     pub fn connect(
         &self,
         url: String,
