@@ -364,36 +364,34 @@ pub(crate) fn collect_changes<M: Mapping>(
         assets: &assets,
     };
     let lookup: &dyn EntityIds = &upstream_ids;
-    {
-        let removed_before = t.removed.len();
-        let mut sent = Vec::new();
-        for (id, c, driven) in &changed {
-            // A member every node computes itself goes out once, when the entity is shared.
-            if driven.is_some_and(|d| d.drives(key)) && !id.is_added() {
-                continue;
-            }
-            match m.to_wire(c, lookup) {
-                Some(w) => {
-                    t.delta.push_pair(id.0, &w, limit);
-                    if removed_before > 0 {
-                        sent.push(id.0);
-                    }
+    let removed_before = t.removed.len();
+    let mut sent = Vec::new();
+    for (id, c, driven) in &changed {
+        // A member every node computes itself goes out once, when the entity is shared.
+        if driven.is_some_and(|d| d.drives(key)) && !id.is_added() {
+            continue;
+        }
+        match m.to_wire(c, lookup) {
+            Some(w) => {
+                t.delta.push_pair(id.0, &w, limit);
+                if removed_before > 0 {
+                    sent.push(id.0);
                 }
-                // Not representable any more (say, `ChildOf` an entity that is not shared):
-                // from the wire's point of view the component is gone.
-                None => t.removed.push(id.0),
             }
+            // Not representable any more (say, `ChildOf` an entity that is not shared):
+            // from the wire's point of view the component is gone.
+            None => t.removed.push(id.0),
         }
-        // Removed and inserted again between two send ticks: the modification wins (deletions
-        // are applied after modifications, so a stale one would undo it).
-        if !sent.is_empty() {
-            let sent: bevy::platform::collections::HashSet<u64> = sent.into_iter().collect();
-            let mut i = 0;
-            t.removed.retain(|id| {
-                i += 1;
-                i > removed_before || !sent.contains(id)
-            });
-        }
+    }
+    // Removed and inserted again between two send ticks: the modification wins (deletions
+    // are applied after modifications, so a stale one would undo it).
+    if !sent.is_empty() {
+        let sent: bevy::platform::collections::HashSet<u64> = sent.into_iter().collect();
+        let mut i = 0;
+        t.removed.retain(|id| {
+            i += 1;
+            i > removed_before || !sent.contains(id)
+        });
     }
 }
 
