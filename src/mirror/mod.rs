@@ -279,7 +279,7 @@ impl RemoteIds {
 pub struct MirrorConfig {
     /// How often the Upstream gathers and sends changes (`None`: every frame).
     pub send_interval: Option<Duration>,
-    /// Content of one transaction is kept under this many bytes where possible (snapshots and
+    /// Content of one transaction is kept under this many bytes where possible (join slices and
     /// large deltas are split into several transactions).
     pub max_transaction_bytes: usize,
     /// What happens to a link's mirrored entities when it closes.
