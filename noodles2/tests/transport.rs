@@ -398,7 +398,7 @@ fn a_peer_that_neither_reads_nor_sends_is_closed_once_the_stall_timeout_passes()
     // Nothing wakes the server's link task but the bytes it queues: no pings, no idle timeout,
     // and the peer is silent.
     let limits = TransportLimits {
-        max_queued_bytes: 1 << 20,
+        max_queued_bytes: 4 << 20,
         stall_timeout: Duration::from_millis(500),
         ping_interval: None,
         idle_timeout: None,
@@ -424,19 +424,12 @@ fn a_peer_that_neither_reads_nor_sends_is_closed_once_the_stall_timeout_passes()
     let server = accepted(&transport);
     rt.block_on(introduce(&mut ws));
     assert_eq!(outcome(&transport, &server), Ok(Role::Upstream));
-    // Queue until more than the bound waits (the socket buffers take some first), then stop,
-    // below the hard bound.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut n = 0;
-    while server.stats().queued_bytes <= limits.max_queued_bytes as u64 {
-        assert!(Instant::now() < deadline, "the socket buffers never filled");
-        server
-            .send(numbered_transaction(n, 256 << 10))
-            .expect("below the hard bound");
-        n += 1;
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let sent_at = Instant::now();
+    // One frame three times the bound (below the hard bound): more than loopback's socket
+    // buffers take while nobody reads, so it stays queued. Its send is the only event there is:
+    // unless crossing the bound wakes the link task, its stall clock never starts.
+    server
+        .send(numbered_transaction(0, 3 * limits.max_queued_bytes))
+        .expect("below the hard bound");
     let reason = outcome(&transport, &server).expect_err("closed");
     assert!(
         matches!(
@@ -445,6 +438,5 @@ fn a_peer_that_neither_reads_nor_sends_is_closed_once_the_stall_timeout_passes()
         ),
         "{reason:?}"
     );
-    assert!(sent_at.elapsed() < Duration::from_secs(5));
     drop(ws);
 }
