@@ -29,8 +29,9 @@
 //!   within 1.5 × that.
 //! - **The Upstream's frames** while serving the join (from the Downstream's connection to
 //!   joined): median and longest `update()`, wall clock (the goal: none over 2 × the median) and
-//!   CPU time of the Upstream's thread (what the frame itself cost, without the preemption by
-//!   the Downstream's process that the wall clock of a 2-core machine includes).
+//!   CPU time of the Upstream's thread (it runs its systems on that one thread, so this is what
+//!   the frame itself cost, without the preemption by the Downstream's process that the wall
+//!   clock of a 2-core machine includes).
 //!
 //! The machine is shared: compare the rows of one run.
 

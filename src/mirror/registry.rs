@@ -142,6 +142,15 @@ impl<C> Clone for Store<C> {
 
 impl<C> Copy for Store<C> {}
 
+impl<C> std::fmt::Debug for Store<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::InPlace => f.write_str("InPlace"),
+            Store::With(_) => f.write_str("With(..)"),
+        }
+    }
+}
+
 /// A component mapping given as functions, for [`MirrorAppExt::mirror_component_with`]: mirror a
 /// component of another crate (the orphan rule forbids implementing [`MirrorComponent`] for it),
 /// or give one type a second mapping under another component type id.
