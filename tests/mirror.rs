@@ -592,6 +592,46 @@ fn bad_component_payload_closes_the_link_and_applies_nothing() {
     );
 }
 
+/// Only proposals may carry patch-local ids (bit 63): one in a transaction's component payload,
+/// as a pair's target or inside its value, closes the link naming it (before anything of the
+/// transaction is applied: validation comes first).
+#[test]
+fn a_patch_local_id_in_a_component_payload_closes_the_link() {
+    const LOCAL: u64 = 1 << 63;
+    for (target, parent) in [(LOCAL | 9, 77), (77, LOCAL | 5)] {
+        let (mut up, mut down) = pair();
+        log_closed(&mut down);
+        let mut pair_bytes = target.to_le_bytes().to_vec();
+        pair_bytes.extend_from_slice(&parent.to_le_bytes());
+        // `ChildOfComponent` (16): the pair's target, then the parent's `EntityID`.
+        let tx = MainSequenceMessage::Transaction(Transaction {
+            content: ContentArray(vec![
+                ContentMessage::ContentCreateEntities(ContentCreateEntities {
+                    list: vec![EntityID::new(77)].into(),
+                }),
+                ContentMessage::ContentModifyComponents(ContentModifyComponents {
+                    component: ComponentTypeID::new(ExtensionID::new(0), 16),
+                    count: 1,
+                    content: Content(pair_bytes.into()),
+                }),
+            ]),
+        });
+        let mut q = up.world_mut().query::<&NoodlesLink>();
+        for l in q.iter(up.world()) {
+            l.send_message(&tx).unwrap();
+        }
+        run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| {
+            !closed_reasons(a[1]).is_empty()
+        });
+        let reason = closed_reasons(&down)[0].to_string();
+        let local = target.max(parent);
+        assert!(
+            reason.contains(&format!("patch-local id {local:#x}")),
+            "{reason}"
+        );
+    }
+}
+
 #[test]
 fn time_sync_gives_an_authority_clock() {
     let (mut up, mut down) = pair();

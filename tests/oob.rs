@@ -624,6 +624,154 @@ fn a_game_connecting_as_upstream_pushes_its_world_and_serves_oob() {
     );
 }
 
+/// How many bodies the Downstream received per asset `(extension, identifier, id)`.
+#[derive(Resource, Default)]
+struct BodiesReceived(std::collections::HashMap<(u16, u16, u64), u32>);
+
+/// Counts the asset bodies of this frame's transactions, leaving them queued for the import.
+fn count_bodies(
+    mut incoming: ResMut<bevy_noodles2::mirror::IncomingAssets>,
+    mut seen: ResMut<BodiesReceived>,
+) {
+    let queued = incoming.take();
+    for (link, m) in queued {
+        match m {
+            bevy_noodles2::mirror::IncomingAsset::Modify(m) => {
+                *seen.0.entry(m.an_asset.key()).or_default() += 1;
+                incoming.push(link, m);
+            }
+            bevy_noodles2::mirror::IncomingAsset::Delete(a) => incoming.delete(link, a),
+        }
+    }
+}
+
+/// The mesh a test touches.
+#[derive(Resource)]
+struct Touched(Handle<Mesh>);
+
+/// In the frame a link opens, change the mesh: it is exported again (a new buffer) in the very
+/// frame the join begins, so it is both in the world the join sends and in that frame's delta.
+fn touch_when_a_link_opens(
+    mut opened: MessageReader<bevy_noodles2::net::LinkOpened>,
+    touched: Res<Touched>,
+    mut meshes: ResMut<Assets<Mesh>>,
+) {
+    if opened.read().count() > 0 {
+        meshes.get_mut(&touched.0).unwrap().translate_by(Vec3::X);
+    }
+}
+
+/// An asset exported in the frame a Downstream's join begins goes out once, not once in the
+/// join and again in that frame's delta (which fetched its out-of-band buffer twice); so does an
+/// asset changed while a join is under way and not yet sent by it.
+#[test]
+fn an_asset_exported_while_a_downstream_joins_reaches_it_once() {
+    let mut up = asset_app_with(NoodlesPlugin {
+        session_name: "up".into(),
+        oob: Some(bevy_noodles2::assets::OobConfig { threshold: 1024 }),
+        ..default()
+    });
+    // The world goes out an asset per frame, so the second mesh is still to be sent when the
+    // first slice arrived.
+    up.world_mut()
+        .resource_mut::<MirrorConfig>()
+        .join_asset_bytes_per_frame = 1;
+    let url = listen(&mut up);
+    let meshes: Vec<Handle<Mesh>> = (0..2)
+        .map(|i| {
+            let mut mesh = big_mesh(8 * 1024);
+            mesh.translate_by(Vec3::Y * i as f32);
+            up.world_mut().resource_mut::<Assets<Mesh>>().add(mesh)
+        })
+        .collect();
+    for m in &meshes {
+        up.world_mut()
+            .spawn((Shared, Transform::default(), Mesh3d(m.clone())));
+    }
+    up.insert_resource(Touched(meshes[0].clone()));
+    up.add_systems(
+        PostUpdate,
+        touch_when_a_link_opens.before(NoodlesSystems::ExportAssets),
+    );
+    pump(&mut [&mut up], 3);
+    let mut down = asset_app("down");
+    down.init_resource::<BodiesReceived>().add_systems(
+        PreUpdate,
+        count_bodies
+            .after(NoodlesSystems::ApplyTransactions)
+            .before(NoodlesSystems::ImportAssets),
+    );
+    connect(&mut down, NoodlesConnect::new(url));
+    // In lockstep: after each Upstream frame the Downstream runs until it applied every
+    // transaction sent. Once the join's first slice arrived, the other mesh changes too.
+    let mut changed_during_join = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the join did not end");
+        if !changed_during_join && !down.world().resource::<BodiesReceived>().0.is_empty() {
+            let id = up
+                .world()
+                .resource::<bevy_noodles2::mirror::AssetIdMap>()
+                .exported_id(meshes[1].id().untyped());
+            let key = (0, asset_type::MESH, id.unwrap());
+            assert!(
+                !down
+                    .world()
+                    .resource::<BodiesReceived>()
+                    .0
+                    .contains_key(&key),
+                "the second mesh went out before the first slice was in"
+            );
+            up.world_mut()
+                .resource_mut::<Assets<Mesh>>()
+                .get_mut(&meshes[1])
+                .unwrap()
+                .translate_by(Vec3::Z);
+            changed_during_join = true;
+        }
+        up.update();
+        let sent = up.world().resource::<MirrorStats>().transactions_sent;
+        run_until(
+            &mut [&mut down],
+            Duration::from_secs(10),
+            "the Upstream's frame applied",
+            |a| a[0].world().resource::<MirrorStats>().transactions_applied >= sent,
+        );
+        let mut q = down.world_mut().query_filtered::<&Mesh3d, With<Mirrored>>();
+        let with_mesh = q.iter(down.world()).count();
+        if changed_during_join && with_mesh == 2 && progress(&down).is_idle() {
+            break;
+        }
+    }
+    let received = &down.world().resource::<BodiesReceived>().0;
+    assert!(
+        received.values().all(|&n| n == 1),
+        "bodies received per asset: {received:?}"
+    );
+    assert_eq!(progress(&down).failed, 0);
+    // Both meshes arrived as they are now.
+    let first_positions = |a: &mut App, handles: Vec<Handle<Mesh>>| -> Vec<[f32; 3]> {
+        let assets = a.world().resource::<Assets<Mesh>>();
+        let mut v: Vec<[f32; 3]> = handles
+            .iter()
+            .map(
+                |h| match assets.get(h).unwrap().attribute(Mesh::ATTRIBUTE_POSITION) {
+                    Some(bevy::mesh::VertexAttributeValues::Float32x3(p)) => p[0],
+                    other => panic!("positions: {other:?}"),
+                },
+            )
+            .collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v
+    };
+    let mut q = down.world_mut().query_filtered::<&Mesh3d, With<Mirrored>>();
+    let mirrored: Vec<Handle<Mesh>> = q.iter(down.world()).map(|m| m.0.clone()).collect();
+    assert_eq!(
+        first_positions(&mut down, mirrored),
+        first_positions(&mut up, meshes)
+    );
+}
+
 /// A material's image that changes is sent again (same image id, new buffer), also when it
 /// changes in the very frame it is first exported; the Downstream ends with the new pixels and
 /// nothing left waiting.

@@ -134,6 +134,7 @@ fn validate(
                         m.an_asset.asset_type.identifier.get(),
                     ));
                 }
+                check_ids(std::iter::once(m.an_asset.key().2))?;
             }
             ContentMessage::ContentDeleteAsset(m) => {
                 let ext = m.an_asset.asset_type.extension.id.get();
@@ -143,6 +144,7 @@ fn validate(
                         m.an_asset.asset_type.identifier.get(),
                     ));
                 }
+                check_ids(std::iter::once(m.an_asset.key().2))?;
             }
         }
     }

@@ -11,7 +11,7 @@ use super::asset_ids::{AssetIdMap, asset_handle};
 use super::upstream::{self, AllShared, ChangedShared, Outgoing, StillShared};
 use super::{MirrorError, Mirrored, SharedId};
 use crate::codec::rt::Reader;
-use crate::codec::{DecodeError, EntityID, Wire};
+use crate::codec::{DecodeError, EntityID, IdMut, VisitIds, Wire};
 use crate::schedule::NoodlesSystems;
 
 /// Entity → `EntityID` in the namespace of the link a value is encoded for (references such as
@@ -832,7 +832,7 @@ impl MirrorAppExt for App {
             extension,
             identifier,
             validate: Arc::new(move |bytes| {
-                validate_pairs::<W>(bytes, |_| Ok(())).map_err(|e| e.named(name))
+                validate_pairs::<W>(bytes, true, |_| Ok(())).map_err(|e| e.named(name))
             }),
             apply: Arc::new(move |world, _link, resolve, bytes| {
                 super::raw::keep_values::<W>(world, key, resolve, bytes).map_err(|error| {
@@ -887,7 +887,7 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
         extension: key.0,
         identifier: key.1,
         validate: Arc::new(move |bytes| {
-            validate_pairs::<M::W>(bytes, |w| m.check(w)).map_err(|e| e.named(name))
+            validate_pairs::<M::W>(bytes, true, |w| m.check(w)).map_err(|e| e.named(name))
         }),
         apply: Arc::new(move |world, link, resolve, bytes| {
             apply_pairs(m, world, link, resolve, bytes)
@@ -900,7 +900,8 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
         encode_one: Arc::new(move |world, e| encode_one(m, world, e)),
         // Proposals pass the mapping's checks too, before anything of them applies.
         visit_ids: Arc::new(move |bytes, target, inner| {
-            validate_pairs::<M::W>(bytes, |w| m.check(w)).map_err(|e| e.named(name).to_string())?;
+            validate_pairs::<M::W>(bytes, false, |w| m.check(w))
+                .map_err(|e| e.named(name).to_string())?;
             noodles2::proposal::visit_pair_ids::<M::W>(bytes, target, inner)
         }),
         has: |world, e, _| world.get::<M::C>(e).is_some(),
@@ -975,6 +976,8 @@ fn for_each_pair<W: Wire>(
 enum PairError {
     Decode(DecodeError),
     Check(usize, String),
+    /// A patch-local id (bit 63) in a transaction, where only canonical ids may be.
+    PatchLocal(u64),
 }
 
 impl PairError {
@@ -989,20 +992,46 @@ impl PairError {
                 component,
                 reason: format!("pair {index}: {reason}"),
             },
+            PairError::PatchLocal(id) => MirrorError::PatchLocalInTransaction(id),
         }
     }
 }
 
-fn validate_pairs<W: Wire>(
+/// Decode every pair of a payload and run `check` on each value. With `canonical` (a
+/// transaction's payload), no id may be patch-local: neither a pair's target nor one inside its
+/// value (proposals, which may carry them, pass `false`).
+fn validate_pairs<W: Wire + VisitIds>(
     bytes: &Bytes,
+    canonical: bool,
     check: impl Fn(&W) -> Result<(), String>,
 ) -> Result<usize, PairError> {
     let mut r = Reader::new(bytes);
     let mut n = 0;
     while r.remaining() > 0 {
         let at = |e: DecodeError| PairError::Decode(e.at(crate::codec::rt::PathSeg::Index(n)));
-        EntityID::read(&mut r).map_err(at)?;
-        let w = W::read(&mut r).map_err(at)?;
+        let id = EntityID::read(&mut r).map_err(at)?.id.get();
+        let mut w = W::read(&mut r).map_err(at)?;
+        if canonical {
+            if id & super::PATCH_LOCAL_BIT != 0 {
+                return Err(PairError::PatchLocal(id));
+            }
+            if W::HAS_IDS {
+                let mut local = None;
+                w.visit_ids_mut(&mut |inner| {
+                    let id = match inner {
+                        IdMut::Entity(e) => e.id.get(),
+                        IdMut::Asset { id, .. } => id.id.get(),
+                        IdMut::AnAsset(a) => a.key().2,
+                    };
+                    if id & super::PATCH_LOCAL_BIT != 0 {
+                        local.get_or_insert(id);
+                    }
+                });
+                if let Some(id) = local {
+                    return Err(PairError::PatchLocal(id));
+                }
+            }
+        }
         check(&w).map_err(|reason| PairError::Check(n, reason))?;
         n += 1;
     }

@@ -168,6 +168,10 @@ pub(crate) struct Join {
     assets: Vec<(u16, u16, u64)>,
     /// Where this frame's assets begin in `assets`.
     next_asset: usize,
+    /// Assets of `assets` a delta carried to the joining links since the join began: their
+    /// slot in a slice is skipped (the delta sent their current body; sending it again would
+    /// make the joiners import it, and fetch its out-of-band bytes, twice).
+    delivered: HashSet<(u16, u16, u64)>,
     /// This frame's slice as a range of ids (the last one is open-ended); the snapshot
     /// collectors gather the components of the shared entities in it.
     pub(crate) range: std::ops::Range<u64>,
@@ -289,6 +293,7 @@ pub(crate) fn plan_join(
             end: 0,
             assets: assets.into_iter().map(|(_, k)| k).collect(),
             next_asset: 0,
+            delivered: HashSet::new(),
             range: 0..0,
         });
     }
@@ -629,6 +634,15 @@ pub(crate) fn send_transactions(
         t.snapshot.freeze();
     }
     let mut sent = 0u64;
+    // This frame's delta (sent after the slice, to the joining links too) carries the assets
+    // modified since the last send tick, also those the join began with.
+    let o = &mut *out;
+    if o.active
+        && let Some(j) = &mut o.join
+    {
+        j.delivered
+            .extend(o.assets_modified.iter().map(|(k, _)| *k));
+    }
     // The slice first: the assets the deltas refer to go out early in the join.
     if let Some(j) = &out.join {
         // Entities deleted since the join began are not created again.
@@ -637,14 +651,17 @@ pub(crate) fn send_transactions(
             .copied()
             .filter(|id| index.local.contains_key(id))
             .collect();
-        // Assets deleted since the join began are skipped.
+        // Assets deleted since the join began, or already delivered by a delta, are skipped.
         let mut assets: Vec<((u16, u16, u64), Bytes)> = Vec::new();
         let mut next_asset = j.next_asset;
         let mut bytes = 0;
         for k in &j.assets[j.next_asset..] {
-            let Some(b) = out.live_assets.get(k) else {
-                next_asset += 1;
-                continue;
+            let b = match out.live_assets.get(k) {
+                Some(b) if !j.delivered.contains(k) => b,
+                _ => {
+                    next_asset += 1;
+                    continue;
+                }
             };
             if !assets.is_empty() && bytes + b.len() > config.join_asset_bytes_per_frame {
                 break;
