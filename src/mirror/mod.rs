@@ -159,7 +159,9 @@ pub struct Mirrored {
 /// per link, the entities it mirrors (by that link's ids).
 #[derive(Resource, Debug, Default)]
 pub struct EntityIndex {
-    pub(crate) local: HashMap<u64, Entity>,
+    /// Ordered by id (ids are allocated increasing, so sharing appends): a join walks it in
+    /// slices without collecting and sorting the ids first.
+    pub(crate) local: std::collections::BTreeMap<u64, Entity>,
     pub(crate) remote: HashMap<Entity, RemoteIds, FoldHash>,
     next_id: u64,
 }
@@ -293,7 +295,9 @@ pub struct MirrorConfig {
     pub join_entities_per_frame: usize,
     /// Bytes of asset bodies (inline ones; out-of-band ones are a reference) a joining
     /// Downstream is sent per frame, with the entities (default 256 KiB; at least one asset per
-    /// frame). `usize::MAX`: every asset in the first frame.
+    /// frame). Each body counts at least 1 KiB (its encoding and sending cost something whatever
+    /// its size), so a world of many small assets is spread over frames too. `usize::MAX`: every
+    /// asset in the first frame.
     pub join_asset_bytes_per_frame: usize,
 }
 

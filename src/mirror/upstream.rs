@@ -155,16 +155,21 @@ impl Outgoing {
 #[derive(Debug)]
 pub(crate) struct Join {
     links: Vec<Entity>,
-    /// The shared ids when the join began, ascending. Entities shared since come as deltas.
-    ids: Vec<u64>,
-    /// This frame's slice of `ids`: `ids[next..end]` (clamped).
-    next: usize,
-    end: usize,
+    /// The last id shared when the join began: the join walks the shared ids up to it, in
+    /// order ([`EntityIndex`] keeps them ordered). Entities shared since come as deltas.
+    last_id: u64,
+    /// Where the next slice begins.
+    next_id: u64,
+    /// Every shared entity up to `last_id` went out.
+    entities_done: bool,
+    /// This frame's slice: the shared ids (ascending) and their entities; the snapshot
+    /// collectors gather the components of these entities.
+    pub(crate) slice: Vec<(u64, Entity)>,
     /// The live assets when the join began, smallest body first: what refers to large data (a
     /// mesh, a buffer served out of band, a material) goes before large inline bodies (images),
     /// so the joiner starts its out-of-band fetches at once. At most
-    /// [`MirrorConfig::join_asset_bytes_per_frame`] (and at least one) go out per frame; assets
-    /// made since come as deltas.
+    /// [`MirrorConfig::join_asset_bytes_per_frame`] (and at least one) go out per frame, each
+    /// asset counting at least [`JOIN_ASSET_MIN_BYTES`]; assets made since come as deltas.
     assets: Vec<(u16, u16, u64)>,
     /// Where this frame's assets begin in `assets`.
     next_asset: usize,
@@ -172,10 +177,12 @@ pub(crate) struct Join {
     /// slot in a slice is skipped (the delta sent their current body; sending it again would
     /// make the joiners import it, and fetch its out-of-band bytes, twice).
     delivered: HashSet<(u16, u16, u64)>,
-    /// This frame's slice as a range of ids (the last one is open-ended); the snapshot
-    /// collectors gather the components of the shared entities in it.
-    pub(crate) range: std::ops::Range<u64>,
 }
+
+/// What an asset counts, at least, against [`MirrorConfig::join_asset_bytes_per_frame`]: a
+/// body costs its encoding and sending whatever its size, so a world of many small assets
+/// (meshes, materials, out-of-band references) is spread over frames too.
+pub(crate) const JOIN_ASSET_MIN_BYTES: usize = 1024;
 
 /// What the last send cost and carried (for overlays, logs and benchmarks).
 #[derive(Resource, Debug, Default, Clone)]
@@ -280,36 +287,36 @@ pub(crate) fn plan_join(
         if ready.is_empty() {
             return;
         }
-        let mut ids: Vec<u64> = index.local.keys().copied().collect();
-        ids.sort_unstable();
         let mut assets: Vec<(usize, (u16, u16, u64))> =
             out.live_assets.iter().map(|(k, b)| (b.len(), *k)).collect();
         assets.sort_unstable();
         out.synced.extend(ready.iter().copied());
         out.join = Some(Join {
             links: ready,
-            ids,
-            next: 0,
-            end: 0,
+            last_id: index.local.last_key_value().map_or(0, |(id, _)| *id),
+            next_id: 0,
+            entities_done: false,
+            slice: Vec::new(),
             assets: assets.into_iter().map(|(_, k)| k).collect(),
             next_asset: 0,
             delivered: HashSet::new(),
-            range: 0..0,
         });
     }
     let Some(j) = &mut out.join else {
         return;
     };
-    j.end = j
-        .next
-        .saturating_add(config.join_entities_per_frame.max(1))
-        .min(j.ids.len());
-    j.range = match j.next {
-        0 => 0,
-        n if n < j.ids.len() => j.ids[n],
-        // Every entity went out; assets remain.
-        _ => u64::MAX,
-    }..j.ids.get(j.end).copied().unwrap_or(u64::MAX);
+    j.slice.clear();
+    if j.entities_done {
+        return;
+    }
+    let n = config.join_entities_per_frame.max(1);
+    let mut walk = index.local.range(j.next_id..=j.last_id);
+    j.slice
+        .extend(walk.by_ref().take(n).map(|(id, e)| (*id, *e)));
+    match walk.next() {
+        Some((id, _)) => j.next_id = *id,
+        None => j.entities_done = true,
+    }
 }
 
 /// The snapshot collectors: they run (after [`plan_join`]) when a join sends entities this frame,
@@ -319,7 +326,7 @@ pub(crate) struct JoinSlices;
 
 /// Run condition of [`JoinSlices`].
 pub(crate) fn join_slice(out: Res<Outgoing>) -> bool {
-    out.join.as_ref().is_some_and(|j| !j.range.is_empty())
+    out.join.as_ref().is_some_and(|j| !j.slice.is_empty())
 }
 
 /// Run condition of the collectors: this frame is a send tick. A collector must not even run
@@ -411,21 +418,18 @@ pub(crate) fn collect_snapshot<M: Mapping>(
 ) {
     let limit = config.max_transaction_bytes.max(64);
     let out = &mut *out;
-    let Some(range) = out.join.as_ref().map(|j| j.range.clone()) else {
-        return;
-    };
-    let Some(t) = out.types.get_mut(&m.key()) else {
+    let (Some(j), Some(t)) = (&out.join, out.types.get_mut(&m.key())) else {
         return;
     };
     let upstream_ids = super::registry::UpstreamIds {
         ids: &ids,
         assets: &assets,
     };
-    for (id, c) in &all {
-        if range.contains(&id.0)
+    for &(id, e) in &j.slice {
+        if let Ok((_, c)) = all.get(e)
             && let Some(w) = m.to_wire(c, &upstream_ids)
         {
-            t.snapshot.push_pair(id.0, &w, limit);
+            t.snapshot.push_pair(id, &w, limit);
         }
     }
 }
@@ -645,10 +649,11 @@ pub(crate) fn send_transactions(
     }
     // The slice first: the assets the deltas refer to go out early in the join.
     if let Some(j) = &out.join {
-        // Entities deleted since the join began are not created again.
-        let ids: Vec<u64> = j.ids[j.next.min(j.end)..j.end]
+        // Entities unshared since the slice was taken (this frame) are not created.
+        let ids: Vec<u64> = j
+            .slice
             .iter()
-            .copied()
+            .map(|(id, _)| *id)
             .filter(|id| index.local.contains_key(id))
             .collect();
         // Assets deleted since the join began, or already delivered by a delta, are skipped.
@@ -663,10 +668,11 @@ pub(crate) fn send_transactions(
                     continue;
                 }
             };
-            if !assets.is_empty() && bytes + b.len() > config.join_asset_bytes_per_frame {
+            let charge = b.len().max(JOIN_ASSET_MIN_BYTES);
+            if !assets.is_empty() && bytes + charge > config.join_asset_bytes_per_frame {
                 break;
             }
-            bytes += b.len();
+            bytes += charge;
             assets.push((*k, b.clone()));
             next_asset += 1;
         }
@@ -692,9 +698,8 @@ pub(crate) fn send_transactions(
         }
         if let Some(j) = &mut out.join {
             j.links.retain(|e| !failed.contains(e));
-            j.next = j.end;
             j.next_asset = next_asset;
-            if (j.next >= j.ids.len() && j.next_asset >= j.assets.len()) || j.links.is_empty() {
+            if (j.entities_done && j.next_asset >= j.assets.len()) || j.links.is_empty() {
                 out.join = None;
             }
         }
