@@ -173,9 +173,10 @@ pub(crate) struct Join {
     assets: Vec<(u16, u16, u64)>,
     /// Where this frame's assets begin in `assets`.
     next_asset: usize,
-    /// Assets of `assets` a delta carried to the joining links since the join began: their
-    /// slot in a slice is skipped (the delta sent their current body; sending it again would
-    /// make the joiners import it, and fetch its out-of-band bytes, twice).
+    /// Assets of `assets` a delta carried (or will carry, at the next send tick) to the joining
+    /// links since the join began: their slot in a slice is skipped (the delta sends their
+    /// current body; sending it again would make the joiners import it, and fetch its
+    /// out-of-band bytes, twice).
     delivered: HashSet<(u16, u16, u64)>,
 }
 
@@ -638,12 +639,11 @@ pub(crate) fn send_transactions(
         t.snapshot.freeze();
     }
     let mut sent = 0u64;
-    // This frame's delta (sent after the slice, to the joining links too) carries the assets
-    // modified since the last send tick, also those the join began with.
+    // The delta (this frame's, sent after the slice, or the next send tick's) carries the assets
+    // modified since the last send tick to the joining links too, also those the join began
+    // with: the slices leave them to it.
     let o = &mut *out;
-    if o.active
-        && let Some(j) = &mut o.join
-    {
+    if let Some(j) = &mut o.join {
         j.delivered
             .extend(o.assets_modified.iter().map(|(k, _)| *k));
     }
