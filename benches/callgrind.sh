@@ -15,6 +15,11 @@
 # collection and its encoding and sending; the Downstream's transaction handling (its whole
 # updates are not shown: under valgrind the transport's threads are slow, so the Downstream
 # spins through many empty updates per tick).
+#
+# For counts per source line: build the benchmark with line tables into a target directory of
+# its own (`CARGO_PROFILE_BENCH_DEBUG=line-tables-only CARGO_TARGET_DIR=/tmp/lines cargo bench
+# --bench mirror --no-run`, a full rebuild), run valgrind as `count` below does with
+# `--dump-instr=yes`, and read `callgrind_annotate --auto=yes` on the main thread's file.
 set -eu
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
