@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy_noodles2::codec::{
-    ComponentTypeID, Content, ContentArray, ContentCreateEntities, ContentMessage,
-    ContentModifyComponents, EntityID, ExtensionID, MainSequenceMessage, TimeSyncComponent,
-    Transaction,
+    AnAsset, AssetID, AssetTypeID, ContentCreateEntities, ContentDeleteAsset, ContentMessage,
+    EntityID, ExtensionID, TimeSyncComponent,
 };
 use bevy_noodles2::mirror::{EntityIds, EntityResolver, MirrorComponent, MirrorError};
 use bevy_noodles2::prelude::*;
@@ -536,19 +535,7 @@ fn application_extension_component_is_mirrored_and_gated() {
 fn incoming_component_outside_the_negotiated_extensions_closes_the_link() {
     let (mut up, mut down) = pair();
     log_closed(&mut down);
-    let tx = MainSequenceMessage::Transaction(Transaction {
-        content: ContentArray(vec![ContentMessage::ContentModifyComponents(
-            ContentModifyComponents {
-                component: ComponentTypeID::new(ExtensionID::new(0x4242), 7),
-                count: 1,
-                content: Content(vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0].into()),
-            },
-        )]),
-    });
-    let mut q = up.world_mut().query::<&NoodlesLink>();
-    for l in q.iter(up.world()) {
-        l.send_message(&tx).unwrap();
-    }
+    send_transaction(&mut up, vec![components(0x4242, 7, &[(1, vec![0; 8])])]);
     run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| {
         !closed_reasons(a[1]).is_empty()
     });
@@ -561,22 +548,15 @@ fn bad_component_payload_closes_the_link_and_applies_nothing() {
     let (mut up, mut down) = pair();
     log_closed(&mut down);
     // A valid entity creation followed by a truncated Transform payload: the whole transaction is refused.
-    let tx = MainSequenceMessage::Transaction(Transaction {
-        content: ContentArray(vec![
+    send_transaction(
+        &mut up,
+        vec![
             ContentMessage::ContentCreateEntities(ContentCreateEntities {
                 list: vec![EntityID::new(77)].into(),
             }),
-            ContentMessage::ContentModifyComponents(ContentModifyComponents {
-                component: ComponentTypeID::new(ExtensionID::new(0), 20),
-                count: 1,
-                content: Content(vec![77, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3].into()),
-            }),
-        ]),
-    });
-    let mut q = up.world_mut().query::<&NoodlesLink>();
-    for l in q.iter(up.world()) {
-        l.send_message(&tx).unwrap();
-    }
+            components(0, 20, &[(77, vec![1, 2, 3])]),
+        ],
+    );
     run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| {
         !closed_reasons(a[1]).is_empty()
     });
@@ -592,43 +572,59 @@ fn bad_component_payload_closes_the_link_and_applies_nothing() {
     );
 }
 
-/// Only proposals may carry patch-local ids (bit 63): one in a transaction's component payload,
-/// as a pair's target or inside its value, closes the link naming it (before anything of the
-/// transaction is applied: validation comes first).
+/// Only proposals may carry patch-local ids (bit 63). One in a transaction closes the link
+/// naming it: as a component pair's target, inside a component value (`ChildOfComponent`'s
+/// parent), or as the id of an asset modified or deleted. Validation comes before anything of
+/// the transaction applies: the entity it creates is not mirrored, and what was mirrored before
+/// stays as it was (the Downstream keeps its mirror when the link closes).
 #[test]
-fn a_patch_local_id_in_a_component_payload_closes_the_link() {
+fn a_patch_local_id_in_a_transaction_closes_the_link_and_applies_nothing() {
     const LOCAL: u64 = 1 << 63;
-    for (target, parent) in [(LOCAL | 9, 77), (77, LOCAL | 5)] {
-        let (mut up, mut down) = pair();
+    let delete_asset = |id| {
+        ContentMessage::ContentDeleteAsset(ContentDeleteAsset {
+            an_asset: AnAsset::new(AssetTypeID::new(ExtensionID::new(0), 0), AssetID::new(id)),
+        })
+    };
+    let cases = [
+        (
+            LOCAL | 9,
+            components(0, 16, &[(LOCAL | 9, 77u64.to_le_bytes().to_vec())]),
+        ),
+        (
+            LOCAL | 5,
+            components(0, 16, &[(77, (LOCAL | 5).to_le_bytes().to_vec())]),
+        ),
+        (LOCAL | 3, inline_buffer(LOCAL | 3, vec![1, 2, 3])),
+        (LOCAL | 4, delete_asset(LOCAL | 4)),
+    ];
+    for (local, bad) in cases {
+        let mut up = app("up");
+        let mut down = app_with(keeping_on_close("down"));
         log_closed(&mut down);
-        let mut pair_bytes = target.to_le_bytes().to_vec();
-        pair_bytes.extend_from_slice(&parent.to_le_bytes());
-        // `ChildOfComponent` (16): the pair's target, then the parent's `EntityID`.
-        let tx = MainSequenceMessage::Transaction(Transaction {
-            content: ContentArray(vec![
-                ContentMessage::ContentCreateEntities(ContentCreateEntities {
-                    list: vec![EntityID::new(77)].into(),
-                }),
-                ContentMessage::ContentModifyComponents(ContentModifyComponents {
-                    component: ComponentTypeID::new(ExtensionID::new(0), 16),
-                    count: 1,
-                    content: Content(pair_bytes.into()),
-                }),
-            ]),
+        linked(&mut up, &mut down);
+        let kept = up
+            .world_mut()
+            .spawn((Name::new("before"), Transform::default(), Shared))
+            .id();
+        run_until(&mut [&mut up, &mut down], LIMIT, "the entity before", |a| {
+            let [u, d] = a else { unreachable!() };
+            mirror_of(u, d, kept).is_some()
         });
-        let mut q = up.world_mut().query::<&NoodlesLink>();
-        for l in q.iter(up.world()) {
-            l.send_message(&tx).unwrap();
-        }
-        run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| {
-            !closed_reasons(a[1]).is_empty()
+        let create = ContentMessage::ContentCreateEntities(ContentCreateEntities {
+            list: vec![EntityID::new(77)].into(),
+        });
+        send_transaction(&mut up, vec![create, bad]);
+        run_until(&mut [&mut up, &mut down], LIMIT, "the link to close", |a| {
+            open_links(a[1]) == 0
         });
         let reason = closed_reasons(&down)[0].to_string();
-        let local = target.max(parent);
         assert!(
             reason.contains(&format!("patch-local id {local:#x}")),
             "{reason}"
         );
+        assert!(mirror_of_id(&mut down, 77).is_none(), "{reason}");
+        let m = mirror_of(&up, &mut down, kept).unwrap();
+        assert_eq!(down.world().get::<Name>(m).unwrap().as_str(), "before");
     }
 }
 

@@ -20,6 +20,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 
+/// An asset app named `name` serving buffers above `threshold` bytes out of band.
+fn oob_app(name: &str, threshold: usize) -> App {
+    asset_app_with(NoodlesPlugin {
+        session_name: name.into(),
+        oob: Some(bevy_noodles2::assets::OobConfig { threshold }),
+        ..default()
+    })
+}
+
 /// A headless app with Bevy's asset collections (so assets are mirrored) and the plugin.
 /// A mesh of positions only, whose wire buffer is a little over `bytes`.
 fn big_mesh(bytes: usize) -> Mesh {
@@ -532,11 +541,7 @@ fn buffers_from_urls_are_fetched_and_checked() {
 
 #[test]
 fn unreachable_oob_channel_refuses_only_that_buffer() {
-    let mut up = asset_app_with(NoodlesPlugin {
-        session_name: "up".into(),
-        oob: Some(bevy_noodles2::assets::OobConfig { threshold: 64 }),
-        ..default()
-    });
+    let mut up = oob_app("up", 64);
     let mut down = asset_app("down");
     let url = listen(&mut up);
     // The port stays advertised, but nothing answers on it any more.
@@ -586,11 +591,7 @@ fn a_game_connecting_as_upstream_pushes_its_world_and_serves_oob() {
         authority: AuthorityPolicy::Accept,
         ..default()
     });
-    let mut game = asset_app_with(NoodlesPlugin {
-        session_name: "game".into(),
-        oob: Some(bevy_noodles2::assets::OobConfig { threshold: 1024 }),
-        ..default()
-    });
+    let mut game = oob_app("game", 1024);
     let url = listen(&mut viewer);
     let mesh = big_mesh(64 * 1024);
     let n = mesh.count_vertices();
@@ -666,11 +667,7 @@ fn touch_when_a_link_opens(
 /// asset changed while a join is under way and not yet sent by it.
 #[test]
 fn an_asset_exported_while_a_downstream_joins_reaches_it_once() {
-    let mut up = asset_app_with(NoodlesPlugin {
-        session_name: "up".into(),
-        oob: Some(bevy_noodles2::assets::OobConfig { threshold: 1024 }),
-        ..default()
-    });
+    let mut up = oob_app("up", 1024);
     // The world goes out an asset per frame, so the second mesh is still to be sent when the
     // first slice arrived.
     up.world_mut()

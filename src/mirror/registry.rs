@@ -1011,31 +1011,36 @@ fn validate_pairs<W: Wire + VisitIds>(
         let at = |e: DecodeError| PairError::Decode(e.at(crate::codec::rt::PathSeg::Index(n)));
         let id = EntityID::read(&mut r).map_err(at)?.id.get();
         let mut w = W::read(&mut r).map_err(at)?;
-        if canonical {
-            if id & super::PATCH_LOCAL_BIT != 0 {
-                return Err(PairError::PatchLocal(id));
-            }
-            if W::HAS_IDS {
-                let mut local = None;
-                w.visit_ids_mut(&mut |inner| {
-                    let id = match inner {
-                        IdMut::Entity(e) => e.id.get(),
-                        IdMut::Asset { id, .. } => id.id.get(),
-                        IdMut::AnAsset(a) => a.key().2,
-                    };
-                    if id & super::PATCH_LOCAL_BIT != 0 {
-                        local.get_or_insert(id);
-                    }
-                });
-                if let Some(id) = local {
-                    return Err(PairError::PatchLocal(id));
-                }
-            }
+        if canonical && let Some(local) = first_patch_local(id, &mut w) {
+            return Err(PairError::PatchLocal(local));
         }
         check(&w).map_err(|reason| PairError::Check(n, reason))?;
         n += 1;
     }
     Ok(n)
+}
+
+/// The first patch-local id of a pair: its target `id`, or one inside its value `w` (visited
+/// only for wire types that hold ids).
+fn first_patch_local<W: VisitIds>(id: u64, w: &mut W) -> Option<u64> {
+    let local = |id: u64| id & super::PATCH_LOCAL_BIT != 0;
+    if local(id) {
+        return Some(id);
+    }
+    let mut first = None;
+    if W::HAS_IDS {
+        w.visit_ids_mut(&mut |inner| {
+            let id = match inner {
+                IdMut::Entity(e) => e.id.get(),
+                IdMut::Asset { id, .. } => id.id.get(),
+                IdMut::AnAsset(a) => a.key().2,
+            };
+            if local(id) {
+                first.get_or_insert(id);
+            }
+        });
+    }
+    first
 }
 
 fn apply_pairs<M: Mapping>(
