@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use bevy_noodles2::codec::{
-    AnAsset, AssetID, AssetTypeID, ContentCreateEntities, ContentDeleteAsset, ContentMessage,
-    EntityID, ExtensionID, TimeSyncComponent,
+    self, AnAsset, AssetID, AssetTypeID, ContentCreateEntities, ContentDeleteAsset, ContentMessage,
+    EntityID, ExtensionID, TimeSyncComponent, TransformComponent, UnitQuaternion, Wire,
 };
 use bevy_noodles2::mirror::{EntityIds, EntityResolver, MirrorComponent, MirrorError};
 use bevy_noodles2::prelude::*;
@@ -547,14 +547,22 @@ fn incoming_component_outside_the_negotiated_extensions_closes_the_link() {
 fn bad_component_payload_closes_the_link_and_applies_nothing() {
     let (mut up, mut down) = pair();
     log_closed(&mut down);
-    // A valid entity creation followed by a truncated Transform payload: the whole transaction is refused.
+    // A valid entity creation followed by a Transform payload whose second pair is cut short:
+    // the whole transaction is refused, naming the pair.
+    let whole = TransformComponent::new(
+        codec::Vec3::new(1.0, 2.0, 3.0),
+        UnitQuaternion::new(0.0, 0.0, 0.0, 1.0),
+        codec::Vec3::new(1.0, 1.0, 1.0),
+    )
+    .encode()
+    .unwrap();
     send_transaction(
         &mut up,
         vec![
             ContentMessage::ContentCreateEntities(ContentCreateEntities {
                 list: vec![EntityID::new(77)].into(),
             }),
-            components(0, 20, &[(77, vec![1, 2, 3])]),
+            components(0, 20, &[(77, whole), (77, vec![1, 2, 3])]),
         ],
     );
     run_until(&mut [&mut up, &mut down], LIMIT, "downstream closes", |a| {
@@ -565,10 +573,10 @@ fn bad_component_payload_closes_the_link_and_applies_nothing() {
         m.iter(down.world()).all(|m| m.id != 77),
         "nothing of the bad transaction was applied"
     );
+    let reason = closed_reasons(&down)[0].to_string();
     assert!(
-        closed_reasons(&down)[0].to_string().contains("Transform"),
-        "{:?}",
-        closed_reasons(&down)
+        reason.contains("Transform") && reason.contains("(pair 1)"),
+        "{reason}"
     );
 }
 

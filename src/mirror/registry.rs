@@ -956,14 +956,25 @@ fn for_each_pair<W: Wire>(
     bytes: &Bytes,
     mut f: impl FnMut(u64, W) -> Result<(), MirrorError>,
 ) -> Result<usize, MirrorError> {
+    let decode = |index, error| MirrorError::Decode {
+        component: name,
+        index,
+        error,
+    };
+    if let Some(pairs) = fixed_pairs::<W>(bytes) {
+        let mut n = 0;
+        for (id, value) in pairs {
+            let w =
+                W::read_fixed(value).ok_or_else(|| decode(n, fixed_size_mismatch::<W>(value)))?;
+            f(id, w)?;
+            n += 1;
+        }
+        return Ok(n);
+    }
     let mut r = Reader::new(bytes);
     let mut n = 0;
     while r.remaining() > 0 {
-        let decode = |error| MirrorError::Decode {
-            component: name,
-            index: n,
-            error,
-        };
+        let decode = |error| decode(n, error);
         let id = EntityID::read(&mut r).map_err(decode)?;
         let w = W::read(&mut r).map_err(decode)?;
         f(id.id.get(), w)?;
@@ -972,9 +983,38 @@ fn for_each_pair<W: Wire>(
     Ok(n)
 }
 
+/// The pairs of a payload whose wire type has a fixed size ([`Wire::FIXED_SIZE`]), as `(target,
+/// value bytes)`, read by offset without a [`Reader`]'s checks per field, when the payload is a
+/// whole number of pairs. `None` leaves the payload to the general decoder, which also names the
+/// error of one cut short.
+#[inline]
+fn fixed_pairs<W: Wire>(bytes: &[u8]) -> Option<impl Iterator<Item = (u64, &[u8])>> {
+    let size = W::FIXED_SIZE?;
+    let stride = EntityID::FIXED_SIZE? + size;
+    if !bytes.len().is_multiple_of(stride) {
+        return None;
+    }
+    // Every chunk holds at least the 8 bytes of its id, so nothing is filtered out.
+    Some(bytes.chunks_exact(stride).filter_map(|pair| {
+        let (id, value) = pair.split_first_chunk::<8>()?;
+        Some((u64::from_le_bytes(*id), value))
+    }))
+}
+
+/// The error of [`Wire::read_fixed`] refusing bytes [`fixed_pairs`] sized for it (it does not:
+/// both follow [`Wire::FIXED_SIZE`]).
+#[cold]
+fn fixed_size_mismatch<W: Wire>(value: &[u8]) -> DecodeError {
+    DecodeError::new(crate::codec::rt::DecodeErrorKind::UnexpectedEnd {
+        needed: W::FIXED_SIZE.unwrap_or(W::MIN_SIZE),
+        left: value.len(),
+    })
+}
+
 /// Why a payload failed validation, before the component's name is known.
 enum PairError {
-    Decode(DecodeError),
+    /// Pair `.0` does not decode.
+    Decode(usize, DecodeError),
     Check(usize, String),
     /// A patch-local id (bit 63) in a transaction, where only canonical ids may be.
     PatchLocal(u64),
@@ -983,9 +1023,9 @@ enum PairError {
 impl PairError {
     fn named(self, component: &'static str) -> MirrorError {
         match self {
-            PairError::Decode(error) => MirrorError::Decode {
+            PairError::Decode(index, error) => MirrorError::Decode {
                 component,
-                index: 0,
+                index,
                 error,
             },
             PairError::Check(index, reason) => MirrorError::Invalid {
@@ -1005,19 +1045,42 @@ fn validate_pairs<W: Wire + VisitIds>(
     canonical: bool,
     check: impl Fn(&W) -> Result<(), String>,
 ) -> Result<usize, PairError> {
+    if let Some(pairs) = fixed_pairs::<W>(bytes) {
+        let mut n = 0;
+        for (id, value) in pairs {
+            let mut w = W::read_fixed(value)
+                .ok_or_else(|| PairError::Decode(n, fixed_size_mismatch::<W>(value)))?;
+            check_pair(id, &mut w, n, canonical, &check)?;
+            n += 1;
+        }
+        return Ok(n);
+    }
     let mut r = Reader::new(bytes);
     let mut n = 0;
     while r.remaining() > 0 {
-        let at = |e: DecodeError| PairError::Decode(e.at(crate::codec::rt::PathSeg::Index(n)));
+        let at = |e| PairError::Decode(n, e);
         let id = EntityID::read(&mut r).map_err(at)?.id.get();
         let mut w = W::read(&mut r).map_err(at)?;
-        if canonical && let Some(local) = first_patch_local(id, &mut w) {
-            return Err(PairError::PatchLocal(local));
-        }
-        check(&w).map_err(|reason| PairError::Check(n, reason))?;
+        check_pair(id, &mut w, n, canonical, &check)?;
         n += 1;
     }
     Ok(n)
+}
+
+/// The checks of pair `n` of a payload, once decoded: no patch-local id in a `canonical` one, and
+/// the mapping's `check`.
+#[inline]
+fn check_pair<W: VisitIds>(
+    id: u64,
+    w: &mut W,
+    n: usize,
+    canonical: bool,
+    check: &impl Fn(&W) -> Result<(), String>,
+) -> Result<(), PairError> {
+    if canonical && let Some(local) = first_patch_local(id, w) {
+        return Err(PairError::PatchLocal(local));
+    }
+    check(w).map_err(|reason| PairError::Check(n, reason))
 }
 
 /// The first patch-local id of a pair: its target `id`, or one inside its value `w` (visited

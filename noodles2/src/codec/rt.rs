@@ -301,8 +301,19 @@ pub trait Wire: Sized {
     const NAME: &'static str;
     /// The smallest encoded size of any value (used to bound array counts before allocating).
     const MIN_SIZE: usize;
+    /// The encoded size when the type has one fixed layout that every byte pattern of that size
+    /// decodes to (plain structs of numbers, without enums), which
+    /// [`read_fixed`](Wire::read_fixed) reads; `None` for every other type.
+    const FIXED_SIZE: Option<usize> = None;
     /// Read one value; the reader is left after it.
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
+    /// Read one value of a [`FIXED_SIZE`](Wire::FIXED_SIZE) type from exactly its bytes, without a
+    /// [`Reader`]: `None` when `bytes` has another length or the type has no fixed size.
+    #[inline]
+    fn read_fixed(bytes: &[u8]) -> Option<Self> {
+        let _ = bytes;
+        None
+    }
     /// Append the encoded value.
     fn write(&self, out: &mut Vec<u8>) -> Result<(), EncodeError>;
     /// The exact encoded length.

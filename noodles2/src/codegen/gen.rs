@@ -579,6 +579,14 @@ impl<'s> Generator<'s> {
             "impl Wire for {name} {{
     const NAME: &'static str = \"{jaw_name}\";
     const MIN_SIZE: usize = {size};
+    const FIXED_SIZE: Option<usize> = if <Self as Validate>::NEEDS_VALIDATION {{ None }} else {{ Some({size}) }};
+    #[inline]
+    fn read_fixed(bytes: &[u8]) -> Option<Self> {{
+        if <Self as Validate>::NEEDS_VALIDATION {{
+            return None;
+        }}
+        <Self as FromBytes>::read_from_bytes(bytes).ok()
+    }}
     #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {{
         let bytes = r.take({size})?;

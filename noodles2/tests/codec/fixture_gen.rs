@@ -186,6 +186,14 @@ impl Validate for KwPack {
 impl Wire for KwPack {
     const NAME: &'static str = "KwPack";
     const MIN_SIZE: usize = 23;
+    const FIXED_SIZE: Option<usize> = if <Self as Validate>::NEEDS_VALIDATION { None } else { Some(23) };
+    #[inline]
+    fn read_fixed(bytes: &[u8]) -> Option<Self> {
+        if <Self as Validate>::NEEDS_VALIDATION {
+            return None;
+        }
+        <Self as FromBytes>::read_from_bytes(bytes).ok()
+    }
     #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = r.take(23)?;
@@ -331,6 +339,14 @@ impl Validate for KwBits {
 impl Wire for KwBits {
     const NAME: &'static str = "KwBits";
     const MIN_SIZE: usize = 4;
+    const FIXED_SIZE: Option<usize> = if <Self as Validate>::NEEDS_VALIDATION { None } else { Some(4) };
+    #[inline]
+    fn read_fixed(bytes: &[u8]) -> Option<Self> {
+        if <Self as Validate>::NEEDS_VALIDATION {
+            return None;
+        }
+        <Self as FromBytes>::read_from_bytes(bytes).ok()
+    }
     #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = r.take(4)?;
@@ -539,6 +555,14 @@ impl Validate for Point {
 impl Wire for Point {
     const NAME: &'static str = "Point";
     const MIN_SIZE: usize = 8;
+    const FIXED_SIZE: Option<usize> = if <Self as Validate>::NEEDS_VALIDATION { None } else { Some(8) };
+    #[inline]
+    fn read_fixed(bytes: &[u8]) -> Option<Self> {
+        if <Self as Validate>::NEEDS_VALIDATION {
+            return None;
+        }
+        <Self as FromBytes>::read_from_bytes(bytes).ok()
+    }
     #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = r.take(8)?;
@@ -786,6 +810,14 @@ impl Validate for Flags {
 impl Wire for Flags {
     const NAME: &'static str = "Flags";
     const MIN_SIZE: usize = 2;
+    const FIXED_SIZE: Option<usize> = if <Self as Validate>::NEEDS_VALIDATION { None } else { Some(2) };
+    #[inline]
+    fn read_fixed(bytes: &[u8]) -> Option<Self> {
+        if <Self as Validate>::NEEDS_VALIDATION {
+            return None;
+        }
+        <Self as FromBytes>::read_from_bytes(bytes).ok()
+    }
     #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = r.take(2)?;
@@ -851,6 +883,14 @@ impl Validate for Small {
 impl Wire for Small {
     const NAME: &'static str = "Small";
     const MIN_SIZE: usize = 1;
+    const FIXED_SIZE: Option<usize> = if <Self as Validate>::NEEDS_VALIDATION { None } else { Some(1) };
+    #[inline]
+    fn read_fixed(bytes: &[u8]) -> Option<Self> {
+        if <Self as Validate>::NEEDS_VALIDATION {
+            return None;
+        }
+        <Self as FromBytes>::read_from_bytes(bytes).ok()
+    }
     #[inline]
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let bytes = r.take(1)?;

@@ -1,6 +1,7 @@
 //! Round trips for every generated type (one test per type, named after it): for a random value
 //! `x`, `bytes = x.encode()`, `y = T::decode(bytes)`, then `y.encode() == bytes` and
-//! `y.wire_len() == x.wire_len() == bytes.len()`. Bytes are compared rather than values so that
+//! `y.wire_len() == x.wire_len() == bytes.len()`; for a type with a `FIXED_SIZE`, `read_fixed(bytes)`
+//! gives the same value. Bytes are compared rather than values so that
 //! NaN floats and unknown-but-kept raw enum values are covered too.
 
 use bytes::Bytes;
@@ -35,6 +36,19 @@ pub fn roundtrip<T: noodles2::codec::Wire + std::fmt::Debug>(x: &T) -> Result<()
         .map_err(|e| TestCaseError::fail(format!("re-encode: {e}")))?;
     proptest::prop_assert_eq!(&again, &bytes, "re-encoding the decoded value of {:?}", x);
     proptest::prop_assert_eq!(y.wire_len(), bytes.len(), "wire_len of the decoded value");
+    // A fixed-size type reads the same value from its bytes alone, and refuses other lengths.
+    match T::FIXED_SIZE {
+        Some(size) => {
+            proptest::prop_assert_eq!(size, bytes.len(), "FIXED_SIZE");
+            let z = T::read_fixed(&bytes)
+                .ok_or_else(|| TestCaseError::fail("read_fixed refused its own bytes"))?;
+            proptest::prop_assert_eq!(z.encode().ok(), Some(bytes.clone()), "read_fixed");
+            if let Some(short) = bytes.get(1..) {
+                proptest::prop_assert!(T::read_fixed(short).is_none(), "read_fixed, short");
+            }
+        }
+        None => proptest::prop_assert!(T::read_fixed(&bytes).is_none(), "read_fixed, no size"),
+    }
     Ok(())
 }
 
