@@ -397,9 +397,14 @@ impl RouterAppExt for App {
 /// Drain the inboxes of links where this node plays `role`, oldest message first, each through
 /// the handler of its kind. A handler's [`CloseLink`] (or a kind nobody handles) closes the link
 /// and drops what is left of its inbox.
-fn route(world: &mut World, role: Role) {
-    let handlers = *world.get_resource_or_init::<MessageHandlers>();
-    let mut links = world.query::<(Entity, &NoodlesLink, &mut LinkInbox)>();
+///
+/// `links` is the system's own query state: building one is costlier than a frame without messages.
+fn route(world: &mut World, links: &mut LinkInboxes, role: Role) {
+    // Initialized with the plugin; without it, no kind has a handler.
+    let handlers = world
+        .get_resource::<MessageHandlers>()
+        .copied()
+        .unwrap_or_default();
     let work: Vec<(Entity, VecDeque<MainSequenceMessage>)> = links
         .iter_mut(world)
         .filter(|(_, l, inbox)| l.role == Some(role) && !inbox.messages.is_empty())
@@ -430,14 +435,17 @@ fn route(world: &mut World, role: Role) {
     }
 }
 
+/// The links' inboxes, as [`route`] queries them.
+type LinkInboxes = QueryState<(Entity, &'static NoodlesLink, &'static mut LinkInbox)>;
+
 /// Route the links where this node is Downstream (phase [`NoodlesSystems::ApplyTransactions`]).
-fn route_downstream_links(world: &mut World) {
-    route(world, Role::Downstream);
+fn route_downstream_links(world: &mut World, mut links: Local<LinkInboxes>) {
+    route(world, &mut links, Role::Downstream);
 }
 
 /// Route the links where this node is Upstream (phase [`NoodlesSystems::Dispatch`]).
-fn route_upstream_links(world: &mut World) {
-    route(world, Role::Upstream);
+fn route_upstream_links(world: &mut World, mut links: Local<LinkInboxes>) {
+    route(world, &mut links, Role::Upstream);
 }
 
 /// Listens for connections. Spawn one to accept links; despawn it to stop listening (open links
