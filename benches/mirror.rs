@@ -1,7 +1,7 @@
 //! World mirroring benchmark (issue 4): an Upstream with N shared entities of which a fraction f
 //! changes its `Transform` every tick, one Downstream over loopback; the same workload on
 //! bevy_replicon 0.44 with its example backend; and a plain memcpy of N × 48 bytes. Everything
-//! runs in this one process, in the same run, and the end prints a table of medians.
+//! runs in the same run, and the end prints a table of medians.
 //!
 //! ```sh
 //! cargo bench --bench mirror                         # every case (a minute or two)
@@ -16,6 +16,11 @@
 //!
 //! # Method
 //!
+//! - **A process per library and case.** Each library's side of each case runs in a child
+//!   process of its own (this binary again, `MIRROR_BENCH_SIDE=ours|replicon:NxP`), one after
+//!   the other, and prints its samples for the parent's tables. Run in one process, one side's
+//!   allocations moved the other's figures: replicon's apply at 100k × 10 % took about 800 or
+//!   about 1,400 µs depending on what our side had allocated before it.
 //! - **Lockstep, one thread, single-threaded schedules.** Each side is a pair of `App`s on
 //!   `MinimalPlugins` updated in turn from this thread (`upstream.update()`, then the Downstream
 //!   until the tick has arrived). Every schedule of every app gets Bevy's single-threaded executor,
@@ -860,11 +865,7 @@ const CALLGRIND_TICKS: (usize, usize) = (3, 10);
 /// `MIRROR_BENCH_CALLGRIND=NxP` (say `10000x10`): only our side of that case, a few ticks, for
 /// `benches/callgrind.sh` to count instructions in; prints what to divide them by.
 fn callgrind_case(case: &str) {
-    let (n, period) = case
-        .split_once('x')
-        .and_then(|(n, p)| Some((n.parse::<usize>().ok()?, p.parse::<usize>().ok()?)))
-        .expect("MIRROR_BENCH_CALLGRIND=NxP, for example 10000x10");
-    assert!(period > 0 && n % period == 0, "N must be a multiple of P");
+    let (n, period) = parse_case(case);
     let mut r = CaseResult::new(n, period);
     run_ours_ticks(n, period, CALLGRIND_TICKS, &mut r);
     println!(
@@ -879,10 +880,125 @@ fn label(n: usize, period: usize) -> String {
     format!("{}k × {} %", n / 1000, 100 / period)
 }
 
+/// One library's side of a case. Each runs in a child process of its own (this binary again,
+/// with [`SIDE`] set), so that neither library's allocations and caches carry the other's or an
+/// earlier case's history: run one after the other in one process, replicon's apply at 100k ×
+/// 10 % took 800 or 1,400 µs depending on what our side had allocated before it.
+#[derive(Clone, Copy)]
+enum Side {
+    Ours,
+    Replicon,
+}
+
+/// `MIRROR_BENCH_SIDE=ours|replicon:NxP`: run that side of that case and print its samples.
+const SIDE: &str = "MIRROR_BENCH_SIDE";
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Replicon => "replicon",
+        }
+    }
+
+    /// Run this side of `r`'s case in a child process and read its samples into `r`.
+    fn run_in_child(self, r: &mut CaseResult) {
+        let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
+            .env(SIDE, format!("{}:{}x{}", self.name(), r.n, r.n / r.changed))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("start the benchmark's child process");
+        assert!(out.status.success(), "{} side failed", self.name());
+        let text = String::from_utf8(out.stdout).expect("UTF-8 samples");
+        let field = |name: &str| -> Vec<f64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("the child printed no {name}"))
+                .split_whitespace()
+                .map(|v| v.parse().expect("a number"))
+                .collect()
+        };
+        let scalar = |name: &str| field(name).first().copied().unwrap_or_default();
+        let ticks = Ticks {
+            send_us: field("send_us"),
+            socket_us: field("socket_us"),
+            up_update_us: field("up_update_us"),
+            apply_us: field("apply_us"),
+            down_update_us: field("down_update_us"),
+            bytes: field("bytes"),
+            split_ticks: scalar("split_ticks") as usize,
+        };
+        match self {
+            Side::Ours => {
+                r.ours = ticks;
+                r.ours_sync_ms = scalar("sync_ms");
+                r.ours_sync_tx = scalar("sync_tx") as u64;
+            }
+            Side::Replicon => {
+                r.replicon = ticks;
+                r.replicon_sync_ms = scalar("sync_ms");
+                r.replicon_sync_ticks = scalar("sync_ticks") as usize;
+                let b = field("buffers");
+                r.replicon_buffers = (b[0] as usize, b[1] as usize);
+            }
+        }
+    }
+
+    /// In the child: run this side of case `NxP` and print its samples, one field per line.
+    fn run_here(self, case: &str) {
+        let (n, period) = parse_case(case);
+        let mut r = CaseResult::new(n, period);
+        let print = |name: &str, values: &[f64]| {
+            let values: Vec<String> = values.iter().map(f64::to_string).collect();
+            println!("{name} {}", values.join(" "));
+        };
+        let ticks = match self {
+            Side::Ours => {
+                run_ours(n, period, &mut r);
+                print("sync_ms", &[r.ours_sync_ms]);
+                print("sync_tx", &[r.ours_sync_tx as f64]);
+                &r.ours
+            }
+            Side::Replicon => {
+                run_replicon(n, period, &mut r);
+                print("sync_ms", &[r.replicon_sync_ms]);
+                print("sync_ticks", &[r.replicon_sync_ticks as f64]);
+                let (a, b) = r.replicon_buffers;
+                print("buffers", &[a as f64, b as f64]);
+                &r.replicon
+            }
+        };
+        print("send_us", &ticks.send_us);
+        print("socket_us", &ticks.socket_us);
+        print("up_update_us", &ticks.up_update_us);
+        print("apply_us", &ticks.apply_us);
+        print("down_update_us", &ticks.down_update_us);
+        print("bytes", &ticks.bytes);
+        print("split_ticks", &[ticks.split_ticks as f64]);
+    }
+}
+
+/// `N` and `1/f` of a case written `NxP`.
+fn parse_case(case: &str) -> (usize, usize) {
+    let (n, period) = case
+        .split_once('x')
+        .and_then(|(n, p)| Some((n.parse::<usize>().ok()?, p.parse::<usize>().ok()?)))
+        .expect("a case is NxP, for example 10000x10");
+    assert!(period > 0 && n % period == 0, "N must be a multiple of P");
+    (n, period)
+}
+
 fn main() {
     init_logging();
     if let Ok(case) = std::env::var("MIRROR_BENCH_CALLGRIND") {
         return callgrind_case(&case);
+    }
+    if let Ok(side) = std::env::var(SIDE) {
+        return match side.split_once(':') {
+            Some(("ours", case)) => Side::Ours.run_here(case),
+            Some(("replicon", case)) => Side::Replicon.run_here(case),
+            _ => panic!("{SIDE}=ours|replicon:NxP"),
+        };
     }
     let quick = std::env::var_os("MIRROR_BENCH_QUICK").is_some();
     let only_assets = std::env::var_os("MIRROR_BENCH_ASSETS_ONLY").is_some();
@@ -898,11 +1014,11 @@ fn main() {
     let mut results = Vec::new();
     for &(n, period) in &cases {
         assert_eq!(n % period, 0);
-        eprintln!("{}: bevy_noodles2 ...", label(n, period));
         let mut r = CaseResult::new(n, period);
-        run_ours(n, period, &mut r);
-        eprintln!("{}: bevy_replicon ...", label(n, period));
-        run_replicon(n, period, &mut r);
+        for side in [Side::Ours, Side::Replicon] {
+            eprintln!("{}: {} ...", label(n, period), side.name());
+            side.run_in_child(&mut r);
+        }
         r.memcpy_us = memcpy_us(n);
         results.push((period, r));
     }
