@@ -17,6 +17,7 @@ mod asset_ids;
 pub(crate) mod changes;
 pub(crate) mod core_components;
 mod downstream;
+mod pool;
 mod raw;
 mod registry;
 mod upstream;

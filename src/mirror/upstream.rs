@@ -7,6 +7,7 @@ use bevy::prelude::*;
 use bytes::Bytes;
 
 use super::asset_ids::AssetIdMap;
+use super::pool::BufferPool;
 use super::registry::{EntityIds, Mapping};
 use super::{EntityIndex, MirrorConfig, Shared, SharedId};
 use crate::codec::{
@@ -33,17 +34,15 @@ impl Chunks {
         self.frozen.clear();
     }
 
-    fn freeze(&mut self) {
+    fn freeze(&mut self, pool: &BufferPool) {
         self.frozen
-            .extend(self.chunks.drain(..).map(|(buf, n)| (Bytes::from(buf), n)));
+            .extend(self.chunks.drain(..).map(|(buf, n)| (pool.share(buf), n)));
     }
 
-    fn push_pair<W: Wire>(&mut self, id: u64, w: &W, limit: usize) {
+    fn push_pair<W: Wire>(&mut self, id: u64, w: &W, limit: usize, pool: &BufferPool) {
         match self.chunks.last_mut() {
             Some((b, _)) if b.len() < limit => {}
-            _ => self
-                .chunks
-                .push((Vec::with_capacity(limit.min(1 << 16)), 0)),
+            _ => self.chunks.push((pool.take(limit.min(1 << 16)), 0)),
         }
         if let Some((buf, n)) = self.chunks.last_mut() {
             buf.extend_from_slice(&id.to_le_bytes());
@@ -101,6 +100,8 @@ pub struct Outgoing {
     /// Is this a send tick?
     pub(crate) active: bool,
     last_send: Option<Duration>,
+    /// The buffers the component payloads are encoded into.
+    pub(crate) pool: BufferPool,
 }
 
 impl Outgoing {
@@ -369,6 +370,7 @@ pub(crate) fn collect_changes<M: Mapping>(
     if !any_changed || out.synced.is_empty() {
         return;
     }
+    let out = &mut *out;
     let Some(t) = out.types.get_mut(&key) else {
         return;
     };
@@ -386,7 +388,7 @@ pub(crate) fn collect_changes<M: Mapping>(
         }
         match m.to_wire(c, lookup) {
             Some(w) => {
-                t.delta.push_pair(id.0, &w, limit);
+                t.delta.push_pair(id.0, &w, limit, &out.pool);
                 if removed_before > 0 {
                     sent.push(id.0);
                 }
@@ -430,7 +432,7 @@ pub(crate) fn collect_snapshot<M: Mapping>(
         if let Ok((_, c)) = all.get(e)
             && let Some(w) = m.to_wire(c, &upstream_ids)
         {
-            t.snapshot.push_pair(id, &w, limit);
+            t.snapshot.push_pair(id, &w, limit, &out.pool);
         }
     }
 }
@@ -634,15 +636,15 @@ pub(crate) fn send_transactions(
         return;
     }
     let limit = config.max_transaction_bytes.max(64);
-    for t in out.types.values_mut() {
-        t.delta.freeze();
-        t.snapshot.freeze();
+    let o = &mut *out;
+    for t in o.types.values_mut() {
+        t.delta.freeze(&o.pool);
+        t.snapshot.freeze(&o.pool);
     }
     let mut sent = 0u64;
     // The delta (this frame's, sent after the slice, or the next send tick's) carries the assets
     // modified since the last send tick to the joining links too, also those the join began
     // with: the slices leave them to it.
-    let o = &mut *out;
     if let Some(j) = &mut o.join {
         j.delivered
             .extend(o.assets_modified.iter().map(|(k, _)| *k));
