@@ -1,25 +1,23 @@
-//! Buffers the Upstream encodes its component payloads into, handed back when what was sent is
-//! dropped.
+//! Buffers the Upstream encodes into, handed back when what was sent is dropped.
 //!
-//! A busy tick encodes megabytes (100,000 changed transforms are 4.8 MB of payload). In fresh
-//! allocations, each tick's payloads land in fresh pages from the kernel, which the allocator
-//! gives back when they are freed, and the page faults cost more than the encoding: with one
-//! process per side (`cargo bench --bench mirror`, 100k × 100 %), the Upstream's section took
-//! 4.6 to 4.9 ms a tick, and 2.5 to 2.7 ms with pooled payload buffers. Pooled, each tick writes
-//! into memory an earlier tick already touched.
-//!
-//! The transactions that carry the payloads to the transport stay fresh allocations. Pooled in
-//! a second pool, they brought 100k × 100 % down to 0.9 ms but made 10k × 100 % slower (81 to
-//! 112–148 µs), a cost not understood yet (the buffer last read by the transport's thread, on
-//! the other core, is written again by the main thread?).
+//! A busy tick encodes megabytes: 100,000 changed transforms are 4.8 MB of component payloads,
+//! then 4.8 MB of transactions that carry them to the transport. In fresh allocations these
+//! land in fresh pages from the kernel, which the allocator gives back when they are freed (the
+//! transactions on the transport's threads), and the page faults cost more than the encoding:
+//! with one process per side (`cargo bench --bench mirror`, 100k × 100 %), the Upstream's
+//! section took 4.6 to 4.9 ms a tick; 2.5 to 2.7 ms with the payloads pooled; 0.87 to 0.91 ms
+//! with the transactions pooled too. Pooled, each tick writes into memory an earlier tick
+//! already touched. The 10k and 10 % cases, whose buffers the allocator kept warm anyway, did
+//! not move.
 
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-/// Buffers kept for reuse at most (so at most this many times [`MAX_POOLED_CAPACITY`] stays
-/// allocated while the Upstream is idle).
-const MAX_POOLED: usize = 16;
+/// Buffers a pool keeps for reuse at most. The Upstream has two pools (payloads, transactions),
+/// so an idle Upstream keeps at most 2 × 8 buffers: 16 MiB with the default 1 MiB transaction
+/// limit, 64 MiB at most (see [`MAX_POOLED_CAPACITY`]). A 100k × 100 % tick uses five of each.
+const MAX_POOLED: usize = 8;
 /// Larger buffers (a transaction limit raised far above its 1 MiB default) are freed, not kept.
 const MAX_POOLED_CAPACITY: usize = 4 << 20;
 

@@ -100,8 +100,11 @@ pub struct Outgoing {
     /// Is this a send tick?
     pub(crate) active: bool,
     last_send: Option<Duration>,
-    /// The buffers the component payloads are encoded into.
+    /// The buffers the component payloads are encoded into (reused within the tick).
     pub(crate) pool: BufferPool,
+    /// The buffers transactions are encoded into (back once the transport wrote them), apart
+    /// from `pool` so that each pool holds buffers of one kind.
+    pub(crate) tx_pool: BufferPool,
 }
 
 impl Outgoing {
@@ -468,7 +471,11 @@ fn entity_list(ids: &[u64]) -> EntityList {
 }
 
 /// Build transactions (content split to stay near `limit` bytes) from content messages.
-fn pack_transactions(contents: Vec<(ContentMessage, usize)>, limit: usize) -> Vec<Bytes> {
+fn pack_transactions(
+    contents: Vec<(ContentMessage, usize)>,
+    limit: usize,
+    pool: &BufferPool,
+) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut current: Vec<ContentMessage> = Vec::new();
     let mut size = 0;
@@ -488,8 +495,9 @@ fn pack_transactions(contents: Vec<(ContentMessage, usize)>, limit: usize) -> Ve
             let msg = MainSequenceMessage::Transaction(Transaction {
                 content: ContentArray(content),
             });
-            match msg.encode_bytes() {
-                Ok(b) => Some(b),
+            let mut buf = pool.take(msg.wire_len());
+            match msg.write(&mut buf) {
+                Ok(()) => Some(pool.share(buf)),
                 Err(e) => {
                     error!("cannot encode a transaction: {e}");
                     None
@@ -688,7 +696,8 @@ pub(crate) fn send_transactions(
         }
         let mut failed = Vec::new();
         for (exts, group) in &groups {
-            for tx in pack_transactions(build_contents(&out, exts, part, limit), limit) {
+            let contents = build_contents(&out, exts, part, limit);
+            for tx in pack_transactions(contents, limit, &out.tx_pool) {
                 sent += 1;
                 for (e, l) in group {
                     if let Err(err) = l.send(tx.clone()) {
@@ -741,7 +750,8 @@ fn send_delta(
     let mut bytes = 0;
     let mut sent = 0;
     for (exts, group) in &groups {
-        for tx in pack_transactions(build_contents(out, exts, Part::Delta, limit), limit) {
+        let contents = build_contents(out, exts, Part::Delta, limit);
+        for tx in pack_transactions(contents, limit, &out.tx_pool) {
             bytes += tx.len();
             sent += 1;
             for l in group {
