@@ -27,12 +27,13 @@ const MAX_POOLED_CAPACITY: usize = 4 << 20;
 pub(crate) struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl BufferPool {
-    /// An empty buffer with room for at least `capacity` bytes.
+    /// An empty buffer with room for at least `capacity` bytes: a pooled one when it is large
+    /// enough (growing a smaller one would copy its stale bytes), else a new one.
     pub(crate) fn take(&self, capacity: usize) -> Vec<u8> {
-        let pooled = self.0.lock().ok().and_then(|mut p| p.pop());
-        let mut buf = pooled.unwrap_or_default();
-        buf.reserve(capacity);
-        buf
+        match self.0.lock().ok().and_then(|mut p| p.pop()) {
+            Some(buf) if buf.capacity() >= capacity => buf,
+            _ => Vec::with_capacity(capacity),
+        }
     }
 
     /// `buf` as shareable bytes that return it to the pool once dropped.
@@ -98,6 +99,11 @@ mod tests {
         let again = pool.take(10);
         assert!(again.is_empty() && again.capacity() >= 1000);
         assert_eq!(again.as_ptr(), at, "the same memory");
+        // Too small for what is asked: a new buffer, not the old one grown.
+        drop(pool.share(again));
+        let big = pool.take(1 << 20);
+        assert!(big.capacity() >= 1 << 20);
+        assert_eq!(pool.len(), 0);
     }
 
     #[test]
