@@ -606,10 +606,7 @@ fn a_patch_local_id_in_a_transaction_closes_the_link_and_applies_nothing() {
         (LOCAL | 4, delete_asset(LOCAL | 4)),
     ];
     for (local, bad) in cases {
-        let mut up = app("up");
-        let mut down = app_with(keeping_on_close("down"));
-        log_closed(&mut down);
-        linked(&mut up, &mut down);
+        let (mut up, mut down) = linked_keeping("patch-local");
         let kept = up
             .world_mut()
             .spawn((Name::new("before"), Transform::default(), Shared))

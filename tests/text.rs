@@ -45,10 +45,7 @@ fn text_is_mirrored_both_ways() {
 }
 
 fn bad_text_closes_the_link(value: Vec<u8>, expect: &[&str]) {
-    let mut up = app("bad text up");
-    let mut down = app_with(keeping_on_close("bad text down"));
-    log_closed(&mut down);
-    linked(&mut up, &mut down);
+    let (mut up, mut down) = linked_keeping("bad text");
     let kept = up
         .world_mut()
         .spawn((Text3d::new("before"), Transform::default(), Shared))

@@ -950,34 +950,30 @@ fn register<M: Mapping>(app: &mut App, m: M) -> &mut App {
     .add_systems(PostUpdate, snapshot.in_set(upstream::JoinSlices))
 }
 
-/// Walk `(EntityID, W)` pairs of component `name` until the payload is consumed.
-fn for_each_pair<W: Wire>(
-    name: &'static str,
+/// Walk the `(EntityID, W)` pairs of a payload until it is consumed, handing `f` each pair's
+/// index, target and value; a pair that does not decode ends the walk with `error(index, why)`.
+/// Payloads of a fixed-size type are read by offset ([`fixed_pairs`]).
+fn for_each_pair<W: Wire, E>(
     bytes: &Bytes,
-    mut f: impl FnMut(u64, W) -> Result<(), MirrorError>,
-) -> Result<usize, MirrorError> {
-    let decode = |index, error| MirrorError::Decode {
-        component: name,
-        index,
-        error,
-    };
+    error: impl Fn(usize, DecodeError) -> E,
+    mut f: impl FnMut(usize, u64, W) -> Result<(), E>,
+) -> Result<usize, E> {
+    let mut n = 0;
     if let Some(pairs) = fixed_pairs::<W>(bytes) {
-        let mut n = 0;
         for (id, value) in pairs {
             let w =
-                W::read_fixed(value).ok_or_else(|| decode(n, fixed_size_mismatch::<W>(value)))?;
-            f(id, w)?;
+                W::read_fixed(value).ok_or_else(|| error(n, fixed_size_mismatch::<W>(value)))?;
+            f(n, id, w)?;
             n += 1;
         }
         return Ok(n);
     }
     let mut r = Reader::new(bytes);
-    let mut n = 0;
     while r.remaining() > 0 {
-        let decode = |error| decode(n, error);
-        let id = EntityID::read(&mut r).map_err(decode)?;
-        let w = W::read(&mut r).map_err(decode)?;
-        f(id.id.get(), w)?;
+        let at = |e| error(n, e);
+        let id = EntityID::read(&mut r).map_err(at)?.id.get();
+        let w = W::read(&mut r).map_err(at)?;
+        f(n, id, w)?;
         n += 1;
     }
     Ok(n)
@@ -1045,42 +1041,12 @@ fn validate_pairs<W: Wire + VisitIds>(
     canonical: bool,
     check: impl Fn(&W) -> Result<(), String>,
 ) -> Result<usize, PairError> {
-    if let Some(pairs) = fixed_pairs::<W>(bytes) {
-        let mut n = 0;
-        for (id, value) in pairs {
-            let mut w = W::read_fixed(value)
-                .ok_or_else(|| PairError::Decode(n, fixed_size_mismatch::<W>(value)))?;
-            check_pair(id, &mut w, n, canonical, &check)?;
-            n += 1;
+    for_each_pair::<W, _>(bytes, PairError::Decode, |n, id, mut w| {
+        if canonical && let Some(local) = first_patch_local(id, &mut w) {
+            return Err(PairError::PatchLocal(local));
         }
-        return Ok(n);
-    }
-    let mut r = Reader::new(bytes);
-    let mut n = 0;
-    while r.remaining() > 0 {
-        let at = |e| PairError::Decode(n, e);
-        let id = EntityID::read(&mut r).map_err(at)?.id.get();
-        let mut w = W::read(&mut r).map_err(at)?;
-        check_pair(id, &mut w, n, canonical, &check)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// The checks of pair `n` of a payload, once decoded: no patch-local id in a `canonical` one, and
-/// the mapping's `check`.
-#[inline]
-fn check_pair<W: VisitIds>(
-    id: u64,
-    w: &mut W,
-    n: usize,
-    canonical: bool,
-    check: &impl Fn(&W) -> Result<(), String>,
-) -> Result<(), PairError> {
-    if canonical && let Some(local) = first_patch_local(id, w) {
-        return Err(PairError::PatchLocal(local));
-    }
-    check(w).map_err(|reason| PairError::Check(n, reason))
+        check(&w).map_err(|reason| PairError::Check(n, reason))
+    })
 }
 
 /// The first patch-local id of a pair: its target `id`, or one inside its value `w` (visited
@@ -1120,7 +1086,13 @@ fn apply_pairs<M: Mapping>(
         Store::InPlace => in_place_column::<M::C>(world),
         Store::With(_) => None,
     };
-    for_each_pair::<M::W>(std::any::type_name::<M::C>(), bytes, |id, w| {
+    let name = std::any::type_name::<M::C>();
+    let decode = |index, error| MirrorError::Decode {
+        component: name,
+        index,
+        error,
+    };
+    for_each_pair::<M::W, _>(bytes, decode, |_, id, w| {
         let entity = resolve(world, id);
         let value = {
             let mut resolver = WorldResolver {

@@ -58,10 +58,6 @@ impl Chunks {
             *n += 1;
         }
     }
-
-    fn is_empty(&self) -> bool {
-        self.chunks.iter().all(|(_, n)| *n == 0)
-    }
 }
 
 /// Per component type: what changed this tick, and this frame's slice of the world for joining
@@ -730,7 +726,6 @@ pub(crate) fn send_transactions(
         t.snapshot.clear();
     }
     stats.transactions_sent += sent;
-    let _ = Chunks::is_empty;
 }
 
 /// Send the delta to every synced link, encoded once per extension set; returns the number of

@@ -141,6 +141,17 @@ pub fn linked(up: &mut App, down: &mut App) -> Entity {
     linked_with(up, down, NoodlesListener::new("ws://127.0.0.1:0"))
 }
 
+/// Two apps (`{name} up` and `{name} down`) with an open link; the Downstream keeps its mirror
+/// when the link closes ([`keeping_on_close`]), so a test can show what a refused transaction
+/// left untouched, and logs the reasons its links close ([`closed_reasons`]).
+pub fn linked_keeping(name: &str) -> (App, App) {
+    let mut up = app(&format!("{name} up"));
+    let mut down = app_with(keeping_on_close(&format!("{name} down")));
+    log_closed(&mut down);
+    linked(&mut up, &mut down);
+    (up, down)
+}
+
 /// Two asset apps (`{name} up` and `{name} down`) with an open link; the Downstream logs the
 /// reasons its links close ([`closed_reasons`]).
 pub fn linked_asset_apps(name: &str) -> (App, App) {
