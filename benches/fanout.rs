@@ -46,7 +46,10 @@ use bevy_noodles2::mirror::{EntityIndex, MirrorStats};
 use bevy_noodles2::prelude::*;
 
 mod common;
-use common::{headless_app, init_logging, listen, load_average, pace, poll_until, single_threaded};
+use common::{
+    headless_app, init_logging, listen, load_average, pace, poll_until, process_cpu,
+    single_threaded,
+};
 
 /// Shared entities.
 const ENTITIES: usize = 10_000;
@@ -86,18 +89,6 @@ fn app(name: &str) -> App {
     let mut app = headless_app(name, false);
     single_threaded(&mut app);
     app
-}
-
-/// CPU time of this process, every thread.
-fn process_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(r, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// A digest of a world: `(canonical id, transform)` of every entity, sorted by id.

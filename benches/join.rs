@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo bench --bench join     # about a minute
 //! JOIN_BENCH_TRACE=1 cargo bench --bench join   # and a line per Downstream frame: what arrived
+//! JOIN_BENCH_SLICES=10000:1048576 cargo bench --bench join   # other join slices (entities:bytes)
 //! ```
 //!
 //! # Method
@@ -27,11 +28,19 @@
 //!   out-of-band bytes) sent by a raw tokio-tungstenite server to a client on loopback in 1 MiB
 //!   messages, timed from the client's request to the last byte, in the same run. Goal: the join
 //!   within 1.5 × that.
+//! - **CPU time** of both processes from the Downstream's connection to joined (the
+//!   Downstream's own, and this process's, whose main thread waits meanwhile), against that of
+//!   the raw transfer's best run (both ends, in this process): what the join costs beyond moving
+//!   the bytes.
 //! - **The Upstream's frames** while serving the join (from the Downstream's connection to
 //!   joined): median and longest `update()`, wall clock (the goal: none over 2 × the median) and
 //!   CPU time of the Upstream's thread (it runs its systems on that one thread, so this is what
 //!   the frame itself cost, without the preemption by the Downstream's process that the wall
-//!   clock of a 2-core machine includes).
+//!   clock of a 2-core machine includes). The median CPU time of the idle frames before the
+//!   join is printed too: the frame the Upstream keeps when nobody joins.
+//! - **Slices**: the defaults of `MirrorConfig::join_entities_per_frame` and
+//!   `join_asset_bytes_per_frame`, or `JOIN_BENCH_SLICES=ENTITIES:BYTES` (`max` for either: all
+//!   in one frame), to see what larger slices trade: a shorter join against longer frames.
 //!
 //! The machine is shared: compare the rows of one run.
 
@@ -50,7 +59,10 @@ use tokio_tungstenite::tungstenite::Message;
 use wgpu_types::{Extent3d, TextureDimension, TextureFormat};
 
 mod common;
-use common::{headless_app, init_logging, load_average, pace, quantile, single_threaded};
+use common::{
+    headless_app, init_logging, load_average, pace, process_cpu, quantile, single_threaded,
+    thread_cpu,
+};
 
 const ENTITIES: usize = 10_000;
 const LARGE_MESHES: usize = 10;
@@ -68,8 +80,12 @@ const ROLE_URL: &str = "JOIN_BENCH_URL";
 fn main() {
     init_logging();
     if let Ok(url) = std::env::var(ROLE_URL) {
-        let (join, bytes) = downstream(&url);
-        println!("joined {} {bytes}", join.as_secs_f64());
+        let (join, bytes, cpu) = downstream(&url);
+        println!(
+            "joined {} {bytes} {}",
+            join.as_secs_f64(),
+            cpu.as_secs_f64()
+        );
         return;
     }
     let load_before = load_average();
@@ -78,10 +94,11 @@ fn main() {
     // times once told the Downstream connects, until told it joined.
     let (url_tx, url_rx) = channel::<String>();
     let serving = Arc::new(Mutex::new(None::<Vec<(f64, f64)>>));
+    let idle = Arc::new(Mutex::new(Vec::<f64>::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let up = {
-        let (serving, stop) = (serving.clone(), stop.clone());
-        std::thread::spawn(move || upstream(&url_tx, &serving, &stop))
+        let (serving, idle, stop) = (serving.clone(), idle.clone(), stop.clone());
+        std::thread::spawn(move || upstream(&url_tx, &serving, &idle, &stop))
     };
     eprintln!("building and exporting the world ...");
     let url = url_rx
@@ -90,7 +107,11 @@ fn main() {
 
     eprintln!("joining ...");
     *serving.lock().unwrap() = Some(Vec::new());
-    let (join, bytes) = join_from_child(&url);
+    let up_cpu = process_cpu();
+    let (join, bytes, down_cpu) = join_from_child(&url);
+    // This process's main thread waits for the child meanwhile: what it spent is the
+    // Upstream's (its app thread and its transport's).
+    let up_cpu = process_cpu() - up_cpu;
     let frames = serving.lock().unwrap().take().unwrap_or_default();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     up.join().expect("the Upstream thread");
@@ -101,8 +122,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let raw = (0..3)
-        .map(|_| rt.block_on(raw_websocket(bytes)))
+    // Best of three, with the CPU time (both ends, this process) of that run.
+    let (raw, raw_cpu) = (0..3)
+        .map(|_| {
+            let cpu = process_cpu();
+            let took = rt.block_on(raw_websocket(bytes));
+            (took, process_cpu() - cpu)
+        })
         .min()
         .unwrap();
 
@@ -130,11 +156,22 @@ fn main() {
         quantile(&cpus, 0.5),
         cpus.last().copied().unwrap_or(f64::NAN),
     );
+    let idle_median = {
+        let mut v = idle.lock().unwrap().clone();
+        v.sort_by(f64::total_cmp);
+        quantile(&v, 0.5)
+    };
+    let (entities, bytes_per_frame) = slices();
     println!();
     println!(
         "joining a world of {ENTITIES} entities, {} meshes ({LARGE_MESHES} of {} MiB), {MATERIALS} materials with {MATERIALS} textures",
         LARGE_MESHES + SMALL_MESHES,
         LARGE_MESH_BYTES >> 20
+    );
+    println!(
+        "join slices: {} entities and {} bytes of asset bodies a frame",
+        shown_limit(entities),
+        shown_limit(bytes_per_frame)
     );
     println!("{:<58} {:>10} {:>10}", "case", "seconds", "x raw");
     println!(
@@ -149,6 +186,17 @@ fn main() {
         join.as_secs_f64(),
         join.as_secs_f64() / raw.as_secs_f64()
     );
+    let cores = |cpu: Duration, wall: Duration| cpu.as_secs_f64() / wall.as_secs_f64();
+    println!(
+        "CPU time: the join {:.3} s (Downstream {:.3}, Upstream {:.3}) = {:.2} cores busy on average; the raw transfer {:.3} s (both ends) = {:.2} cores; the join spent {:.1} × the raw transfer's CPU time",
+        (down_cpu + up_cpu).as_secs_f64(),
+        down_cpu.as_secs_f64(),
+        up_cpu.as_secs_f64(),
+        cores(down_cpu + up_cpu, join),
+        raw_cpu.as_secs_f64(),
+        cores(raw_cpu, raw),
+        (down_cpu + up_cpu).as_secs_f64() / raw_cpu.as_secs_f64()
+    );
     println!(
         "Upstream frames while serving the join: {} frames, median {median:.2} ms, longest {longest:.2} ms = {:.2} × the median (goal ≤ 2)",
         frames.len(),
@@ -157,6 +205,10 @@ fn main() {
     println!(
         "  the same frames' CPU time (the Upstream runs its systems on one thread; without the preemption by the Downstream a 2-core machine adds): median {cpu_median:.2} ms, longest {cpu_longest:.2} ms = {:.2} ×",
         cpu_longest / cpu_median
+    );
+    println!(
+        "  idle Upstream frames before the join, CPU time: median {idle_median:.2} ms (the longest serving frame = {:.2} × that)",
+        cpu_longest / idle_median
     );
     println!(
         "(goal: the join within 1.5 × the raw transfer; load average before {load_before}, after {})",
@@ -205,21 +257,51 @@ fn texture(seed: usize) -> Image {
 
 /// CPU time of the calling thread so far, in ms.
 fn thread_cpu_ms() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+    thread_cpu().as_secs_f64() * 1e3
+}
+
+/// The join slices: `JOIN_BENCH_SLICES=ENTITIES:BYTES`, or the defaults.
+fn slices() -> (usize, usize) {
+    let defaults = MirrorConfig::default();
+    let Ok(spec) = std::env::var("JOIN_BENCH_SLICES") else {
+        return (
+            defaults.join_entities_per_frame,
+            defaults.join_asset_bytes_per_frame,
+        );
     };
-    // SAFETY: `t` is a valid timespec to write to.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 * 1e-6
+    let parse = |s: &str| match s {
+        "max" => usize::MAX,
+        n => n
+            .parse()
+            .unwrap_or_else(|_| panic!("JOIN_BENCH_SLICES: {n:?} is not a number or `max`")),
+    };
+    let (e, b) = spec
+        .split_once(':')
+        .expect("JOIN_BENCH_SLICES=ENTITIES:BYTES");
+    (parse(e), parse(b))
+}
+
+fn shown_limit(n: usize) -> String {
+    if n == usize::MAX {
+        "all".into()
+    } else {
+        n.to_string()
+    }
 }
 
 fn upstream(
     url: &std::sync::mpsc::Sender<String>,
     serving: &Mutex<Option<Vec<(f64, f64)>>>,
+    idle: &Mutex<Vec<f64>>,
     stop: &std::sync::atomic::AtomicBool,
 ) {
     let mut app = headless_app("join bench upstream", true);
+    let (entities, bytes) = slices();
+    {
+        let mut config = app.world_mut().resource_mut::<MirrorConfig>();
+        config.join_entities_per_frame = entities;
+        config.join_asset_bytes_per_frame = bytes;
+    }
     // Every system on this thread, so its CPU time is the whole frame's work.
     single_threaded(&mut app);
     let world = app.world_mut();
@@ -275,6 +357,9 @@ fn upstream(
         let cpu = thread_cpu_ms() - cpu;
         if let Some(frames) = serving.lock().unwrap().as_mut() {
             frames.push((took, cpu));
+        } else if settled > 0 || announced {
+            // Exported and idle: the frame the Upstream keeps when nobody joins.
+            idle.lock().unwrap().push(cpu);
         }
         if !announced {
             let world = app.world();
@@ -310,7 +395,7 @@ fn upstream(
 
 /// Runs the Downstream in a child process (this binary, with [`ROLE_URL`]); returns what it
 /// reports.
-fn join_from_child(url: &str) -> (Duration, usize) {
+fn join_from_child(url: &str) -> (Duration, usize, Duration) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(std::env::current_exe().expect("this benchmark"))
         .env(ROLE_URL, url)
@@ -324,18 +409,20 @@ fn join_from_child(url: &str) -> (Duration, usize) {
         .find_map(|line| line.strip_prefix("joined ").map(str::to_owned));
     let status = child.wait().expect("the Downstream process");
     let report = report.unwrap_or_else(|| panic!("the Downstream process ended ({status})"));
-    let (secs, bytes) = report.split_once(' ').expect("seconds and bytes");
-    (
-        Duration::from_secs_f64(secs.parse().expect("seconds")),
-        bytes.parse().expect("bytes"),
-    )
+    let fields: Vec<&str> = report.split(' ').collect();
+    let [secs, bytes, cpu] = fields[..] else {
+        panic!("the Downstream reported {report:?}, not seconds, bytes and CPU seconds");
+    };
+    let duration = |s: &str| Duration::from_secs_f64(s.parse().expect("seconds"));
+    (duration(secs), bytes.parse().expect("bytes"), duration(cpu))
 }
 
-/// Connects and runs at 60 Hz until the world is joined; returns the time it took and the bytes
-/// received (link and out of band).
-fn downstream(url: &str) -> (Duration, usize) {
+/// Connects and runs at 60 Hz until the world is joined; returns the time it took, the bytes
+/// received (link and out of band) and the CPU time this process spent meanwhile.
+fn downstream(url: &str) -> (Duration, usize, Duration) {
     let mut app = headless_app("join bench downstream", true);
     let start = Instant::now();
+    let cpu = process_cpu();
     let link = app.world_mut().spawn(NoodlesConnect::new(url)).id();
     let mut next = Instant::now();
     let trace = std::env::var_os("JOIN_BENCH_TRACE").is_some();
@@ -352,7 +439,7 @@ fn downstream(url: &str) -> (Duration, usize) {
                 .get::<NoodlesLink>(link)
                 .map_or(0, |l| l.stats.bytes_in);
             let oob = world.resource::<OobProgress>().bytes_done;
-            return (took, (link_bytes + oob) as usize);
+            return (took, (link_bytes + oob) as usize, process_cpu() - cpu);
         }
         assert!(start.elapsed() < DEADLINE, "the world was never joined");
         pace(&mut next, FRAME);

@@ -96,6 +96,27 @@ pub fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// CPU time of this process so far, every thread.
+pub fn process_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// CPU time of the calling thread so far.
+pub fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux knows.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(r, 0, "clock_gettime({clock})");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// `field` of `/proc/self/status` in kB (`VmRSS`, `VmHWM`); NaN where unknown.
 pub fn status_kb(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
